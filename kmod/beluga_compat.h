@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * beluga_compat.h - every kernel-version difference Beluga depends on.
+ *
+ * The driver is developed and tested on Debian 12's 6.1 kernel.  Anything
+ * that changed upstream since, and that the driver touches, is wrapped here
+ * so that porting means editing this file only.
+ */
+#ifndef _BELUGA_COMPAT_H
+#define _BELUGA_COMPAT_H
+
+#include <linux/mm.h>
+#include <linux/version.h>
+
+/* 6.3 made vma->vm_flags read-only behind vm_flags_set()/vm_flags_clear(). */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+static inline void beluga_vm_flags_set(struct vm_area_struct *vma,
+				       unsigned long flags)
+{
+	vma->vm_flags |= flags;
+}
+#else
+static inline void beluga_vm_flags_set(struct vm_area_struct *vma,
+				       unsigned long flags)
+{
+	vm_flags_set(vma, flags);
+}
+#endif
+
+/*
+ * Whether a chunk (a compound page of HPAGE_PMD_ORDER) has a FOLL_PIN pin.
+ * folio_maybe_dma_pinned() exists from 5.16 on; for large folios it reads
+ * the exact pin count, so it is not a guess for our chunks.
+ */
+static inline bool beluga_chunk_pinned(struct page *head)
+{
+	return folio_maybe_dma_pinned(page_folio(head));
+}
+
+/*
+ * Mapping a chunk with one PMD relies on finish_fault() -> do_set_pmd()
+ * mapping any compound page of HPAGE_PMD_ORDER returned by ->fault (6.1;
+ * measured in the mapping matrix, variant V4).  Since 6.14 drivers can call
+ * vmf_insert_folio_pmd() explicitly; a port to such kernels should switch to
+ * a ->huge_fault handler here.
+ */
+#define BELUGA_CHUNK_ORDER	HPAGE_PMD_ORDER
+
+#endif /* _BELUGA_COMPAT_H */

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * beluga_internal.h - the driver's internal objects and their locking.
+ *
+ * Objects
+ *   pool    one per module: the sources, the free chunks, the region
+ *           namespace.  Global singleton beluga_pool.
+ *   source  one CXL memory source (a CPU-less NUMA node in this version),
+ *           carved into chunks at module load.
+ *   chunk   2 MiB of physically contiguous memory: an order-9 compound page
+ *           whose head page holds one reference owned by the pool for the
+ *           life of the module.
+ *   region  a set of chunks with an owner, a mode and (unless ephemeral) a
+ *           name; user space reaches it through region files.
+ *
+ * Locking
+ *   beluga_pool.lock (mutex) protects: every source's free list and counts,
+ *   the quarantine list, the name tree, the region xarray, nr_regions, and
+ *   each region's name/named/uid/gid/mode fields.  It is taken only on
+ *   control paths (ioctls, release, sysfs reads, the quarantine worker),
+ *   never in the page-fault path.
+ *   A region's chunk array is written once before the region is published
+ *   and is read-only afterwards, so faults read it without a lock; the
+ *   region file pinned by the VMA keeps the region alive during a fault.
+ *   Counters are atomics.
+ *
+ * Region lifetime (struct kref ref)
+ *   one reference for the name while it is in the namespace, one per region
+ *   file (struct file), plus short-lived references held by ioctls.  VMAs
+ *   hold the file, so a mapped region stays alive after its fd is closed.
+ *   The last put returns the chunks to the pool under the pool lock:
+ *   a chunk whose head page still has references beyond the pool's own (a
+ *   FOLL_PIN pin, a page spliced into a pipe, in-flight I/O) goes to the
+ *   quarantine instead and is returned by a worker once it is idle.
+ *
+ * Module lifetime
+ *   Every live region and a non-empty quarantine hold a module reference, so
+ *   the module cannot be unloaded while user space can still reach pool
+ *   memory; delete_module() then fails with EWOULDBLOCK.
+ */
+#ifndef _BELUGA_INTERNAL_H
+#define _BELUGA_INTERNAL_H
+
+#include <linux/atomic.h>
+#include <linux/kobject.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/rbtree.h>
+#include <linux/types.h>
+#include <linux/uidgid.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include <linux/beluga.h>
+
+#include "beluga_compat.h"
+
+#define BELUGA_CHUNK_PAGES	(1UL << BELUGA_CHUNK_ORDER)
+#define BELUGA_CHUNK_BYTES	(PAGE_SIZE << BELUGA_CHUNK_ORDER)
+#define BELUGA_MAX_SOURCES	16
+
+struct beluga_source;
+
+struct beluga_chunk {
+	struct page *page;		/* compound head, order BELUGA_CHUNK_ORDER */
+	struct beluga_source *src;
+	struct list_head node;		/* free list or quarantine */
+};
+
+struct beluga_source {
+	unsigned int index;
+	u32 kind;			/* BELUGA_SOURCE_* */
+	int nid;
+	bool has_cpus;
+	unsigned long nr_chunks;
+	unsigned long nr_free;		/* pool lock */
+	struct beluga_chunk *chunks;	/* nr_chunks entries */
+	struct list_head free_list;	/* pool lock; LIFO */
+	struct kobject *kobj;		/* sysfs sources/<index> */
+};
+
+struct beluga_counters {
+	atomic64_t pmd_faults;
+	atomic64_t pte_faults;
+	atomic64_t alloc_failures;
+	atomic64_t regions_created;
+	atomic64_t regions_freed;
+};
+
+struct beluga_pool {
+	struct mutex lock;
+	struct beluga_source *sources[BELUGA_MAX_SOURCES];
+	unsigned int nr_sources;
+	unsigned long nr_chunks;
+	unsigned long nr_free;		/* pool lock */
+	unsigned long nr_quarantined;	/* pool lock */
+	struct list_head quarantine;	/* pool lock */
+	bool quarantine_holds_module;	/* pool lock */
+	struct delayed_work quarantine_work;
+	unsigned int rr_cursor;		/* pool lock: interleave start */
+	struct rb_root names;		/* pool lock: named regions by name */
+	struct xarray regions;		/* pool lock: every region by id */
+	unsigned int nr_regions;	/* pool lock */
+	u64 next_id;			/* pool lock */
+	struct vfsmount *mnt;		/* pseudo fs for region inodes */
+	struct beluga_counters counters;
+	struct kobject *kobj;		/* /sys/kernel/beluga */
+	struct kobject *sources_kobj;
+	struct kobject *regions_kobj;
+};
+
+struct beluga_region {
+	struct kref ref;
+	u64 id;
+	char name[BELUGA_NAME_MAX];	/* pool lock */
+	bool named;			/* pool lock: in the namespace */
+	bool ephemeral;
+	kuid_t uid;			/* pool lock */
+	kgid_t gid;			/* pool lock */
+	umode_t mode;			/* pool lock */
+	u32 source_kind;
+	u64 size;
+	unsigned long nr_chunks;
+	struct beluga_chunk **chunks;	/* immutable once published */
+	atomic_t open_count;
+	atomic_t map_count;
+	struct rb_node name_node;	/* pool lock */
+	struct inode *inode;		/* one anonymous inode per region */
+	struct kobject *kobj;		/* sysfs regions/<id> */
+};
+
+extern struct beluga_pool beluga_pool;
+
+/* beluga_pool.c */
+int beluga_pool_init(const char *nodes_param);
+void beluga_pool_exit(void);
+int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index);
+void beluga_pool_give_back(struct beluga_region *r);
+unsigned long beluga_pool_pinned_chunks(void);
+
+/* beluga_region.c */
+int beluga_region_fs_init(void);
+void beluga_region_fs_exit(void);
+bool beluga_name_valid(const char *name, bool allow_empty);
+struct beluga_region *beluga_region_create(const struct beluga_region_create *req);
+struct beluga_region *beluga_region_lookup(const char *name);
+void beluga_region_put(struct beluga_region *r);
+int beluga_region_may_open(struct beluga_region *r, bool write);
+bool beluga_region_is_owner(struct beluga_region *r);
+int beluga_region_destroy(const char *name);
+int beluga_region_unpublish(struct beluga_region *r);
+int beluga_region_setattr(const struct beluga_region_setattr *req);
+struct file *beluga_region_file(struct beluga_region *r, bool write);
+bool beluga_is_region_file(struct file *file);
+void __beluga_region_fill_stat(struct beluga_region *r,
+			       struct beluga_region_stat *st);
+void beluga_region_fill_stat(struct beluga_region *r,
+			     struct beluga_region_stat *st);
+unsigned int beluga_region_pinned_chunks(struct beluga_region *r);
+
+/* beluga_mmap.c */
+int beluga_region_mmap(struct file *file, struct vm_area_struct *vma);
+unsigned long beluga_region_get_unmapped_area(struct file *file,
+					      unsigned long addr,
+					      unsigned long len,
+					      unsigned long pgoff,
+					      unsigned long flags);
+
+/* beluga_ioctl.c */
+long beluga_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+long beluga_region_ioctl(struct file *file, unsigned int cmd,
+			 unsigned long arg);
+
+/* beluga_sysfs.c */
+int beluga_sysfs_init(void);
+void beluga_sysfs_exit(void);
+int beluga_sysfs_add_region(struct beluga_region *r);
+void beluga_sysfs_del_region(struct beluga_region *r);
+
+#endif /* _BELUGA_INTERNAL_H */

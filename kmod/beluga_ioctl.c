@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * beluga_ioctl.c - the ioctl ABI of /dev/beluga and of region files.
+ *
+ * Every handler copies its structure in, rejects unknown flags and non-zero
+ * padding or reserved fields with EINVAL, does the work, and copies a fully
+ * initialised structure out.  Command numbers encode structure sizes, so a
+ * size mismatch is simply an unknown command (ENOTTY).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/capability.h>
+#include <linux/fcntl.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "beluga_internal.h"
+
+#define BELUGA_LIST_MAX	65536	/* entries returned by one REGION_LIST */
+
+static bool beluga_zeroed(const void *p, size_t len)
+{
+	return !memchr_inv(p, 0, len);
+}
+
+#define BELUGA_RESERVED_OK(s) beluga_zeroed((s)->reserved, sizeof((s)->reserved))
+
+static long beluga_ioc_info(void __user *argp)
+{
+	struct beluga_info info;
+
+	if (copy_from_user(&info, argp, sizeof(info)))
+		return -EFAULT;
+	if (info.flags || info.__pad || !BELUGA_RESERVED_OK(&info))
+		return -EINVAL;
+
+	memset(&info, 0, sizeof(info));
+	info.abi_version = BELUGA_ABI_CURRENT;
+	info.min_abi_version = BELUGA_ABI_VERSION(1, 0);
+	info.features = BELUGA_FEAT_NODE_SOURCES | BELUGA_FEAT_EPHEMERAL |
+			BELUGA_FEAT_PMD_MAPPINGS | BELUGA_FEAT_LONGTERM_PIN;
+	info.chunk_size = BELUGA_CHUNK_BYTES;
+	mutex_lock(&beluga_pool.lock);
+	info.total_bytes = (u64)beluga_pool.nr_chunks * BELUGA_CHUNK_BYTES;
+	info.free_bytes = (u64)beluga_pool.nr_free * BELUGA_CHUNK_BYTES;
+	info.quarantined_bytes = (u64)beluga_pool.nr_quarantined *
+				 BELUGA_CHUNK_BYTES;
+	info.nr_sources = beluga_pool.nr_sources;
+	info.nr_regions = beluga_pool.nr_regions;
+	mutex_unlock(&beluga_pool.lock);
+
+	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long beluga_ioc_source_info(void __user *argp)
+{
+	struct beluga_source_info si;
+	struct beluga_source *src;
+	u32 index;
+
+	if (copy_from_user(&si, argp, sizeof(si)))
+		return -EFAULT;
+	if (si.flags || si.kind || si.node || si.total_bytes ||
+	    si.free_bytes || !BELUGA_RESERVED_OK(&si))
+		return -EINVAL;
+	index = si.index;
+	if (index >= beluga_pool.nr_sources)
+		return -ENOENT;
+
+	src = beluga_pool.sources[index];
+	memset(&si, 0, sizeof(si));
+	si.index = index;
+	si.kind = src->kind;
+	si.node = src->nid;
+	if (src->has_cpus)
+		si.flags |= BELUGA_SOURCE_F_HAS_CPUS;
+	si.total_bytes = (u64)src->nr_chunks * BELUGA_CHUNK_BYTES;
+	mutex_lock(&beluga_pool.lock);
+	si.free_bytes = (u64)src->nr_free * BELUGA_CHUNK_BYTES;
+	mutex_unlock(&beluga_pool.lock);
+
+	return copy_to_user(argp, &si, sizeof(si)) ? -EFAULT : 0;
+}
+
+/*
+ * Install @file as a new fd and report it.  The structure is copied out
+ * before fd_install() so a fault leaves no fd behind; @undo then reverses
+ * whatever else the ioctl published.
+ */
+static long beluga_install_fd(struct file *file, bool cloexec, s32 *fd_field,
+			      void __user *argp, void *req, size_t len)
+{
+	int fd = get_unused_fd_flags(cloexec ? O_CLOEXEC : 0);
+
+	if (fd < 0) {
+		fput(file);
+		return fd;
+	}
+	*fd_field = fd;
+	if (copy_to_user(argp, req, len)) {
+		put_unused_fd(fd);
+		fput(file);
+		return -EFAULT;
+	}
+	fd_install(fd, file);
+	return 0;
+}
+
+static bool beluga_create_valid(const struct beluga_region_create *req)
+{
+	bool ephemeral = req->flags & BELUGA_CREATE_EPHEMERAL;
+
+	if (req->flags & ~BELUGA_CREATE_FLAGS_ALL)
+		return false;
+	if (req->fd || req->__pad || req->id || !BELUGA_RESERVED_OK(req))
+		return false;
+	if (!beluga_name_valid(req->name, ephemeral))
+		return false;
+	if (req->mode & ~0777U)
+		return false;
+	if (!req->size || req->size % BELUGA_CHUNK_BYTES)
+		return false;
+	if (req->source_kind != BELUGA_SOURCE_ANY &&
+	    req->source_kind != BELUGA_SOURCE_NODE)
+		return false;	/* no range sources in this ABI minor */
+	if (req->source_index < -1 ||
+	    req->source_index >= (s32)beluga_pool.nr_sources)
+		return false;
+	return true;
+}
+
+static long beluga_ioc_region_create(void __user *argp)
+{
+	struct beluga_region_create req;
+	struct beluga_region *r;
+	struct file *file;
+	long ret;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (!beluga_create_valid(&req))
+		return -EINVAL;
+	/* More than the whole pool can never succeed: say so without work. */
+	if (req.size / BELUGA_CHUNK_BYTES > beluga_pool.nr_chunks)
+		return -ENOSPC;
+
+	r = beluga_region_create(&req);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+
+	file = beluga_region_file(r, true);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		atomic64_inc(&beluga_pool.counters.alloc_failures);
+		goto undo;
+	}
+	req.id = r->id;
+	ret = beluga_install_fd(file, req.flags & BELUGA_CREATE_CLOEXEC,
+				&req.fd, argp, &req, sizeof(req));
+	if (ret)
+		goto undo;
+	beluga_region_put(r);	/* the file and the name hold it now */
+	return 0;
+
+undo:
+	/* Nobody could have opened it by name who may not see it vanish. */
+	if (!r->ephemeral)
+		beluga_region_unpublish(r);
+	beluga_region_put(r);
+	return ret;
+}
+
+static long beluga_ioc_region_open(void __user *argp)
+{
+	struct beluga_region_open req;
+	struct beluga_region *r;
+	struct file *file;
+	bool write;
+	long ret;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if ((req.flags & ~BELUGA_OPEN_FLAGS_ALL) || req.fd || req.id ||
+	    !BELUGA_RESERVED_OK(&req) || !beluga_name_valid(req.name, false))
+		return -EINVAL;
+	write = !(req.flags & BELUGA_OPEN_RDONLY);
+
+	r = beluga_region_lookup(req.name);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+	ret = beluga_region_may_open(r, write);
+	if (ret)
+		goto out;
+	file = beluga_region_file(r, write);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto out;
+	}
+	req.id = r->id;
+	ret = beluga_install_fd(file, req.flags & BELUGA_OPEN_CLOEXEC, &req.fd,
+				argp, &req, sizeof(req));
+out:
+	beluga_region_put(r);
+	return ret;
+}
+
+static long beluga_ioc_region_destroy(void __user *argp)
+{
+	struct beluga_region_name req;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.__pad || !BELUGA_RESERVED_OK(&req) ||
+	    !beluga_name_valid(req.name, false))
+		return -EINVAL;
+	return beluga_region_destroy(req.name);
+}
+
+static bool beluga_stat_in_valid(const struct beluga_region_stat *st)
+{
+	/* Everything but the name is output and must come in zeroed. */
+	return beluga_zeroed((const char *)st + BELUGA_NAME_MAX,
+			     sizeof(*st) - BELUGA_NAME_MAX);
+}
+
+static long beluga_ioc_region_stat(void __user *argp)
+{
+	struct beluga_region_stat st;
+	struct beluga_region *r;
+
+	if (copy_from_user(&st, argp, sizeof(st)))
+		return -EFAULT;
+	if (!beluga_stat_in_valid(&st) || !beluga_name_valid(st.name, false))
+		return -EINVAL;
+	r = beluga_region_lookup(st.name);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+	beluga_region_fill_stat(r, &st);
+	beluga_region_put(r);
+	return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
+}
+
+/* Snapshot up to @cap regions (ascending id) into @out; returns the total. */
+static u32 beluga_list_snapshot(struct beluga_region_stat *out, u32 cap)
+{
+	struct beluga_region *r, **refs;
+	unsigned long id;
+	u32 n = 0, total, i;
+
+	refs = cap ? kvcalloc(cap, sizeof(*refs), GFP_KERNEL) : NULL;
+	if (cap && !refs)
+		return U32_MAX;
+
+	mutex_lock(&beluga_pool.lock);
+	total = beluga_pool.nr_regions;
+	xa_for_each(&beluga_pool.regions, id, r) {
+		if (n == cap)
+			break;
+		kref_get(&r->ref);
+		refs[n++] = r;
+	}
+	mutex_unlock(&beluga_pool.lock);
+
+	/* fill_stat takes the pool lock itself; we hold references. */
+	for (i = 0; i < n; i++) {
+		beluga_region_fill_stat(refs[i], &out[i]);
+		beluga_region_put(refs[i]);
+	}
+	kvfree(refs);
+	return total;
+}
+
+static long beluga_ioc_region_list(void __user *argp)
+{
+	struct beluga_region_list req;
+	struct beluga_region_stat *out = NULL;
+	u32 cap, total;
+	long ret = 0;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.count || req.__pad || !BELUGA_RESERVED_OK(&req) ||
+	    (req.capacity && !req.entries))
+		return -EINVAL;
+
+	mutex_lock(&beluga_pool.lock);
+	cap = min3(req.capacity, (u32)BELUGA_LIST_MAX, beluga_pool.nr_regions);
+	mutex_unlock(&beluga_pool.lock);
+	if (cap) {
+		out = kvcalloc(cap, sizeof(*out), GFP_KERNEL);
+		if (!out)
+			return -ENOMEM;
+	}
+	total = beluga_list_snapshot(out, cap);
+	if (total == U32_MAX) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (cap && copy_to_user(u64_to_user_ptr(req.entries), out,
+				cap * sizeof(*out))) {
+		ret = -EFAULT;
+		goto out;
+	}
+	req.count = total;
+	if (copy_to_user(argp, &req, sizeof(req)))
+		ret = -EFAULT;
+out:
+	kvfree(out);
+	return ret;
+}
+
+static long beluga_ioc_region_setattr(void __user *argp)
+{
+	struct beluga_region_setattr req;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (!req.flags || (req.flags & ~BELUGA_SETATTR_FLAGS_ALL) ||
+	    !BELUGA_RESERVED_OK(&req) || !beluga_name_valid(req.name, false))
+		return -EINVAL;
+	if (!(req.flags & BELUGA_SETATTR_MODE) && req.mode)
+		return -EINVAL;
+	if (!(req.flags & BELUGA_SETATTR_UID) && req.uid)
+		return -EINVAL;
+	if (!(req.flags & BELUGA_SETATTR_GID) && req.gid)
+		return -EINVAL;
+	if (req.mode & ~0777U)
+		return -EINVAL;
+	return beluga_region_setattr(&req);
+}
+
+long beluga_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	void __user *argp = (void __user *)arg;
+
+	switch (cmd) {
+	case BELUGA_IOC_INFO:
+		return beluga_ioc_info(argp);
+	case BELUGA_IOC_SOURCE_INFO:
+		return beluga_ioc_source_info(argp);
+	case BELUGA_IOC_REGION_CREATE:
+		return beluga_ioc_region_create(argp);
+	case BELUGA_IOC_REGION_OPEN:
+		return beluga_ioc_region_open(argp);
+	case BELUGA_IOC_REGION_DESTROY:
+		return beluga_ioc_region_destroy(argp);
+	case BELUGA_IOC_REGION_STAT:
+		return beluga_ioc_region_stat(argp);
+	case BELUGA_IOC_REGION_LIST:
+		return beluga_ioc_region_list(argp);
+	case BELUGA_IOC_REGION_SETATTR:
+		return beluga_ioc_region_setattr(argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static long beluga_ioc_region_fd_stat(struct beluga_region *r,
+				      void __user *argp)
+{
+	struct beluga_region_stat st;
+
+	if (copy_from_user(&st, argp, sizeof(st)))
+		return -EFAULT;
+	if (!beluga_zeroed(&st, sizeof(st)))
+		return -EINVAL;
+	beluga_region_fill_stat(r, &st);
+	return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
+}
+
+static long beluga_ioc_region_layout(struct beluga_region *r,
+				     void __user *argp)
+{
+	struct beluga_region_layout req;
+	s32 __user *nodes;
+	unsigned long i, n;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.nr_chunks || req.__pad || req.chunk_size ||
+	    !BELUGA_RESERVED_OK(&req) || (req.capacity && !req.nodes))
+		return -EINVAL;
+
+	nodes = u64_to_user_ptr(req.nodes);
+	n = min_t(unsigned long, req.capacity, r->nr_chunks);
+	for (i = 0; i < n; i++)
+		if (put_user(r->chunks[i]->src->nid, nodes + i))
+			return -EFAULT;
+	req.nr_chunks = r->nr_chunks;
+	req.chunk_size = BELUGA_CHUNK_BYTES;
+	return copy_to_user(argp, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
+long beluga_region_ioctl(struct file *file, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct beluga_region *r = file->private_data;
+	void __user *argp = (void __user *)arg;
+
+	switch (cmd) {
+	case BELUGA_IOC_REGION_FD_STAT:
+		return beluga_ioc_region_fd_stat(r, argp);
+	case BELUGA_IOC_REGION_LAYOUT:
+		return beluga_ioc_region_layout(r, argp);
+	default:
+		return -ENOTTY;
+	}
+}

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * beluga_mmap.c - mapping region memory into user space.
+ *
+ * Technique (Documentation/design.md has the measurements): each chunk is an
+ * order-9 compound page; ->fault returns the subpage at the faulting offset
+ * with a reference, and the core mm's finish_fault() maps the whole compound
+ * page with one PMD when the 2 MiB range fits the VMA (do_set_pmd()), or the
+ * single 4 KiB page otherwise.  The VMA is neither VM_PFNMAP nor
+ * VM_MIXEDMAP, so the pages are ordinary struct pages to GUP: long-term pins
+ * (cudaHostRegister, RDMA, O_DIRECT) work on cold and warm mappings.
+ * VM_PFNMAP + vmf_insert_pfn_pmd() would give PMDs that GUP refuses;
+ * vm_insert_pages() would give pinnable 4 KiB PTEs only.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/overflow.h>
+#include <linux/sched.h>
+
+#include "beluga_internal.h"
+
+static void beluga_vm_open(struct vm_area_struct *vma)
+{
+	struct beluga_region *r = vma->vm_file->private_data;
+
+	atomic_inc(&r->map_count);
+}
+
+static void beluga_vm_close(struct vm_area_struct *vma)
+{
+	struct beluga_region *r = vma->vm_file->private_data;
+
+	atomic_dec(&r->map_count);
+}
+
+/*
+ * Predict whether finish_fault() will map this fault with a PMD, for the
+ * fault counters only: the PMD must still be empty and the aligned 2 MiB
+ * range must lie inside a VMA whose start is congruent to its offset.
+ */
+static bool beluga_fault_is_pmd(struct vm_fault *vmf)
+{
+	pmd_t pmd = READ_ONCE(*vmf->pmd);
+
+	return pmd_none(pmd) && transhuge_vma_suitable(vmf->vma, vmf->address);
+}
+
+static vm_fault_t beluga_vm_fault(struct vm_fault *vmf)
+{
+	struct beluga_region *r = vmf->vma->vm_file->private_data;
+	unsigned long idx = vmf->pgoff >> BELUGA_CHUNK_ORDER;
+	struct page *page;
+
+	if (idx >= r->nr_chunks)
+		return VM_FAULT_SIGBUS;
+
+	page = nth_page(r->chunks[idx]->page,
+			vmf->pgoff & (BELUGA_CHUNK_PAGES - 1));
+	get_page(page);		/* becomes the page-table entry's reference */
+	vmf->page = page;
+
+	if (beluga_fault_is_pmd(vmf))
+		atomic64_inc(&beluga_pool.counters.pmd_faults);
+	else
+		atomic64_inc(&beluga_pool.counters.pte_faults);
+	return 0;
+}
+
+static const struct vm_operations_struct beluga_vm_ops = {
+	.open = beluga_vm_open,
+	.close = beluga_vm_close,
+	.fault = beluga_vm_fault,
+};
+
+int beluga_region_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct beluga_region *r = file->private_data;
+	unsigned long end_pgoff;
+
+	/* Shared only: a private COW copy of pool memory makes no sense. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	if (check_add_overflow(vma->vm_pgoff, vma_pages(vma), &end_pgoff) ||
+	    end_pgoff > (r->size >> PAGE_SHIFT))
+		return -EINVAL;
+	/* A PMD needs the address congruent to the offset modulo 2 MiB. */
+	if (!IS_ALIGNED((vma->vm_start >> PAGE_SHIFT) - vma->vm_pgoff,
+			BELUGA_CHUNK_PAGES))
+		return -EINVAL;
+
+	/*
+	 * VM_DONTEXPAND: mremap() may not grow past the region.  It is also in
+	 * VM_SPECIAL, which keeps mlock() from marking these non-LRU pages
+	 * PG_mlocked.  VM_HUGEPAGE: PMD mappings are the point.
+	 * Never VM_PFNMAP/VM_MIXEDMAP: GUP and zap_huge_pmd() need normal pages.
+	 */
+	beluga_vm_flags_set(vma, VM_DONTEXPAND | VM_HUGEPAGE);
+	vma->vm_ops = &beluga_vm_ops;
+	beluga_vm_open(vma);
+	return 0;
+}
+
+/*
+ * Pick an address congruent to the file offset modulo 2 MiB, as device-dax
+ * does, so every whole chunk in the mapping can be one PMD.  Small mappings
+ * are aligned too: beluga_region_mmap() refuses incongruent addresses, so
+ * the only way to get one is MAP_FIXED.
+ */
+unsigned long beluga_region_get_unmapped_area(struct file *file,
+					      unsigned long addr,
+					      unsigned long len,
+					      unsigned long pgoff,
+					      unsigned long flags)
+{
+	const unsigned long align = BELUGA_CHUNK_BYTES;
+	unsigned long off, len_align, addr_align;
+
+	if (flags & MAP_FIXED)
+		return addr;
+
+	off = pgoff << PAGE_SHIFT;
+	if (check_add_overflow(len, align, &len_align) || len_align > TASK_SIZE)
+		return -ENOMEM;
+
+	addr_align = current->mm->get_unmapped_area(file, addr, len_align,
+						    pgoff, flags);
+	if (IS_ERR_VALUE(addr_align))
+		return addr_align;
+	return addr_align + ((off - addr_align) & (align - 1));
+}

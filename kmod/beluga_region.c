@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * beluga_region.c - regions: namespace, permissions, lifetime, region files.
+ *
+ * A region is reached only through region files.  Each region has its own
+ * anonymous inode on a private pseudo filesystem (as dma-buf does), so the
+ * mapping code can decide per region how pages are mapped, and fstat() on a
+ * region fd shows the region's owner, mode and size.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/capability.h>
+#include <linux/cred.h>
+#include <linux/ctype.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/pseudo_fs.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/stat.h>
+#include <linux/string.h>
+
+#include "beluga_internal.h"
+
+#define BELUGA_FS_MAGIC 0x42454c55	/* "BELU" */
+
+/* /proc/<pid>/maps and fd links show "beluga:<region name>". */
+static char *beluga_fs_dname(struct dentry *dentry, char *buffer, int buflen)
+{
+	char tmp[BELUGA_NAME_MAX + 16];
+	int sz;
+
+	/* Like the kernel's (unexported) dynamic_dname(): fill from the end. */
+	sz = snprintf(tmp, sizeof(tmp), "beluga:%s", dentry->d_name.name) + 1;
+	if (sz > sizeof(tmp) || sz > buflen)
+		return ERR_PTR(-ENAMETOOLONG);
+	buffer += buflen - sz;
+	return memcpy(buffer, tmp, sz);
+}
+
+static const struct dentry_operations beluga_fs_dentry_ops = {
+	.d_dname = beluga_fs_dname,
+};
+
+static int beluga_fs_init_fs_context(struct fs_context *fc)
+{
+	struct pseudo_fs_context *ctx = init_pseudo(fc, BELUGA_FS_MAGIC);
+
+	if (!ctx)
+		return -ENOMEM;
+	ctx->dops = &beluga_fs_dentry_ops;
+	return 0;
+}
+
+/*
+ * No .owner: the kernel-internal mount would otherwise hold a module
+ * reference for its whole life and the module could never be unloaded.
+ * The mount is dropped in module exit, after every region file is gone.
+ */
+static struct file_system_type beluga_fs_type = {
+	.name = "beluga",
+	.init_fs_context = beluga_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+int beluga_region_fs_init(void)
+{
+	beluga_pool.mnt = kern_mount(&beluga_fs_type);
+	return PTR_ERR_OR_ZERO(beluga_pool.mnt);
+}
+
+void beluga_region_fs_exit(void)
+{
+	kern_unmount(beluga_pool.mnt);
+}
+
+/* 1..63 bytes of [A-Za-z0-9._-], NUL-terminated, zero-filled after. */
+bool beluga_name_valid(const char *name, bool allow_empty)
+{
+	size_t len = strnlen(name, BELUGA_NAME_MAX);
+	size_t i;
+
+	if (len == BELUGA_NAME_MAX || (!len && !allow_empty))
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+			return false;
+	}
+	for (; i < BELUGA_NAME_MAX; i++)
+		if (name[i])
+			return false;
+	return true;
+}
+
+static struct beluga_region *beluga_name_find(const char *name)
+{
+	struct rb_node *n = beluga_pool.names.rb_node;
+
+	lockdep_assert_held(&beluga_pool.lock);
+	while (n) {
+		struct beluga_region *r = rb_entry(n, struct beluga_region,
+						   name_node);
+		int cmp = strcmp(name, r->name);
+
+		if (!cmp)
+			return r;
+		n = cmp < 0 ? n->rb_left : n->rb_right;
+	}
+	return NULL;
+}
+
+static int beluga_name_insert(struct beluga_region *r)
+{
+	struct rb_node **link = &beluga_pool.names.rb_node, *parent = NULL;
+
+	lockdep_assert_held(&beluga_pool.lock);
+	while (*link) {
+		struct beluga_region *cur = rb_entry(*link, struct beluga_region,
+						     name_node);
+		int cmp = strcmp(r->name, cur->name);
+
+		if (!cmp)
+			return -EEXIST;
+		parent = *link;
+		link = cmp < 0 ? &parent->rb_left : &parent->rb_right;
+	}
+	rb_link_node(&r->name_node, parent, link);
+	rb_insert_color(&r->name_node, &beluga_pool.names);
+	r->named = true;
+	return 0;
+}
+
+static void beluga_name_remove(struct beluga_region *r)
+{
+	lockdep_assert_held(&beluga_pool.lock);
+	rb_erase(&r->name_node, &beluga_pool.names);
+	r->named = false;
+}
+
+/* Mirror owner and mode into the inode so fstat() on a region fd shows them. */
+static void beluga_region_sync_inode(struct beluga_region *r)
+{
+	struct inode *inode = r->inode;
+
+	inode->i_uid = r->uid;
+	inode->i_gid = r->gid;
+	inode->i_mode = S_IFREG | r->mode;
+}
+
+static void beluga_region_free(struct beluga_region *r)
+{
+	if (r->inode)
+		iput(r->inode);
+	kvfree(r->chunks);
+	kfree(r);
+}
+
+/* kref release: entered with the pool lock held (kref_put_mutex). */
+static void beluga_region_release(struct kref *ref)
+	__releases(&beluga_pool.lock)
+{
+	struct beluga_region *r = container_of(ref, struct beluga_region, ref);
+
+	xa_erase(&beluga_pool.regions, r->id);
+	beluga_pool.nr_regions--;
+	beluga_pool_give_back(r);
+	mutex_unlock(&beluga_pool.lock);
+
+	beluga_sysfs_del_region(r);
+	atomic64_inc(&beluga_pool.counters.regions_freed);
+	beluga_region_free(r);
+	module_put(THIS_MODULE);	/* taken in beluga_region_create() */
+}
+
+void beluga_region_put(struct beluga_region *r)
+{
+	kref_put_mutex(&r->ref, beluga_region_release, &beluga_pool.lock);
+}
+
+static void beluga_region_zero(struct beluga_region *r)
+{
+	unsigned long i, p;
+
+	for (i = 0; i < r->nr_chunks; i++) {
+		struct page *head = r->chunks[i]->page;
+
+		for (p = 0; p < BELUGA_CHUNK_PAGES; p++)
+			clear_highpage(nth_page(head, p));
+		cond_resched();
+	}
+}
+
+static struct beluga_region *beluga_region_alloc(const struct beluga_region_create *req)
+{
+	struct beluga_region *r;
+
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return NULL;
+	r->nr_chunks = req->size / BELUGA_CHUNK_BYTES;
+	r->chunks = kvcalloc(r->nr_chunks, sizeof(*r->chunks), GFP_KERNEL);
+	if (!r->chunks)
+		goto fail;
+	r->inode = alloc_anon_inode(beluga_pool.mnt->mnt_sb);
+	if (IS_ERR(r->inode)) {
+		r->inode = NULL;
+		goto fail;
+	}
+	kref_init(&r->ref);
+	r->size = req->size;
+	r->ephemeral = req->flags & BELUGA_CREATE_EPHEMERAL;
+	memcpy(r->name, req->name, BELUGA_NAME_MAX);
+	r->uid = current_fsuid();
+	r->gid = current_fsgid();
+	r->mode = req->mode;
+	r->source_kind = BELUGA_SOURCE_NODE;
+	RB_CLEAR_NODE(&r->name_node);
+	r->inode->i_size = r->size;
+	r->inode->i_private = r;
+	beluga_region_sync_inode(r);
+	return r;
+fail:
+	beluga_region_free(r);
+	return NULL;
+}
+
+/* Enter @r into the id table (and the namespace if named).  Pool lock held. */
+static int beluga_region_publish(struct beluga_region *r)
+{
+	int ret;
+
+	ret = xa_err(xa_store(&beluga_pool.regions, r->id, r, GFP_KERNEL));
+	if (ret)
+		return ret;
+	if (!r->ephemeral) {
+		ret = beluga_name_insert(r);
+		if (ret) {
+			xa_erase(&beluga_pool.regions, r->id);
+			return ret;
+		}
+		kref_get(&r->ref);	/* the name's reference */
+	}
+	beluga_pool.nr_regions++;
+	return 0;
+}
+
+/*
+ * Create a region from a validated request.  Returns it with one reference
+ * for the caller (plus the name's reference if named), or an ERR_PTR.
+ */
+struct beluga_region *beluga_region_create(const struct beluga_region_create *req)
+{
+	struct beluga_region *r;
+	int ret;
+
+	r = beluga_region_alloc(req);
+	if (!r) {
+		atomic64_inc(&beluga_pool.counters.alloc_failures);
+		return ERR_PTR(-ENOMEM);
+	}
+
+	mutex_lock(&beluga_pool.lock);
+	if (!r->ephemeral && beluga_name_find(r->name)) {
+		ret = -EEXIST;
+		goto unlock_free;
+	}
+	ret = beluga_pool_take(r, req->source_kind, req->source_index);
+	if (ret) {
+		if (ret == -ENOSPC)
+			atomic64_inc(&beluga_pool.counters.alloc_failures);
+		goto unlock_free;
+	}
+	r->id = beluga_pool.next_id++;
+	mutex_unlock(&beluga_pool.lock);
+
+	/* Not yet visible to anyone: zero and add sysfs without the lock. */
+	beluga_region_zero(r);
+	ret = beluga_sysfs_add_region(r);
+	if (ret)
+		goto give_back;
+
+	mutex_lock(&beluga_pool.lock);
+	ret = beluga_region_publish(r);
+	if (ret) {
+		mutex_unlock(&beluga_pool.lock);
+		beluga_sysfs_del_region(r);
+		goto give_back;
+	}
+	__module_get(THIS_MODULE);	/* dropped in beluga_region_release() */
+	mutex_unlock(&beluga_pool.lock);
+	atomic64_inc(&beluga_pool.counters.regions_created);
+	return r;
+
+give_back:
+	mutex_lock(&beluga_pool.lock);
+	beluga_pool_give_back(r);
+unlock_free:
+	mutex_unlock(&beluga_pool.lock);
+	beluga_region_free(r);
+	return ERR_PTR(ret);
+}
+
+/* Find a named region and take a reference to it. */
+struct beluga_region *beluga_region_lookup(const char *name)
+{
+	struct beluga_region *r;
+
+	mutex_lock(&beluga_pool.lock);
+	r = beluga_name_find(name);
+	if (r)
+		kref_get(&r->ref);
+	mutex_unlock(&beluga_pool.lock);
+	return r ? r : ERR_PTR(-ENOENT);
+}
+
+bool beluga_region_is_owner(struct beluga_region *r)
+{
+	return uid_eq(current_fsuid(), r->uid);
+}
+
+/* File-style permission check: owner, then group, then other bits. */
+int beluga_region_may_open(struct beluga_region *r, bool write)
+{
+	umode_t want = write ? (S_IROTH | S_IWOTH) : S_IROTH;
+	umode_t mode;
+
+	mutex_lock(&beluga_pool.lock);
+	mode = r->mode;
+	if (beluga_region_is_owner(r))
+		mode >>= 6;
+	else if (in_group_p(r->gid))
+		mode >>= 3;
+	mutex_unlock(&beluga_pool.lock);
+
+	if ((mode & want) == want || capable(CAP_DAC_OVERRIDE))
+		return 0;
+	return -EACCES;
+}
+
+/* Remove @r's name if it still has it; drops the name's reference. */
+int beluga_region_unpublish(struct beluga_region *r)
+{
+	mutex_lock(&beluga_pool.lock);
+	if (!r->named) {
+		mutex_unlock(&beluga_pool.lock);
+		return -ENOENT;
+	}
+	beluga_name_remove(r);
+	mutex_unlock(&beluga_pool.lock);
+	beluga_region_put(r);
+	return 0;
+}
+
+int beluga_region_destroy(const char *name)
+{
+	struct beluga_region *r;
+	int ret = 0;
+
+	mutex_lock(&beluga_pool.lock);
+	r = beluga_name_find(name);
+	if (!r)
+		ret = -ENOENT;
+	else if (!beluga_region_is_owner(r) && !capable(CAP_SYS_ADMIN))
+		ret = -EPERM;
+	else
+		beluga_name_remove(r);
+	mutex_unlock(&beluga_pool.lock);
+	if (!ret)
+		beluga_region_put(r);	/* the name's reference */
+	return ret;
+}
+
+int beluga_region_setattr(const struct beluga_region_setattr *req)
+{
+	kuid_t uid = current_fsuid();
+	kgid_t gid = current_fsgid();
+	struct beluga_region *r;
+	int ret = 0;
+
+	if (req->flags & BELUGA_SETATTR_UID) {
+		uid = make_kuid(current_user_ns(), req->uid);
+		if (!uid_valid(uid))
+			return -EINVAL;
+	}
+	if (req->flags & BELUGA_SETATTR_GID) {
+		gid = make_kgid(current_user_ns(), req->gid);
+		if (!gid_valid(gid))
+			return -EINVAL;
+	}
+	if ((req->flags & (BELUGA_SETATTR_UID | BELUGA_SETATTR_GID)) &&
+	    !capable(CAP_SYS_ADMIN))
+		return -EPERM;
+
+	mutex_lock(&beluga_pool.lock);
+	r = beluga_name_find(req->name);
+	if (!r) {
+		ret = -ENOENT;
+	} else if (!beluga_region_is_owner(r) && !capable(CAP_SYS_ADMIN)) {
+		ret = -EPERM;
+	} else {
+		if (req->flags & BELUGA_SETATTR_MODE)
+			r->mode = req->mode;
+		if (req->flags & BELUGA_SETATTR_UID)
+			r->uid = uid;
+		if (req->flags & BELUGA_SETATTR_GID)
+			r->gid = gid;
+		beluga_region_sync_inode(r);
+	}
+	mutex_unlock(&beluga_pool.lock);
+	return ret;
+}
+
+unsigned int beluga_region_pinned_chunks(struct beluga_region *r)
+{
+	unsigned int n = 0;
+	unsigned long i;
+
+	for (i = 0; i < r->nr_chunks; i++)
+		n += beluga_chunk_pinned(r->chunks[i]->page);
+	return n;
+}
+
+/* Fill @st from @r; caller holds the pool lock. */
+void __beluga_region_fill_stat(struct beluga_region *r,
+			       struct beluga_region_stat *st)
+{
+	struct user_namespace *ns = current_user_ns();
+
+	lockdep_assert_held(&beluga_pool.lock);
+	memset(st, 0, sizeof(*st));
+	memcpy(st->name, r->name, BELUGA_NAME_MAX);
+	st->mode = r->mode;
+	st->uid = from_kuid_munged(ns, r->uid);
+	st->gid = from_kgid_munged(ns, r->gid);
+	if (r->ephemeral)
+		st->flags |= BELUGA_REGION_F_EPHEMERAL;
+	else if (!r->named)
+		st->flags |= BELUGA_REGION_F_DESTROYED;
+	st->source_kind = r->source_kind;
+	st->nr_chunks = r->nr_chunks;
+	st->id = r->id;
+	st->size = r->size;
+	st->open_count = atomic_read(&r->open_count);
+	st->map_count = atomic_read(&r->map_count);
+	st->pinned_chunks = beluga_region_pinned_chunks(r);
+}
+
+void beluga_region_fill_stat(struct beluga_region *r,
+			     struct beluga_region_stat *st)
+{
+	mutex_lock(&beluga_pool.lock);
+	__beluga_region_fill_stat(r, st);
+	mutex_unlock(&beluga_pool.lock);
+}
+
+static int beluga_region_file_release(struct inode *inode, struct file *file)
+{
+	struct beluga_region *r = file->private_data;
+
+	atomic_dec(&r->open_count);
+	beluga_region_put(r);
+	return 0;
+}
+
+static const struct file_operations beluga_region_fops = {
+	.owner = THIS_MODULE,
+	.release = beluga_region_file_release,
+	.mmap = beluga_region_mmap,
+	.get_unmapped_area = beluga_region_get_unmapped_area,
+	.unlocked_ioctl = beluga_region_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.fsync = noop_fsync,	/* msync(MS_SYNC) must not fail */
+	.llseek = noop_llseek,
+};
+
+bool beluga_is_region_file(struct file *file)
+{
+	return file->f_op == &beluga_region_fops;
+}
+
+/*
+ * A new open file description for @r.  It takes its own region reference
+ * (dropped in ->release) and a module reference (dropped by fput()).
+ */
+struct file *beluga_region_file(struct beluga_region *r, bool write)
+{
+	struct file *file;
+
+	__module_get(THIS_MODULE);	/* put by fput() via fops_put() */
+	ihold(r->inode);
+	file = alloc_file_pseudo(r->inode, beluga_pool.mnt,
+				 r->name[0] ? r->name : "[ephemeral]",
+				 write ? O_RDWR : O_RDONLY, &beluga_region_fops);
+	if (IS_ERR(file)) {
+		iput(r->inode);
+		module_put(THIS_MODULE);
+		return file;
+	}
+	kref_get(&r->ref);
+	atomic_inc(&r->open_count);
+	file->private_data = r;
+	return file;
+}

@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * beluga_sysfs.c - /sys/kernel/beluga: pool, sources, regions, counters.
+ *
+ * One value per file, read-only, nothing that reveals a kernel or physical
+ * address.  Region directories are named by region id (names may be reused
+ * after destroy; ids never are).  Show functions look objects up by the
+ * directory name under the pool lock instead of keeping pointers in
+ * kobjects: kobject_del() waits for running show calls, and a region leaves
+ * the id table before its directory is removed, so a lookup either finds a
+ * live region or nothing.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/kobject.h>
+#include <linux/slab.h>
+#include <linux/sysfs.h>
+
+#include "beluga_internal.h"
+
+#define BELUGA_RO_ATTR(_prefix, _name) \
+	static struct kobj_attribute _prefix##_##_name##_attr = \
+		__ATTR(_name, 0444, _prefix##_##_name##_show, NULL)
+
+/* --- pool ---------------------------------------------------------------- */
+
+static ssize_t pool_abi_version_show(struct kobject *k,
+				     struct kobj_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%u.%u\n", BELUGA_ABI_MAJOR, BELUGA_ABI_MINOR);
+}
+
+static ssize_t pool_chunk_size_show(struct kobject *k,
+				    struct kobj_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", BELUGA_CHUNK_BYTES);
+}
+
+static ssize_t pool_total_bytes_show(struct kobject *k,
+				     struct kobj_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  (u64)beluga_pool.nr_chunks * BELUGA_CHUNK_BYTES);
+}
+
+static ssize_t pool_locked_show(char *buf, const unsigned long *val)
+{
+	unsigned long v;
+
+	mutex_lock(&beluga_pool.lock);
+	v = *val;
+	mutex_unlock(&beluga_pool.lock);
+	return sysfs_emit(buf, "%llu\n", (u64)v * BELUGA_CHUNK_BYTES);
+}
+
+static ssize_t pool_free_bytes_show(struct kobject *k,
+				    struct kobj_attribute *a, char *buf)
+{
+	return pool_locked_show(buf, &beluga_pool.nr_free);
+}
+
+static ssize_t pool_quarantined_bytes_show(struct kobject *k,
+					   struct kobj_attribute *a, char *buf)
+{
+	return pool_locked_show(buf, &beluga_pool.nr_quarantined);
+}
+
+static ssize_t pool_nr_regions_show(struct kobject *k,
+				    struct kobj_attribute *a, char *buf)
+{
+	unsigned int n;
+
+	mutex_lock(&beluga_pool.lock);
+	n = beluga_pool.nr_regions;
+	mutex_unlock(&beluga_pool.lock);
+	return sysfs_emit(buf, "%u\n", n);
+}
+
+BELUGA_RO_ATTR(pool, abi_version);
+BELUGA_RO_ATTR(pool, chunk_size);
+BELUGA_RO_ATTR(pool, total_bytes);
+BELUGA_RO_ATTR(pool, free_bytes);
+BELUGA_RO_ATTR(pool, quarantined_bytes);
+BELUGA_RO_ATTR(pool, nr_regions);
+
+static struct attribute *pool_attrs[] = {
+	&pool_abi_version_attr.attr,
+	&pool_chunk_size_attr.attr,
+	&pool_total_bytes_attr.attr,
+	&pool_free_bytes_attr.attr,
+	&pool_quarantined_bytes_attr.attr,
+	&pool_nr_regions_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group pool_group = {
+	.attrs = pool_attrs,
+};
+
+/* --- counters ------------------------------------------------------------ */
+
+#define BELUGA_COUNTER_ATTR(_name) \
+static ssize_t counters_##_name##_show(struct kobject *k, \
+				       struct kobj_attribute *a, char *buf) \
+{ \
+	return sysfs_emit(buf, "%lld\n", \
+			  atomic64_read(&beluga_pool.counters._name)); \
+} \
+BELUGA_RO_ATTR(counters, _name)
+
+BELUGA_COUNTER_ATTR(pmd_faults);
+BELUGA_COUNTER_ATTR(pte_faults);
+BELUGA_COUNTER_ATTR(alloc_failures);
+BELUGA_COUNTER_ATTR(regions_created);
+BELUGA_COUNTER_ATTR(regions_freed);
+
+static ssize_t counters_pinned_chunks_show(struct kobject *k,
+					   struct kobj_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", beluga_pool_pinned_chunks());
+}
+
+BELUGA_RO_ATTR(counters, pinned_chunks);
+
+static struct attribute *counters_attrs[] = {
+	&counters_pmd_faults_attr.attr,
+	&counters_pte_faults_attr.attr,
+	&counters_pinned_chunks_attr.attr,
+	&counters_alloc_failures_attr.attr,
+	&counters_regions_created_attr.attr,
+	&counters_regions_freed_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group counters_group = {
+	.name = "counters",
+	.attrs = counters_attrs,
+};
+
+/* --- sources ------------------------------------------------------------- */
+
+static struct beluga_source *source_of(struct kobject *k)
+{
+	unsigned int idx;
+
+	if (kstrtouint(kobject_name(k), 10, &idx) ||
+	    idx >= beluga_pool.nr_sources)
+		return NULL;
+	return beluga_pool.sources[idx];
+}
+
+static ssize_t source_kind_show(struct kobject *k, struct kobj_attribute *a,
+				char *buf)
+{
+	struct beluga_source *src = source_of(k);
+
+	if (!src)
+		return -ENODEV;
+	return sysfs_emit(buf, "%s\n",
+			  src->kind == BELUGA_SOURCE_NODE ? "node" : "range");
+}
+
+static ssize_t source_node_show(struct kobject *k, struct kobj_attribute *a,
+				char *buf)
+{
+	struct beluga_source *src = source_of(k);
+
+	return src ? sysfs_emit(buf, "%d\n", src->nid) : -ENODEV;
+}
+
+static ssize_t source_has_cpus_show(struct kobject *k,
+				    struct kobj_attribute *a, char *buf)
+{
+	struct beluga_source *src = source_of(k);
+
+	return src ? sysfs_emit(buf, "%d\n", src->has_cpus) : -ENODEV;
+}
+
+static ssize_t source_total_bytes_show(struct kobject *k,
+				       struct kobj_attribute *a, char *buf)
+{
+	struct beluga_source *src = source_of(k);
+
+	if (!src)
+		return -ENODEV;
+	return sysfs_emit(buf, "%llu\n",
+			  (u64)src->nr_chunks * BELUGA_CHUNK_BYTES);
+}
+
+static ssize_t source_free_bytes_show(struct kobject *k,
+				      struct kobj_attribute *a, char *buf)
+{
+	struct beluga_source *src = source_of(k);
+
+	return src ? pool_locked_show(buf, &src->nr_free) : -ENODEV;
+}
+
+BELUGA_RO_ATTR(source, kind);
+BELUGA_RO_ATTR(source, node);
+BELUGA_RO_ATTR(source, has_cpus);
+BELUGA_RO_ATTR(source, total_bytes);
+BELUGA_RO_ATTR(source, free_bytes);
+
+static struct attribute *source_attrs[] = {
+	&source_kind_attr.attr,
+	&source_node_attr.attr,
+	&source_has_cpus_attr.attr,
+	&source_total_bytes_attr.attr,
+	&source_free_bytes_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group source_group = {
+	.attrs = source_attrs,
+};
+
+/* --- regions ------------------------------------------------------------- */
+
+/* Snapshot the region named by @k's directory; -ENODEV once it is gone. */
+static int region_stat_of(struct kobject *k, struct beluga_region_stat *st)
+{
+	struct beluga_region *r;
+	u64 id;
+	int ret = 0;
+
+	if (kstrtou64(kobject_name(k), 10, &id))
+		return -ENODEV;
+	mutex_lock(&beluga_pool.lock);
+	r = xa_load(&beluga_pool.regions, id);
+	if (r)
+		__beluga_region_fill_stat(r, st);
+	else
+		ret = -ENODEV;
+	mutex_unlock(&beluga_pool.lock);
+	return ret;
+}
+
+#define BELUGA_REGION_ATTR(_name, _fmt, _expr) \
+static ssize_t region_##_name##_show(struct kobject *k, \
+				     struct kobj_attribute *a, char *buf) \
+{ \
+	struct beluga_region_stat st; \
+	int ret = region_stat_of(k, &st); \
+	\
+	return ret ? ret : sysfs_emit(buf, _fmt "\n", _expr); \
+} \
+BELUGA_RO_ATTR(region, _name)
+
+BELUGA_REGION_ATTR(name, "%s", st.name);
+BELUGA_REGION_ATTR(size, "%llu", st.size);
+BELUGA_REGION_ATTR(uid, "%u", st.uid);
+BELUGA_REGION_ATTR(gid, "%u", st.gid);
+BELUGA_REGION_ATTR(mode, "%04o", st.mode);
+BELUGA_REGION_ATTR(open_count, "%u", st.open_count);
+BELUGA_REGION_ATTR(map_count, "%u", st.map_count);
+BELUGA_REGION_ATTR(pinned_chunks, "%u", st.pinned_chunks);
+BELUGA_REGION_ATTR(ephemeral, "%d",
+		   !!(st.flags & BELUGA_REGION_F_EPHEMERAL));
+BELUGA_REGION_ATTR(destroyed, "%d",
+		   !!(st.flags & BELUGA_REGION_F_DESTROYED));
+
+static struct attribute *region_attrs[] = {
+	&region_name_attr.attr,
+	&region_size_attr.attr,
+	&region_uid_attr.attr,
+	&region_gid_attr.attr,
+	&region_mode_attr.attr,
+	&region_open_count_attr.attr,
+	&region_map_count_attr.attr,
+	&region_pinned_chunks_attr.attr,
+	&region_ephemeral_attr.attr,
+	&region_destroyed_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group region_group = {
+	.attrs = region_attrs,
+};
+
+/* A directory @name under @parent holding @group; NULL on failure. */
+static struct kobject *beluga_sysfs_dir(const char *name,
+					struct kobject *parent,
+					const struct attribute_group *group)
+{
+	struct kobject *k = kobject_create_and_add(name, parent);
+
+	if (!k)
+		return NULL;
+	if (group && sysfs_create_group(k, group)) {
+		kobject_put(k);
+		return NULL;
+	}
+	return k;
+}
+
+int beluga_sysfs_add_region(struct beluga_region *r)
+{
+	char name[24];
+
+	snprintf(name, sizeof(name), "%llu", r->id);
+	r->kobj = beluga_sysfs_dir(name, beluga_pool.regions_kobj,
+				   &region_group);
+	return r->kobj ? 0 : -ENOMEM;
+}
+
+void beluga_sysfs_del_region(struct beluga_region *r)
+{
+	/* kobject_del() removes the directory and waits for readers. */
+	if (r->kobj)
+		kobject_del(r->kobj);
+	kobject_put(r->kobj);
+	r->kobj = NULL;
+}
+
+int beluga_sysfs_init(void)
+{
+	unsigned int i;
+
+	beluga_pool.kobj = beluga_sysfs_dir("beluga", kernel_kobj, &pool_group);
+	if (!beluga_pool.kobj)
+		return -ENOMEM;
+	if (sysfs_create_group(beluga_pool.kobj, &counters_group))
+		goto fail;
+	beluga_pool.sources_kobj = beluga_sysfs_dir("sources", beluga_pool.kobj,
+						    NULL);
+	beluga_pool.regions_kobj = beluga_sysfs_dir("regions", beluga_pool.kobj,
+						    NULL);
+	if (!beluga_pool.sources_kobj || !beluga_pool.regions_kobj)
+		goto fail;
+	for (i = 0; i < beluga_pool.nr_sources; i++) {
+		struct beluga_source *src = beluga_pool.sources[i];
+		char name[12];
+
+		snprintf(name, sizeof(name), "%u", i);
+		src->kobj = beluga_sysfs_dir(name, beluga_pool.sources_kobj,
+					     &source_group);
+		if (!src->kobj)
+			goto fail;
+	}
+	return 0;
+fail:
+	beluga_sysfs_exit();
+	return -ENOMEM;
+}
+
+void beluga_sysfs_exit(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < beluga_pool.nr_sources; i++) {
+		kobject_put(beluga_pool.sources[i]->kobj);
+		beluga_pool.sources[i]->kobj = NULL;
+	}
+	kobject_put(beluga_pool.regions_kobj);
+	kobject_put(beluga_pool.sources_kobj);
+	kobject_put(beluga_pool.kobj);
+	beluga_pool.regions_kobj = NULL;
+	beluga_pool.sources_kobj = NULL;
+	beluga_pool.kobj = NULL;
+}
