@@ -46,4 +46,17 @@ static inline bool beluga_chunk_pinned(struct page *head)
  */
 #define BELUGA_CHUNK_ORDER	HPAGE_PMD_ORDER
 
+/* 6.6 replaced ->huge_fault's enum page_entry_size with a page order. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+#define BELUGA_HUGE_FAULT_FN(name, vmf, size) \
+	vm_fault_t name(struct vm_fault *vmf, enum page_entry_size size)
+#define BELUGA_HUGE_FAULT_IS_PMD(size)	((size) == PE_SIZE_PMD)
+#define BELUGA_HUGE_FAULT_IS_PTE(size)	((size) == PE_SIZE_PTE)
+#else
+#define BELUGA_HUGE_FAULT_FN(name, vmf, size) \
+	vm_fault_t name(struct vm_fault *vmf, unsigned int size)
+#define BELUGA_HUGE_FAULT_IS_PMD(size)	((size) == PMD_ORDER)
+#define BELUGA_HUGE_FAULT_IS_PTE(size)	((size) == 0)
+#endif
+
 #endif /* _BELUGA_COMPAT_H */

@@ -42,9 +42,12 @@
 #define _BELUGA_INTERNAL_H
 
 #include <linux/atomic.h>
+#include <linux/bits.h>
 #include <linux/kobject.h>
+#include <linux/ioport.h>
 #include <linux/kref.h>
 #include <linux/list.h>
+#include <linux/memremap.h>
 #include <linux/mutex.h>
 #include <linux/rbtree.h>
 #include <linux/types.h>
@@ -56,7 +59,7 @@
 
 #include "beluga_compat.h"
 
-#define BELUGA_CHUNK_PAGES	(1UL << BELUGA_CHUNK_ORDER)
+#define BELUGA_CHUNK_PAGES	BIT(BELUGA_CHUNK_ORDER)
 #define BELUGA_CHUNK_BYTES	(PAGE_SIZE << BELUGA_CHUNK_ORDER)
 #define BELUGA_MAX_SOURCES	16
 
@@ -73,6 +76,12 @@ struct beluga_source {
 	u32 kind;			/* BELUGA_SOURCE_* */
 	int nid;
 	bool has_cpus;
+	/* BELUGA_SOURCE_RANGE only: the claimed range and its struct pages. */
+	phys_addr_t phys;
+	u64 bytes;
+	struct resource *res;
+	struct dev_pagemap pgmap;
+	bool pgmap_live;
 	unsigned long nr_chunks;
 	unsigned long nr_free;		/* pool lock */
 	struct beluga_chunk *chunks;	/* nr_chunks entries */
@@ -89,7 +98,7 @@ struct beluga_counters {
 };
 
 struct beluga_pool {
-	struct mutex lock;
+	struct mutex lock;		/* see "Locking" above */
 	struct beluga_source *sources[BELUGA_MAX_SOURCES];
 	unsigned int nr_sources;
 	unsigned long nr_chunks;
@@ -108,6 +117,21 @@ struct beluga_pool {
 	struct kobject *kobj;		/* /sys/kernel/beluga */
 	struct kobject *sources_kobj;
 	struct kobject *regions_kobj;
+	struct kobject *quotas_kobj;
+	struct list_head quotas;	/* pool lock: struct beluga_quota_entry */
+	u64 default_quota_bytes;
+	u32 default_quota_regions;
+};
+
+/* Per-uid usage and limits; created on a uid's first region or QUOTA_SET. */
+struct beluga_quota_entry {
+	struct list_head node;		/* pool lock */
+	kuid_t uid;
+	u64 max_bytes;			/* pool lock; 0 = unlimited */
+	u64 used_bytes;			/* pool lock */
+	u32 max_regions;		/* pool lock; 0 = unlimited */
+	u32 used_regions;		/* pool lock */
+	struct kobject *kobj;		/* sysfs quotas/<uid> */
 };
 
 struct beluga_region {
@@ -125,25 +149,64 @@ struct beluga_region {
 	struct beluga_chunk **chunks;	/* immutable once published */
 	atomic_t open_count;
 	atomic_t map_count;
+	unsigned int gpu_registrations;	/* pool lock */
+	struct beluga_quota_entry *quota; /* charged entry; pool lock */
 	struct rb_node name_node;	/* pool lock */
 	struct inode *inode;		/* one anonymous inode per region */
 	struct kobject *kobj;		/* sysfs regions/<id> */
 };
 
+/*
+ * One per open region file (struct file private data): the region and the
+ * GPU registrations this file owns, dropped when the file is released.
+ */
+struct beluga_rfile {
+	struct beluga_region *region;
+	struct mutex lock;		/* protects gpus */
+	struct list_head gpus;		/* struct beluga_gpu_reg */
+};
+
 extern struct beluga_pool beluga_pool;
 
+static inline struct beluga_region *beluga_file_region(struct file *file)
+{
+	return ((struct beluga_rfile *)file->private_data)->region;
+}
+
 /* beluga_pool.c */
-int beluga_pool_init(const char *nodes_param);
+int beluga_pool_init(const char *nodes_param, const char *ranges_param);
+bool beluga_chunk_idle(struct beluga_chunk *c);
+bool beluga_chunk_is_pinned(struct beluga_chunk *c);
+struct beluga_source *beluga_source_new(u32 kind, int nid);
+int beluga_source_register(struct beluga_source *src);
 void beluga_pool_exit(void);
+int beluga_pool_resolve_kind(u32 kind, int source_index);
 int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index);
 void beluga_pool_give_back(struct beluga_region *r);
 unsigned long beluga_pool_pinned_chunks(void);
+
+/* beluga_range.c */
+int beluga_range_add(phys_addr_t start, u64 bytes);
+void beluga_range_free(struct beluga_source *src);
+
+/* beluga_gpu.c */
+long beluga_gpu_register(struct file *file, void __user *argp);
+long beluga_gpu_unregister(struct file *file, void __user *argp);
+void beluga_gpu_release_all(struct beluga_rfile *rf);
+
+/* beluga_quota.c */
+int beluga_quota_charge(struct beluga_region *r);
+void beluga_quota_uncharge(struct beluga_region *r);
+long beluga_ioc_quota_get(void __user *argp);
+long beluga_ioc_quota_set(void __user *argp);
+void beluga_quota_exit(void);
 
 /* beluga_region.c */
 int beluga_region_fs_init(void);
 void beluga_region_fs_exit(void);
 bool beluga_name_valid(const char *name, bool allow_empty);
-struct beluga_region *beluga_region_create(const struct beluga_region_create *req);
+struct beluga_region *beluga_region_create(const struct beluga_region_create *req,
+					   u32 kind);
 struct beluga_region *beluga_region_lookup(const char *name);
 void beluga_region_put(struct beluga_region *r);
 int beluga_region_may_open(struct beluga_region *r, bool write);
@@ -177,5 +240,7 @@ int beluga_sysfs_init(void);
 void beluga_sysfs_exit(void);
 int beluga_sysfs_add_region(struct beluga_region *r);
 void beluga_sysfs_del_region(struct beluga_region *r);
+void beluga_sysfs_add_quota(struct beluga_quota_entry *e);
+void beluga_sysfs_del_quota(struct beluga_quota_entry *e);
 
 #endif /* _BELUGA_INTERNAL_H */

@@ -41,7 +41,9 @@ static long beluga_ioc_info(void __user *argp)
 	info.abi_version = BELUGA_ABI_CURRENT;
 	info.min_abi_version = BELUGA_ABI_VERSION(1, 0);
 	info.features = BELUGA_FEAT_NODE_SOURCES | BELUGA_FEAT_EPHEMERAL |
-			BELUGA_FEAT_PMD_MAPPINGS | BELUGA_FEAT_LONGTERM_PIN;
+			BELUGA_FEAT_PMD_MAPPINGS | BELUGA_FEAT_LONGTERM_PIN |
+			BELUGA_FEAT_RANGE_SOURCES | BELUGA_FEAT_GPU_REGISTER |
+			BELUGA_FEAT_QUOTAS;
 	info.chunk_size = BELUGA_CHUNK_BYTES;
 	mutex_lock(&beluga_pool.lock);
 	info.total_bytes = (u64)beluga_pool.nr_chunks * BELUGA_CHUNK_BYTES;
@@ -123,9 +125,8 @@ static bool beluga_create_valid(const struct beluga_region_create *req)
 		return false;
 	if (!req->size || req->size % BELUGA_CHUNK_BYTES)
 		return false;
-	if (req->source_kind != BELUGA_SOURCE_ANY &&
-	    req->source_kind != BELUGA_SOURCE_NODE)
-		return false;	/* no range sources in this ABI minor */
+	if (req->source_kind > BELUGA_SOURCE_RANGE)
+		return false;
 	if (req->source_index < -1 ||
 	    req->source_index >= (s32)beluga_pool.nr_sources)
 		return false;
@@ -138,16 +139,20 @@ static long beluga_ioc_region_create(void __user *argp)
 	struct beluga_region *r;
 	struct file *file;
 	long ret;
+	int kind;
 
 	if (copy_from_user(&req, argp, sizeof(req)))
 		return -EFAULT;
 	if (!beluga_create_valid(&req))
 		return -EINVAL;
+	kind = beluga_pool_resolve_kind(req.source_kind, req.source_index);
+	if (kind < 0)
+		return kind;
 	/* More than the whole pool can never succeed: say so without work. */
 	if (req.size / BELUGA_CHUNK_BYTES > beluga_pool.nr_chunks)
 		return -ENOSPC;
 
-	r = beluga_region_create(&req);
+	r = beluga_region_create(&req, kind);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
 
@@ -353,6 +358,10 @@ long beluga_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return beluga_ioc_region_list(argp);
 	case BELUGA_IOC_REGION_SETATTR:
 		return beluga_ioc_region_setattr(argp);
+	case BELUGA_IOC_QUOTA_GET:
+		return beluga_ioc_quota_get(argp);
+	case BELUGA_IOC_QUOTA_SET:
+		return beluga_ioc_quota_set(argp);
 	default:
 		return -ENOTTY;
 	}
@@ -397,7 +406,7 @@ static long beluga_ioc_region_layout(struct beluga_region *r,
 long beluga_region_ioctl(struct file *file, unsigned int cmd,
 			 unsigned long arg)
 {
-	struct beluga_region *r = file->private_data;
+	struct beluga_region *r = beluga_file_region(file);
 	void __user *argp = (void __user *)arg;
 
 	switch (cmd) {
@@ -405,6 +414,10 @@ long beluga_region_ioctl(struct file *file, unsigned int cmd,
 		return beluga_ioc_region_fd_stat(r, argp);
 	case BELUGA_IOC_REGION_LAYOUT:
 		return beluga_ioc_region_layout(r, argp);
+	case BELUGA_IOC_GPU_REGISTER:
+		return beluga_gpu_register(file, argp);
+	case BELUGA_IOC_GPU_UNREGISTER:
+		return beluga_gpu_unregister(file, argp);
 	default:
 		return -ENOTTY;
 	}

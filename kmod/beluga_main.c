@@ -2,7 +2,8 @@
 /*
  * beluga_main.c - module entry: parameters, /dev/beluga, init and exit.
  *
- * Beluga pools CXL memory (CPU-less NUMA nodes) in pinned 2 MiB chunks and
+ * Beluga pools CXL memory (CPU-less NUMA nodes, reserved physical ranges)
+ * in pinned 2 MiB chunks and
  * hands out named regions that processes map and share.  See
  * Documentation/design.md for the design and Documentation/uapi.md for the
  * ABI.
@@ -20,6 +21,19 @@ static char *nodes;
 module_param(nodes, charp, 0444);
 MODULE_PARM_DESC(nodes,
 		 "CXL NUMA nodes to pool: <nid>[:<size>],... e.g. 1:64G,2:64G (no size: all free memory less a reserve)");
+
+static char *ranges;
+module_param(ranges, charp, 0444);
+MODULE_PARM_DESC(ranges,
+		 "Reserved physical ranges to pool: <start>+<size>,... e.g. 0x4080000000+256G (2 MiB aligned, not System RAM)");
+
+static char *quota_bytes;
+module_param(quota_bytes, charp, 0444);
+MODULE_PARM_DESC(quota_bytes, "Default per-uid limit on region bytes, e.g. 64G (default: unlimited)");
+
+static uint quota_regions;
+module_param(quota_regions, uint, 0444);
+MODULE_PARM_DESC(quota_regions, "Default per-uid limit on regions (default 0: unlimited)");
 
 static ushort dev_mode = 0660;
 module_param(dev_mode, ushort, 0444);
@@ -48,8 +62,19 @@ static int __init beluga_init(void)
 		return -EINVAL;
 	}
 	beluga_misc.mode = dev_mode;
+	if (quota_bytes && *quota_bytes) {
+		char *end;
 
-	ret = beluga_pool_init(nodes);
+		beluga_pool.default_quota_bytes = memparse(quota_bytes, &end);
+		if (*end) {
+			pr_err("quota_bytes=%s is not a size: use e.g. 64G\n",
+			       quota_bytes);
+			return -EINVAL;
+		}
+	}
+	beluga_pool.default_quota_regions = quota_regions;
+
+	ret = beluga_pool_init(nodes, ranges);
 	if (ret)
 		return ret;
 	ret = beluga_region_fs_init();
@@ -68,6 +93,7 @@ static int __init beluga_init(void)
 	return 0;
 
 sysfs_exit:
+	beluga_quota_exit();
 	beluga_sysfs_exit();
 fs_exit:
 	beluga_region_fs_exit();
@@ -83,6 +109,7 @@ pool_exit:
 static void __exit beluga_exit(void)
 {
 	misc_deregister(&beluga_misc);
+	beluga_quota_exit();
 	beluga_sysfs_exit();
 	beluga_region_fs_exit();
 	beluga_pool_exit();

@@ -11,27 +11,35 @@
  * (cudaHostRegister, RDMA, O_DIRECT) work on cold and warm mappings.
  * VM_PFNMAP + vmf_insert_pfn_pmd() would give PMDs that GUP refuses;
  * vm_insert_pages() would give pinnable 4 KiB PTEs only.
+ *
+ * Range regions (ZONE_DEVICE pages, beluga_range.c) are mapped the way
+ * device-dax maps them: the inode is S_DAX so the core calls ->huge_fault,
+ * which inserts devmap PMDs (PFN_DEV | PFN_MAP), with devmap PTEs as the
+ * fallback.  Devmap entries take no page references; GUP takes its own.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/io.h>
 #include <linux/mman.h>
+#include <linux/pagemap.h>
 #include <linux/overflow.h>
+#include <linux/pfn_t.h>
 #include <linux/sched.h>
 
 #include "beluga_internal.h"
 
 static void beluga_vm_open(struct vm_area_struct *vma)
 {
-	struct beluga_region *r = vma->vm_file->private_data;
+	struct beluga_region *r = beluga_file_region(vma->vm_file);
 
 	atomic_inc(&r->map_count);
 }
 
 static void beluga_vm_close(struct vm_area_struct *vma)
 {
-	struct beluga_region *r = vma->vm_file->private_data;
+	struct beluga_region *r = beluga_file_region(vma->vm_file);
 
 	atomic_dec(&r->map_count);
 }
@@ -50,7 +58,7 @@ static bool beluga_fault_is_pmd(struct vm_fault *vmf)
 
 static vm_fault_t beluga_vm_fault(struct vm_fault *vmf)
 {
-	struct beluga_region *r = vmf->vma->vm_file->private_data;
+	struct beluga_region *r = beluga_file_region(vmf->vma->vm_file);
 	unsigned long idx = vmf->pgoff >> BELUGA_CHUNK_ORDER;
 	struct page *page;
 
@@ -75,9 +83,73 @@ static const struct vm_operations_struct beluga_vm_ops = {
 	.fault = beluga_vm_fault,
 };
 
+/* Physical address of the page at @pgoff of @r, or 0 beyond the end. */
+static phys_addr_t beluga_range_phys(struct beluga_region *r, pgoff_t pgoff)
+{
+	unsigned long idx = pgoff >> BELUGA_CHUNK_ORDER;
+
+	if (idx >= r->nr_chunks)
+		return 0;
+	return page_to_phys(r->chunks[idx]->page) +
+	       ((pgoff & (BELUGA_CHUNK_PAGES - 1)) << PAGE_SHIFT);
+}
+
+static vm_fault_t beluga_range_pmd_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct beluga_region *r = beluga_file_region(vma->vm_file);
+	unsigned long pmd_addr = vmf->address & PMD_MASK;
+	bool write = vmf->flags & FAULT_FLAG_WRITE;
+	vm_fault_t ret;
+	phys_addr_t phys;
+	pgoff_t pgoff;
+
+	if (pmd_addr < vma->vm_start || pmd_addr + PMD_SIZE > vma->vm_end)
+		return VM_FAULT_FALLBACK;
+	pgoff = linear_page_index(vma, pmd_addr);
+	if (pgoff & (BELUGA_CHUNK_PAGES - 1))
+		return VM_FAULT_FALLBACK;	/* moved by a misaligned mremap */
+	phys = beluga_range_phys(r, pgoff);
+	if (!phys)
+		return VM_FAULT_SIGBUS;
+	ret = vmf_insert_pfn_pmd(vmf, phys_to_pfn_t(phys, PFN_DEV | PFN_MAP),
+				 write);
+	if (ret == VM_FAULT_NOPAGE)
+		atomic64_inc(&beluga_pool.counters.pmd_faults);
+	return ret;
+}
+
+static vm_fault_t beluga_range_fault(struct vm_fault *vmf)
+{
+	struct beluga_region *r = beluga_file_region(vmf->vma->vm_file);
+	phys_addr_t phys = beluga_range_phys(r, vmf->pgoff);
+
+	if (!phys)
+		return VM_FAULT_SIGBUS;
+	atomic64_inc(&beluga_pool.counters.pte_faults);
+	return vmf_insert_mixed(vmf->vma, vmf->address,
+				phys_to_pfn_t(phys, PFN_DEV | PFN_MAP));
+}
+
+static BELUGA_HUGE_FAULT_FN(beluga_range_huge_fault, vmf, size)
+{
+	if (BELUGA_HUGE_FAULT_IS_PMD(size))
+		return beluga_range_pmd_fault(vmf);
+	if (BELUGA_HUGE_FAULT_IS_PTE(size))
+		return beluga_range_fault(vmf);
+	return VM_FAULT_FALLBACK;
+}
+
+static const struct vm_operations_struct beluga_range_vm_ops = {
+	.open = beluga_vm_open,
+	.close = beluga_vm_close,
+	.fault = beluga_range_fault,
+	.huge_fault = beluga_range_huge_fault,
+};
+
 int beluga_region_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct beluga_region *r = file->private_data;
+	struct beluga_region *r = beluga_file_region(file);
 	unsigned long end_pgoff;
 
 	/* Shared only: a private COW copy of pool memory makes no sense. */
@@ -98,7 +170,8 @@ int beluga_region_mmap(struct file *file, struct vm_area_struct *vma)
 	 * Never VM_PFNMAP/VM_MIXEDMAP: GUP and zap_huge_pmd() need normal pages.
 	 */
 	beluga_vm_flags_set(vma, VM_DONTEXPAND | VM_HUGEPAGE);
-	vma->vm_ops = &beluga_vm_ops;
+	vma->vm_ops = r->source_kind == BELUGA_SOURCE_RANGE ?
+		      &beluga_range_vm_ops : &beluga_vm_ops;
 	beluga_vm_open(vma);
 	return 0;
 }

@@ -88,6 +88,10 @@ static void beluga_source_free(struct beluga_source *src)
 {
 	unsigned long i;
 
+	if (src->kind == BELUGA_SOURCE_RANGE) {
+		beluga_range_free(src);
+		return;
+	}
 	for (i = 0; i < src->nr_chunks; i++) {
 		struct page *page = src->chunks[i].page;
 
@@ -98,6 +102,65 @@ static void beluga_source_free(struct beluga_source *src)
 	}
 	kvfree(src->chunks);
 	kfree(src);
+}
+
+struct beluga_source *beluga_source_new(u32 kind, int nid)
+{
+	struct beluga_source *src = kzalloc(sizeof(*src), GFP_KERNEL);
+
+	if (!src)
+		return NULL;
+	src->kind = kind;
+	src->nid = nid;
+	src->has_cpus = nid != NUMA_NO_NODE &&
+			!cpumask_empty(cpumask_of_node(nid));
+	INIT_LIST_HEAD(&src->free_list);
+	return src;
+}
+
+/* Make a carved source part of the pool. */
+int beluga_source_register(struct beluga_source *src)
+{
+	if (beluga_pool.nr_sources == BELUGA_MAX_SOURCES) {
+		pr_err("too many sources (at most %d)\n", BELUGA_MAX_SOURCES);
+		return -EINVAL;
+	}
+	src->index = beluga_pool.nr_sources;
+	src->nr_free = src->nr_chunks;
+	beluga_pool.sources[beluga_pool.nr_sources++] = src;
+	beluga_pool.nr_chunks += src->nr_chunks;
+	beluga_pool.nr_free += src->nr_chunks;
+	return 0;
+}
+
+/*
+ * A chunk can be reused only when nothing but the pool references it.
+ * Node chunks are compound pages: the head's count covers every subpage.
+ * Range chunks are 512 order-0 ZONE_DEVICE pages idling at one reference
+ * each (devmap page-table entries take none; GUP and pipes do).
+ */
+bool beluga_chunk_idle(struct beluga_chunk *c)
+{
+	unsigned long i;
+
+	if (c->src->kind == BELUGA_SOURCE_NODE)
+		return page_ref_count(c->page) == 1;
+	for (i = 0; i < BELUGA_CHUNK_PAGES; i++)
+		if (page_ref_count(nth_page(c->page, i)) != 1)
+			return false;
+	return true;
+}
+
+bool beluga_chunk_is_pinned(struct beluga_chunk *c)
+{
+	unsigned long i;
+
+	if (c->src->kind == BELUGA_SOURCE_NODE)
+		return beluga_chunk_pinned(c->page);
+	for (i = 0; i < BELUGA_CHUNK_PAGES; i++)
+		if (page_maybe_dma_pinned(nth_page(c->page, i)))
+			return true;
+	return false;
 }
 
 /* Carve @want chunks (0: as many as the node can spare) from @nid. */
@@ -139,11 +202,10 @@ static int beluga_source_carve(struct beluga_source *src, unsigned long want,
 		       src->nid);
 		return -ENOMEM;
 	}
-	src->nr_free = src->nr_chunks;
 	return 0;
 }
 
-static int beluga_source_add(int nid, unsigned long long bytes)
+static int beluga_node_add(int nid, unsigned long long bytes)
 {
 	struct beluga_source *src;
 	unsigned long want;
@@ -151,15 +213,11 @@ static int beluga_source_add(int nid, unsigned long long bytes)
 	int ret;
 
 	for (i = 0; i < beluga_pool.nr_sources; i++) {
-		if (beluga_pool.sources[i]->nid == nid) {
+		if (beluga_pool.sources[i]->kind == BELUGA_SOURCE_NODE &&
+		    beluga_pool.sources[i]->nid == nid) {
 			pr_err("node %d is named twice in nodes=\n", nid);
 			return -EINVAL;
 		}
-	}
-	if (beluga_pool.nr_sources == BELUGA_MAX_SOURCES) {
-		pr_err("too many sources in nodes= (at most %d)\n",
-		       BELUGA_MAX_SOURCES);
-		return -EINVAL;
 	}
 	ret = beluga_node_check(nid);
 	if (ret)
@@ -183,27 +241,22 @@ static int beluga_source_add(int nid, unsigned long long bytes)
 		unsigned long reserve = min(BELUGA_NODE_RESERVE, free / 16);
 
 		want = (free - reserve) / BELUGA_CHUNK_BYTES;
+		if (!want) {
+			pr_err("node %d: no free memory to carve\n", nid);
+			return -ENOMEM;
+		}
 	}
 
-	src = kzalloc(sizeof(*src), GFP_KERNEL);
+	src = beluga_source_new(BELUGA_SOURCE_NODE, nid);
 	if (!src)
 		return -ENOMEM;
-	src->index = beluga_pool.nr_sources;
-	src->kind = BELUGA_SOURCE_NODE;
-	src->nid = nid;
-	src->has_cpus = !cpumask_empty(cpumask_of_node(nid));
-	INIT_LIST_HEAD(&src->free_list);
-
-	ret = want ? beluga_source_carve(src, want, bytes != 0) : -ENOMEM;
+	ret = beluga_source_carve(src, want, bytes != 0);
+	if (!ret)
+		ret = beluga_source_register(src);
 	if (ret) {
-		if (!want)
-			pr_err("node %d: no free memory to carve\n", nid);
 		beluga_source_free(src);
 		return ret;
 	}
-	beluga_pool.sources[beluga_pool.nr_sources++] = src;
-	beluga_pool.nr_chunks += src->nr_chunks;
-	beluga_pool.nr_free += src->nr_chunks;
 	pr_info("node %d: %lu MiB in %lu chunks%s\n", nid,
 		(src->nr_chunks * BELUGA_CHUNK_BYTES) >> 20, src->nr_chunks,
 		src->has_cpus ? " (DRAM node with CPUs)" : "");
@@ -211,15 +264,11 @@ static int beluga_source_add(int nid, unsigned long long bytes)
 }
 
 /* Parse "nid[:size],nid[:size],..." and carve each source. */
-static int beluga_sources_parse(const char *param)
+static int beluga_nodes_parse(const char *param)
 {
 	char *buf, *cur, *tok;
 	int ret = 0;
 
-	if (!param || !*param) {
-		pr_err("no memory source: load with nodes=<nid>[:<size>],... naming the CXL NUMA nodes\n");
-		return -EINVAL;
-	}
 	buf = kstrdup(param, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
@@ -248,7 +297,7 @@ static int beluga_sources_parse(const char *param)
 			ret = -EINVAL;
 			break;
 		}
-		ret = beluga_source_add(nid, bytes);
+		ret = beluga_node_add(nid, bytes);
 		if (ret)
 			break;
 	}
@@ -270,7 +319,7 @@ static void beluga_quarantine_work(struct work_struct *work)
 
 	mutex_lock(&beluga_pool.lock);
 	list_for_each_entry_safe(c, tmp, &beluga_pool.quarantine, node) {
-		if (page_ref_count(c->page) != 1)
+		if (!beluga_chunk_idle(c))
 			continue;
 		list_del(&c->node);
 		beluga_pool.nr_quarantined--;
@@ -288,18 +337,69 @@ static void beluga_quarantine_work(struct work_struct *work)
 		module_put(THIS_MODULE);
 }
 
-int beluga_pool_init(const char *nodes_param)
+/* Parse "start+size,start+size,..." (memparse syntax) and claim each. */
+static int beluga_ranges_parse(const char *param)
 {
-	int ret;
+	char *buf, *cur, *tok;
+	int ret = 0;
+
+	buf = kstrdup(param, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	cur = buf;
+	while ((tok = strsep(&cur, ",")) != NULL) {
+		char *plus = strchr(tok, '+'), *end;
+		unsigned long long start, bytes;
+
+		if (!plus) {
+			pr_err("bad range '%s' in ranges=: use <start>+<size>, e.g. 0x100000000+64G\n",
+			       tok);
+			ret = -EINVAL;
+			break;
+		}
+		*plus++ = '\0';
+		start = memparse(tok, &end);
+		if (*end || !*tok) {
+			pr_err("bad range start '%s' in ranges=\n", tok);
+			ret = -EINVAL;
+			break;
+		}
+		bytes = memparse(plus, &end);
+		if (*end || !bytes) {
+			pr_err("bad range size '%s' in ranges=\n", plus);
+			ret = -EINVAL;
+			break;
+		}
+		ret = beluga_range_add(start, bytes);
+		if (ret)
+			break;
+	}
+	kfree(buf);
+	return ret;
+}
+
+int beluga_pool_init(const char *nodes_param, const char *ranges_param)
+{
+	bool have_nodes = nodes_param && *nodes_param;
+	bool have_ranges = ranges_param && *ranges_param;
+	int ret = 0;
 
 	mutex_init(&beluga_pool.lock);
 	INIT_LIST_HEAD(&beluga_pool.quarantine);
+	INIT_LIST_HEAD(&beluga_pool.quotas);
 	INIT_DELAYED_WORK(&beluga_pool.quarantine_work, beluga_quarantine_work);
 	beluga_pool.names = RB_ROOT;
 	xa_init(&beluga_pool.regions);
 	beluga_pool.next_id = 1;
 
-	ret = beluga_sources_parse(nodes_param);
+	if (!have_nodes && !have_ranges) {
+		pr_err("no memory source: load with nodes=<nid>[:<size>],... (CXL NUMA nodes) or ranges=<start>+<size>,... (reserved physical ranges)\n");
+		return -EINVAL;
+	}
+	if (have_nodes)
+		ret = beluga_nodes_parse(nodes_param);
+	if (!ret && have_ranges)
+		ret = beluga_ranges_parse(ranges_param);
 	if (ret)
 		beluga_pool_exit();
 	return ret;
@@ -325,6 +425,35 @@ static bool beluga_source_matches(struct beluga_source *src, u32 kind,
 	if (kind != BELUGA_SOURCE_ANY && src->kind != kind)
 		return false;
 	return source_index < 0 || src->index == (unsigned int)source_index;
+}
+
+/*
+ * The kind of source a create asks for resolves to one concrete kind:
+ * one mapping cannot mix ZONE_DEVICE range pages (devmap entries, S_DAX)
+ * with buddy node pages (normal THP entries) on 6.1.  Sources never change
+ * after load, so no lock is needed.
+ */
+int beluga_pool_resolve_kind(u32 kind, int source_index)
+{
+	unsigned int i;
+	u32 found = BELUGA_SOURCE_ANY;
+
+	if (source_index >= 0) {
+		if (source_index >= beluga_pool.nr_sources)
+			return -EINVAL;
+		found = beluga_pool.sources[source_index]->kind;
+		return (kind == BELUGA_SOURCE_ANY || kind == found) ? found : -EINVAL;
+	}
+	for (i = 0; i < beluga_pool.nr_sources; i++) {
+		u32 k = beluga_pool.sources[i]->kind;
+
+		if (kind != BELUGA_SOURCE_ANY && k != kind)
+			continue;
+		if (found != BELUGA_SOURCE_ANY && k != found)
+			return -EINVAL;	/* ANY over both kinds would mix them */
+		found = k;
+	}
+	return found == BELUGA_SOURCE_ANY ? -EINVAL : found;
 }
 
 /*
@@ -389,7 +518,7 @@ void beluga_pool_give_back(struct beluga_region *r)
 
 		if (!c)
 			continue;
-		if (page_ref_count(c->page) == 1) {
+		if (beluga_chunk_idle(c)) {
 			beluga_chunk_return(c);
 			continue;
 		}
@@ -418,7 +547,7 @@ unsigned long beluga_pool_pinned_chunks(void)
 	xa_for_each(&beluga_pool.regions, id, r)
 		n += beluga_region_pinned_chunks(r);
 	list_for_each_entry(c, &beluga_pool.quarantine, node)
-		n += beluga_chunk_pinned(c->page);
+		n += beluga_chunk_is_pinned(c);
 	mutex_unlock(&beluga_pool.lock);
 	return n;
 }

@@ -149,7 +149,8 @@ static void beluga_region_sync_inode(struct beluga_region *r)
 
 	inode->i_uid = r->uid;
 	inode->i_gid = r->gid;
-	inode->i_mode = S_IFREG | r->mode;
+	inode->i_mode = (r->source_kind == BELUGA_SOURCE_RANGE ? S_IFCHR : S_IFREG) |
+			r->mode;
 }
 
 static void beluga_region_free(struct beluga_region *r)
@@ -169,6 +170,7 @@ static void beluga_region_release(struct kref *ref)
 	xa_erase(&beluga_pool.regions, r->id);
 	beluga_pool.nr_regions--;
 	beluga_pool_give_back(r);
+	beluga_quota_uncharge(r);
 	mutex_unlock(&beluga_pool.lock);
 
 	beluga_sysfs_del_region(r);
@@ -195,7 +197,8 @@ static void beluga_region_zero(struct beluga_region *r)
 	}
 }
 
-static struct beluga_region *beluga_region_alloc(const struct beluga_region_create *req)
+static struct beluga_region *beluga_region_alloc(const struct beluga_region_create *req,
+						 u32 kind)
 {
 	struct beluga_region *r;
 
@@ -218,10 +221,18 @@ static struct beluga_region *beluga_region_alloc(const struct beluga_region_crea
 	r->uid = current_fsuid();
 	r->gid = current_fsgid();
 	r->mode = req->mode;
-	r->source_kind = BELUGA_SOURCE_NODE;
+	r->source_kind = kind;
 	RB_CLEAR_NODE(&r->name_node);
 	r->inode->i_size = r->size;
 	r->inode->i_private = r;
+	/*
+	 * Range regions are mapped like device-dax: S_DAX makes the 6.1 core
+	 * call ->huge_fault, and a character-device inode keeps GUP from taking
+	 * the VMA for fsdax (which refuses FOLL_LONGTERM).  Node regions must
+	 * not be S_DAX: their PMDs come from finish_fault().
+	 */
+	if (kind == BELUGA_SOURCE_RANGE)
+		r->inode->i_flags |= S_DAX;
 	beluga_region_sync_inode(r);
 	return r;
 fail:
@@ -253,12 +264,13 @@ static int beluga_region_publish(struct beluga_region *r)
  * Create a region from a validated request.  Returns it with one reference
  * for the caller (plus the name's reference if named), or an ERR_PTR.
  */
-struct beluga_region *beluga_region_create(const struct beluga_region_create *req)
+struct beluga_region *beluga_region_create(const struct beluga_region_create *req,
+					   u32 kind)
 {
 	struct beluga_region *r;
 	int ret;
 
-	r = beluga_region_alloc(req);
+	r = beluga_region_alloc(req, kind);
 	if (!r) {
 		atomic64_inc(&beluga_pool.counters.alloc_failures);
 		return ERR_PTR(-ENOMEM);
@@ -269,10 +281,14 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
 		ret = -EEXIST;
 		goto unlock_free;
 	}
-	ret = beluga_pool_take(r, req->source_kind, req->source_index);
+	ret = beluga_quota_charge(r);
+	if (ret)
+		goto unlock_free;
+	ret = beluga_pool_take(r, kind, req->source_index);
 	if (ret) {
 		if (ret == -ENOSPC)
 			atomic64_inc(&beluga_pool.counters.alloc_failures);
+		beluga_quota_uncharge(r);
 		goto unlock_free;
 	}
 	r->id = beluga_pool.next_id++;
@@ -299,6 +315,7 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
 give_back:
 	mutex_lock(&beluga_pool.lock);
 	beluga_pool_give_back(r);
+	beluga_quota_uncharge(r);
 unlock_free:
 	mutex_unlock(&beluga_pool.lock);
 	beluga_region_free(r);
@@ -326,7 +343,7 @@ bool beluga_region_is_owner(struct beluga_region *r)
 /* File-style permission check: owner, then group, then other bits. */
 int beluga_region_may_open(struct beluga_region *r, bool write)
 {
-	umode_t want = write ? (S_IROTH | S_IWOTH) : S_IROTH;
+	umode_t want = write ? 0006 : 0004;	/* r/w in the 'other' position */
 	umode_t mode;
 
 	mutex_lock(&beluga_pool.lock);
@@ -367,6 +384,8 @@ int beluga_region_destroy(const char *name)
 		ret = -ENOENT;
 	else if (!beluga_region_is_owner(r) && !capable(CAP_SYS_ADMIN))
 		ret = -EPERM;
+	else if (r->gpu_registrations)
+		ret = -EBUSY;	/* a GPU may be using it: unregister first */
 	else
 		beluga_name_remove(r);
 	mutex_unlock(&beluga_pool.lock);
@@ -421,7 +440,7 @@ unsigned int beluga_region_pinned_chunks(struct beluga_region *r)
 	unsigned long i;
 
 	for (i = 0; i < r->nr_chunks; i++)
-		n += beluga_chunk_pinned(r->chunks[i]->page);
+		n += beluga_chunk_is_pinned(r->chunks[i]);
 	return n;
 }
 
@@ -460,10 +479,14 @@ void beluga_region_fill_stat(struct beluga_region *r,
 
 static int beluga_region_file_release(struct inode *inode, struct file *file)
 {
-	struct beluga_region *r = file->private_data;
+	struct beluga_rfile *rf = file->private_data;
+	struct beluga_region *r = rf->region;
 
+	beluga_gpu_release_all(rf);
 	atomic_dec(&r->open_count);
 	beluga_region_put(r);
+	mutex_destroy(&rf->lock);
+	kfree(rf);
 	return 0;
 }
 
@@ -489,7 +512,15 @@ bool beluga_is_region_file(struct file *file)
  */
 struct file *beluga_region_file(struct beluga_region *r, bool write)
 {
+	struct beluga_rfile *rf;
 	struct file *file;
+
+	rf = kzalloc(sizeof(*rf), GFP_KERNEL);
+	if (!rf)
+		return ERR_PTR(-ENOMEM);
+	rf->region = r;
+	mutex_init(&rf->lock);
+	INIT_LIST_HEAD(&rf->gpus);
 
 	__module_get(THIS_MODULE);	/* put by fput() via fops_put() */
 	ihold(r->inode);
@@ -499,10 +530,11 @@ struct file *beluga_region_file(struct beluga_region *r, bool write)
 	if (IS_ERR(file)) {
 		iput(r->inode);
 		module_put(THIS_MODULE);
+		kfree(rf);
 		return file;
 	}
 	kref_get(&r->ref);
 	atomic_inc(&r->open_count);
-	file->private_data = r;
+	file->private_data = rf;
 	return file;
 }

@@ -260,7 +260,28 @@ BELUGA_REGION_ATTR(ephemeral, "%d",
 BELUGA_REGION_ATTR(destroyed, "%d",
 		   !!(st.flags & BELUGA_REGION_F_DESTROYED));
 
+static ssize_t region_gpu_registrations_show(struct kobject *k,
+					     struct kobj_attribute *a,
+					     char *buf)
+{
+	struct beluga_region *r;
+	unsigned int n = 0;
+	u64 id;
+
+	if (kstrtou64(kobject_name(k), 10, &id))
+		return -ENODEV;
+	mutex_lock(&beluga_pool.lock);
+	r = xa_load(&beluga_pool.regions, id);
+	if (r)
+		n = r->gpu_registrations;
+	mutex_unlock(&beluga_pool.lock);
+	return r ? sysfs_emit(buf, "%u\n", n) : -ENODEV;
+}
+
+BELUGA_RO_ATTR(region, gpu_registrations);
+
 static struct attribute *region_attrs[] = {
+	&region_gpu_registrations_attr.attr,
 	&region_name_attr.attr,
 	&region_size_attr.attr,
 	&region_uid_attr.attr,
@@ -276,6 +297,56 @@ static struct attribute *region_attrs[] = {
 
 static const struct attribute_group region_group = {
 	.attrs = region_attrs,
+};
+
+/* --- quotas ------------------------------------------------------------- */
+
+/* Read one field of the quota entry named by @k's directory (a uid). */
+static ssize_t quota_show(struct kobject *k, char *buf, int field)
+{
+	struct beluga_quota_entry *e;
+	ssize_t ret = -ENODEV;
+	u64 v = 0;
+	u32 uid;
+
+	if (kstrtou32(kobject_name(k), 10, &uid))
+		return -ENODEV;
+	mutex_lock(&beluga_pool.lock);
+	list_for_each_entry(e, &beluga_pool.quotas, node) {
+		if (from_kuid(&init_user_ns, e->uid) != uid)
+			continue;
+		v = field == 0 ? e->max_bytes : field == 1 ? e->used_bytes :
+		    field == 2 ? e->max_regions : e->used_regions;
+		ret = 0;
+		break;
+	}
+	mutex_unlock(&beluga_pool.lock);
+	return ret ? ret : sysfs_emit(buf, "%llu\n", v);
+}
+
+#define BELUGA_QUOTA_ATTR(_name, _field) \
+static ssize_t quota_##_name##_show(struct kobject *k, \
+				    struct kobj_attribute *a, char *buf) \
+{ \
+	return quota_show(k, buf, _field); \
+} \
+BELUGA_RO_ATTR(quota, _name)
+
+BELUGA_QUOTA_ATTR(max_bytes, 0);
+BELUGA_QUOTA_ATTR(used_bytes, 1);
+BELUGA_QUOTA_ATTR(max_regions, 2);
+BELUGA_QUOTA_ATTR(used_regions, 3);
+
+static struct attribute *quota_attrs[] = {
+	&quota_max_bytes_attr.attr,
+	&quota_used_bytes_attr.attr,
+	&quota_max_regions_attr.attr,
+	&quota_used_regions_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group quota_group = {
+	.attrs = quota_attrs,
 };
 
 /* A directory @name under @parent holding @group; NULL on failure. */
@@ -313,6 +384,23 @@ void beluga_sysfs_del_region(struct beluga_region *r)
 	r->kobj = NULL;
 }
 
+/* sysfs names quota directories by the uid in the initial namespace. */
+void beluga_sysfs_add_quota(struct beluga_quota_entry *e)
+{
+	char name[12];
+
+	snprintf(name, sizeof(name), "%u", from_kuid(&init_user_ns, e->uid));
+	e->kobj = beluga_sysfs_dir(name, beluga_pool.quotas_kobj, &quota_group);
+}
+
+void beluga_sysfs_del_quota(struct beluga_quota_entry *e)
+{
+	if (e->kobj)
+		kobject_del(e->kobj);
+	kobject_put(e->kobj);
+	e->kobj = NULL;
+}
+
 int beluga_sysfs_init(void)
 {
 	unsigned int i;
@@ -326,7 +414,10 @@ int beluga_sysfs_init(void)
 						    NULL);
 	beluga_pool.regions_kobj = beluga_sysfs_dir("regions", beluga_pool.kobj,
 						    NULL);
-	if (!beluga_pool.sources_kobj || !beluga_pool.regions_kobj)
+	beluga_pool.quotas_kobj = beluga_sysfs_dir("quotas", beluga_pool.kobj,
+						   NULL);
+	if (!beluga_pool.sources_kobj || !beluga_pool.regions_kobj ||
+	    !beluga_pool.quotas_kobj)
 		goto fail;
 	for (i = 0; i < beluga_pool.nr_sources; i++) {
 		struct beluga_source *src = beluga_pool.sources[i];
@@ -352,9 +443,11 @@ void beluga_sysfs_exit(void)
 		kobject_put(beluga_pool.sources[i]->kobj);
 		beluga_pool.sources[i]->kobj = NULL;
 	}
+	kobject_put(beluga_pool.quotas_kobj);
 	kobject_put(beluga_pool.regions_kobj);
 	kobject_put(beluga_pool.sources_kobj);
 	kobject_put(beluga_pool.kobj);
+	beluga_pool.quotas_kobj = NULL;
 	beluga_pool.regions_kobj = NULL;
 	beluga_pool.sources_kobj = NULL;
 	beluga_pool.kobj = NULL;

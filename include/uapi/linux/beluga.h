@@ -2,8 +2,8 @@
 /*
  * beluga.h - user-space ABI of the Beluga CXL memory-pool driver (/dev/beluga)
  *
- * Beluga carves CXL memory (CPU-less NUMA nodes; physical ranges in a later
- * ABI minor) into pinned 2 MiB chunks and hands out named regions.  A region
+ * Beluga carves CXL memory (CPU-less NUMA nodes, and from ABI 1.1 reserved
+ * physical ranges) into pinned 2 MiB chunks and hands out named regions.  A region
  * is reached through a *region file descriptor*: mmap it (MAP_SHARED, 2 MiB
  * aligned) to get huge, long-term pinnable mappings; pass it to another
  * process over a unix socket; or open the region again by name from any
@@ -38,7 +38,7 @@
  * serves, so both sides can tell "driver too old" from "library too old".
  */
 #define BELUGA_ABI_MAJOR 1
-#define BELUGA_ABI_MINOR 0
+#define BELUGA_ABI_MINOR 1
 #define BELUGA_ABI_VERSION(major, minor) (((__u32)(major) << 16) | (__u32)(minor))
 #define BELUGA_ABI_CURRENT BELUGA_ABI_VERSION(BELUGA_ABI_MAJOR, BELUGA_ABI_MINOR)
 
@@ -51,9 +51,9 @@
 #define BELUGA_FEAT_EPHEMERAL		(1ULL << 1) /* BELUGA_CREATE_EPHEMERAL */
 #define BELUGA_FEAT_PMD_MAPPINGS	(1ULL << 2) /* 2 MiB PMD user mappings */
 #define BELUGA_FEAT_LONGTERM_PIN	(1ULL << 3) /* FOLL_LONGTERM-pinnable */
-#define BELUGA_FEAT_RANGE_SOURCES	(1ULL << 4) /* ranges= sources (part 2) */
-#define BELUGA_FEAT_GPU_REGISTER	(1ULL << 5) /* BELUGA_IOC_GPU_* (part 2) */
-#define BELUGA_FEAT_QUOTAS		(1ULL << 6) /* per-uid quotas (part 2) */
+#define BELUGA_FEAT_RANGE_SOURCES	(1ULL << 4) /* ranges= sources (1.1) */
+#define BELUGA_FEAT_GPU_REGISTER	(1ULL << 5) /* BELUGA_IOC_GPU_* (1.1) */
+#define BELUGA_FEAT_QUOTAS		(1ULL << 6) /* BELUGA_IOC_QUOTA_* (1.1) */
 
 /* Source kinds. */
 #define BELUGA_SOURCE_ANY	0	/* create: any kind (never mixes kinds) */
@@ -118,7 +118,8 @@ struct beluga_source_info {
  * @size:   in: bytes, a non-zero multiple of BELUGA_CHUNK_SIZE.
  * @flags:  in: BELUGA_CREATE_* bits.
  * @mode:   in: permission bits (0..0777) checked on open, like a file's.
- * @source_kind: in: BELUGA_SOURCE_ANY or a kind; chunks never mix kinds.
+ * @source_kind: in: BELUGA_SOURCE_ANY or a kind; chunks never mix kinds, so
+ *          ANY with sources of both kinds and @source_index -1 is EINVAL.
  * @source_index: in: -1 to interleave over every source of the kind, or
  *          one source index to take every chunk from it.
  * @fd:     out: the new region file descriptor, opened read-write.
@@ -269,6 +270,81 @@ struct beluga_region_layout {
 	__u64 reserved[4];
 };
 
+/*
+ * struct beluga_quota - BELUGA_IOC_QUOTA_GET / BELUGA_IOC_QUOTA_SET (ABI 1.1).
+ * Regions are charged to the uid that created them, for their whole life.
+ * @flags:       in: 0 for GET; for SET, BELUGA_QUOTA_SET_* saying which
+ *               limits to change (>= 1).  SET needs CAP_SYS_ADMIN.
+ * @uid:         in: the user, in the caller's user namespace.
+ * @max_bytes:   in (SET) / out: byte limit, 0 = unlimited.
+ * @used_bytes:  out: bytes of live regions charged to @uid.
+ * @max_regions: in (SET) / out: region limit, 0 = unlimited.
+ * @used_regions: out: live regions charged to @uid.
+ * Creating a region past a limit fails with EDQUOT.
+ */
+#define BELUGA_QUOTA_SET_BYTES		(1U << 0)
+#define BELUGA_QUOTA_SET_REGIONS	(1U << 1)
+#define BELUGA_QUOTA_SET_ALL (BELUGA_QUOTA_SET_BYTES | BELUGA_QUOTA_SET_REGIONS)
+
+struct beluga_quota {
+	__u32 flags;
+	__u32 uid;
+	__u64 max_bytes;
+	__u64 used_bytes;
+	__u32 max_regions;
+	__u32 used_regions;
+	__u64 reserved[4];
+};
+
+/*
+ * struct beluga_gpu_register - BELUGA_IOC_GPU_REGISTER (region fd, ABI 1.1).
+ * The kernel cannot call the GPU driver; this ioctl checks the region can be
+ * registered (fully populated, long-term pinnable), takes a reference owned
+ * by this fd that makes BELUGA_IOC_REGION_DESTROY fail with EBUSY until it
+ * is dropped (GPU_UNREGISTER or closing the fd), and returns what user space
+ * needs for cudaHostRegister().
+ * @flags:      in: must be 0.
+ * @pci_domain: in: PCI domain of the GPU (0..0xffff).
+ * @pci_bdf:    in: bus << 8 | device << 3 | function.  Unknown: ENODEV.
+ * @gpu_node:   out: NUMA node of the GPU, -1 if the platform does not say.
+ * @socket:     out: BELUGA_GPU_SOCKET_*: whether the region's memory is
+ *              attached to the GPU's socket (nearest CPU node by distance).
+ * @capacity:   in: entries at @nodes (0 allowed).
+ * @nodes:      in: user pointer to __s32[capacity]: NUMA node per chunk.
+ * @nr_chunks:  out: chunks in the region.
+ * @registrations: out: this fd's registrations of this GPU, this one included.
+ * @chunk_size: out: bytes per chunk (each physically contiguous).
+ * @max_register_bytes: out: largest span to pass to one cudaHostRegister().
+ */
+#define BELUGA_GPU_SOCKET_UNKNOWN	0
+#define BELUGA_GPU_SOCKET_SAME		1 /* every chunk on the GPU's socket */
+#define BELUGA_GPU_SOCKET_OTHER		2 /* no chunk on the GPU's socket */
+#define BELUGA_GPU_SOCKET_MIXED		3
+
+struct beluga_gpu_register {
+	__u32 flags;
+	__u32 pci_domain;
+	__u32 pci_bdf;
+	__s32 gpu_node;
+	__u32 socket;
+	__u32 capacity;
+	__u64 nodes;
+	__u32 nr_chunks;
+	__u32 registrations;
+	__u64 chunk_size;
+	__u64 max_register_bytes;
+	__u64 reserved[4];
+};
+
+/* struct beluga_gpu_unregister - BELUGA_IOC_GPU_UNREGISTER (region fd). */
+struct beluga_gpu_unregister {
+	__u32 flags;
+	__u32 pci_domain;
+	__u32 pci_bdf;
+	__u32 __pad;
+	__u64 reserved[4];
+};
+
 /* Commands on /dev/beluga. */
 #define BELUGA_IOC_INFO		_IOWR(BELUGA_IOC_MAGIC, 0x00, struct beluga_info)
 #define BELUGA_IOC_SOURCE_INFO	_IOWR(BELUGA_IOC_MAGIC, 0x01, struct beluga_source_info)
@@ -278,9 +354,13 @@ struct beluga_region_layout {
 #define BELUGA_IOC_REGION_STAT	_IOWR(BELUGA_IOC_MAGIC, 0x05, struct beluga_region_stat)
 #define BELUGA_IOC_REGION_LIST	_IOWR(BELUGA_IOC_MAGIC, 0x06, struct beluga_region_list)
 #define BELUGA_IOC_REGION_SETATTR _IOW(BELUGA_IOC_MAGIC, 0x07, struct beluga_region_setattr)
+#define BELUGA_IOC_QUOTA_GET	_IOWR(BELUGA_IOC_MAGIC, 0x08, struct beluga_quota)
+#define BELUGA_IOC_QUOTA_SET	_IOWR(BELUGA_IOC_MAGIC, 0x09, struct beluga_quota)
 
 /* Commands on a region file descriptor (0x40 and up). */
 #define BELUGA_IOC_REGION_FD_STAT _IOWR(BELUGA_IOC_MAGIC, 0x40, struct beluga_region_stat)
 #define BELUGA_IOC_REGION_LAYOUT _IOWR(BELUGA_IOC_MAGIC, 0x41, struct beluga_region_layout)
+#define BELUGA_IOC_GPU_REGISTER	_IOWR(BELUGA_IOC_MAGIC, 0x42, struct beluga_gpu_register)
+#define BELUGA_IOC_GPU_UNREGISTER _IOW(BELUGA_IOC_MAGIC, 0x43, struct beluga_gpu_unregister)
 
 #endif /* _UAPI_LINUX_BELUGA_H */
