@@ -29,15 +29,28 @@ struct beluga_owner_probe {
 	char name[64];
 };
 
-/* walk_iomem_res_desc() callback: remember the first busy owner. */
+/*
+ * walk_iomem_res_desc() callback: name the first busy resource in the range.
+ * The walker hands out copies without names, but with the real parent, so
+ * the name is read from the parent's children.  resource_lock is not
+ * exported to modules: this read is unlocked and runs only on the load
+ * error path, to name the owner in one message; it copies the name and
+ * keeps no pointer.
+ */
 static int beluga_find_owner(struct resource *res, void *arg)
 {
 	struct beluga_owner_probe *probe = arg;
+	struct resource *p;
 
-	if (!(res->flags & IORESOURCE_BUSY) || !res->name)
+	if (!(res->flags & IORESOURCE_BUSY) || !res->parent)
 		return 0;
-	strscpy(probe->name, res->name, sizeof(probe->name));
-	return 1;
+	for (p = res->parent->child; p; p = p->sibling) {
+		if (p->start <= res->start && res->end <= p->end && p->name) {
+			strscpy(probe->name, p->name, sizeof(probe->name));
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static int beluga_range_check(phys_addr_t start, u64 bytes)
@@ -78,7 +91,8 @@ static int beluga_range_claim(struct beluga_source *src)
 	if (!src->res) {
 		struct beluga_owner_probe probe = { .name = "another driver" };
 
-		walk_iomem_res_desc(IORES_DESC_NONE, IORESOURCE_MEM, start,
+		walk_iomem_res_desc(IORES_DESC_NONE,
+				    IORESOURCE_MEM | IORESOURCE_BUSY, start,
 				    start + bytes - 1, &probe,
 				    beluga_find_owner);
 		pr_err("range %pa+%#llx is owned by '%s': release it to Beluga first (admin guide: daxctl/ndctl steps)\n",
