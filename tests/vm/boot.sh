@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Boot one VM-suite image under QEMU (TCG: /dev/kvm here is a PVM-only
+# hypervisor that aborts or hangs guests, so KVM is never used).
+#
+#   boot.sh --kernel VMLINUZ --initrd IMG --log FILE --results FILE
+#           [--append "extra cmdline"] [--timeout SECS] [--live]
+#
+# Guest: 2 CPUs on node 0 with 1 GiB; nodes 1 and 2, 512 MiB each and no
+# CPUs, stand in for CXL expanders (distance 20 everywhere).  ttyS0 is the
+# console, written to --log without carriage returns; ttyS1 is the results
+# channel (--results).  With --live, result lines are echoed as they come.
+# Exit status: QEMU's, or 124 when --timeout expired.
+set -euo pipefail
+
+kernel='' initrd='' log='' results='' append='' timeout=900 live=0
+while (($#)); do
+	case $1 in
+	--kernel) kernel=$2; shift ;;
+	--initrd) initrd=$2; shift ;;
+	--log) log=$2; shift ;;
+	--results) results=$2; shift ;;
+	--append) append=$2; shift ;;
+	--timeout) timeout=$2; shift ;;
+	--live) live=1 ;;
+	*) echo "boot: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+[[ -n $kernel && -n $initrd && -n $log && -n $results ]] || {
+	echo "boot: --kernel, --initrd, --log and --results are required" >&2
+	exit 2
+}
+
+# printk.devkmsg=on: the per-test markers written to /dev/kmsg must not be
+# rate-limited away.  panic=-1 + -no-reboot: a panic ends QEMU at once.
+cmdline="console=ttyS0 panic=-1 oops=panic loglevel=7 printk.devkmsg=on $append"
+
+# shellcheck disable=SC2054 # commas belong to QEMU options
+qemu=(
+	qemu-system-x86_64 -nodefaults -no-reboot -display none -nic none
+	-accel tcg,thread=multi -cpu max -smp 2 -m 2G
+	-object memory-backend-ram,id=m0,size=1G
+	-object memory-backend-ram,id=m1,size=512M
+	-object memory-backend-ram,id=m2,size=512M
+	-numa node,nodeid=0,cpus=0-1,memdev=m0
+	-numa node,nodeid=1,memdev=m1
+	-numa node,nodeid=2,memdev=m2
+	-numa dist,src=0,dst=1,val=20
+	-numa dist,src=0,dst=2,val=20
+	-numa dist,src=1,dst=2,val=20
+	-serial stdio -serial "file:$results"
+	-kernel "$kernel" -initrd "$initrd" -append "$cmdline"
+)
+
+: >"$results"
+# Result lines (exact, alone on a line) of the console, for --live.
+show() {
+	if ((live)); then
+		grep --line-buffered -E '^(PASS|FAIL|SKIP) [^ ]+( \(rc=[0-9]+\))?$' || true
+	else
+		cat >/dev/null
+	fi
+}
+set +e
+# stdin from /dev/null: QEMU must not touch the terminal or wait for input.
+timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null 2>&1 |
+	tr -d '\r' | tee "$log" | show
+rc=${PIPESTATUS[0]}
+exit "$rc"

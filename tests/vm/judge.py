@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Judge one VM-suite boot from its logs (see tests/vm/README.md).
+
+Reads the results channel (ttyS1, written only by /init) for the counts and
+the console log (ttyS0) for test output, boot time and kernel messages.
+The boot fails on: a timeout, no summary line, any failed test, no test run,
+a kernel log line with BUG/WARNING/Oops/Call Trace/UBSAN/general protection
+(or a few other signs of a sick kernel), or a taint other than the expected
+out-of-tree/unsigned-module ones.  Prints a report; exit status 0 = pass.
+"""
+import argparse
+import re
+import sys
+
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$")
+RESULT = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(rc=(-?\d+)\))?$")
+KTIME = re.compile(r"\[\s*\d+\.\d+\] ")
+BAD = re.compile(r"\bBUG[: ]|WARNING:|Oops|Call Trace|UBSAN|general protection"
+                 r"|Kernel panic|Bad page|blocked for more than|soft lockup")
+# Taint bits expected from loading beluga.ko: O (out-of-tree), E (unsigned).
+TAINT_OK = (1 << 12) | (1 << 13)
+TAINT_FLAGS = "PFSRMBUDAWCIOELKXTN"
+
+
+def read_lines(path):
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\r\n").replace("\r", "") for line in f]
+    except FileNotFoundError:
+        return []
+
+
+class Results:
+    """What /init wrote on the results channel."""
+
+    def __init__(self, lines):
+        self.tests = []  # (status, name, rc)
+        self.times = {}
+        self.summary = None
+        self.tainted = None
+        self.last_begun = None
+        for line in lines:
+            self._parse(line)
+
+    def _parse(self, line):
+        m = RESULT.match(line)
+        if m:
+            self.tests.append((m[1], m[2], m[3]))
+            return
+        m = SUMMARY.match(line)
+        if m:
+            self.summary = tuple(int(x) for x in m.groups())
+            return
+        words = line.split()
+        if line.startswith("beluga-vm: time ") and len(words) == 4:
+            self.times[words[2]] = words[3]
+        elif line.startswith("beluga-vm: begin ") and len(words) == 3:
+            self.last_begun = words[2]
+        elif line.startswith("beluga-vm: tainted ") and len(words) == 3:
+            self.tainted = int(words[2])
+
+    def finished(self, name):
+        return any(t[1] == name for t in self.tests)
+
+
+class Console:
+    """The console log: test output sections, kernel lines, boot time."""
+
+    def __init__(self, lines):
+        self.init_start = None
+        self.output = {}  # test name -> lines between its begin/end markers
+        self.bad = []  # (kernel line, test running at the time)
+        self._scan(lines)
+
+    def _scan(self, lines):
+        section = None  # test whose output is being collected
+        running = None  # test that was running, to attribute kernel lines
+        in_dmesg = False
+        seen = set()
+        for line in lines:
+            if line.startswith("beluga-vm: init-start "):
+                self.init_start = line.split()[2]
+            elif line.startswith("beluga-vm: begin "):
+                section = running = line.split(" ", 2)[2]
+                self.output[section] = []
+            elif line.startswith("beluga-vm: end "):
+                section = running = None
+            elif line in ("beluga-vm: dmesg-begin", "beluga-vm: dmesg-end"):
+                in_dmesg = line.endswith("begin")
+                section = running = None
+            elif section is not None:
+                self.output[section].append(line)
+            if in_dmesg and "beluga-test: " in line:
+                running = line.split("beluga-test: ", 1)[1].strip()
+            self._check_kernel_line(line, running, seen)
+
+    def _check_kernel_line(self, line, current, seen):
+        m = KTIME.search(line)
+        if not m or "beluga-test: " in line:
+            return
+        text = line[m.start():]
+        if BAD.search(text) and text not in seen:
+            seen.add(text)
+            self.bad.append((text, current))
+
+
+def taint_letters(value):
+    return "".join(c for i, c in enumerate(TAINT_FLAGS) if value & (1 << i))
+
+
+def show_output(lines, indent="    | ", drop_kernel=False):
+    for line in lines:
+        if drop_kernel and KTIME.match(line):
+            continue
+        print(indent + line)
+
+
+def judge(args):
+    res = Results(read_lines(args.results))
+    con = Console(read_lines(args.console))
+    name = args.name
+    problems = []
+
+    boot = f"/init after {con.init_start} s (guest clock)" if con.init_start else "/init never started"
+    print(f"vm[{name}]: {boot}, whole boot {args.wall} s wall; log {args.console}")
+    for status, test, rc in res.tests:
+        line = f"{status} {test}" + (f" (rc={rc})" if rc is not None else "")
+        print(f"{line:<48} {res.times.get(test, '?')} s")
+        if args.show_output and status != "FAIL" and not test.startswith("harness/"):
+            show_output(con.output.get(test, []), indent="    ", drop_kernel=True)
+        if status == "FAIL":
+            print(f"    --- output of {test} ---")
+            show_output(con.output.get(test, []))
+
+    if args.rc in (124, 137):
+        problems.append(f"timed out after {args.timeout} s")
+    if res.last_begun and not res.finished(res.last_begun):
+        problems.append(f"the boot ended while {res.last_begun} was running")
+        print(f"    --- output of {res.last_begun} (unfinished) ---")
+        show_output(con.output.get(res.last_begun, []))
+    if res.summary is None:
+        problems.append("no summary line (guest hung, panicked or died)")
+    counts = [sum(1 for t in res.tests if t[0] == s) for s in ("PASS", "FAIL", "SKIP")]
+    if res.summary is not None and tuple(counts) != res.summary:
+        problems.append(f"summary {res.summary} disagrees with the result lines {tuple(counts)}")
+    if counts[1]:
+        problems.append(f"{counts[1]} failed")
+    if res.summary is not None and not any(not t[1].startswith("harness/") for t in res.tests):
+        problems.append("no test ran (empty test lists?)")
+    if res.tainted is not None and res.tainted & ~TAINT_OK:
+        problems.append(f"kernel tainted {res.tainted} ({taint_letters(res.tainted)})")
+    if con.bad:
+        problems.append(f"{len(con.bad)} bad kernel log line(s)")
+        print(f"vm[{name}]: kernel log problems:")
+        for text, test in con.bad:
+            print(f"    {text}" + (f"   <- during {test}" if test else ""))
+
+    print(f"vm[{name}]: {counts[0]} passed, {counts[1]} failed, {counts[2]} skipped"
+          + (f"; FAILED: {'; '.join(problems)}" if problems else ""))
+    if args.counts:
+        with open(args.counts, "w") as f:
+            f.write(f"{counts[0]} {counts[1]} {counts[2]} {0 if problems else 1} {con.init_start or '?'}\n")
+    return 1 if problems else 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--name", required=True)
+    p.add_argument("--console", required=True)
+    p.add_argument("--results", required=True)
+    p.add_argument("--rc", type=int, required=True, help="exit status of boot.sh")
+    p.add_argument("--timeout", default="?")
+    p.add_argument("--wall", default="?")
+    p.add_argument("--show-output", action="store_true")
+    p.add_argument("--counts", help="write 'passed failed skipped ok init-time' here")
+    sys.exit(judge(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

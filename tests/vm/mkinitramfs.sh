@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Build the initramfs of one VM-suite boot (see tests/vm/README.md).
+#
+#   mkinitramfs.sh --out IMG --kver VER --build-dir DIR --ko beluga.ko
+#                  [--test-ko beluga_test.ko] [--params "nodes=..."]
+#                  [--profile NAME] [--test-timeout SECS] LIST...
+#
+# LIST files hold `<test-name> <path relative to DIR> [args...]` lines.
+# The image holds busybox, tests/vm/init.sh as /init, the modules, the test
+# programs under /opt/beluga/<path> and every shared library ldd lists for
+# them, so dynamically linked tests run unchanged.  No root needed: the
+# archive is written with owner 0:0 and /init mounts devtmpfs itself.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+out='' kver='' build_dir='' ko='' test_ko='' params='' profile=default test_timeout=300
+lists=()
+while (($#)); do
+	case $1 in
+	--out) out=$2; shift ;;
+	--kver) kver=$2; shift ;;
+	--build-dir) build_dir=$2; shift ;;
+	--ko) ko=$2; shift ;;
+	--test-ko) test_ko=$2; shift ;;
+	--params) params=$2; shift ;;
+	--profile) profile=$2; shift ;;
+	--test-timeout) test_timeout=$2; shift ;;
+	-*) echo "mkinitramfs: unknown option $1" >&2; exit 2 ;;
+	*) lists+=("$1") ;;
+	esac
+	shift
+done
+[[ -n $out && -n $kver && -n $build_dir && -n $ko ]] || {
+	echo "mkinitramfs: --out, --kver, --build-dir and --ko are required" >&2
+	exit 2
+}
+
+die() {
+	echo "mkinitramfs: $*" >&2
+	exit 1
+}
+
+root=$out.d
+rm -rf "$root"
+mkdir -p "$root"/{bin,etc/beluga,lib/beluga,opt/beluga}
+
+# copy_file SRC [DEST]: copy (dereferencing links) to DEST inside the image.
+copy_file() {
+	local dest=$root${2:-$1}
+	mkdir -p "$(dirname "$dest")"
+	cp -L "$1" "$dest"
+}
+
+# copy_libs BINARY: every library ldd reports, the dynamic loader included.
+copy_libs() {
+	local lib
+	ldd "$1" >/dev/null 2>&1 || return 0 # static: nothing to copy
+	while read -r lib; do
+		[[ -e $root$lib ]] || copy_file "$lib"
+	done < <(ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+}
+
+add_busybox() {
+	local bb
+	bb=$(command -v busybox) || die "busybox not found (install busybox-static)"
+	ldd "$bb" >/dev/null 2>&1 && die "$bb is dynamically linked; install busybox-static"
+	cp "$bb" "$root/bin/busybox"
+	install -m 0755 "$here/init.sh" "$root/init"
+}
+
+add_etc() {
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+		'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$root/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
+	echo "$params" >"$root/etc/beluga/params"
+	{
+		printf 'BELUGA_PROFILE=%q\n' "$profile"
+		printf 'BELUGA_PARAMS=%q\n' "$params"
+		printf 'TEST_TIMEOUT=%q\n' "$test_timeout"
+	} >"$root/etc/beluga/harness.conf"
+	# Variables the tests honour, passed through from the host.
+	if [[ -n ${BELUGA_TEST_SEED:-} ]]; then
+		printf 'export BELUGA_TEST_SEED=%q\n' "$BELUGA_TEST_SEED" >"$root/etc/beluga/env"
+	fi
+}
+
+add_modules() {
+	copy_file "$ko" /lib/beluga/beluga.ko
+	[[ -n $test_ko && -f $test_ko ]] && copy_file "$test_ko" /lib/beluga/beluga_test.ko
+	# Kernel modules the tests may modprobe, with their dependencies.
+	local mod path moddir=/lib/modules/$kver
+	while read -r mod; do
+		modprobe -S "$kver" --show-depends "$mod" >/dev/null ||
+			die "kernel module $mod not found for $kver"
+		while read -r path; do
+			copy_file "$path"
+		done < <(modprobe -S "$kver" --show-depends "$mod" | awk '$1 == "insmod" { print $2 }')
+	done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/guest-modules.list")
+	for f in modules.builtin modules.builtin.modinfo modules.order; do
+		[[ -f $moddir/$f ]] && copy_file "$moddir/$f"
+	done
+	mkdir -p "$root$moddir"
+	depmod -b "$root" "$kver"
+}
+
+# add_tests: merge the lists into /etc/beluga/tests and copy each program.
+add_tests() {
+	local list name prog args seen=" "
+	: >"$root/etc/beluga/tests"
+	for list in "${lists[@]}"; do
+		while read -r name prog args; do
+			[[ -z $name || $name == \#* ]] && continue
+			[[ $name =~ ^[A-Za-z0-9._/-]+$ ]] || die "$list: bad test name '$name'"
+			[[ -n $prog ]] || die "$list: test '$name' has no program"
+			[[ $seen == *" $name "* ]] && die "$list: test name '$name' used twice"
+			seen+="$name "
+			echo "$name $prog $args" >>"$root/etc/beluga/tests"
+			if [[ -x $build_dir/$prog ]]; then
+				copy_file "$build_dir/$prog" "/opt/beluga/$prog"
+				copy_libs "$build_dir/$prog"
+			else
+				echo "mkinitramfs: warning: $build_dir/$prog not built; $name will fail" >&2
+			fi
+		done <"$list"
+	done
+	# glibc dlopens libgcc_s for pthread_cancel/pthread_exit unwinding.
+	local gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
+	if [[ -f $gcc_s && ! -e $root$gcc_s ]]; then
+		copy_file "$gcc_s"
+	fi
+}
+
+add_busybox
+add_etc
+add_modules
+add_tests
+# Uncompressed: the guest unpacks it faster than it could gunzip it.
+(cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+	cpio --null -o -H newc -R 0:0 --quiet) >"$out"
