@@ -15,11 +15,19 @@
 # Variables: KDIR (kernel build tree; default the newest /boot/vmlinuz-*-amd64
 # that has /lib/modules/<ver>/build), KVER (kernel booted by the VM suite,
 # matches KDIR), BUILD_DIR (CMake build directory, default build),
-# CMAKE_FLAGS, VM_PROFILES (default "default slub-debug").
+# CMAKE_FLAGS, VM_PROFILES (default "default slub-debug ranges-gpu cxl"),
+# DESTDIR and PREFIX (make install).
+#
+#   make install      install beluga.ko (never loads it), the UAPI header,
+#                     the udev rule, libbeluga and beluga-tool
+#   make install-dkms register the module sources with DKMS
 
 BUILD_DIR ?= build
 CMAKE_FLAGS ?=
-VM_PROFILES ?= default slub-debug
+VM_PROFILES ?= default slub-debug ranges-gpu cxl
+PREFIX ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell grep -m1 '^project' CMakeLists.txt | grep -o 'VERSION [0-9.]*' | cut -d' ' -f2)
 HELPER_DIR := tests/driver/helper
 
 # The kernel: KDIR given -> its release; otherwise the newest Debian kernel
@@ -38,7 +46,8 @@ SUBMAKE := $(MAKE)
 # Sub-makes (kbuild, CMake's) need not announce every directory they enter.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all build kmod helper user deps check check-unit check-vm run-unit run-vm demo clean
+.PHONY: all build kmod helper user deps check check-unit check-vm run-unit run-vm demo clean \
+	install install-dkms
 
 all: build
 
@@ -96,6 +105,30 @@ check: deps
 demo: deps
 	@$(SUBMAKE) build
 	@$(SUBMAKE) VM_PROFILES=demo run-vm
+
+# Installs files only: loading the module is the operator's decision
+# (Documentation/admin-guide.md).  depmod runs only for a real install.
+install:
+	@test -f kmod/beluga.ko -a -d $(BUILD_DIR) || { echo "install: build first (make build)" >&2; exit 1; }
+	install -D -m 0644 kmod/beluga.ko $(DESTDIR)/lib/modules/$(KVER)/extra/beluga.ko
+	install -D -m 0644 include/uapi/linux/beluga.h $(DESTDIR)/usr/include/linux/beluga.h
+	install -D -m 0644 packaging/60-beluga.rules $(DESTDIR)/etc/udev/rules.d/60-beluga.rules
+	install -D -m 0644 packaging/beluga.conf.example $(DESTDIR)/etc/modprobe.d/beluga.conf.example
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+	@if [ -z "$(DESTDIR)" ]; then depmod -a $(KVER); \
+		getent group beluga >/dev/null || groupadd --system beluga; fi
+	@echo "installed; load with: modprobe beluga nodes=<nid>[:<size>] (see Documentation/admin-guide.md)"
+
+# DKMS rebuilds the module for every kernel the machine installs.
+install-dkms:
+	@command -v dkms >/dev/null || { echo "install-dkms: dkms missing: apt-get install dkms" >&2; exit 1; }
+	rm -rf $(DESTDIR)/usr/src/beluga-$(VERSION)
+	mkdir -p $(DESTDIR)/usr/src/beluga-$(VERSION)/kmod $(DESTDIR)/usr/src/beluga-$(VERSION)/include/uapi/linux
+	cp kmod/Makefile kmod/Kbuild kmod/*.c kmod/*.h $(DESTDIR)/usr/src/beluga-$(VERSION)/kmod/
+	cp include/uapi/linux/beluga.h $(DESTDIR)/usr/src/beluga-$(VERSION)/include/uapi/linux/
+	sed 's/@VERSION@/$(VERSION)/' packaging/dkms.conf > $(DESTDIR)/usr/src/beluga-$(VERSION)/dkms.conf
+	@if [ -z "$(DESTDIR)" ]; then dkms add beluga/$(VERSION) && dkms build beluga/$(VERSION) && \
+		dkms install beluga/$(VERSION); fi
 
 clean:
 ifneq ($(KMOD_SOURCES),)

@@ -428,15 +428,16 @@ static bool beluga_source_matches(struct beluga_source *src, u32 kind,
 }
 
 /*
- * The kind of source a create asks for resolves to one concrete kind:
- * one mapping cannot mix ZONE_DEVICE range pages (devmap entries, S_DAX)
- * with buddy node pages (normal THP entries) on 6.1.  Sources never change
- * after load, so no lock is needed.
+ * The kind of source a create asks for, resolved as far as the request
+ * alone allows: a source index fixes the kind; a kind of which no source
+ * exists is EINVAL.  BELUGA_SOURCE_ANY with sources of both kinds stays ANY
+ * and is decided by beluga_pool_take() from free space.  Sources never
+ * change after load, so no lock is needed.
  */
 int beluga_pool_resolve_kind(u32 kind, int source_index)
 {
-	unsigned int i;
 	u32 found = BELUGA_SOURCE_ANY;
+	unsigned int i;
 
 	if (source_index >= 0) {
 		if (source_index >= beluga_pool.nr_sources)
@@ -450,10 +451,34 @@ int beluga_pool_resolve_kind(u32 kind, int source_index)
 		if (kind != BELUGA_SOURCE_ANY && k != kind)
 			continue;
 		if (found != BELUGA_SOURCE_ANY && k != found)
-			return -EINVAL;	/* ANY over both kinds would mix them */
+			return BELUGA_SOURCE_ANY;	/* both kinds: decide later */
 		found = k;
 	}
 	return found == BELUGA_SOURCE_ANY ? -EINVAL : found;
+}
+
+/*
+ * ANY over both kinds: one mapping cannot mix ZONE_DEVICE range pages
+ * (devmap entries, S_DAX) with buddy node pages (THP entries) on 6.1, so
+ * take the kind with more free space; if neither kind alone can hold the
+ * region but both together could, the create would have to mix: EINVAL.
+ */
+static int beluga_pool_pick_kind(unsigned long nr_chunks)
+{
+	unsigned long node = 0, range = 0;
+	unsigned int i;
+
+	for (i = 0; i < beluga_pool.nr_sources; i++) {
+		struct beluga_source *src = beluga_pool.sources[i];
+
+		if (src->kind == BELUGA_SOURCE_NODE)
+			node += src->nr_free;
+		else
+			range += src->nr_free;
+	}
+	if (max(node, range) >= nr_chunks)
+		return node >= range ? BELUGA_SOURCE_NODE : BELUGA_SOURCE_RANGE;
+	return node + range >= nr_chunks ? -EINVAL : -ENOSPC;
 }
 
 /*
@@ -469,6 +494,13 @@ int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index)
 	unsigned int n = 0, k, pos;
 
 	lockdep_assert_held(&beluga_pool.lock);
+	if (kind == BELUGA_SOURCE_ANY && source_index < 0) {
+		int picked = beluga_pool_pick_kind(r->nr_chunks);
+
+		if (picked < 0)
+			return picked;
+		kind = picked;
+	}
 	for (k = 0; k < beluga_pool.nr_sources; k++) {
 		struct beluga_source *src = beluga_pool.sources[k];
 
@@ -496,6 +528,7 @@ int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index)
 		pos = (pos + 1) % n;
 	}
 	beluga_pool.nr_free -= r->nr_chunks;
+	r->source_kind = cand[0]->kind;
 	return 0;
 }
 

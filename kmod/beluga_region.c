@@ -225,15 +225,6 @@ static struct beluga_region *beluga_region_alloc(const struct beluga_region_crea
 	RB_CLEAR_NODE(&r->name_node);
 	r->inode->i_size = r->size;
 	r->inode->i_private = r;
-	/*
-	 * Range regions are mapped like device-dax: S_DAX makes the 6.1 core
-	 * call ->huge_fault, and a character-device inode keeps GUP from taking
-	 * the VMA for fsdax (which refuses FOLL_LONGTERM).  Node regions must
-	 * not be S_DAX: their PMDs come from finish_fault().
-	 */
-	if (kind == BELUGA_SOURCE_RANGE)
-		r->inode->i_flags |= S_DAX;
-	beluga_region_sync_inode(r);
 	return r;
 fail:
 	beluga_region_free(r);
@@ -293,6 +284,17 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
 	}
 	r->id = beluga_pool.next_id++;
 	mutex_unlock(&beluga_pool.lock);
+
+	/*
+	 * The kind is known now (beluga_pool_take() may have picked it).
+	 * Range regions are mapped like device-dax: S_DAX makes the 6.1 core
+	 * call ->huge_fault, and a character-device inode keeps GUP from taking
+	 * the VMA for fsdax (which refuses FOLL_LONGTERM).  Node regions must
+	 * not be S_DAX: their PMDs come from finish_fault().
+	 */
+	if (r->source_kind == BELUGA_SOURCE_RANGE)
+		r->inode->i_flags |= S_DAX;
+	beluga_region_sync_inode(r);
 
 	/* Not yet visible to anyone: zero and add sysfs without the lock. */
 	beluga_region_zero(r);

@@ -6,9 +6,12 @@
 #
 #   boot.sh --kernel VMLINUZ --initrd IMG --log FILE --results FILE
 #           [--append "extra cmdline"] [--timeout SECS] [--live]
+#           [--machine "QEMU args"] [--qemu-extra "QEMU args"]
 #
-# Guest: 2 CPUs on node 0 with 1 GiB; nodes 1 and 2, 512 MiB each and no
-# CPUs, stand in for CXL expanders (distance 20 everywhere).  ttyS0 is the
+# Guest (default machine): 2 CPUs on node 0 with 1 GiB; nodes 1 and 2,
+# 512 MiB each and no CPUs, stand in for CXL expanders (distance 20
+# everywhere).  --machine replaces the machine, memory and NUMA arguments
+# (a profile's `machine`); --qemu-extra adds devices (a profile's `qemu`).  ttyS0 is the
 # console, written to --log without carriage returns; ttyS1 is the results
 # channel (--results).  With --live, result lines are echoed as they come.
 # Exit status: QEMU's, or 124 when --timeout expired.
@@ -24,6 +27,8 @@ while (($#)); do
 	--append) append=$2; shift ;;
 	--timeout) timeout=$2; shift ;;
 	--live) live=1 ;;
+	--machine) machine=$2; shift ;;
+	--qemu-extra) extra=$2; shift ;;
 	*) echo "boot: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -38,9 +43,8 @@ done
 cmdline="console=ttyS0 panic=-1 oops=panic loglevel=7 printk.devkmsg=on $append"
 
 # shellcheck disable=SC2054 # commas belong to QEMU options
-qemu=(
-	qemu-system-x86_64 -nodefaults -no-reboot -display none -nic none
-	-accel tcg,thread=multi -cpu max -smp 2 -m 2G
+default_machine=(
+	-m 2G
 	-object memory-backend-ram,id=m0,size=1G
 	-object memory-backend-ram,id=m1,size=512M
 	-object memory-backend-ram,id=m2,size=512M
@@ -50,6 +54,15 @@ qemu=(
 	-numa dist,src=0,dst=1,val=20
 	-numa dist,src=0,dst=2,val=20
 	-numa dist,src=1,dst=2,val=20
+)
+# shellcheck disable=SC2206 # profile arguments are split on spaces
+if [[ -n $machine ]]; then machine_args=($machine); else machine_args=("${default_machine[@]}"); fi
+# shellcheck disable=SC2206
+extra_args=($extra)
+qemu=(
+	qemu-system-x86_64 -nodefaults -no-reboot -display none -nic none
+	-accel tcg,thread=multi -cpu max -smp 2
+	"${machine_args[@]}" "${extra_args[@]}"
 	-serial stdio -serial "file:$results"
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline"
 )

@@ -166,6 +166,12 @@ final_unload() {
 }
 
 mkdir -p /etc/beluga
+# A profile's setup (e.g. creating a CXL region) may set BELUGA_PARAMS.
+if [ -f /etc/beluga/setup.sh ]; then
+	echo "beluga-vm: running the profile's setup"
+	# shellcheck disable=SC1091
+	. /etc/beluga/setup.sh
+fi
 echo "$BELUGA_PARAMS" >/etc/beluga/params
 # Keep info-level chatter off the console while tests print; everything is in
 # the dmesg dump at the end, warnings and worse still show up at once.

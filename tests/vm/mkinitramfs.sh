@@ -5,7 +5,8 @@
 #
 #   mkinitramfs.sh --out IMG --kver VER --build-dir DIR --ko beluga.ko
 #                  [--test-ko beluga_test.ko] [--params "nodes=..."]
-#                  [--profile NAME] [--test-timeout SECS] LIST...
+#                  [--profile NAME] [--test-timeout SECS]
+#                  [--setup guest-script] [--bins "host binaries"] LIST...
 #
 # LIST files hold `<test-name> <path relative to DIR> [args...]` lines.
 # The image holds busybox, tests/vm/init.sh as /init, the modules, the test
@@ -16,6 +17,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out='' kver='' build_dir='' ko='' test_ko='' params='' profile=default test_timeout=300
+setup='' bins=''
 lists=()
 while (($#)); do
 	case $1 in
@@ -27,6 +29,8 @@ while (($#)); do
 	--params) params=$2; shift ;;
 	--profile) profile=$2; shift ;;
 	--test-timeout) test_timeout=$2; shift ;;
+	--setup) setup=$2; shift ;;
+	--bins) bins=$2; shift ;;
 	-*) echo "mkinitramfs: unknown option $1" >&2; exit 2 ;;
 	*) lists+=("$1") ;;
 	esac
@@ -89,14 +93,16 @@ add_etc() {
 add_modules() {
 	copy_file "$ko" /lib/beluga/beluga.ko
 	[[ -n $test_ko && -f $test_ko ]] && copy_file "$test_ko" /lib/beluga/beluga_test.ko
-	# Kernel modules the tests may modprobe, with their dependencies.
+	# Kernel modules the tests may modprobe, with their dependencies.  The
+	# host's /etc/modprobe.d is ignored (-C): ndctl installs an "install"
+	# rule for libnvdimm there that hides it from --show-depends.
 	local mod path moddir=/lib/modules/$kver
 	while read -r mod; do
-		modprobe -S "$kver" --show-depends "$mod" >/dev/null ||
+		modprobe -C /nonexistent -S "$kver" --show-depends "$mod" >/dev/null ||
 			die "kernel module $mod not found for $kver"
 		while read -r path; do
 			copy_file "$path"
-		done < <(modprobe -S "$kver" --show-depends "$mod" | awk '$1 == "insmod" { print $2 }')
+		done < <(modprobe -C /nonexistent -S "$kver" --show-depends "$mod" | awk '$1 == "insmod" { print $2 }')
 	done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/guest-modules.list")
 	for f in modules.builtin modules.builtin.modinfo modules.order; do
 		[[ -f $moddir/$f ]] && copy_file "$moddir/$f"
@@ -132,8 +138,25 @@ add_tests() {
 	fi
 }
 
+# add_extras: a profile's guest setup script (/etc/beluga/setup.sh, sourced
+# by /init before beluga.ko is loaded; it may change BELUGA_PARAMS) and the
+# host programs it needs, with their libraries.
+add_extras() {
+	local bin
+	if [[ -n $setup ]]; then
+		[[ -f $setup ]] || die "setup script $setup not found"
+		install -m 0755 "$setup" "$root/etc/beluga/setup.sh"
+	fi
+	for bin in $bins; do
+		[[ -x $bin ]] || die "$bin not found (make deps)"
+		copy_file "$bin"
+		copy_libs "$bin"
+	done
+}
+
 add_busybox
 add_etc
+add_extras
 add_modules
 add_tests
 # Uncompressed: the guest unpacks it faster than it could gunzip it.

@@ -60,7 +60,7 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (mak
 
 # boot_profile CONF: build the image, boot it, judge it; appends to totals.
 boot_profile() {
-	local name cmdline params lists show_output
+	local name cmdline params lists show_output machine='' qemu='' setup='' bins='' host_setup=''
 	# shellcheck disable=SC1090
 	source "$1"
 	local img=$out/$name.cpio log=$out/$name.log res=$out/$name.results
@@ -72,18 +72,26 @@ boot_profile() {
 
 	bash "$vm/mkinitramfs.sh" --out "$img" --kver "$kver" --build-dir "$build_dir" \
 		--ko "$ko" --test-ko "$test_ko" --params "$params" --profile "$name" \
-		--test-timeout "${VM_TEST_TIMEOUT:-300}" "${list_files[@]}" ||
+		--test-timeout "${VM_TEST_TIMEOUT:-300}" --setup "$setup" --bins "$bins" \
+		"${list_files[@]}" ||
 		die "building the $name image failed"
 	local ntests
 	ntests=$(wc -l <"$img.d/etc/beluga/tests")
 	echo "vm[$name]: booting $kver with '${cmdline}' beluga params '$params'," \
 		"$ntests tests, image $(du -m "$img" | cut -f1) MiB"
 
+	# @OUT@ in a profile's QEMU arguments is the output directory.
+	qemu=${qemu//@OUT@/$out}
+	# Host-side preparation (e.g. fresh CXL backing files), in $out.
+	if [[ -n $host_setup ]]; then
+		(cd "$out" && eval "$host_setup") || die "$name: host_setup failed"
+	fi
 	local t0 t1 rc=0 timeout=${VM_TIMEOUT:-900} live=()
 	[[ ${VM_LIVE:-0} == 1 ]] && live=(--live)
 	t0=$(date +%s.%N)
 	bash "$vm/boot.sh" --kernel "$kernel" --initrd "$img" --log "$log" --results "$res" \
-		--append "$cmdline" --timeout "$timeout" "${live[@]}" || rc=$?
+		--append "$cmdline" --timeout "$timeout" --machine "$machine" \
+		--qemu-extra "$qemu" "${live[@]}" || rc=$?
 	t1=$(date +%s.%N)
 
 	local show=()

@@ -1,0 +1,42 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# Guest setup of the cxl profile (sourced by /init before beluga.ko loads):
+# turn QEMU's CXL type-3 device into a devdax namespace the way an operator
+# would, release it from device-dax, and hand its range to Beluga.
+# Sets BELUGA_PARAMS; records the dax device in /etc/beluga/cxl-dax so the
+# range tests can give it back to device-dax and check Beluga's refusal.
+
+cxl_wait() { # cxl_wait PATH-GLOB: wait up to 10 s for a sysfs path
+	i=0
+	while [ $i -lt 100 ]; do
+		# shellcheck disable=SC2086 # a glob
+		ls -d $1 >/dev/null 2>&1 && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "cxl-setup: timed out waiting for $1"
+	return 1
+}
+
+for m in cxl_acpi cxl_pci cxl_mem cxl_pmem nd_pmem dax_pmem device_dax; do
+	modprobe "$m" || echo "cxl-setup: modprobe $m failed"
+done
+cxl_wait /sys/bus/cxl/devices/mem0 &&
+	cxl create-region -m -t pmem -d decoder0.0 -w 1 -g 256 mem0 &&
+	cxl_wait '/sys/bus/nd/devices/region*/driver' &&
+	ndctl create-namespace -r "$(cd /sys/bus/nd/devices && ls -d region* | head -n1)" \
+		-m devdax -a 2M >/dev/null &&
+	cxl_wait '/sys/bus/dax/devices/dax*'
+dax=$(ls /sys/bus/dax/devices 2>/dev/null | head -n1)
+if [ -n "$dax" ]; then
+	start=$(cat "/sys/bus/dax/devices/$dax/resource")
+	size=$(cat "/sys/bus/dax/devices/$dax/size")
+	daxctl disable-device "$dax" >/dev/null
+	BELUGA_PARAMS="ranges=$start+$((size / 2097152 * 2097152))"
+	echo "$dax" >/etc/beluga/cxl-dax
+	echo "cxl-setup: $dax ($start, $size bytes) released to Beluga: $BELUGA_PARAMS"
+else
+	echo "cxl-setup: no dax device; the CXL chain did not come up"
+	BELUGA_PARAMS="ranges=0x0+0"	# makes harness/load-beluga fail loudly
+fi
