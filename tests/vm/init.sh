@@ -42,6 +42,8 @@ echo "beluga-vm: init-start $uptime"
 # shellcheck disable=SC1091
 [ -f /etc/beluga/env ] && . /etc/beluga/env
 export HOME=/tmp PATH=/bin:/sbin:/usr/bin:/usr/sbin BELUGA_VM=1
+# The project's shared libraries (see copy_libs in mkinitramfs.sh).
+export LD_LIBRARY_PATH=/opt/beluga/lib
 hostname beluga-vm
 
 # Results channel: raw mode so the host sees exactly what is written.
@@ -165,6 +167,37 @@ final_unload() {
 	return $ok
 }
 
+# Debug kernels (profiles debug*, which boot with kmemleak=on): leak
+# suspects from the boot itself are cleared now, so the scan after the suite
+# (harness/kmemleak) reports only what the suite leaked.
+kmemleak=/sys/kernel/debug/kmemleak
+case " $(cat /proc/cmdline) " in
+*" kmemleak=on "*)
+	mount -t debugfs debugfs /sys/kernel/debug
+	if [ -w $kmemleak ]; then
+		echo scan >$kmemleak && echo clear >$kmemleak
+	fi
+	;;
+*) kmemleak= ;;
+esac
+
+# harness/kmemleak: two scans (an object is reported only once it is 5 s
+# old and still unreferenced), then any report fails the step.
+kmemleak_check() {
+	if ! echo scan >$kmemleak; then
+		echo "beluga-vm: kmemleak is not working (disabled after an error?)"
+		return 1
+	fi
+	sleep 6
+	echo scan >$kmemleak
+	if grep -q "unreferenced object" $kmemleak; then
+		echo "beluga-vm: kmemleak found $(grep -c "unreferenced object" $kmemleak) leaked objects:"
+		cat $kmemleak
+		return 1
+	fi
+	echo "beluga-vm: kmemleak: no leaks"
+}
+
 mkdir -p /etc/beluga
 # A profile's setup (e.g. creating a CXL region) may set BELUGA_PARAMS.
 if [ -f /etc/beluga/setup.sh ]; then
@@ -186,6 +219,7 @@ while read -r name prog args; do
 	run_test "$name" "/opt/beluga/$prog" $args
 done </etc/beluga/tests
 step harness/final-unload final_unload
+[ -n "$kmemleak" ] && step harness/kmemleak kmemleak_check
 
 echo "beluga-vm: tainted $(cat /proc/sys/kernel/tainted)" >&3
 say "$passed passed, $failed failed, $skipped skipped"

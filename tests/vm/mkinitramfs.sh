@@ -58,11 +58,20 @@ copy_file() {
 }
 
 # copy_libs BINARY: every library ldd reports, the dynamic loader included.
+# System libraries keep their path; the project's own (found through the
+# build tree's RUNPATH, which may lie under /tmp, a tmpfs in the guest) go to
+# /opt/beluga/lib, which /init puts on LD_LIBRARY_PATH.
 copy_libs() {
 	local lib
 	ldd "$1" >/dev/null 2>&1 || return 0 # static: nothing to copy
 	while read -r lib; do
-		[[ -e $root$lib ]] || copy_file "$lib"
+		case $lib in
+		/lib/* | /lib64/* | /usr/lib/* | /usr/lib64/*)
+			[[ -e $root$lib ]] || copy_file "$lib" ;;
+		*)
+			[[ -e $root/opt/beluga/lib/${lib##*/} ]] ||
+				copy_file "$lib" "/opt/beluga/lib/${lib##*/}" ;;
+		esac
 	done < <(ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
 }
 
@@ -96,16 +105,21 @@ add_modules() {
 	# Kernel modules the tests may modprobe, with their dependencies.  The
 	# host's /etc/modprobe.d is ignored (-C): ndctl installs an "install"
 	# rule for libnvdimm there that hides it from --show-depends.
-	local mod path moddir=/lib/modules/$kver
+	# VM_MODULES_ROOT: a kernel whose modules are not under /lib/modules
+	# (the debug kernel); they land at /lib/modules/<ver> in the image.
+	local mod path mroot=${VM_MODULES_ROOT:-} moddir=/lib/modules/$kver
 	while read -r mod; do
-		modprobe -C /nonexistent -S "$kver" --show-depends "$mod" >/dev/null ||
-			die "kernel module $mod not found for $kver"
+		if ! modprobe -C /nonexistent -d "${mroot:-/}" -S "$kver" --show-depends "$mod" >/dev/null; then
+			[[ ${VM_MODULES_MISSING_OK:-0} == 1 ]] || die "kernel module $mod not found for $kver"
+			echo "mkinitramfs: $mod not in $kver: left out" >&2
+			continue
+		fi
 		while read -r path; do
-			copy_file "$path"
-		done < <(modprobe -C /nonexistent -S "$kver" --show-depends "$mod" | awk '$1 == "insmod" { print $2 }')
+			copy_file "$path" "${path#"$mroot"}"
+		done < <(modprobe -C /nonexistent -d "${mroot:-/}" -S "$kver" --show-depends "$mod" | awk '$1 == "insmod" { print $2 }')
 	done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/guest-modules.list")
 	for f in modules.builtin modules.builtin.modinfo modules.order; do
-		[[ -f $moddir/$f ]] && copy_file "$moddir/$f"
+		[[ -f $mroot$moddir/$f ]] && copy_file "$mroot$moddir/$f" "$moddir/$f"
 	done
 	mkdir -p "$root$moddir"
 	depmod -b "$root" "$kver"

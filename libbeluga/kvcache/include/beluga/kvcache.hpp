@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: Apache-2.0
+// beluga/kvcache.hpp - C++ interface to Beluga-KVCache (beluga/kvcache.h).
+//
+// RAII handles and exceptions for setup (attach/open throw beluga::kvc::Error,
+// a std::system_error whose what() is the library's sentence); data calls
+// return per-item results like the C API, since misses are normal.
+//
+//   auto cache = beluga::kvc::Cache::attach(base, size, fp);
+//   cache.put(key, data, len);                         // 0 or BELUGA_KVC_EXISTS
+//   size_t hit = cache.lookup_prefix(keys);            // leading cached blocks
+//   auto pin = cache.pin(key);                         // zero-copy, unpinned on destruction
+//   if (pin) use(pin.data(), pin.size());
+#pragma once
+
+#include <beluga/kvcache.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace beluga::kvc {
+
+using Key = std::array<uint8_t, BELUGA_KVC_KEY_BYTES>;
+
+class Error : public std::system_error {
+public:
+	explicit Error(int err)
+		: std::system_error(err < 0 ? -err : err, std::generic_category(), message(err))
+	{
+	}
+
+private:
+	static std::string message(int err)
+	{
+		std::string s = beluga_kvc_last_error();
+		return s.empty() ? beluga_kvc_strerror(err) : s;
+	}
+};
+
+inline long check(long r)
+{
+	if (r < 0)
+		throw Error(int(r));
+	return r;
+}
+
+// Keys: vLLM's sha256_cbor chain.
+inline Key root_key(const std::string &seed)
+{
+	Key k;
+	check(beluga_kvc_root_key(seed.c_str(), k.data()));
+	return k;
+}
+
+inline std::vector<Key> hash_tokens(const Key &root, std::span<const uint32_t> tokens,
+				    uint32_t block_size)
+{
+	std::vector<Key> keys(block_size ? tokens.size() / block_size : 0);
+	long n = beluga_kvc_hash_tokens(root.data(), tokens.data(), tokens.size(), block_size,
+					reinterpret_cast<uint8_t(*)[BELUGA_KVC_KEY_BYTES]>(keys.data()),
+					keys.size());
+	check(n);
+	return keys;
+}
+
+class Cache;
+
+// A pinned block: readable in place until destroyed (or release()d).
+class Pin {
+public:
+	Pin() = default;
+	Pin(Pin &&o) noexcept : kv_(std::exchange(o.kv_, nullptr)), ref_(o.ref_) {}
+	Pin &operator=(Pin &&o) noexcept
+	{
+		if (this != &o) {
+			release();
+			kv_ = std::exchange(o.kv_, nullptr);
+			ref_ = o.ref_;
+		}
+		return *this;
+	}
+	~Pin() { release(); }
+	explicit operator bool() const { return kv_ != nullptr; }
+	const void *data() const { return ref_.data; }
+	size_t size() const { return ref_.len; }
+	void release()
+	{
+		if (kv_)
+			beluga_kvc_unpin(std::exchange(kv_, nullptr), &ref_, 1);
+	}
+
+private:
+	friend class Cache;
+	beluga_kvc *kv_ = nullptr;
+	beluga_kvc_ref ref_{};
+};
+
+class Cache {
+public:
+	static Cache attach(void *base, size_t size, const beluga_kvc_fingerprint &fp,
+			    const beluga_kvc_attach_opts *opts = nullptr)
+	{
+		beluga_kvc *kv = nullptr;
+		check(beluga_kvc_attach(base, size, &fp, opts, &kv));
+		return Cache(kv);
+	}
+	static Cache open(beluga_pool *pool, const std::string &name, const beluga_kvc_fingerprint &fp,
+			  const beluga_kvc_config *create = nullptr, uint64_t region_bytes = 0,
+			  uint32_t mode = 0600, const beluga_kvc_attach_opts *opts = nullptr)
+	{
+		beluga_kvc *kv = nullptr;
+		check(beluga_kvc_open(pool, name.c_str(), &fp, create, region_bytes, mode, opts, &kv));
+		return Cache(kv);
+	}
+	// A read-only observer of whatever cache is there (tools, exporters).
+	static Cache observe(void *base, size_t size)
+	{
+		beluga_kvc_attach_opts o;
+		beluga_kvc_attach_opts_init(&o);
+		o.flags = BELUGA_KVC_ATTACH_OBSERVE;
+		beluga_kvc *kv = nullptr;
+		check(beluga_kvc_attach(base, size, nullptr, &o, &kv));
+		return Cache(kv);
+	}
+	static Cache observe(beluga_pool *pool, const std::string &name)
+	{
+		beluga_kvc_attach_opts o;
+		beluga_kvc_attach_opts_init(&o);
+		o.flags = BELUGA_KVC_ATTACH_OBSERVE;
+		beluga_kvc *kv = nullptr;
+		check(beluga_kvc_open(pool, name.c_str(), nullptr, nullptr, 0, 0, &o, &kv));
+		return Cache(kv);
+	}
+	static void format(void *base, size_t size, const beluga_kvc_config &cfg)
+	{
+		check(beluga_kvc_format(base, size, &cfg));
+	}
+
+	Cache(Cache &&o) noexcept : kv_(std::exchange(o.kv_, nullptr)) {}
+	Cache &operator=(Cache &&o) noexcept
+	{
+		if (this != &o) {
+			beluga_kvc_detach(kv_);
+			kv_ = std::exchange(o.kv_, nullptr);
+		}
+		return *this;
+	}
+	~Cache() { beluga_kvc_detach(kv_); }
+	beluga_kvc *get() const { return kv_; }
+
+	// Per-item results as in beluga_kvc_put_batch / _get_batch.
+	std::vector<int> put(std::span<const beluga_kvc_put> items)
+	{
+		std::vector<int> res(items.size());
+		check(beluga_kvc_put_batch(kv_, items.data(), items.size(), res.data()));
+		return res;
+	}
+	int put(const Key &key, const void *data, size_t len)
+	{
+		beluga_kvc_put p{};
+		std::copy(key.begin(), key.end(), p.key);
+		p.data = data;
+		p.len = len;
+		return put(std::span(&p, 1))[0];
+	}
+	std::vector<int> get(std::span<const beluga_kvc_get> items)
+	{
+		std::vector<int> res(items.size());
+		check(beluga_kvc_get_batch(kv_, items.data(), items.size(), res.data()));
+		return res;
+	}
+	// Block length, or -ENOENT / -ENOBUFS.
+	int get(const Key &key, void *dst, size_t cap)
+	{
+		beluga_kvc_get g{};
+		std::copy(key.begin(), key.end(), g.key);
+		g.dst = dst;
+		g.cap = cap;
+		return get(std::span(&g, 1))[0];
+	}
+	size_t lookup_prefix(std::span<const Key> keys)
+	{
+		long n = beluga_kvc_lookup_prefix(
+			kv_, reinterpret_cast<const uint8_t(*)[BELUGA_KVC_KEY_BYTES]>(keys.data()),
+			keys.size());
+		return size_t(check(n));
+	}
+	// An empty Pin when the block is not cached.
+	Pin pin(const Key &key, uint32_t flags = 0)
+	{
+		Pin p;
+		int res;
+		long n = beluga_kvc_pin(kv_, reinterpret_cast<const uint8_t(*)[BELUGA_KVC_KEY_BYTES]>(key.data()),
+					1, flags, &p.ref_, &res);
+		if (check(n) == 1)
+			p.kv_ = kv_;
+		return p;
+	}
+	// 0, -ENOENT or -EXDEV.
+	int remove(const Key &key)
+	{
+		int res;
+		check(beluga_kvc_remove(kv_, reinterpret_cast<const uint8_t(*)[BELUGA_KVC_KEY_BYTES]>(key.data()),
+					1, &res));
+		return res;
+	}
+	beluga_kvc_info info() const
+	{
+		beluga_kvc_info i;
+		check(beluga_kvc_get_info(kv_, &i));
+		return i;
+	}
+	beluga_kvc_stats stats(int host = -1) const
+	{
+		beluga_kvc_stats s;
+		check(beluga_kvc_get_stats(kv_, host, &s));
+		return s;
+	}
+	int reclaim() { return int(check(beluga_kvc_reclaim(kv_))); }
+	beluga_kvc_eviction eviction(int host = -1) const
+	{
+		beluga_kvc_eviction e;
+		check(beluga_kvc_get_eviction(kv_, host, &e));
+		return e;
+	}
+	void set_eviction(const beluga_kvc_eviction &e) { check(beluga_kvc_set_eviction(kv_, &e)); }
+	// Blocks evicted (0: down to the low watermark).
+	uint64_t evict(uint64_t max_blocks = 0) { return uint64_t(check(beluga_kvc_evict(kv_, max_blocks))); }
+	// Every cached block of @host (-1: all hosts).
+	std::vector<beluga_kvc_block_info> blocks(int host = -1, uint32_t flags = 0) const
+	{
+		std::vector<beluga_kvc_block_info> all;
+		uint64_t cursor = 0;
+		for (;;) {
+			size_t at = all.size();
+			all.resize(at + 256);
+			long n = check(beluga_kvc_list_blocks(kv_, host, &cursor, flags, all.data() + at, 256));
+			all.resize(at + size_t(n));
+			if (n < 256)
+				return all;
+		}
+	}
+	// false when @key is not cached.
+	bool inspect(const Key &key, beluga_kvc_block_info &out, uint32_t flags = 0) const
+	{
+		int r = beluga_kvc_inspect(kv_, key.data(), flags, &out);
+		if (r == -ENOENT)
+			return false;
+		check(r);
+		return true;
+	}
+	beluga_kvc_check_report check_all(bool verify_data = false)
+	{
+		beluga_kvc_check_report r;
+		check(beluga_kvc_check(kv_, verify_data, &r));
+		return r;
+	}
+
+private:
+	explicit Cache(beluga_kvc *kv) : kv_(kv) {}
+	beluga_kvc *kv_;
+};
+
+} // namespace beluga::kvc

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: Apache-2.0
+// beluga_kvc_attach / beluga_kvc_detach: validating a superblock, building
+// the handle, taking a session.
+#include "error.hpp"
+#include "fingerprint.hpp"
+#include "internal.hpp"
+#include "platform.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+#include <new>
+
+namespace bkv {
+namespace {
+
+bool within(uint64_t off, uint64_t len, uint64_t size) { return off <= size && len <= size - off; }
+
+// Everything the superblock says must fit the region, or we refuse it.
+int geometry_from(const Super &s, uint64_t size, Geo &g)
+{
+	g.region = s.region_bytes;
+	g.hosts = s.max_hosts;
+	g.sessions = s.max_sessions;
+	g.pins = s.max_pins;
+	g.batch = s.max_batch;
+	g.slots = s.slots_per_host;
+	g.buckets = s.buckets_per_host;
+	g.payload = s.payload_bytes;
+	g.stride = s.slot_stride;
+	g.host_off = s.host_area_off;
+	g.host_bytes = s.host_area_bytes;
+	g.part_off = s.part_off;
+	g.part_bytes = s.part_bytes;
+	g.index_off = s.index_off;
+	g.desc_off = s.desc_off;
+	g.data_off = s.data_off;
+	g.session_off = s.session_off;
+	g.session_bytes = s.session_bytes;
+	g.pins_off = s.pins_off;
+	g.access_off = s.access_off;
+	g.access_bytes = s.access_bytes;
+	bool ok = g.region == size && g.hosts >= 1 && g.hosts <= BELUGA_KVC_MAX_HOSTS &&
+		  g.sessions >= 1 && g.sessions <= 0xffffff && g.pins >= 1 && g.batch >= 1 &&
+		  g.slots >= 1 && g.slots <= 0x7fffffff && g.buckets >= (g.slots + 7) / 8 &&
+		  g.stride >= g.payload && g.stride % kLine == 0 && g.payload >= 1 &&
+		  g.host_off >= kHeaderBytes && g.host_bytes % kLine == 0 &&
+		  g.part_off % kLine == 0 && g.data_off % kLine == 0 &&
+		  g.pins_off >= kSesResv + 4 * g.batch &&
+		  g.session_bytes >= g.pins_off + 16 * g.pins &&
+		  g.session_off >= kHostFixed &&
+		  g.access_off >= g.session_off + g.sessions * g.session_bytes &&
+		  g.access_bytes >= g.hosts * g.slots * 4 &&
+		  g.host_bytes >= g.access_off + g.access_bytes &&
+		  g.part_off >= g.host_off + g.hosts * g.host_bytes &&
+		  g.desc_off >= g.index_off + g.buckets * kLine &&
+		  g.data_off >= g.desc_off + g.slots * kLine &&
+		  g.part_bytes >= g.data_off + g.slots * g.stride &&
+		  within(g.part_off, g.hosts * g.part_bytes, size);
+	return ok ? 0 : -1;
+}
+
+int read_super(View &v, uint64_t size, Super &s)
+{
+	if (size < kHeaderBytes)
+		return fail(-BELUGA_KVC_EFORMAT, "the region (%" PRIu64 " bytes) is too small "
+						 "to hold a Beluga KV cache", size);
+	v.invalidate(0, kHeaderBytes);
+	std::memcpy(&s, v.ptr(0), sizeof(s));
+	static const char zero[8] = {};
+	if (!std::memcmp(s.magic, zero, 8) && v.ld(kReadyOff) == 0)
+		return fail(-BELUGA_KVC_ENOTREADY, "the region is empty: not formatted yet (or its "
+						   "creator died before formatting it)");
+	if (std::memcmp(s.magic, kMagic, 8))
+		return fail(-BELUGA_KVC_EFORMAT, "the region does not hold a Beluga KV cache "
+						 "(no BELUGAKV magic)");
+	if (s.version_major != BELUGA_KVC_FORMAT_MAJOR)
+		return fail(-BELUGA_KVC_EVERSION, "the cache's format version is %u.%u; this "
+						  "library reads %u.x", s.version_major,
+			    s.version_minor, BELUGA_KVC_FORMAT_MAJOR);
+	if (v.ld(kReadyOff) != kReadyMagic)
+		return fail(-BELUGA_KVC_ENOTREADY, "the cache is still being formatted");
+	if (s.header_sum != f64(&s, offsetof(Super, header_sum)))
+		return fail(-BELUGA_KVC_EFORMAT, "the cache header's checksum is wrong (damaged "
+						 "header)");
+	return 0;
+}
+
+unsigned default_threads()
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return unsigned(std::clamp<long>(n, 1, 4));
+}
+
+void keeper_loop(beluga_kvc *kv)
+{
+	std::unique_lock<std::mutex> l(kv->mu);
+	while (!kv->keeper_stop) {
+		kv->keeper_cv.wait_for(l, std::chrono::nanoseconds(kv->lease_ns / 3));
+		if (!kv->keeper_stop)
+			lease_renew(kv, true);
+	}
+}
+
+int check_opts(const beluga_kvc_attach_opts &o)
+{
+	if (o.size != sizeof(o))
+		return fail(-EINVAL, "attach options: size is %zu, expected %zu "
+				     "(use beluga_kvc_attach_opts_init)", o.size, sizeof(o));
+	if (o.coherence > BELUGA_KVC_SIMULATE || (o.flags & ~BELUGA_KVC_ATTACH_OBSERVE) ||
+	    o.copy_threads > 256)
+		return fail(-EINVAL, "attach options: unknown coherence mode or flags, or more "
+				     "than 256 copy threads");
+	if ((o.flags & BELUGA_KVC_ATTACH_OBSERVE) && o.coherence == BELUGA_KVC_SIMULATE)
+		return fail(-EINVAL, "attach options: an observer cannot simulate a host");
+	for (uint64_t r : o.reserved)
+		if (r)
+			return fail(-EINVAL, "attach options: reserved fields must be 0");
+	return 0;
+}
+
+// @fp NULL: an observer that accepts any fingerprint.
+int attach(uint8_t *mem, size_t size, const beluga_kvc_fingerprint *fp,
+	   const beluga_kvc_attach_opts &o, beluga_kvc **out)
+{
+	if (int r = check_opts(o))
+		return r;
+	bool observer = o.flags & BELUGA_KVC_ATTACH_OBSERVE;
+	if (!fp && !observer)
+		return fail(-EINVAL, "beluga_kvc_attach: NULL fingerprint (only observers may "
+				     "omit it)");
+	beluga_kvc_fingerprint mine;
+	if (fp) {
+		if (int r = fingerprint_normalize(*fp, mine))
+			return r;
+	}
+	Super s;
+	{
+		View probe(mem, size, View::noncoherent);
+		if (int r = read_super(probe, size, s))
+			return r;
+	}
+	Geo g;
+	if (geometry_from(s, size, g))
+		return fail(-BELUGA_KVC_EFORMAT, "the cache header describes a layout that does not "
+						 "fit the %zu-byte region (damaged header)", size);
+	if (fp) {
+		if (int r = fingerprint_compare(s.fp, mine))
+			return r;
+	}
+	if (o.host_id >= g.hosts)
+		return fail(-EINVAL, "host_id %u is out of range: the cache has %" PRIu64 " hosts",
+			    o.host_id, g.hosts);
+	View::Mode mode = View::coherent;
+	if (o.coherence == BELUGA_KVC_SIMULATE)
+		mode = View::simulate;
+	else if (o.coherence == BELUGA_KVC_NONCOHERENT ||
+		 (o.coherence == BELUGA_KVC_AUTO && g.hosts > 1))
+		mode = View::noncoherent;
+
+	auto kv = std::make_unique<beluga_kvc>(o.copy_threads ? o.copy_threads : default_threads());
+	kv->view = std::make_unique<View>(mem, size, mode);
+	kv->view->set_owned(g.host(o.host_id), g.host_bytes, g.part(o.host_id), g.part_bytes);
+	kv->g = g;
+	kv->fp = s.fp;
+	kv->host = o.host_id;
+	kv->observer = observer;
+	kv->created_ns = s.created_ns;
+	kv->lease_ns = uint64_t(o.lease_ms ? o.lease_ms : 30000) * 1000000ull;
+	kv->nt_min = o.nt_min_bytes ? o.nt_min_bytes : 64 * 1024;
+	if (int r = identity(kv.get(), mode == View::simulate))
+		return r;
+	if (observer) { // no session, no lease: it writes nothing
+		*out = kv.release();
+		return 0;
+	}
+	if (int r = session_open(kv.get()))
+		return r;
+	if (g.hosts > 1) {
+		try {
+			kv->keeper = std::thread(keeper_loop, kv.get());
+		} catch (...) {
+			session_close(kv.get());
+			throw;
+		}
+	}
+	*out = kv.release();
+	return 0;
+}
+
+} // namespace
+} // namespace bkv
+
+using namespace bkv;
+
+extern "C" {
+
+void beluga_kvc_attach_opts_init(beluga_kvc_attach_opts *o)
+{
+	if (!o)
+		return;
+	std::memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+}
+
+int beluga_kvc_attach(void *base, size_t size, const beluga_kvc_fingerprint *fp,
+		      const beluga_kvc_attach_opts *opts, beluga_kvc **out)
+{
+	if (!base || !out)
+		return fail(-EINVAL, "beluga_kvc_attach: NULL argument");
+	beluga_kvc_attach_opts def;
+	beluga_kvc_attach_opts_init(&def);
+	try {
+		return attach(static_cast<uint8_t *>(base), size, fp, opts ? *opts : def, out);
+	} catch (const std::bad_alloc &) {
+		return fail(-ENOMEM, "beluga_kvc_attach: out of memory");
+	} catch (const std::system_error &e) {
+		return fail(-EAGAIN, "beluga_kvc_attach: cannot start a thread: %s", e.what());
+	}
+}
+
+void beluga_kvc_detach(beluga_kvc *kv)
+{
+	if (!kv)
+		return;
+	if (kv->keeper.joinable()) {
+		{
+			std::lock_guard<std::mutex> l(kv->mu);
+			kv->keeper_stop = true;
+		}
+		kv->keeper_cv.notify_all();
+		kv->keeper.join();
+	}
+	if (!kv->observer)
+		session_close(kv);
+	void (*release)(void *) = kv->release;
+	void *arg = kv->release_arg;
+	delete kv;
+	if (release)
+		release(arg);
+}
+
+} // extern "C"

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: Apache-2.0
+// The on-media format, version 1 (Documentation/kvcache-format.md is the
+// normative description; keep the two in step).  Everything is little-endian,
+// every structure is addressed by its offset from the region's start, and
+// every cache line has exactly one writing host.
+#pragma once
+
+#include <beluga/kvcache.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace bkv {
+
+constexpr uint64_t kLine = 64;
+constexpr uint64_t kPage = 4096;
+constexpr char kMagic[8] = {'B', 'E', 'L', 'U', 'G', 'A', 'K', 'V'};
+constexpr uint64_t kReadyMagic = 0x59444145524b5642ull; // "BVKREADY"
+
+// ---- Superblock: [0, 4096), written once by the formatting process. ----
+struct Super {
+	char magic[8];			// 0   "BELUGAKV"
+	uint32_t version_major;		// 8
+	uint32_t version_minor;		// 12
+	uint64_t region_bytes;		// 16
+	uint64_t created_ns;		// 24  CLOCK_REALTIME at format
+	uint32_t max_hosts;		// 32
+	uint32_t max_sessions;		// 36
+	uint32_t max_pins;		// 40
+	uint32_t max_batch;		// 44
+	uint64_t slots_per_host;	// 48
+	uint64_t buckets_per_host;	// 56
+	uint64_t payload_bytes;		// 64
+	uint64_t slot_stride;		// 72
+	uint64_t host_area_off;		// 80  first host area
+	uint64_t host_area_bytes;	// 88  per host
+	uint64_t part_off;		// 96  first partition
+	uint64_t part_bytes;		// 104 per host
+	uint64_t index_off;		// 112 in a partition
+	uint64_t desc_off;		// 120 in a partition
+	uint64_t data_off;		// 128 in a partition
+	uint64_t session_off;		// 136 in a host area
+	uint64_t session_bytes;		// 144 per session
+	uint64_t access_off;		// 152 in a host area
+	uint64_t access_bytes;		// 160 per host area
+	uint64_t capacity_slots;	// 168 eviction hook
+	uint32_t high_wm_pct;		// 176 eviction hook
+	uint32_t low_wm_pct;		// 180 eviction hook
+	uint64_t pins_off;		// 184 in a session
+	uint8_t pad0[256 - 192];
+	beluga_kvc_fingerprint fp;	// 256
+	uint8_t pad1[4080 - 256 - sizeof(beluga_kvc_fingerprint)];
+	uint64_t header_sum;		// 4080 BKV-F64 of bytes [0, 4080)
+	uint64_t reserved_sum;		// 4088 must be 0
+};
+static_assert(sizeof(beluga_kvc_fingerprint) == 320);
+static_assert(offsetof(Super, fp) == 256);
+static_assert(offsetof(Super, pins_off) == 184);
+static_assert(sizeof(Super) == 4080 + 16);
+
+// The ready word lives alone in the superblock's second page so that the
+// header checksum never covers it: [4096, 4160).
+constexpr uint64_t kReadyOff = 4096;
+constexpr uint64_t kHeaderBytes = 8192;
+
+// ---- Host area (one per host, written only by that host). ----
+// Line 0: control.
+constexpr uint64_t kHostActive = 0;		// boot id of the latest attach (0: never)
+constexpr uint64_t kHostSessionSeq = 8;		// session incarnation counter
+constexpr uint64_t kHostCursor = 16;		// allocator's next-fit cursor
+// Line 1: eviction (evict.cpp), written only by the host's own processes.
+constexpr uint64_t kHostEvict = 64;
+constexpr uint64_t kEvCapacity = kHostEvict + 0;	// usable slots (<= slots_per_host)
+constexpr uint64_t kEvWatermarks = kHostEvict + 8;	// low_pct << 32 | high_pct
+constexpr uint64_t kEvPolicy = kHostEvict + 16;		// on-media policy code (below)
+constexpr uint64_t kEvHand = kHostEvict + 24;		// clock hand: positions taken so far
+constexpr uint64_t kEvUsed = kHostEvict + 32;		// occupied slots (approximate)
+constexpr uint64_t kEvRevs = kHostEvict + 40;		// tick the hand's current revolution
+							// began << 32 | the previous one's
+// On-media eviction policy codes (= the API's BELUGA_KVC_EVICT_*).
+constexpr uint64_t kPolicyClock = 0;
+constexpr uint64_t kPolicyNone = 1;
+constexpr uint64_t kPolicyLru = 2;
+// Lines 2..5: statistics, 32 counters of 8 bytes, in beluga_kvc_stats order.
+constexpr uint64_t kHostStats = 128;
+constexpr uint64_t kStatCount = 32;
+constexpr uint64_t kHostFixed = 128 + kStatCount * 8; // 384: sessions follow (aligned)
+
+// Session record (session_bytes each, from session_off).
+constexpr uint64_t kSesLock = 0;	// 0 free, else (incarnation << 32) | pid
+constexpr uint64_t kSesReclaimer = 8;	// lock word of a process reclaiming this session
+constexpr uint64_t kSesBoot = 16;	// boot id of the owner's host boot
+constexpr uint64_t kSesStart = 24;	// owner's start time (clock ticks since boot)
+constexpr uint64_t kSesLease = 32;	// CLOCK_REALTIME ns until which foreign hosts honour its pins
+constexpr uint64_t kSesPinsHwm = 40;	// pin entries ever used (scan bound)
+constexpr uint64_t kSesResv = 64;	// max_batch u32 entries: slot + 1 being reserved (0: none)
+// Pins at pins_off: max_pins entries of 16 bytes: {ref, gen}
+//   ref = 1 << 63 | host << 32 | slot (0: unused).
+constexpr uint64_t kPinValid = 1ull << 63;
+
+// ---- Partition (one per host, written only by that host). ----
+// Index: buckets_per_host lines of 7 entries (entry = tag << 32 | slot + 1,
+// 0 = empty) and a control word whose bit 0 (overflow) says that some key
+// homed here or earlier was placed in a later bucket: a lookup goes on to
+// the next bucket only when it is set.  Overflow bits are never cleared.
+constexpr uint64_t kEntryEmpty = 0;
+constexpr unsigned kBucketEntries = 7;
+constexpr uint64_t kBucketCtl = 56;
+constexpr uint64_t kBucketOverflow = 1;
+
+// Slot descriptor: one line per slot, from desc_off.
+constexpr uint64_t kDescOwn = 0;	// state << 56 | session << 32 | incarnation
+constexpr uint64_t kDescGen = 8;	// odd while being written, even when stable
+constexpr uint64_t kDescKey = 16;	// 32 bytes
+constexpr uint64_t kDescSum = 48;	// BKV-F64 of the payload
+constexpr uint64_t kDescLen = 56;	// u32 length, u32 inserted (tick of the commit)
+constexpr uint64_t kDescInserted = 60;
+
+enum State : uint64_t {
+	kFree = 0,
+	kReserved = 1,	// being written by the owning session
+	kPublished = 2, // owning session set until the index entry is in place
+	kRetired = 3,	// removed; reusable once no pin names (slot, gen)
+	kEvicting = 4,	// being evicted by the owning session (it checks pins first)
+};
+
+inline uint64_t own_word(uint64_t state, uint64_t session, uint64_t inc)
+{
+	return state << 56 | (session & 0xffffff) << 32 | (inc & 0xffffffff);
+}
+inline uint64_t own_state(uint64_t own) { return own >> 56; }
+inline uint32_t own_session(uint64_t own) { return uint32_t(own >> 32) & 0xffffff; }
+inline uint32_t own_inc(uint64_t own) { return uint32_t(own); }
+
+inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+// Statistics counter indices (beluga_kvc_stats field order).
+enum Stat : unsigned {
+	kStPuts, kStPutBytes, kStPutExists, kStPutNospace, kStGets, kStGetHits,
+	kStGetMisses, kStGetBytes, kStChecksumFailures, kStLookups, kStLookupKeys,
+	kStLookupHits, kStPins, kStUnpins, kStRemoves, kStDupRetracted,
+	kStSessionsOpened, kStSessionsReclaimed, kStReservationsReclaimed,
+	kStPinsReclaimed, kStEvictions, kStEvictScanned, kStEvictPinned, kStEvictRounds,
+	kStNumUsed
+};
+static_assert(kStNumUsed <= kStatCount);
+static_assert(sizeof(beluga_kvc_stats) == kStatCount * 8);
+
+} // namespace bkv

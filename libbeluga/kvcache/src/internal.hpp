@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+// The handle and the functions the store's files share.
+#pragma once
+
+#include <beluga/kvcache.h>
+
+#include "checksum.hpp"
+#include "copier.hpp"
+#include "format.hpp"
+#include "view.hpp"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace bkv {
+
+// Offsets of everything, from the (validated) superblock.
+struct Geo {
+	uint64_t region = 0, hosts = 0, sessions = 0, pins = 0, batch = 0;
+	uint64_t slots = 0, buckets = 0, payload = 0, stride = 0;
+	uint64_t host_off = 0, host_bytes = 0, part_off = 0, part_bytes = 0;
+	uint64_t index_off = 0, desc_off = 0, data_off = 0;
+	uint64_t session_off = 0, session_bytes = 0, pins_off = 0;
+	uint64_t access_off = 0, access_bytes = 0;
+
+	uint64_t host(uint64_t h) const { return host_off + h * host_bytes; }
+	uint64_t stat(uint64_t h, unsigned i) const { return host(h) + kHostStats + 8 * i; }
+	uint64_t session(uint64_t h, uint64_t s) const
+	{
+		return host(h) + session_off + s * session_bytes;
+	}
+	uint64_t resv(uint64_t h, uint64_t s, uint64_t i) const
+	{
+		return session(h, s) + kSesResv + 4 * i;
+	}
+	uint64_t pin(uint64_t h, uint64_t s, uint64_t i) const
+	{
+		return session(h, s) + pins_off + 16 * i;
+	}
+	uint64_t evict(uint64_t h, uint64_t field) const { return host(h) + field; }
+	uint64_t access(uint64_t h, uint64_t p, uint64_t slot) const
+	{
+		return host(h) + access_off + 4 * (p * slots + slot);
+	}
+	uint64_t part(uint64_t p) const { return part_off + p * part_bytes; }
+	uint64_t bucket(uint64_t p, uint64_t b) const { return part(p) + index_off + 64 * b; }
+	uint64_t desc(uint64_t p, uint64_t slot) const { return part(p) + desc_off + 64 * slot; }
+	uint64_t data(uint64_t p, uint64_t slot) const
+	{
+		return part(p) + data_off + stride * slot;
+	}
+};
+
+// Sizing for a new cache (layout.cpp).  0 or -ENOSPC.
+int compute_geometry(uint64_t size, const beluga_kvc_config &cfg, uint64_t payload, Geo &g);
+
+// Where a key was found.
+struct Found {
+	uint32_t host = 0, slot = 0;
+	uint64_t gen = 0, sum = 0, len = 0;
+};
+
+// Test hook events (kvcache_test.h).
+enum HookEvent {
+	kHookWriteBegin = 1, kHookWriteEnd, kHookPinned, kHookUnpinned, kHookPublished,
+	kHookEvictChecked, // an eviction victim was found unpinned; it is about to go
+};
+using HookFn = void (*)(int event, int count);
+extern HookFn g_hook;
+extern std::atomic<uint32_t> g_test_tick; // tests: a fixed tick_now() (0: the clock)
+inline void hook(int ev, int n)
+{
+	if (g_hook)
+		g_hook(ev, n);
+}
+
+} // namespace bkv
+
+struct beluga_kvc {
+	std::unique_ptr<bkv::View> view;
+	bkv::Geo g;
+	beluga_kvc_fingerprint fp{};
+	uint32_t host = 0;
+	uint64_t created_ns = 0;
+	bool observer = false; // BELUGA_KVC_ATTACH_OBSERVE: no session, no writes
+	uint64_t rng = 0;      // sampled LRU's candidates (under mu)
+
+	// This process's identity and session.
+	uint32_t pid = 0;
+	uint64_t boot = 0, start = 0;
+	uint32_t session = 0;
+	uint64_t lock_word = 0; // (incarnation << 32) | pid
+	uint64_t lease_ns = 0;
+	uint64_t nt_min = 0;
+
+	// Pin and reservation entries of our session handed out to callers.
+	std::mutex mu;
+	std::vector<uint32_t> free_pins, free_resv;
+	uint64_t pins_hwm = 0;
+
+	bkv::Copier copier;
+
+	// Lease keeper (several hosts only): renews the lease while we live.
+	std::thread keeper;
+	std::condition_variable keeper_cv;
+	bool keeper_stop = false;
+
+	// beluga_kvc_open(): what to release on detach.
+	void (*release)(void *) = nullptr;
+	void *release_arg = nullptr;
+
+	explicit beluga_kvc(unsigned threads) : copier(threads) {}
+
+	bkv::View &v() { return *view; }
+	bool foreign(uint32_t h) const { return h != host; }
+	uint32_t inc() const { return uint32_t(lock_word >> 32); }
+	void stat(unsigned i, uint64_t n)
+	{
+		if (n && !observer)
+			view->add(g.stat(host, i), n);
+	}
+};
+
+namespace bkv {
+
+// session.cpp
+uint64_t now_ns();
+// Access/insertion ticks: ms since the cache was formatted, + 1 (0 = never).
+uint32_t tick_now(beluga_kvc *kv);
+int identity(beluga_kvc *kv, bool simulate);
+int session_open(beluga_kvc *kv);
+void session_close(beluga_kvc *kv);
+void lease_renew(beluga_kvc *kv, bool force);
+int reclaim_dead(beluga_kvc *kv);
+bool slot_pinned(beluga_kvc *kv, uint32_t slot, uint64_t gen);
+int pin_take(beluga_kvc *kv, const Found &f);
+void pin_drop(beluga_kvc *kv, uint32_t idx);
+bool local_alive(beluga_kvc *kv, uint64_t lock, uint64_t boot, uint64_t start);
+
+// index.cpp
+void key_hash(const uint8_t key[32], uint64_t buckets, uint64_t &bucket, uint32_t &tag);
+bool read_desc(beluga_kvc *kv, uint32_t p, uint32_t slot, const uint8_t *key, Found &f);
+// After a pinned copy: generation, length and checksum unchanged (any state).
+bool still_same(beluga_kvc *kv, const Found &f);
+bool lookup_host(beluga_kvc *kv, uint32_t p, const uint8_t key[32], Found &f);
+// Own partition first, then the other hosts in @hosts (0: read which are active).
+bool lookup_any(beluga_kvc *kv, const uint8_t key[32], Found &f, uint64_t hosts = 0);
+// Insert into our partition; 0, BELUGA_KVC_EXISTS (another copy won), -ENOSPC.
+int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
+// Remove every entry for @key in our partition; returns how many.
+int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx);
+bool index_points_to(beluga_kvc *kv, uint32_t p, const uint8_t key[32], uint32_t slot);
+// Remove the entry of @key that names @slot from our partition (eviction).
+void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
+uint64_t active_hosts(beluga_kvc *kv); // bit mask
+
+// slots.cpp
+// -ENOSPC when full; *busy (optional) tells whether reserved slots were seen.
+int slot_claim(beluga_kvc *kv, uint32_t resv_idx, uint32_t &slot, uint64_t &gen,
+	       bool *busy = nullptr);
+void slot_commit(beluga_kvc *kv, uint32_t slot, uint64_t gen, const uint8_t key[32],
+		 uint64_t sum, uint64_t len);
+void slot_retire(beluga_kvc *kv, uint32_t slot);
+void slot_settle(beluga_kvc *kv, uint32_t slot);
+bool slot_take(beluga_kvc *kv, uint32_t slot, uint32_t resv_idx);
+uint32_t resv_take(beluga_kvc *kv);
+void resv_give(beluga_kvc *kv, uint32_t r);
+void slot_reclaim(beluga_kvc *kv, uint32_t slot, uint32_t session, uint32_t inc);
+// Occupancy counter of this host (kEvUsed).
+void used_add(beluga_kvc *kv, int64_t d);
+
+// evict.cpp
+struct EvictCfg {
+	uint64_t policy, capacity, high, low; // high/low in slots
+};
+EvictCfg evict_cfg(beluga_kvc *kv, uint32_t h);
+// Before claiming a slot: evict down to the low watermark when one more
+// block would cross the high one.  @resv: a reservation entry to use.
+void evict_for_put(beluga_kvc *kv, uint32_t resv);
+// Evict up to @n blocks (by @policy; CLOCK for NONE); returns how many.
+uint64_t evict_blocks(beluga_kvc *kv, uint64_t n, uint32_t resv);
+// Occupied slots of host @h (the counter), and whether we may add one.
+uint64_t used_now(beluga_kvc *kv, uint32_t h);
+bool room_for_one(beluga_kvc *kv);
+// Evict every unpinned block at or above slot @cap (a lowered capacity).
+uint64_t evict_above(beluga_kvc *kv, uint64_t cap, uint32_t resv);
+// Count this host's occupied slots and store the count (after crashes).
+void used_resync(beluga_kvc *kv);
+// Latest read of (@p, @slot) by any active host (a tick, 0 = never).
+uint32_t last_access(beluga_kvc *kv, uint32_t p, uint32_t slot, uint64_t hosts);
+
+// store_*.cpp
+long put_batch(beluga_kvc *kv, const beluga_kvc_put *items, size_t n, int *res);
+long get_batch(beluga_kvc *kv, const beluga_kvc_get *items, size_t n, int *res);
+long pin_batch(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint32_t flags,
+	       beluga_kvc_ref *refs, int *res);
+int unpin_batch(beluga_kvc *kv, beluga_kvc_ref *refs, size_t n);
+long remove_batch(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, int *res);
+long lookup_prefix(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n);
+void touch(beluga_kvc *kv, const Found &f);
+void flush_stats(beluga_kvc *kv);
+void read_stats(beluga_kvc *kv, uint32_t h, beluga_kvc_stats &s);
+int check(beluga_kvc *kv, bool verify, beluga_kvc_check_report &r);
+
+// blocks.cpp
+long list_blocks(beluga_kvc *kv, int host, uint64_t &cursor, uint32_t flags,
+		 beluga_kvc_block_info *out, size_t max);
+int inspect(beluga_kvc *kv, const uint8_t key[32], uint32_t flags, beluga_kvc_block_info &out);
+
+} // namespace bkv

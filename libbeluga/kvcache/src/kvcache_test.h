@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// Test-only interface of the store (not installed, not part of the API):
+// omission points for the non-coherent simulation, and event hooks that let
+// the stress test know whether a process it kills is mid-write or holds pins.
+#pragma once
+
+#include <beluga/kvcache.h>
+
+#include <cstdint>
+
+namespace bkv::test {
+
+// Omit one flush/invalidate point (view.hpp Point names, e.g. "inval_payload";
+// "none" or "" for none; NULL for the process default: $BELUGA_KVC_TEST_OMIT,
+// else the build's BELUGA_KVC_OMIT_POINT).  Process-wide.  false if unknown.
+bool set_omit(const char *name);
+const char *omitted();
+// Names of every omission point, NULL-terminated.
+const char *const *points();
+
+enum Event { write_begin = 1, write_end, pinned, unpinned, published, evict_checked };
+// Called (from any thread) at those events with a count; NULL to stop.
+void set_hook(void (*fn)(int event, int count));
+
+// Freeze the access/insertion clock at @tick (ms since format + 1), so that
+// eviction tests decide by what they read, not by timing; 0: the real clock.
+void set_tick(uint32_t tick);
+
+// Single-writer violations the simulation saw (dirty lines of another host).
+uint64_t sim_violations(beluga_kvc *kv);
+// The region as other hosts see it, and this handle's view of it.
+uint8_t *shared_ptr(beluga_kvc *kv, uint64_t off);
+uint8_t *view_ptr(beluga_kvc *kv, uint64_t off);
+// Offset of a slot's payload in partition @host.
+uint64_t payload_offset(beluga_kvc *kv, uint32_t host, uint32_t slot);
+
+} // namespace bkv::test

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+// Batch put: reserve every block, copy them all (non-temporal stores for
+// large blocks, pieces spread over the copy threads, checksum computed on
+// the way), make them visible, then commit and publish each one:
+//   reserve  -> descriptor RESERVED, generation odd (flushed)
+//   copy     -> payload (non-temporal, or ordinary stores + write-back)
+//   commit   -> key, checksum, length, generation even, PUBLISHED (flushed)
+//   publish  -> index entry (flushed): from here on readers find it
+//   settle   -> the writer lets go of the slot
+#include "internal.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+namespace bkv {
+namespace {
+
+constexpr size_t kPiece = 512 * 1024; // multiple of 64: pieces stay line-aligned
+
+struct Job {
+	size_t item;
+	uint32_t slot;
+	uint32_t resv;
+	uint64_t gen;
+	uint64_t len;
+	uint64_t first_piece, pieces;
+	uint64_t sum;
+};
+
+struct Piece {
+	size_t job;
+	uint64_t off, len;
+	F64 sum;
+};
+
+void copy_in(beluga_kvc *kv, const beluga_kvc_put *items, std::vector<Job> &jobs)
+{
+	std::vector<Piece> pieces;
+	bool split = kv->copier.threads() > 1;
+	for (size_t j = 0; j < jobs.size(); j++) {
+		uint64_t len = jobs[j].len, step = split ? kPiece : len;
+		jobs[j].first_piece = pieces.size();
+		for (uint64_t off = 0; off < len; off += step)
+			pieces.push_back({j, off, std::min(step, len - off), F64{}});
+		jobs[j].pieces = pieces.size() - jobs[j].first_piece;
+	}
+	View &v = kv->v();
+	kv->copier.run(pieces.size(), [&](size_t i) {
+		Piece &p = pieces[i];
+		const Job &j = jobs[p.job];
+		uint64_t dst = kv->g.data(kv->host, j.slot) + p.off;
+		auto src = static_cast<const uint8_t *>(items[j.item].data) + p.off;
+		bool nt = j.len >= kv->nt_min;
+		copy_sum(v.ptr(dst), src, p.len, p.sum, nt);
+		if (nt) {
+			v.nt_done(dst, p.len);
+		} else {
+			v.dirty(dst, p.len);
+			v.flush(dst, p.len, Point::payload_wb);
+		}
+	});
+	for (Job &j : jobs) {
+		F64 s;
+		for (uint64_t k = 0; k < j.pieces; k++)
+			f64_combine(s, pieces[j.first_piece + k].sum);
+		j.sum = f64_final(s, j.len);
+	}
+}
+
+void publish(beluga_kvc *kv, const beluga_kvc_put *items, const Job &j, int *res, long &stored)
+{
+	const uint8_t *key = items[j.item].key;
+	slot_commit(kv, j.slot, j.gen, key, j.sum, j.len);
+	int r = index_insert(kv, key, j.slot);
+	if (r == 0) {
+		hook(kHookPublished, 1);
+		slot_settle(kv, j.slot);
+		kv->stat(kStPuts, 1);
+		kv->stat(kStPutBytes, j.len);
+		stored++;
+	} else {
+		// Another process of this host stored the key at the same moment,
+		// or the index is full: this copy goes.
+		slot_retire(kv, j.slot);
+		kv->stat(r == BELUGA_KVC_EXISTS ? kStDupRetracted : kStPutNospace, 1);
+	}
+	res[j.item] = r;
+	kv->v().st32(kv->g.resv(kv->host, kv->session, j.resv), 0);
+}
+
+// A slot for @j, evicting first when the host is above its high watermark.
+int claim(beluga_kvc *kv, Job &j, bool &reclaimed)
+{
+	evict_for_put(kv, j.resv);
+	if (!room_for_one(kv)) {
+		// At capacity: count again (a crash may have left the counter
+		// high), and give up when it is right (everything pinned or in
+		// flight, or policy NONE).
+		used_resync(kv);
+		evict_for_put(kv, j.resv);
+		if (!room_for_one(kv))
+			return -ENOSPC;
+	}
+	bool busy = false;
+	int err = slot_claim(kv, j.resv, j.slot, j.gen, &busy);
+	if (err == -ENOSPC && busy && !reclaimed) {
+		reclaimed = true; // a dead writer may be sitting on slots
+		if (reclaim_dead(kv))
+			err = slot_claim(kv, j.resv, j.slot, j.gen);
+	}
+	if (err == -ENOSPC && evict_cfg(kv, kv->host).policy != kPolicyNone) {
+		// Full although the occupancy counter said otherwise: count again.
+		used_resync(kv);
+		evict_for_put(kv, j.resv);
+		err = slot_claim(kv, j.resv, j.slot, j.gen);
+	}
+	return err;
+}
+
+// Reserve what we can of items [i, n); returns the next item to look at.
+size_t reserve(beluga_kvc *kv, const beluga_kvc_put *items, size_t i, size_t n, int *res,
+	       std::vector<Job> &jobs)
+{
+	bool reclaimed = false;
+	for (; i < n; i++) {
+		const beluga_kvc_put &it = items[i];
+		if (!it.data || !it.len || it.len > kv->g.payload) {
+			res[i] = -EINVAL;
+			continue;
+		}
+		Found f;
+		if (lookup_any(kv, it.key, f)) {
+			res[i] = BELUGA_KVC_EXISTS;
+			kv->stat(kStPutExists, 1);
+			continue;
+		}
+		uint32_t r = resv_take(kv);
+		if (r == ~0u)
+			break; // the batch is as large as it can be: copy these first
+		Job j{i, 0, r, 0, it.len, 0, 0, 0};
+		int err = claim(kv, j, reclaimed);
+		if (err) {
+			resv_give(kv, r);
+			res[i] = err;
+			kv->stat(kStPutNospace, 1);
+			continue;
+		}
+		hook(kHookWriteBegin, 1);
+		jobs.push_back(j);
+	}
+	return i;
+}
+
+} // namespace
+
+long put_batch(beluga_kvc *kv, const beluga_kvc_put *items, size_t n, int *res)
+{
+	long stored = 0;
+	for (size_t i = 0; i < n;) {
+		std::vector<Job> jobs;
+		size_t next = reserve(kv, items, i, n, res, jobs);
+		if (next == i && jobs.empty()) {
+			// Every reservation entry is in use by other threads: wait for one.
+			std::this_thread::yield();
+			continue;
+		}
+		i = next;
+		copy_in(kv, items, jobs);
+		for (const Job &j : jobs) {
+			publish(kv, items, j, res, stored);
+			resv_give(kv, j.resv);
+			hook(kHookWriteEnd, 1);
+		}
+	}
+	flush_stats(kv);
+	return stored;
+}
+
+} // namespace bkv

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: Apache-2.0
+// Slot descriptors and the allocator.  A slot's own word (state, owning
+// session, incarnation) changes only by compare-and-swap among the processes
+// of the owning host; its generation is odd while the payload is being
+// written and even once stable, and readers compare it before and after
+// copying.  Claiming records the slot in the session's reservation log
+// first, so a process killed at any point leaves a slot its successor can
+// give back (session.cpp, slot_reclaim).  Only slots below the host's
+// capacity are handed out; every slot that leaves or enters FREE/RETIRED
+// moves the host's occupancy counter (evict.cpp).
+#include "internal.hpp"
+
+#include <cstring>
+
+namespace bkv {
+
+int slot_claim(beluga_kvc *kv, uint32_t resv_idx, uint32_t &slot, uint64_t &gen, bool *busy)
+{
+	View &v = kv->v();
+	const Geo &g = kv->g;
+	uint64_t cursor = g.host(kv->host) + kHostCursor;
+	uint64_t resv = g.resv(kv->host, kv->session, resv_idx);
+	uint64_t mine = own_word(kReserved, kv->session, kv->inc());
+	uint64_t cap = evict_cfg(kv, kv->host).capacity;
+	for (uint64_t n = 0; n < cap; n++) {
+		uint32_t c = uint32_t(v.add(cursor, 1) % cap);
+		uint64_t d = g.desc(kv->host, c);
+		uint64_t own = v.ld(d + kDescOwn);
+		uint64_t st = own_state(own);
+		if (st == kReserved && busy)
+			*busy = true; // maybe a dead writer's: worth a reclaim
+		if (st != kFree && st != kRetired)
+			continue;
+		uint64_t old = v.ld(d + kDescGen);
+		if (st == kRetired && slot_pinned(kv, c, old))
+			continue;
+		v.st32(resv, c + 1);
+		v.flush(resv / kLine * kLine, kLine);
+		if (!v.cas(d + kDescOwn, own, mine))
+			continue;
+		gen = (old + 1) | 1; // odd: being written
+		v.st(d + kDescGen, gen);
+		v.st(d + kDescLen, 0);
+		// Defence in depth: readers also catch a reuse by the checksum.
+		v.flush(d, kLine);
+		used_add(kv, 1);
+		slot = c;
+		return 0;
+	}
+	v.st32(resv, 0);
+	return -ENOSPC;
+}
+
+void slot_commit(beluga_kvc *kv, uint32_t slot, uint64_t gen, const uint8_t key[32],
+		 uint64_t sum, uint64_t len)
+{
+	View &v = kv->v();
+	uint64_t d = kv->g.desc(kv->host, slot);
+	for (int i = 0; i < 4; i++) {
+		uint64_t w;
+		std::memcpy(&w, key + 8 * i, 8);
+		v.st(d + kDescKey + 8 * i, w);
+	}
+	v.st(d + kDescSum, sum);
+	v.st(d + kDescLen, len | uint64_t(tick_now(kv)) << 32); // + insertion tick
+	v.st(d + kDescGen, gen + 1); // even: stable
+	uint64_t own = own_word(kReserved, kv->session, kv->inc());
+	v.cas(d + kDescOwn, own, own_word(kPublished, kv->session, kv->inc()));
+	v.flush(d, kLine, Point::desc_commit);
+}
+
+// Published and indexed: the writer lets go of the slot.
+void slot_settle(beluga_kvc *kv, uint32_t slot)
+{
+	View &v = kv->v();
+	uint64_t d = kv->g.desc(kv->host, slot);
+	uint64_t own = own_word(kPublished, kv->session, kv->inc());
+	if (v.cas(d + kDescOwn, own, own_word(kPublished, 0, 0)))
+		v.flush(d, kLine);
+}
+
+// A published, settled slot becomes ours (for removal), recorded in our
+// reservation log first like a claim.
+bool slot_take(beluga_kvc *kv, uint32_t slot, uint32_t resv_idx)
+{
+	View &v = kv->v();
+	uint64_t resv = kv->g.resv(kv->host, kv->session, resv_idx);
+	v.st32(resv, slot + 1);
+	v.flush(resv / kLine * kLine, kLine);
+	uint64_t d = kv->g.desc(kv->host, slot);
+	uint64_t own = own_word(kPublished, 0, 0);
+	if (v.cas(d + kDescOwn, own, own_word(kPublished, kv->session, kv->inc())))
+		return true;
+	v.st32(resv, 0);
+	return false;
+}
+
+uint32_t resv_take(beluga_kvc *kv)
+{
+	std::lock_guard<std::mutex> l(kv->mu);
+	if (kv->free_resv.empty())
+		return ~0u;
+	uint32_t r = kv->free_resv.back();
+	kv->free_resv.pop_back();
+	return r;
+}
+
+void resv_give(beluga_kvc *kv, uint32_t r)
+{
+	std::lock_guard<std::mutex> l(kv->mu);
+	kv->free_resv.push_back(r);
+}
+
+// Out of the index: reusable once no pin names (slot, generation).
+void slot_retire(beluga_kvc *kv, uint32_t slot)
+{
+	View &v = kv->v();
+	uint64_t d = kv->g.desc(kv->host, slot);
+	uint64_t own = v.ld(d + kDescOwn);
+	bool retired = false;
+	while (own_state(own) == kPublished &&
+	       !(retired = v.cas(d + kDescOwn, own, own_word(kRetired, 0, 0)))) {
+	}
+	v.flush(d, kLine);
+	if (retired)
+		used_add(kv, -1);
+}
+
+void slot_reclaim(beluga_kvc *kv, uint32_t slot, uint32_t session, uint32_t inc)
+{
+	View &v = kv->v();
+	uint64_t d = kv->g.desc(kv->host, slot);
+	uint64_t own = v.ld(d + kDescOwn);
+	if (own_session(own) != session || own_inc(own) != inc)
+		return; // not (or no longer) the dead session's
+	if (own_state(own) == kReserved) {
+		uint64_t gen = v.ld(d + kDescGen);
+		v.st(d + kDescGen, (gen + 1) & ~1ull);
+		if (v.cas(d + kDescOwn, own, own_word(kFree, 0, 0))) {
+			kv->stat(kStReservationsReclaimed, 1);
+			used_add(kv, -1);
+		}
+	} else if (own_state(own) == kPublished || own_state(own) == kEvicting) {
+		// Killed between publishing the descriptor and settling, in the
+		// middle of a removal or of an eviction: keep the block if the
+		// index has it, else nobody can reach it.
+		uint8_t key[32];
+		std::memcpy(key, v.ptr(d + kDescKey), 32);
+		bool indexed = index_points_to(kv, kv->host, key, slot);
+		if (v.cas(d + kDescOwn, own, own_word(indexed ? kPublished : kRetired, 0, 0)) &&
+		    !indexed) {
+			kv->stat(kStReservationsReclaimed, 1);
+			used_add(kv, -1);
+		}
+	}
+	v.flush(d, kLine);
+}
+
+} // namespace bkv

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: Apache-2.0
+// View: the three coherence modes (see view.hpp) and the omission hook.
+#include "view.hpp"
+
+#include "platform.hpp"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace bkv {
+namespace {
+
+constexpr const char *kPointNames[] = {
+	"none", "payload_wb", "desc_commit", "index_publish",
+	"pin_flush", "inval_index", "inval_desc", "inval_payload", "inval_pins",
+	"evict_take", "tick_flush", "inval_ticks",
+};
+static_assert(sizeof(kPointNames) / sizeof(kPointNames[0]) == size_t(Point::count));
+
+#ifndef BKV_OMIT_POINT
+#define BKV_OMIT_POINT ""
+#endif
+
+// The build default (CMake BELUGA_KVC_OMIT_POINT, for demonstrating that the
+// tests catch a missing flush), overridden by BELUGA_KVC_TEST_OMIT.
+Point default_point()
+{
+	const char *env = std::getenv("BELUGA_KVC_TEST_OMIT");
+	Point p = point_from_name(env && *env ? env : BKV_OMIT_POINT);
+	return p == Point::count ? Point::none : p;
+}
+
+std::atomic<int> &omit_setting()
+{
+	static std::atomic<int> v{int(default_point())};
+	return v;
+}
+
+inline bool omitted(Point p)
+{
+	return p != Point::none && omit_setting().load(std::memory_order_relaxed) == int(p);
+}
+
+// Copy one line with 8-byte atomic accesses, so that concurrent atomic
+// accesses to the same words by other threads never see torn words.
+void copy_line(uint8_t *dst, const uint8_t *src)
+{
+	auto d = reinterpret_cast<uint64_t *>(dst);
+	auto s = reinterpret_cast<const uint64_t *>(src);
+	for (int i = 0; i < 8; i++)
+		__atomic_store_n(d + i, __atomic_load_n(s + i, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
+
+} // namespace
+
+const char *point_name(Point p)
+{
+	return p < Point::count ? kPointNames[int(p)] : "?";
+}
+
+Point point_from_name(const char *name)
+{
+	for (int i = 0; i < int(Point::count); i++)
+		if (name && !std::strcmp(name, kPointNames[i]))
+			return Point(i);
+	return Point::count;
+}
+
+Point omitted_point() { return Point(omit_setting().load()); }
+void set_omitted_point(Point p)
+{
+	omit_setting().store(int(p == Point::count ? default_point() : p));
+}
+
+struct View::Sim {
+	uint8_t *cache = nullptr;
+	size_t size = 0;
+	std::unique_ptr<std::atomic<uint64_t>[]> dirty; // one bit per line
+	std::atomic<uint64_t> violations{0};
+	uint64_t owned[2][2] = {{0, ~0ull}, {0, 0}}; // [range][off, len]
+
+	bool owns(uint64_t off) const
+	{
+		for (const auto &r : owned)
+			if (off >= r[0] && off - r[0] < r[1])
+				return true;
+		return false;
+	}
+
+	bool test_and_clear(uint64_t line)
+	{
+		uint64_t bit = 1ull << (line % 64);
+		return dirty[line / 64].fetch_and(~bit) & bit;
+	}
+};
+
+View::View(uint8_t *mem, size_t size, Mode mode) : mem_(mem), base_(mem), size_(size), mode_(mode)
+{
+	if (mode != simulate)
+		return;
+	auto s = std::make_unique<Sim>();
+	void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		throw std::bad_alloc();
+	s->cache = static_cast<uint8_t *>(p);
+	s->size = size;
+	size_t words = (size / 64 + 63) / 64;
+	s->dirty = std::make_unique<std::atomic<uint64_t>[]>(words);
+	for (size_t i = 0; i < words; i++)
+		s->dirty[i].store(0);
+	// A fresh host "boots" with whatever memory holds now; from here on it
+	// only sees what it reloads.
+	std::memcpy(s->cache, mem, size); // aligned: whole 8-byte words, never torn
+	base_ = s->cache;
+	sim_ = std::move(s);
+}
+
+View::~View()
+{
+	if (sim_)
+		munmap(sim_->cache, sim_->size);
+}
+
+void View::sim_mark(uint64_t off, uint64_t len)
+{
+	for (uint64_t l = off / 64; l <= (off + len - 1) / 64; l++)
+		sim_->dirty[l / 64].fetch_or(1ull << (l % 64), std::memory_order_release);
+}
+
+void View::set_owned(uint64_t a_off, uint64_t a_len, uint64_t b_off, uint64_t b_len)
+{
+	if (!sim_)
+		return;
+	sim_->owned[0][0] = a_off;
+	sim_->owned[0][1] = a_len;
+	sim_->owned[1][0] = b_off;
+	sim_->owned[1][1] = b_len;
+}
+
+void View::sim_writeback(uint64_t l)
+{
+	if (!sim_->owns(l * 64))
+		sim_->violations.fetch_add(1);
+	copy_line(mem_ + l * 64, base_ + l * 64);
+}
+
+void View::flush(uint64_t off, uint64_t len, Point p)
+{
+	if (!len || omitted(p))
+		return;
+	if (mode_ == noncoherent)
+		cpu::writeback(mem_ + off, len);
+	if (sim_)
+		for (uint64_t l = off / 64; l <= (off + len - 1) / 64; l++)
+			if (sim_->test_and_clear(l))
+				sim_writeback(l);
+	cpu::fence_full();
+}
+
+void View::invalidate(uint64_t off, uint64_t len, Point p)
+{
+	if (!len || omitted(p))
+		return;
+	if (mode_ == noncoherent)
+		cpu::invalidate(mem_ + off, len);
+	if (sim_)
+		for (uint64_t l = off / 64; l <= (off + len - 1) / 64; l++) {
+			// clflush writes a dirty line back before dropping it; for a
+			// line of another host that means two writers.
+			if (sim_->test_and_clear(l)) {
+				sim_->violations.fetch_add(1);
+				copy_line(mem_ + l * 64, base_ + l * 64);
+			} else {
+				copy_line(base_ + l * 64, mem_ + l * 64);
+			}
+		}
+	cpu::fence_full();
+}
+
+void View::nt_done(uint64_t off, uint64_t len)
+{
+	cpu::fence_store();
+	if (!len)
+		return;
+	if (mode_ == noncoherent) {
+		// The unaligned tail was written with ordinary stores.
+		cpu::writeback(mem_ + (off + len - 1) / 64 * 64, 64);
+		cpu::writeback(mem_ + off / 64 * 64, 64);
+	}
+	if (!sim_)
+		return;
+	for (uint64_t l = off / 64; l <= (off + len - 1) / 64; l++) {
+		sim_->test_and_clear(l);
+		sim_writeback(l);
+	}
+	cpu::fence_full();
+}
+
+void View::fence() { cpu::fence_full(); }
+
+uint64_t View::violations() const { return sim_ ? sim_->violations.load() : 0; }
+
+} // namespace bkv

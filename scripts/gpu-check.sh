@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# gpu-check.sh - every GPU test and the GPU benchmark of the KV data path
+# (libbeluga/xfer) in one call, for a GPU machine where time is scarce and
+# there may be no network and no packages.
+#
+#   bash scripts/gpu-check.sh [BUILD_DIR]
+#
+# BUILD_DIR holds test_xfer_gpu and bench_xfer_gpu built elsewhere (static CUDA
+# runtime, static gtest and libstdc++; they need glibc >= 2.34 and an NVIDIA
+# driver for CUDA >= the toolkit they were built with): BUILD_DIR itself,
+# BUILD_DIR/xfer-gpu-bundle/ or BUILD_DIR/tests/xfer/gpu/.  Default: build-xfer.
+# If they are missing or cannot use the GPU (e.g. the driver is older than
+# their CUDA runtime), the script rebuilds them from tests/xfer/standalone/
+# with whatever CMake and CUDA toolkit the machine has.
+#
+# Output: a readable log on stdout; with $OUT set, also $OUT/gpu-check.log,
+# $OUT/gpu-check-summary.txt, $OUT/xfer-gpu-tests.{log,json} and
+# $OUT/xfer-bench.{log,json}.  Exit 0 only if the tests passed (skipping is a
+# failure when nvidia-smi sees a GPU) and the benchmark completed.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${1:-$root/build-xfer}
+out=${OUT:-}
+test_timeout=${GPU_CHECK_TEST_TIMEOUT:-240}
+bench_timeout=${GPU_CHECK_BENCH_TIMEOUT:-180}
+start=$(date +%s)
+
+if [ -n "$out" ]; then
+	mkdir -p "$out"
+	exec > >(tee -a "$out/gpu-check.log") 2>&1
+fi
+
+say() { printf '\n=== %s (t+%ss)\n' "$*" "$(($(date +%s) - start))"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+with_timeout() { # seconds, command...
+	local t=$1
+	shift
+	if have timeout; then timeout -k 10 "$t" "$@"; else "$@"; fi
+}
+
+summary=()
+note() { summary+=("$*"); }
+
+# ---- 1. the machine -------------------------------------------------------
+say "machine"
+uname -srm
+(ldd --version 2>/dev/null || true) | head -n 1
+gpu_present=0
+if have nvidia-smi; then
+	if nvidia-smi -L; then
+		gpu_present=1
+		nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,pcie.link.gen.max,pcie.link.width.max,pci.bus_id \
+			--format=csv 2>/dev/null || true
+	fi
+elif ls /dev/nvidia[0-9]* >/dev/null 2>&1; then
+	gpu_present=1
+	echo "nvidia-smi not found, but /dev/nvidia* exists"
+else
+	echo "no nvidia-smi and no /dev/nvidia*: no GPU visible"
+fi
+note "gpu visible: $([ $gpu_present = 1 ] && echo yes || echo no)"
+
+# ---- 2. binaries ----------------------------------------------------------
+find_bins() {
+	local d
+	for d in "$1/xfer-gpu-bundle" "$1" "$1/tests/xfer/gpu"; do
+		if [ -x "$d/test_xfer_gpu" ] && [ -x "$d/bench_xfer_gpu" ]; then
+			(cd "$d" && pwd)
+			return 0
+		fi
+	done
+	return 1
+}
+
+# Usable = starts, and finds the GPU when one is visible.
+probe() {
+	local o rc
+	o=$(with_timeout 60 "$1/test_xfer_gpu" --gtest_filter='GpuApi.RejectsBadArgumentsWithoutTouchingTheGpu' 2>&1)
+	rc=$?
+	echo "$o" | grep -E '^(GPU:|no GPU found)' || echo "$o" | tail -n 5
+	[ $rc -eq 0 ] || [ $rc -eq 77 ] || return 1
+	[ $gpu_present = 0 ] && return 0
+	echo "$o" | grep -q '^GPU:'
+}
+
+rebuild() {
+	local nvcc cc bd
+	nvcc=$(command -v nvcc || true)
+	for c in /usr/local/cuda/bin/nvcc /usr/local/cuda-*/bin/nvcc; do
+		[ -z "$nvcc" ] && [ -x "$c" ] && nvcc=$c
+	done
+	if ! have cmake || [ -z "$nvcc" ]; then
+		echo "cannot rebuild: cmake $(have cmake && echo found || echo missing), nvcc ${nvcc:-missing}"
+		return 1
+	fi
+	"$nvcc" --version | tail -n 2
+	cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
+	bd=${TMPDIR:-/tmp}/beluga-xfer-gpu-build
+	cmake -S "$root/tests/xfer/standalone" -B "$bd" -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_CUDA_COMPILER="$nvcc" ${cc:+-DCMAKE_CUDA_ARCHITECTURES=$cc} >"$bd.cmake.log" 2>&1 ||
+		{ tail -n 30 "$bd.cmake.log"; return 1; }
+	cmake --build "$bd" -j "$(nproc 2>/dev/null || echo 4)" >"$bd.build.log" 2>&1 ||
+		{ tail -n 30 "$bd.build.log"; return 1; }
+	bins=$bd/xfer-gpu-bundle
+}
+
+say "binaries"
+bins=$(find_bins "$build") || bins=
+origin=prebuilt
+if [ -n "$bins" ]; then
+	echo "found in $bins"
+	if ! probe "$bins"; then
+		echo "these binaries cannot use this machine's GPU: rebuilding here"
+		bins=
+	fi
+else
+	echo "no test_xfer_gpu/bench_xfer_gpu under $build: building here"
+fi
+if [ -z "$bins" ]; then
+	origin=rebuilt
+	say "rebuild (tests/xfer/standalone)"
+	if ! rebuild || ! probe "$bins"; then
+		note "binaries: none usable (see log)"
+		note "RESULT: FAIL"
+		printf '%s\n' "${summary[@]}" | { [ -n "$out" ] && tee "$out/gpu-check-summary.txt" || cat; }
+		exit 1
+	fi
+fi
+note "binaries: $origin ($bins)"
+
+# ---- 3. tests -------------------------------------------------------------
+say "GPU tests (timeout ${test_timeout}s)"
+json_arg=()
+[ -n "$out" ] && json_arg=(--gtest_output="json:$out/xfer-gpu-tests.json")
+with_timeout "$test_timeout" "$bins/test_xfer_gpu" ${json_arg[@]+"${json_arg[@]}"} 2>&1 | tee ${out:+"$out/xfer-gpu-tests.log"}
+trc=${PIPESTATUS[0]}
+if [ "$trc" -eq 0 ]; then
+	tests=PASS
+elif [ "$trc" -eq 77 ] && [ $gpu_present = 0 ]; then
+	tests="SKIP (no GPU)"
+elif [ "$trc" -eq 77 ]; then
+	tests="FAIL (skipped although a GPU is visible)"
+elif [ "$trc" -eq 124 ] || [ "$trc" -eq 137 ]; then
+	tests="FAIL (timeout)"
+else
+	tests="FAIL (exit $trc)"
+fi
+note "tests: $tests"
+
+# ---- 4. benchmark ---------------------------------------------------------
+say "GPU benchmark (timeout ${bench_timeout}s)"
+bench_arg=()
+[ -n "$out" ] && bench_arg=(--json "$out/xfer-bench.json")
+with_timeout "$bench_timeout" "$bins/bench_xfer_gpu" ${bench_arg[@]+"${bench_arg[@]}"} 2>&1 | tee ${out:+"$out/xfer-bench.log"}
+brc=${PIPESTATUS[0]}
+case $brc in
+0) bench=OK ;;
+77) bench="SKIP (no GPU)" ;;
+124 | 137) bench="FAIL (timeout)" ;;
+*) bench="FAIL (exit $brc)" ;;
+esac
+note "benchmark: $bench"
+
+# ---- 5. summary -----------------------------------------------------------
+result=PASS
+case $tests in PASS | "SKIP (no GPU)") ;; *) result=FAIL ;; esac
+case $bench in OK | "SKIP (no GPU)") ;; *) result=FAIL ;; esac
+[ $gpu_present = 0 ] && result="SKIP (no GPU)"
+note "elapsed: $(($(date +%s) - start))s"
+note "RESULT: $result"
+say "summary"
+printf '%s\n' "${summary[@]}" | { [ -n "$out" ] && tee "$out/gpu-check-summary.txt" || cat; }
+[ "$result" = FAIL ] && exit 1
+exit 0

@@ -1,0 +1,648 @@
+// SPDX-License-Identifier: Apache-2.0
+// Multi-process stress test of the KV-block store, with SIGKILLs.
+//
+// W writer and R reader processes hammer one cache while the parent stops a
+// random child at random moments (SIGSTOP, so that what it was doing can be
+// read exactly), records whether it was mid-write or holding pins, SIGKILLs
+// it and starts a replacement.  Every block a reader gets is checked against
+// the content checksum the test wrote into it; a block the test knows is
+// present and unchanged must never be missing.  At the end the cache is
+// reclaimed and checked: no reservation, pin or session may be left, and
+// every block the writers stored must be there, intact.
+//
+//   kvc_stress [--mode coherent|sim] [--backend memfd|user|kernel]
+//              [--writers 4] [--readers 4] [--kills 120] [--seed N]
+//              [--keys 800] [--block 131072] [--region-mib 64]
+//              [--evict none|clock|lru]
+//
+// --evict none (default): a full partition refuses puts and writers remove
+// blocks to make room, so a block known to be present must always hit.
+// --evict clock|lru: puts evict; a present block may then miss, but never
+// one that a reader holds pinned (checked while the pin is held), and every
+// hit must still be intact.
+// --mode sim: every process is a host of its own in the non-coherent
+// simulation (a killed process is a host that crashed and lost its cache).
+// Exit status: 0 pass, 1 fail, 77 backend unavailable.  Prints the seed.
+#include "kvc_util.hpp"
+
+#include "kvcache_test.h"
+
+#include <beluga/beluga.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <ctime>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace kvt;
+
+constexpr int kMaxChildren = 32;
+constexpr uint32_t kMaxKeys = 1 << 16;
+
+enum KeyState : uint8_t { kAbsent = 0, kPresent, kPutIntent, kRemoveIntent };
+
+struct ChildStats {
+	std::atomic<int> in_write, pins;
+	std::atomic<int> working; // attached and done an operation since it started
+	std::atomic<int> full_last; // the last put batch hit a full partition
+	std::atomic<uint64_t> ops, puts, removes, hits, misses, pinned, bad, lost, nospace;
+};
+
+struct Shared {
+	std::atomic<int> stop;
+	ChildStats child[kMaxChildren];
+	std::atomic<uint32_t> state[kMaxKeys]; // version << 8 | KeyState
+};
+
+struct Options {
+	bool sim = false;
+	std::string backend = "memfd";
+	int writers = 4, readers = 4, kills = 120;
+	uint64_t seed = 0;
+	uint32_t keys = 800;
+	size_t block = 128 * 1024;
+	size_t region_mib = 64;
+	std::string evict = "none";
+};
+
+Options g_opt;
+Shared *g_sh;
+int g_me = -1; // child index
+void *g_base;  // memfd backend: the region
+size_t g_size;
+std::string g_name;
+std::string g_user_dir; // user backend: a pool directory of our own
+std::vector<pid_t> g_pids;
+
+// ---------------------------------------------------------------- keys ---
+
+KeyState key_state(uint32_t k, uint32_t *ver = nullptr)
+{
+	uint32_t v = g_sh->state[k].load();
+	if (ver)
+		*ver = v >> 8;
+	return KeyState(v & 0xff);
+}
+
+void set_state(uint32_t k, KeyState s)
+{
+	uint32_t v = g_sh->state[k].load();
+	g_sh->state[k].store(((v >> 8) + 1) << 8 | s);
+}
+
+// ---------------------------------------------------------- attaching ---
+
+int host_of(int child) { return g_opt.sim ? child : 0; }
+
+beluga_kvc_fingerprint fingerprint() { return opaque_fp(g_opt.block, "stress-model"); }
+
+beluga_pool *open_pool()
+{
+	beluga_pool_options o;
+	beluga_pool_options_init(&o);
+	o.backend = g_opt.backend == "kernel" ? BELUGA_BACKEND_KERNEL : BELUGA_BACKEND_USER;
+	if (o.backend == BELUGA_BACKEND_USER) {
+		o.user_dir = g_user_dir.c_str();
+		o.hugetlbfs_dir = "none";
+	}
+	beluga_pool *pool = nullptr;
+	int r = beluga_pool_open(&o, &pool);
+	if (r) {
+		std::fprintf(stderr, "beluga_pool_open: %s\n", beluga_strerror(r));
+		return nullptr;
+	}
+	return pool;
+}
+
+beluga_kvc *attach(int host, beluga_pool **pool_out, int *err = nullptr)
+{
+	auto o = opts(uint32_t(host), g_opt.sim ? BELUGA_KVC_SIMULATE : BELUGA_KVC_COHERENT, 2);
+	o.nt_min_bytes = 64 * 1024;
+	beluga_kvc_fingerprint fp = fingerprint();
+	beluga_kvc *kv = nullptr;
+	int r;
+	*pool_out = nullptr;
+	if (g_opt.backend == "memfd") {
+		r = beluga_kvc_attach(g_base, g_size, &fp, &o, &kv);
+	} else {
+		*pool_out = open_pool();
+		r = *pool_out ? beluga_kvc_open(*pool_out, g_name.c_str(), &fp, nullptr, 0, 0, &o, &kv)
+			      : -ENODEV;
+	}
+	if (err)
+		*err = r;
+	if (r)
+		std::fprintf(stderr, "attach host %d: %s\n", host, beluga_kvc_last_error());
+	return r ? nullptr : kv;
+}
+
+// ------------------------------------------------------------ children ---
+
+void hook(int ev, int n)
+{
+	ChildStats &c = g_sh->child[g_me];
+	if (ev == bkv::test::write_begin)
+		c.in_write += n;
+	else if (ev == bkv::test::write_end)
+		c.in_write -= n;
+	else if (ev == bkv::test::pinned)
+		c.pins += n;
+	else if (ev == bkv::test::unpinned)
+		c.pins -= n;
+}
+
+void writer_step(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
+{
+	uint32_t per = g_opt.keys / g_opt.writers;
+	auto pick = [&] { return uint32_t(rng() % per) * g_opt.writers + g_me; };
+	uint32_t k = pick();
+	// Remove now and then, and always when the last put found no room.
+	if (key_state(k) == kPresent && (c.full_last.load() || rng() % 100 < 35)) {
+		uint8_t key[1][32];
+		make_key(k, key[0]);
+		int res;
+		set_state(k, kRemoveIntent);
+		beluga_kvc_remove(kv, key, 1, &res);
+		if (res != 0 && !(res == -ENOENT && g_opt.evict != "none"))
+			c.lost++; // the test knew it was there (and nothing evicts)
+		set_state(k, kAbsent);
+		c.removes++;
+		c.full_last = 0;
+		return;
+	}
+	// A batch of up to three of our keys that are not known to be present.
+	std::vector<uint32_t> ks;
+	for (int i = 0; i < 3; i++) {
+		uint32_t x = i ? pick() : k;
+		if (key_state(x) != kPresent && std::find(ks.begin(), ks.end(), x) == ks.end())
+			ks.push_back(x);
+	}
+	std::vector<std::vector<uint8_t>> bufs(ks.size(), std::vector<uint8_t>(g_opt.block));
+	std::vector<beluga_kvc_put> puts(ks.size());
+	for (size_t i = 0; i < ks.size(); i++) {
+		fill_block(ks[i], bufs[i].data(), g_opt.block);
+		make_key(ks[i], puts[i].key);
+		puts[i].data = bufs[i].data();
+		puts[i].len = g_opt.block;
+		set_state(ks[i], kPutIntent);
+	}
+	std::vector<int> res(ks.size());
+	beluga_kvc_put_batch(kv, puts.data(), puts.size(), res.data());
+	c.full_last = std::count(res.begin(), res.end(), -ENOSPC) > 0;
+	for (size_t i = 0; i < ks.size(); i++) {
+		if (res[i] == 0 || res[i] == BELUGA_KVC_EXISTS) {
+			set_state(ks[i], kPresent);
+			c.puts += res[i] == 0;
+		} else {
+			set_state(ks[i], kAbsent);
+			c.nospace += res[i] == -ENOSPC;
+			c.bad += res[i] != -ENOSPC; // no other error is expected
+		}
+	}
+}
+
+void reader_get(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
+{
+	size_t n = 1 + rng() % 4;
+	std::vector<uint32_t> ks(n), ver(n);
+	std::vector<KeyState> st(n);
+	std::vector<std::vector<uint8_t>> outs(n, std::vector<uint8_t>(g_opt.block));
+	std::vector<beluga_kvc_get> gets(n);
+	for (size_t i = 0; i < n; i++) {
+		ks[i] = uint32_t(rng() % g_opt.keys);
+		st[i] = key_state(ks[i], &ver[i]);
+		make_key(ks[i], gets[i].key);
+		gets[i].dst = outs[i].data();
+		gets[i].cap = g_opt.block;
+	}
+	std::vector<int> res(n);
+	beluga_kvc_get_batch(kv, gets.data(), n, res.data());
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v2;
+		KeyState s2 = key_state(ks[i], &v2);
+		if (res[i] > 0) {
+			c.hits++;
+			if (size_t(res[i]) != g_opt.block || !check_block(ks[i], outs[i].data(), g_opt.block))
+				c.bad++;
+		} else {
+			c.misses++;
+			// Present before and after, never touched in between: must hit
+			// (unless eviction may have taken it).
+			if (st[i] == kPresent && s2 == kPresent && ver[i] == v2 && g_opt.evict == "none")
+				c.lost++;
+			if (res[i] != -ENOENT)
+				c.bad++;
+		}
+	}
+}
+
+void reader_pin(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
+{
+	size_t n = 1 + rng() % 2;
+	uint8_t keys[2][32];
+	uint32_t ks[2], ver[2];
+	KeyState st[2];
+	for (size_t i = 0; i < n; i++) {
+		ks[i] = uint32_t(rng() % g_opt.keys);
+		st[i] = key_state(ks[i], &ver[i]);
+		make_key(ks[i], keys[i]);
+	}
+	beluga_kvc_ref refs[2];
+	int res[2];
+	beluga_kvc_pin(kv, keys, n, rng() % 2 ? BELUGA_KVC_PIN_VERIFY : 0, refs, res);
+	for (size_t i = 0; i < n; i++) {
+		if (res[i])
+			continue;
+		c.pinned++;
+		// Read the block in place while holding the pin.
+		if (refs[i].len != g_opt.block ||
+		    !check_block(ks[i], static_cast<const uint8_t *>(refs[i].data), refs[i].len))
+			c.bad++;
+		// A pinned block is never evicted: unless a writer removed it
+		// meanwhile, it is still cached.
+		uint32_t v2;
+		long still = beluga_kvc_lookup_prefix(kv, &keys[i], 1);
+		if (st[i] == kPresent && key_state(ks[i], &v2) == kPresent && v2 == ver[i] && still != 1)
+			c.lost++;
+		if (beluga_kvc_unpin(kv, &refs[i], 1))
+			c.bad++;
+	}
+}
+
+void reader_step(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
+{
+	unsigned r = unsigned(rng() % 100);
+	if (r < 60) {
+		reader_get(kv, rng, c);
+	} else if (r < 85) {
+		reader_pin(kv, rng, c);
+	} else {
+		uint8_t keys[4][32];
+		for (auto &k : keys)
+			make_key(rng() % g_opt.keys, k);
+		if (beluga_kvc_lookup_prefix(kv, keys, 4) < 0)
+			c.bad++;
+	}
+}
+
+[[noreturn]] void child_main(int idx, uint64_t seed)
+{
+	g_me = idx;
+	ChildStats &c = g_sh->child[idx];
+	c.in_write = 0;
+	c.pins = 0;
+	c.working = 0;
+	bkv::test::set_hook(hook);
+	beluga_pool *pool;
+	beluga_kvc *kv = attach(host_of(idx), &pool);
+	if (!kv)
+		_exit(2);
+	std::mt19937_64 rng(seed);
+	bool writer = idx < g_opt.writers;
+	while (!g_sh->stop.load()) {
+		if (writer)
+			writer_step(kv, rng, c);
+		else
+			reader_step(kv, rng, c);
+		c.ops++;
+		c.working = 1;
+	}
+	// The simulation counts lines written back that this host does not own.
+	if (bkv::test::sim_violations(kv))
+		c.bad++;
+	beluga_kvc_detach(kv);
+	beluga_pool_close(pool);
+	_exit(0);
+}
+
+pid_t spawn(int idx, uint64_t seed)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		child_main(idx, seed);
+	return pid;
+}
+
+// -------------------------------------------------------------- parent ---
+
+bool parse(int argc, char **argv)
+{
+	for (int i = 1; i + 1 < argc; i += 2) {
+		std::string a = argv[i], v = argv[i + 1];
+		if (a == "--mode")
+			g_opt.sim = v == "sim";
+		else if (a == "--backend")
+			g_opt.backend = v;
+		else if (a == "--writers")
+			g_opt.writers = std::stoi(v);
+		else if (a == "--readers")
+			g_opt.readers = std::stoi(v);
+		else if (a == "--kills")
+			g_opt.kills = std::stoi(v);
+		else if (a == "--seed")
+			g_opt.seed = std::stoull(v);
+		else if (a == "--keys")
+			g_opt.keys = uint32_t(std::stoul(v));
+		else if (a == "--block")
+			g_opt.block = std::stoull(v);
+		else if (a == "--region-mib")
+			g_opt.region_mib = std::stoull(v);
+		else if (a == "--evict")
+			g_opt.evict = v;
+		else
+			return false;
+	}
+	return argc % 2 == 1 && g_opt.writers >= 1 && g_opt.readers >= 1 &&
+	       g_opt.writers + g_opt.readers <= kMaxChildren && g_opt.keys <= kMaxKeys &&
+	       g_opt.keys >= uint32_t(g_opt.writers) && g_opt.block >= 16 &&
+	       (g_opt.backend == "memfd" || g_opt.backend == "user" || g_opt.backend == "kernel") &&
+	       (g_opt.evict == "none" || g_opt.evict == "clock" || g_opt.evict == "lru");
+}
+
+beluga_kvc_config make_config()
+{
+	beluga_kvc_config c = config(fingerprint(), g_opt.sim ? g_opt.writers + g_opt.readers : 1);
+	c.max_pins = 64;
+	c.max_sessions = 16;
+	c.max_batch = 8;
+	c.eviction = g_opt.evict == "clock" ? BELUGA_KVC_EVICT_CLOCK
+		     : g_opt.evict == "lru" ? BELUGA_KVC_EVICT_LRU
+					    : BELUGA_KVC_EVICT_NONE;
+	return c;
+}
+
+// Create the region and format the cache.  0, or 77 if the backend is absent.
+int setup(std::unique_ptr<ShmRegion> &shm)
+{
+	g_size = g_opt.region_mib << 20;
+	beluga_kvc_config c = make_config();
+	if (g_opt.backend == "memfd") {
+		shm = std::make_unique<ShmRegion>(g_size);
+		g_base = shm->base();
+		return beluga_kvc_format(g_base, g_size, &c) ? 1 : 0;
+	}
+	g_name = "kvc-stress-" + std::to_string(getpid());
+	g_user_dir = "/dev/shm/" + g_name;
+	beluga_pool *pool = open_pool();
+	if (!pool)
+		return 77;
+	beluga_kvc *kv = nullptr;
+	auto o = opts(0, g_opt.sim ? BELUGA_KVC_SIMULATE : BELUGA_KVC_COHERENT);
+	int r = beluga_kvc_open(pool, g_name.c_str(), &c.fingerprint, &c, g_size, 0600, &o, &kv);
+	if (r)
+		std::fprintf(stderr, "beluga_kvc_open: %s\n", beluga_kvc_last_error());
+	beluga_kvc_detach(kv);
+	beluga_pool_close(pool);
+	return r ? 1 : 0;
+}
+
+void teardown()
+{
+	if (g_opt.backend == "memfd")
+		return;
+	if (beluga_pool *pool = open_pool()) {
+		beluga_region_destroy(pool, g_name.c_str());
+		beluga_pool_close(pool);
+	}
+	if (g_opt.backend == "user")
+		std::filesystem::remove_all(g_user_dir);
+}
+
+struct Totals {
+	int kills = 0, mid_write = 0, pinned = 0;
+	uint64_t ops = 0, puts = 0, removes = 0, hits = 0, misses = 0, pins = 0, bad = 0, lost = 0,
+		 nospace = 0;
+};
+
+// Final state: reclaim every host, check structure, read every key.
+bool verify()
+{
+	bool ok = true;
+	int hosts = g_opt.sim ? g_opt.writers + g_opt.readers : 1;
+	beluga_kvc_stats all{};
+	for (int h = 0; h < hosts; h++) {
+		beluga_pool *pool;
+		beluga_kvc *kv = attach(h, &pool); // reclaims what died on host h
+		if (!kv)
+			return false;
+		if (h + 1 < hosts) {
+			beluga_kvc_detach(kv);
+			beluga_pool_close(pool);
+			continue;
+		}
+		beluga_kvc_check_report rep;
+		beluga_kvc_check(kv, 1, &rep);
+		std::printf("check: slots %" PRIu64 " free %" PRIu64 " published %" PRIu64
+			    " retired %" PRIu64 " reserved %" PRIu64 " live sessions %" PRIu64
+			    " dead %" PRIu64 " pins %" PRIu64 " errors %" PRIu64 "\n",
+			    rep.slots, rep.free_slots, rep.published_slots, rep.retired_slots,
+			    rep.reserved_slots, rep.live_sessions, rep.dead_sessions, rep.held_pins,
+			    rep.errors);
+		ok &= rep.errors == 0 && rep.reserved_slots == 0 && rep.dead_sessions == 0 &&
+		      rep.held_pins == 0 && rep.live_sessions == 1;
+		std::vector<uint8_t> out(g_opt.block);
+		uint64_t present = 0, wrong = 0;
+		for (uint32_t k = 0; k < g_opt.keys; k++) {
+			beluga_kvc_get g{};
+			make_key(k, g.key);
+			g.dst = out.data();
+			g.cap = out.size();
+			int res;
+			beluga_kvc_get_batch(kv, &g, 1, &res);
+			KeyState s = key_state(k);
+			bool hit = res > 0 && check_block(k, out.data(), g_opt.block);
+			bool evictable = g_opt.evict != "none" && res == -ENOENT;
+			present += hit;
+			if ((s == kPresent && !hit && !evictable) || (s == kAbsent && res != -ENOENT) ||
+			    (res > 0 && !hit))
+				wrong++;
+		}
+		// The hosts' occupancy counters after all the kills: off by at most
+		// what puts running during a resync were doing.
+		uint64_t counted = 0;
+		for (int x = 0; x < hosts; x++) {
+			beluga_kvc_eviction ev;
+			beluga_kvc_get_eviction(kv, x, &ev);
+			counted += ev.used_blocks;
+		}
+		uint64_t held = rep.published_slots + rep.reserved_slots;
+		uint64_t off = counted > held ? counted - held : held - counted;
+		std::printf("occupancy: counters %" PRIu64 ", blocks held %" PRIu64 "\n", counted, held);
+		ok &= off <= uint64_t(g_opt.writers) * 8;
+		beluga_kvc_get_stats(kv, -1, &all);
+		if (std::getenv("KVC_STRESS_DEBUG"))
+			for (int x = 0; x < hosts; x++) {
+				beluga_kvc_stats hs;
+				beluga_kvc_get_stats(kv, x, &hs);
+				std::printf("host %d: opened %" PRIu64 " reclaimed %" PRIu64 " puts %" PRIu64 " gets %" PRIu64 "\n",
+					    x, hs.sessions_opened, hs.sessions_reclaimed, hs.puts, hs.gets);
+			}
+		std::printf("final read: %" PRIu64 " blocks present, %" PRIu64 " wrong\n", present,
+			    wrong);
+		ok &= wrong == 0;
+		beluga_kvc_detach(kv);
+		beluga_pool_close(pool);
+	}
+	std::printf("region stats: puts %" PRIu64 " gets %" PRIu64 " hits %" PRIu64
+		    " checksum_failures %" PRIu64 " sessions_reclaimed %" PRIu64
+		    " reservations_reclaimed %" PRIu64 " pins_reclaimed %" PRIu64
+		    " dup_retracted %" PRIu64 " sessions_opened %" PRIu64 " evictions %" PRIu64
+		    " evict_pinned %" PRIu64 "\n",
+		    all.puts, all.gets, all.get_hits, all.checksum_failures, all.sessions_reclaimed,
+		    all.reservations_reclaimed, all.pins_reclaimed, all.dup_retracted,
+		    all.sessions_opened, all.evictions, all.evict_pinned);
+	ok &= all.reservations_reclaimed > 0 && all.pins_reclaimed > 0 &&
+	      all.sessions_reclaimed > 0;
+	if (g_opt.evict != "none")
+		ok &= all.evictions > 0; // the cache did fill up
+	return ok;
+}
+
+void collect(Totals &t, ChildStats &c)
+{
+	t.ops += c.ops.exchange(0);
+	t.puts += c.puts.exchange(0);
+	t.removes += c.removes.exchange(0);
+	t.hits += c.hits.exchange(0);
+	t.misses += c.misses.exchange(0);
+	t.pins += c.pinned.exchange(0);
+	t.bad += c.bad.exchange(0);
+	t.lost += c.lost.exchange(0);
+	t.nospace += c.nospace.exchange(0);
+}
+
+// Stop child @i (SIGSTOP: what it is doing can then be read exactly).
+void stop_child(pid_t pid, int i)
+{
+	int st;
+	kill(pid, SIGSTOP);
+	if (waitpid(pid, &st, WUNTRACED) != pid || !WIFSTOPPED(st)) {
+		std::fprintf(stderr, "child %d ended on its own (status %d)\n", i, st);
+		std::exit(1);
+	}
+}
+
+// Whom to kill.  Kind 0: a writer caught mid-write; kind 1: a reader caught
+// holding pins (children are stopped and let go again until one is, a
+// bounded number of times); kind 2: a child at work; kind 3: anyone,
+// including one still attaching or reclaiming.  Random moments throughout.
+int pick_victim(std::mt19937_64 &rng, int n, int kind)
+{
+	timespec pause = {0, long(100000 + rng() % 2000000)};
+	nanosleep(&pause, nullptr);
+	for (int tries = 0; tries < 4000; tries++) {
+		int i = kind == 0 ? int(rng() % g_opt.writers)
+		      : kind == 1 ? g_opt.writers + int(rng() % g_opt.readers)
+				  : int(rng() % n);
+		ChildStats &c = g_sh->child[i];
+		if (kind == 3 || (kind == 2 && c.working.load())) {
+			stop_child(g_pids[i], i);
+			return i;
+		}
+		if (kind < 2 && c.working.load()) {
+			stop_child(g_pids[i], i);
+			if (kind == 0 ? c.in_write.load() > 0 : c.pins.load() > 0)
+				return i;
+			kill(g_pids[i], SIGCONT);
+		}
+		timespec gap = {0, long(50000 + rng() % 200000)};
+		nanosleep(&gap, nullptr);
+	}
+	int i = int(rng() % n);
+	stop_child(g_pids[i], i);
+	return i;
+}
+
+int run()
+{
+	std::unique_ptr<ShmRegion> shm;
+	if (int r = setup(shm))
+		return r;
+	void *p = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+	if (p == MAP_FAILED)
+		return 1;
+	g_sh = new (p) Shared();
+	std::mt19937_64 rng(g_opt.seed);
+	int n = g_opt.writers + g_opt.readers;
+	std::vector<pid_t> &pids = g_pids;
+	pids.resize(n);
+	for (int i = 0; i < n; i++)
+		pids[i] = spawn(i, rng());
+	Totals t;
+	for (int k = 0; k < g_opt.kills; k++) {
+		// Random pauses (not timing assertions: they only spread the kills
+		// over the children's work); the victim comes back stopped.
+		int i = pick_victim(rng, n, k % 4);
+		int st;
+		ChildStats &c = g_sh->child[i];
+		t.mid_write += c.in_write.load() > 0;
+		t.pinned += c.pins.load() > 0;
+		kill(pids[i], SIGKILL);
+		waitpid(pids[i], &st, 0);
+		t.kills++;
+		collect(t, c);
+		c.working = 0; // before the replacement runs: the next kill must wait for it
+		c.in_write = 0;
+		c.pins = 0;
+		pids[i] = spawn(i, rng());
+	}
+	g_sh->stop = 1;
+	int failed_children = 0;
+	for (int i = 0; i < n; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		failed_children += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		collect(t, g_sh->child[i]);
+	}
+	std::printf("kills %d (mid-write %d, holding pins %d); ops %" PRIu64 " puts %" PRIu64
+		    " removes %" PRIu64 " full %" PRIu64 " hits %" PRIu64 " misses %" PRIu64
+		    " pinned reads %" PRIu64 "; bad reads %" PRIu64 " lost blocks %" PRIu64 "\n",
+		    t.kills, t.mid_write, t.pinned, t.ops, t.puts, t.removes, t.nospace, t.hits,
+		    t.misses, t.pins, t.bad, t.lost);
+	bool ok = verify();
+	teardown();
+	ok &= failed_children == 0 && t.bad == 0 && t.lost == 0 && t.mid_write > 0 &&
+	      t.pinned > 0 && t.hits > 0 && t.puts > 0;
+	std::printf("%s\n", ok ? "PASS" : "FAIL");
+	return ok ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	if (!parse(argc, argv)) {
+		std::fprintf(stderr, "usage: %s [--mode coherent|sim] [--backend memfd|user|kernel] "
+				     "[--writers N] [--readers N] [--kills N] [--seed N] [--keys N] "
+				     "[--block BYTES] [--region-mib N] [--evict none|clock|lru]\n",
+			     argv[0]);
+		return 2;
+	}
+	if (!g_opt.seed) {
+		const char *env = std::getenv("BELUGA_TEST_SEED");
+		g_opt.seed = env ? std::strtoull(env, nullptr, 0)
+				 : uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+	}
+	std::printf("kvc_stress: mode %s, backend %s, eviction %s, %d writers, %d readers, "
+		    "%d kills, block %zu, seed %" PRIu64 " (replay: --seed %" PRIu64 ")\n",
+		    g_opt.sim ? "sim" : "coherent", g_opt.backend.c_str(), g_opt.evict.c_str(),
+		    g_opt.writers, g_opt.readers, g_opt.kills, g_opt.block, g_opt.seed, g_opt.seed);
+	std::fflush(stdout);
+	return run();
+}

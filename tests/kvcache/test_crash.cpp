@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+// A process SIGKILLed at a chosen point (it kills itself from a test hook)
+// leaves nothing stuck: the next process of its host reclaims its session,
+// reservations and pins, and every other block stays intact.
+#include "kvc_util.hpp"
+
+#include "kvcache_test.h"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace kvt;
+
+constexpr size_t kRegion = 8 << 20;
+constexpr size_t kPayload = 32 * 1024;
+
+int g_die_at = 0;
+void die_hook(int ev, int)
+{
+	if (ev == g_die_at)
+		raise(SIGKILL);
+}
+
+class Crash : public ::testing::TestWithParam<uint32_t> {
+protected:
+	void SetUp() override
+	{
+		bkv::test::set_omit(nullptr);
+		cfg_ = config(opaque_fp(kPayload), 2);
+		ASSERT_EQ(beluga_kvc_format(r_.base(), r_.size(), &cfg_), 0);
+	}
+	beluga_kvc *attach(uint32_t host)
+	{
+		beluga_kvc *kv = nullptr;
+		auto o = opts(host, GetParam());
+		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
+			<< beluga_kvc_last_error();
+		return kv;
+	}
+	static int put(beluga_kvc *kv, uint64_t i)
+	{
+		std::vector<uint8_t> buf(kPayload);
+		fill_block(i, buf.data(), kPayload);
+		beluga_kvc_put p{};
+		make_key(i, p.key);
+		p.data = buf.data();
+		p.len = kPayload;
+		int res = 99;
+		beluga_kvc_put_batch(kv, &p, 1, &res);
+		return res;
+	}
+	static bool readable(beluga_kvc *kv, uint64_t i)
+	{
+		std::vector<uint8_t> out(kPayload);
+		beluga_kvc_get g{};
+		make_key(i, g.key);
+		g.dst = out.data();
+		g.cap = out.size();
+		int res;
+		beluga_kvc_get_batch(kv, &g, 1, &res);
+		return res == int(kPayload) && check_block(i, out.data(), kPayload);
+	}
+	// In a child on host 1: store blocks 0..4, then do @what with the hook
+	// armed to SIGKILL the child at @event.
+	void child(int event, bool pin)
+	{
+		pid_t pid = fork();
+		ASSERT_GE(pid, 0);
+		if (pid == 0) {
+			beluga_kvc *kv = attach(1);
+			for (int i = 0; i < 5; i++)
+				if (put(kv, i))
+					_exit(2);
+			g_die_at = event;
+			bkv::test::set_hook(die_hook);
+			if (pin) {
+				uint8_t key[1][32];
+				make_key(2, key[0]);
+				beluga_kvc_ref ref;
+				int res;
+				beluga_kvc_pin(kv, key, 1, 0, &ref, &res);
+			} else {
+				put(kv, 5);
+			}
+			_exit(3); // the hook should have killed us
+		}
+		int status;
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+	}
+	void expect_recovered(beluga_kvc *kv, uint64_t resv, uint64_t pins)
+	{
+		beluga_kvc_stats s;
+		ASSERT_EQ(beluga_kvc_get_stats(kv, 1, &s), 0);
+		EXPECT_EQ(s.sessions_reclaimed, 1u);
+		EXPECT_EQ(s.reservations_reclaimed, resv);
+		EXPECT_EQ(s.pins_reclaimed, pins);
+		beluga_kvc_check_report rep;
+		ASSERT_EQ(beluga_kvc_check(kv, 1, &rep), 0);
+		EXPECT_EQ(rep.errors, 0u);
+		EXPECT_EQ(rep.reserved_slots, 0u);
+		EXPECT_EQ(rep.dead_sessions, 0u);
+		EXPECT_EQ(rep.held_pins, 0u);
+		for (int i = 0; i < 5; i++)
+			EXPECT_TRUE(readable(kv, i)) << i;
+		EXPECT_EQ(bkv::test::sim_violations(kv), 0u);
+	}
+	ShmRegion r_{kRegion};
+	beluga_kvc_config cfg_;
+};
+
+TEST_P(Crash, WriterKilledMidWrite)
+{
+	child(bkv::test::write_begin, false);
+	beluga_kvc *kv = attach(1); // the host's next process reclaims at attach
+	expect_recovered(kv, 1, 0);
+	EXPECT_FALSE(readable(kv, 5));
+	EXPECT_EQ(put(kv, 5), 0); // the key and the slot are usable again
+	EXPECT_TRUE(readable(kv, 5));
+	beluga_kvc_detach(kv);
+}
+
+TEST_P(Crash, WriterKilledAfterPublishing)
+{
+	child(bkv::test::published, false);
+	beluga_kvc *kv = attach(1);
+	expect_recovered(kv, 0, 0); // indexed: the block is kept
+	EXPECT_TRUE(readable(kv, 5));
+	beluga_kvc_detach(kv);
+}
+
+TEST_P(Crash, ReaderKilledHoldingPin)
+{
+	child(bkv::test::pinned, true);
+	beluga_kvc *kv = attach(1);
+	expect_recovered(kv, 0, 1);
+	// The pin is gone: the block can be removed and its slot reused.
+	uint8_t key[1][32];
+	make_key(2, key[0]);
+	int res;
+	EXPECT_EQ(beluga_kvc_remove(kv, key, 1, &res), 1);
+	beluga_kvc_detach(kv);
+}
+
+TEST_P(Crash, ReclaimedByAnotherLiveProcess)
+{
+	if (GetParam() == BELUGA_KVC_SIMULATE)
+		GTEST_SKIP() << "one process per simulated host";
+	beluga_kvc *kv = attach(1); // attached before the death
+	child(bkv::test::write_begin, false);
+	EXPECT_EQ(beluga_kvc_reclaim(kv), 1);
+	EXPECT_EQ(beluga_kvc_reclaim(kv), 0);
+	expect_recovered(kv, 1, 0);
+	beluga_kvc_detach(kv);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Crash,
+			 ::testing::Values(uint32_t(BELUGA_KVC_COHERENT), uint32_t(BELUGA_KVC_SIMULATE)),
+			 [](const auto &i) {
+				 return std::string(i.param == BELUGA_KVC_COHERENT ? "Coherent"
+										    : "Simulated");
+			 });
+
+} // namespace

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: Apache-2.0
+// Formatting and attaching: geometry, every argument and header error, and
+// the fingerprint check that names the differing field.
+#include "kvc_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <string>
+
+namespace {
+
+using namespace kvt;
+
+constexpr size_t kRegion = 8 << 20;
+
+std::string err() { return beluga_kvc_last_error(); }
+
+beluga_kvc_fingerprint kv_fp()
+{
+	beluga_kvc_fingerprint fp = opaque_fp(0, "meta-llama/Llama-3.1-8B");
+	fp.layout = BELUGA_KVC_LAYOUT_KV_BLOCK;
+	fp.shape = {4, 16, 2, 64, BELUGA_KV_BF16, 0}; // 4 layers, 16 tokens, 2 heads, 64 dims
+	return fp;
+}
+
+TEST(Format, GeometryFromShape)
+{
+	ShmRegion r(kRegion);
+	beluga_kvc_config c = config(kv_fp(), 2);
+	ASSERT_EQ(beluga_kvc_format(r.base(), r.size(), &c), 0) << err();
+	beluga_kvc *kv = nullptr;
+	beluga_kvc_fingerprint fp = kv_fp();
+	auto o = opts(1, BELUGA_KVC_SIMULATE);
+	ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &fp, &o, &kv), 0) << err();
+	beluga_kvc_info info;
+	ASSERT_EQ(beluga_kvc_get_info(kv, &info), 0);
+	EXPECT_EQ(info.payload_bytes, beluga_kv_block_bytes(&fp.shape));
+	EXPECT_EQ(info.payload_bytes, 4u * 2 * 16 * 2 * 64 * 2);
+	EXPECT_EQ(info.fingerprint.payload_bytes, info.payload_bytes);
+	EXPECT_EQ(info.slot_stride % 4096, 0u);
+	EXPECT_EQ(info.max_hosts, 2u);
+	EXPECT_EQ(info.host_id, 1u);
+	EXPECT_EQ(info.coherence, uint32_t(BELUGA_KVC_SIMULATE));
+	EXPECT_GT(info.slots_per_host, 10u);
+	EXPECT_LE(2 * info.slots_per_host * info.slot_stride, kRegion);
+	EXPECT_EQ(info.capacity_slots, info.slots_per_host);
+	EXPECT_EQ(info.high_watermark_pct, 95u);
+	EXPECT_EQ(info.low_watermark_pct, 85u);
+	EXPECT_EQ(info.format_major, 1u);
+	EXPECT_EQ(beluga_kvc_get_info(kv, nullptr), -EINVAL);
+	EXPECT_EQ(beluga_kvc_get_info(nullptr, &info), -EINVAL);
+	beluga_kvc_detach(kv);
+	beluga_kvc_detach(nullptr);
+}
+
+TEST(Format, AutoCoherenceFollowsHostCount)
+{
+	for (uint32_t hosts : {1u, 3u}) {
+		ShmRegion r(kRegion);
+		beluga_kvc_config c = config(opaque_fp(4096), hosts);
+		ASSERT_EQ(beluga_kvc_format(r.base(), r.size(), &c), 0);
+		beluga_kvc *kv;
+		auto o = opts(0, BELUGA_KVC_AUTO);
+		ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o, &kv), 0);
+		beluga_kvc_info info;
+		beluga_kvc_get_info(kv, &info);
+		EXPECT_EQ(info.coherence, uint32_t(hosts == 1 ? BELUGA_KVC_COHERENT
+							      : BELUGA_KVC_NONCOHERENT));
+		beluga_kvc_detach(kv);
+	}
+}
+
+TEST(Format, Errors)
+{
+	ShmRegion r(kRegion);
+	beluga_kvc_config c = config(opaque_fp(4096));
+	EXPECT_EQ(beluga_kvc_format(nullptr, kRegion, &c), -EINVAL);
+	EXPECT_EQ(beluga_kvc_format(r.base(), kRegion, nullptr), -EINVAL);
+	EXPECT_EQ(beluga_kvc_format(r.bytes() + 64, kRegion - 4096, &c), -EINVAL);
+	EXPECT_NE(err().find("aligned"), std::string::npos);
+	beluga_kvc_config bad = c;
+	bad.size = 1;
+	EXPECT_EQ(beluga_kvc_format(r.base(), kRegion, &bad), -EINVAL);
+	for (int field = 0; field < 11; field++) {
+		bad = c;
+		switch (field) {
+		case 7: bad.low_watermark_pct = 0; break;
+		case 8: bad.eviction = BELUGA_KVC_EVICT_LRU + 1; break;
+		case 9: bad.reserved0 = 1; break;
+		case 10: bad.capacity_blocks = ~0ull; break;
+		case 0: bad.max_hosts = 0; break;
+		case 1: bad.max_hosts = BELUGA_KVC_MAX_HOSTS + 1; break;
+		case 2: bad.max_sessions = 0; break;
+		case 3: bad.max_pins = 0; break;
+		case 4: bad.max_batch = 0; break;
+		case 5: bad.low_watermark_pct = 99; break;
+		case 6: bad.reserved[0] = 1; break;
+		}
+		EXPECT_EQ(beluga_kvc_format(r.base(), kRegion, &bad), -EINVAL) << field;
+	}
+	// Fingerprints that cannot be valid.
+	for (int field = 0; field < 8; field++) {
+		bad = c;
+		beluga_kvc_fingerprint &f = bad.fingerprint;
+		switch (field) {
+		case 0: std::memset(f.model_id, 'x', sizeof(f.model_id)); break;
+		case 1: f.tp_rank = 1; break;
+		case 2: f.reserved[2] = 1; break;
+		case 3: f.layout = 7; break;
+		case 4: f.payload_bytes = 0; break; // opaque needs a size
+		case 5: f = kv_fp(); f.shape.num_layers = 0; break;
+		case 6: f = kv_fp(); f.payload_bytes = 12345; break;
+		case 7: f.payload_bytes = 2ull << 40; break;
+		}
+		EXPECT_EQ(beluga_kvc_format(r.base(), kRegion, &bad), -EINVAL) << field;
+		EXPECT_STRNE(beluga_kvc_last_error(), "");
+	}
+	// Too small for one block per host.
+	c.fingerprint.payload_bytes = 7 << 20;
+	EXPECT_EQ(beluga_kvc_format(r.base(), kRegion, &c), -ENOSPC);
+	c.fingerprint.payload_bytes = 4096;
+	EXPECT_EQ(beluga_kvc_format(r.base(), 8192, &c), -ENOSPC);
+}
+
+class Attach : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		c_ = config(kv_fp(), 2);
+		ASSERT_EQ(beluga_kvc_format(r_.base(), r_.size(), &c_), 0) << err();
+	}
+	int attach(const beluga_kvc_fingerprint &fp, uint32_t host = 0, size_t size = kRegion)
+	{
+		auto o = opts(host, BELUGA_KVC_COHERENT);
+		beluga_kvc *kv = nullptr;
+		int rc = beluga_kvc_attach(r_.base(), size, &fp, &o, &kv);
+		beluga_kvc_detach(kv);
+		return rc;
+	}
+	ShmRegion r_{kRegion};
+	beluga_kvc_config c_;
+};
+
+TEST_F(Attach, FingerprintMismatchNamesTheField)
+{
+	struct Case {
+		const char *field;
+		void (*change)(beluga_kvc_fingerprint &);
+	} cases[] = {
+		{"model_id", [](beluga_kvc_fingerprint &f) { std::strcpy(f.model_id, "other"); }},
+		{"dtype", [](beluga_kvc_fingerprint &f) { f.shape.dtype = BELUGA_KV_FP16; }},
+		{"num_layers", [](beluga_kvc_fingerprint &f) { f.shape.num_layers = 8; }},
+		{"num_kv_heads", [](beluga_kvc_fingerprint &f) { f.shape.num_kv_heads = 4; }},
+		{"head_size", [](beluga_kvc_fingerprint &f) { f.shape.head_size = 128; }},
+		{"block_size", [](beluga_kvc_fingerprint &f) { f.shape.block_size = 32; }},
+		{"tp_rank", [](beluga_kvc_fingerprint &f) { f.tp_size = 2; f.tp_rank = 1; }},
+		{"tp_size", [](beluga_kvc_fingerprint &f) { f.tp_size = 2; }},
+		{"layout", [](beluga_kvc_fingerprint &f) {
+			 f.layout = BELUGA_KVC_LAYOUT_OPAQUE;
+			 f.payload_bytes = beluga_kv_block_bytes(&f.shape);
+		 }},
+		{"hash_fn", [](beluga_kvc_fingerprint &f) { std::strcpy(f.hash_fn, "sha256"); }},
+		{"hash_seed", [](beluga_kvc_fingerprint &f) { std::strcpy(f.hash_seed, "42"); }},
+	};
+	for (const Case &k : cases) {
+		beluga_kvc_fingerprint fp = kv_fp();
+		k.change(fp);
+		EXPECT_EQ(attach(fp), -BELUGA_KVC_EFINGERPRINT) << k.field;
+		std::string msg = err();
+		EXPECT_NE(msg.find(std::string(k.field) + " is"), std::string::npos) << msg;
+	}
+	// Same fingerprint, garbage after a terminator: still equal.
+	beluga_kvc_fingerprint fp = kv_fp();
+	fp.model_id[sizeof(fp.model_id) - 1] = 'z';
+	fp.model_id[sizeof(fp.model_id) - 2] = 0;
+	EXPECT_EQ(attach(fp), 0) << err();
+	EXPECT_NE(std::string(beluga_kvc_strerror(-BELUGA_KVC_EFINGERPRINT)).find("fingerprint"),
+		  std::string::npos);
+}
+
+TEST_F(Attach, Errors)
+{
+	beluga_kvc_fingerprint fp = kv_fp();
+	beluga_kvc *kv;
+	auto o = opts(0, BELUGA_KVC_COHERENT);
+	EXPECT_EQ(beluga_kvc_attach(nullptr, kRegion, &fp, &o, &kv), -EINVAL);
+	EXPECT_EQ(beluga_kvc_attach(r_.base(), kRegion, nullptr, &o, &kv), -EINVAL);
+	EXPECT_EQ(beluga_kvc_attach(r_.base(), kRegion, &fp, &o, nullptr), -EINVAL);
+	EXPECT_EQ(attach(fp, 2), -EINVAL); // two hosts: 0 and 1
+	EXPECT_NE(err().find("host_id"), std::string::npos);
+	auto bad = o;
+	bad.size = 3;
+	EXPECT_EQ(beluga_kvc_attach(r_.base(), kRegion, &fp, &bad, &kv), -EINVAL);
+	bad = o;
+	bad.coherence = 9;
+	EXPECT_EQ(beluga_kvc_attach(r_.base(), kRegion, &fp, &bad, &kv), -EINVAL);
+	bad = o;
+	bad.reserved[1] = 1;
+	EXPECT_EQ(beluga_kvc_attach(r_.base(), kRegion, &fp, &bad, &kv), -EINVAL);
+	EXPECT_EQ(attach(fp, 0, kRegion - 4096), -BELUGA_KVC_EFORMAT); // not the size it was made for
+	EXPECT_EQ(attach(fp, 0, 4096), -BELUGA_KVC_EFORMAT);
+	// A damaged header, a future version, a half-formatted region, no cache.
+	r_.bytes()[300] ^= 1;
+	EXPECT_EQ(attach(fp), -BELUGA_KVC_EFORMAT);
+	EXPECT_NE(err().find("checksum"), std::string::npos);
+	r_.bytes()[300] ^= 1;
+	uint32_t *major = reinterpret_cast<uint32_t *>(r_.bytes() + 8);
+	*major = 2;
+	EXPECT_EQ(attach(fp), -BELUGA_KVC_EVERSION);
+	*major = 1;
+	uint64_t *ready = reinterpret_cast<uint64_t *>(r_.bytes() + 4096);
+	uint64_t saved = *ready;
+	*ready = 0;
+	EXPECT_EQ(attach(fp), -BELUGA_KVC_ENOTREADY);
+	*ready = saved;
+	EXPECT_EQ(attach(fp), 0);
+	r_.bytes()[0] = 'X';
+	EXPECT_EQ(attach(fp), -BELUGA_KVC_EFORMAT);
+	for (int e : {BELUGA_KVC_EFORMAT, BELUGA_KVC_EVERSION, BELUGA_KVC_ENOTREADY, ENOENT})
+		EXPECT_STRNE(beluga_kvc_strerror(-e), "");
+}
+
+TEST_F(Attach, SessionsRunOut)
+{
+	ShmRegion r(kRegion);
+	beluga_kvc_config c = config(opaque_fp(4096));
+	c.max_sessions = 2;
+	ASSERT_EQ(beluga_kvc_format(r.base(), r.size(), &c), 0);
+	beluga_kvc *a, *b, *d = nullptr;
+	auto o = opts(0, BELUGA_KVC_COHERENT);
+	ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o, &a), 0);
+	ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o, &b), 0);
+	EXPECT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o, &d), -EBUSY);
+	EXPECT_NE(err().find("sessions"), std::string::npos);
+	beluga_kvc_detach(a);
+	ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o, &d), 0);
+	beluga_kvc_stats s;
+	ASSERT_EQ(beluga_kvc_get_stats(d, -1, &s), 0);
+	EXPECT_EQ(s.sessions_opened, 3u);
+	beluga_kvc_detach(b);
+	beluga_kvc_detach(d);
+}
+
+} // namespace

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+// The adapter: a cache in a named libbeluga region.  Where /dev/beluga
+// exists (the VM suite) this runs on the driver, elsewhere on the user-space
+// backend in a private pool directory.
+#include "kvc_util.hpp"
+
+#include <beluga/beluga.h>
+
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <unistd.h>
+#include <filesystem>
+#include <string>
+
+namespace {
+
+using namespace kvt;
+
+constexpr uint64_t kRegion = 16 << 20;
+
+class Region : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		beluga_pool_options o;
+		beluga_pool_options_init(&o);
+		kernel_ = access("/dev/beluga", F_OK) == 0;
+		o.backend = kernel_ ? BELUGA_BACKEND_KERNEL : BELUGA_BACKEND_USER;
+		if (!kernel_) {
+			dir_ = "/dev/shm/kvc-test-" + std::to_string(getpid());
+			o.user_dir = dir_.c_str();
+			o.hugetlbfs_dir = "none";
+		}
+		int r = beluga_pool_open(&o, &pool_);
+		ASSERT_EQ(r, 0) << beluga_strerror(r);
+		name_ = "kvc-test-" + std::to_string(getpid());
+		cfg_ = config(opaque_fp(64 * 1024));
+	}
+	void TearDown() override
+	{
+		if (pool_) {
+			beluga_region_destroy(pool_, name_.c_str());
+			beluga_pool_close(pool_);
+		}
+		if (!dir_.empty())
+			std::filesystem::remove_all(dir_);
+	}
+	int open(beluga_kvc **kv, const beluga_kvc_fingerprint &fp, bool create)
+	{
+		auto o = opts(0, BELUGA_KVC_AUTO);
+		return beluga_kvc_open(pool_, name_.c_str(), &fp, create ? &cfg_ : nullptr, kRegion,
+				       0600, &o, kv);
+	}
+	bool kernel_ = false;
+	std::string dir_, name_;
+	beluga_pool *pool_ = nullptr;
+	beluga_kvc_config cfg_;
+};
+
+TEST_F(Region, CreateOpenShare)
+{
+	beluga_kvc *a = nullptr, *b = nullptr;
+	EXPECT_EQ(open(&a, cfg_.fingerprint, false), -ENOENT);
+	ASSERT_EQ(open(&a, cfg_.fingerprint, true), 0) << beluga_kvc_last_error();
+	std::vector<uint8_t> buf(5000), out(5000);
+	fill_block(42, buf.data(), buf.size());
+	beluga_kvc_put p{};
+	make_key(42, p.key);
+	p.data = buf.data();
+	p.len = buf.size();
+	int res;
+	ASSERT_EQ(beluga_kvc_put_batch(a, &p, 1, &res), 1);
+	// Another opener (create allowed: it finds the region and does not
+	// format it again), then one in a child process.
+	ASSERT_EQ(open(&b, cfg_.fingerprint, true), 0) << beluga_kvc_last_error();
+	beluga_kvc_get g{};
+	make_key(42, g.key);
+	g.dst = out.data();
+	g.cap = out.size();
+	ASSERT_EQ(beluga_kvc_get_batch(b, &g, 1, &res), 1);
+	EXPECT_TRUE(check_block(42, out.data(), out.size()));
+	beluga_kvc_detach(b);
+	pid_t pid = fork();
+	if (pid == 0) {
+		beluga_kvc *c = nullptr;
+		uint8_t key[1][32];
+		make_key(42, key[0]);
+		int ok = open(&c, cfg_.fingerprint, false) == 0 && beluga_kvc_lookup_prefix(c, key, 1) == 1;
+		beluga_kvc_detach(c);
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	beluga_kvc_detach(a);
+}
+
+TEST_F(Region, Errors)
+{
+	beluga_kvc *kv = nullptr;
+	ASSERT_EQ(open(&kv, cfg_.fingerprint, true), 0);
+	beluga_kvc_detach(kv);
+	beluga_kvc_fingerprint other = cfg_.fingerprint;
+	std::strcpy(other.model_id, "another-model");
+	EXPECT_EQ(open(&kv, other, false), -BELUGA_KVC_EFINGERPRINT);
+	EXPECT_NE(std::string(beluga_kvc_last_error()).find("model_id"), std::string::npos);
+	auto o = opts(0, BELUGA_KVC_AUTO);
+	EXPECT_EQ(beluga_kvc_open(nullptr, "x", &cfg_.fingerprint, nullptr, 0, 0, &o, &kv), -EINVAL);
+	EXPECT_EQ(beluga_kvc_open(pool_, nullptr, &cfg_.fingerprint, nullptr, 0, 0, &o, &kv), -EINVAL);
+	EXPECT_EQ(beluga_kvc_open(pool_, "x", nullptr, nullptr, 0, 0, &o, &kv), -EINVAL);
+	EXPECT_EQ(beluga_kvc_open(pool_, "bad/name", &cfg_.fingerprint, &cfg_, kRegion, 0600, &o, &kv),
+		  -EINVAL);
+	EXPECT_EQ(beluga_kvc_open(pool_, "odd-size", &cfg_.fingerprint, &cfg_, 12345, 0600, &o, &kv),
+		  -EINVAL);
+	// A region that exists but was never formatted: not ready, after the wait.
+	beluga_region *raw;
+	ASSERT_EQ(beluga_region_create(pool_, "kvc-raw", kRegion, 0600, 0, BELUGA_ALL_SOURCES, &raw), 0);
+	o.ready_wait_ms = 20;
+	EXPECT_EQ(beluga_kvc_open(pool_, "kvc-raw", &cfg_.fingerprint, nullptr, 0, 0, &o, &kv),
+		  -BELUGA_KVC_ENOTREADY);
+	beluga_region_close(raw);
+	beluga_region_destroy(pool_, "kvc-raw");
+}
+
+} // namespace

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: Apache-2.0
+// Several hosts in the non-coherent simulation: each handle sees its own
+// stale copy of the region until it flushes or invalidates.  Every flush and
+// invalidate the protocol needs is dropped once (kvcache_test.h omission
+// points) to show that a build without it fails these checks.
+#include "kvc_util.hpp"
+
+#include "kvcache_test.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace kvt;
+
+constexpr size_t kRegion = 8 << 20;
+constexpr size_t kPayload = 16 * 1024;
+
+class Sim : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		bkv::test::set_omit(nullptr);
+		cfg_ = config(opaque_fp(kPayload), 2);
+		// These tests fill a partition and expect it to refuse (eviction
+		// in the simulation: test_evict.cpp).
+		cfg_.eviction = BELUGA_KVC_EVICT_NONE;
+		ASSERT_EQ(beluga_kvc_format(r_.base(), r_.size(), &cfg_), 0);
+		a_ = attach(0);
+		b_ = attach(1);
+	}
+	void TearDown() override
+	{
+		// No line may ever have been written by two hosts.
+		if (a_) {
+			EXPECT_EQ(bkv::test::sim_violations(a_), 0u);
+		}
+		if (b_) {
+			EXPECT_EQ(bkv::test::sim_violations(b_), 0u);
+		}
+		beluga_kvc_detach(a_);
+		beluga_kvc_detach(b_);
+		bkv::test::set_omit(nullptr);
+	}
+	beluga_kvc *attach(uint32_t host)
+	{
+		beluga_kvc *kv = nullptr;
+		auto o = opts(host, BELUGA_KVC_SIMULATE);
+		o.nt_min_bytes = 1 << 30; // ordinary stores + write-back: payload_wb matters
+		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
+			<< beluga_kvc_last_error();
+		return kv;
+	}
+	static int put(beluga_kvc *kv, uint64_t i, size_t len = kPayload)
+	{
+		std::vector<uint8_t> buf(len);
+		fill_block(i, buf.data(), len);
+		beluga_kvc_put p{};
+		make_key(i, p.key);
+		p.data = buf.data();
+		p.len = len;
+		int res = 99;
+		beluga_kvc_put_batch(kv, &p, 1, &res);
+		return res;
+	}
+	static int get(beluga_kvc *kv, uint64_t i, bool *content_ok = nullptr)
+	{
+		std::vector<uint8_t> out(kPayload);
+		beluga_kvc_get g{};
+		make_key(i, g.key);
+		g.dst = out.data();
+		g.cap = out.size();
+		int res = 99;
+		beluga_kvc_get_batch(kv, &g, 1, &res);
+		if (content_ok)
+			*content_ok = res > 0 && check_block(i, out.data(), size_t(res));
+		return res;
+	}
+	// Host B must find and correctly read what host A stored, both the
+	// moment A's index entry is in place (from A's publish hook, before A
+	// finishes the call) and afterwards.
+	static ::testing::AssertionResult b_reads(beluga_kvc *b, uint64_t id)
+	{
+		uint8_t key[1][32];
+		make_key(id, key[0]);
+		long prefix = beluga_kvc_lookup_prefix(b, key, 1);
+		bool ok = false;
+		int n = get(b, id, &ok);
+		if (prefix != 1 || n != int(kPayload) || !ok)
+			return ::testing::AssertionFailure()
+			       << "B: lookup " << prefix << ", get " << n << ", content " << ok;
+		return ::testing::AssertionSuccess();
+	}
+	static inline beluga_kvc *s_reader;
+	static inline ::testing::AssertionResult s_early = ::testing::AssertionSuccess();
+	static void on_publish(int ev, int)
+	{
+		if (ev == bkv::test::published && s_reader)
+			s_early = b_reads(s_reader, 7);
+	}
+	::testing::AssertionResult b_reads_a()
+	{
+		s_reader = b_;
+		s_early = ::testing::AssertionFailure() << "A never published";
+		bkv::test::set_hook(on_publish);
+		int r = put(a_, 7);
+		bkv::test::set_hook(nullptr);
+		s_reader = nullptr;
+		if (r != 0)
+			return ::testing::AssertionFailure() << "A's put failed";
+		if (!s_early)
+			return s_early << " (while A publishes)";
+		return b_reads(b_, 7);
+	}
+	// Host A must not reuse the slot of a block B holds pinned.
+	::testing::AssertionResult pin_blocks_reuse()
+	{
+		beluga_kvc_info info;
+		beluga_kvc_get_info(a_, &info);
+		for (uint64_t i = 0; i < info.slots_per_host; i++)
+			if (put(a_, i) != 0)
+				return ::testing::AssertionFailure() << "fill failed at " << i;
+		uint8_t key[1][32];
+		make_key(0, key[0]);
+		beluga_kvc_ref ref;
+		int res;
+		if (beluga_kvc_pin(b_, key, 1, BELUGA_KVC_PIN_VERIFY, &ref, &res) != 1)
+			return ::testing::AssertionFailure() << "B could not pin: " << res;
+		beluga_kvc_remove(a_, key, 1, &res);
+		int again = put(a_, 100000);
+		beluga_kvc_unpin(b_, &ref, 1);
+		if (again != -ENOSPC)
+			return ::testing::AssertionFailure() << "A reused a pinned slot (put " << again << ")";
+		if (put(a_, 100000) != 0)
+			return ::testing::AssertionFailure() << "slot not reusable after unpin";
+		return ::testing::AssertionSuccess();
+	}
+	ShmRegion r_{kRegion};
+	beluga_kvc_config cfg_;
+	beluga_kvc *a_ = nullptr, *b_ = nullptr;
+};
+
+TEST_F(Sim, OtherHostReadsWhatWasStored) { EXPECT_TRUE(b_reads_a()); }
+
+TEST_F(Sim, PinOnAnotherHostBlocksReuse) { EXPECT_TRUE(pin_blocks_reuse()); }
+
+TEST_F(Sim, UnflushedDataIsInvisible)
+{
+	// Sanity of the simulation itself: a store that was never flushed does
+	// not reach the region, and a host that does not invalidate keeps its
+	// stale copy.
+	uint8_t *mine = bkv::test::view_ptr(a_, 8192 + 64);
+	uint8_t *theirs = bkv::test::view_ptr(b_, 8192 + 64);
+	mine[0] = 0x5a;
+	EXPECT_NE(bkv::test::shared_ptr(a_, 8192 + 64)[0], 0x5a);
+	EXPECT_NE(theirs[0], 0x5a);
+}
+
+TEST_F(Sim, HostsStatsAndRemoveAcrossHosts)
+{
+	ASSERT_EQ(put(a_, 1), 0);
+	EXPECT_EQ(put(b_, 1), BELUGA_KVC_EXISTS); // cached by another host counts
+	EXPECT_EQ(get(b_, 1), int(kPayload));
+	uint8_t key[1][32];
+	make_key(1, key[0]);
+	int res;
+	EXPECT_EQ(beluga_kvc_remove(b_, key, 1, &res), 0);
+	EXPECT_EQ(res, -EXDEV); // only A may remove it
+	beluga_kvc_stats sa, sb, all;
+	ASSERT_EQ(beluga_kvc_get_stats(b_, 0, &sa), 0);
+	ASSERT_EQ(beluga_kvc_get_stats(b_, 1, &sb), 0);
+	ASSERT_EQ(beluga_kvc_get_stats(b_, -1, &all), 0);
+	EXPECT_EQ(sa.puts, 1u);
+	EXPECT_EQ(sb.put_exists, 1u);
+	EXPECT_EQ(sb.get_hits, 1u);
+	EXPECT_EQ(all.puts + all.put_exists, 2u);
+	EXPECT_EQ(beluga_kvc_remove(a_, key, 1, &res), 1);
+	EXPECT_EQ(get(b_, 1), -ENOENT);
+	beluga_kvc_check_report rep;
+	ASSERT_EQ(beluga_kvc_check(b_, 1, &rep), 0);
+	EXPECT_EQ(rep.errors, 0u);
+	EXPECT_EQ(rep.live_sessions, 2u);
+}
+
+// Each omission point, with the check that catches it.
+struct Omission {
+	const char *point;
+	bool pin_scenario;
+};
+
+class Omit : public Sim, public ::testing::WithParamInterface<Omission> {};
+
+TEST_P(Omit, IsDetected)
+{
+	ASSERT_TRUE(bkv::test::set_omit(GetParam().point));
+	if (GetParam().pin_scenario)
+		EXPECT_FALSE(pin_blocks_reuse()) << "omitting " << GetParam().point << " went unnoticed";
+	else
+		EXPECT_FALSE(b_reads_a()) << "omitting " << GetParam().point << " went unnoticed";
+	bkv::test::set_omit(nullptr);
+	// The readers' stale copies are legitimate here; what matters is that no
+	// wrong data was ever returned as a hit (b_reads_a checks content).
+}
+
+INSTANTIATE_TEST_SUITE_P(Points, Omit,
+			 ::testing::Values(Omission{"payload_wb", false}, Omission{"desc_commit", false},
+					   Omission{"index_publish", false},
+					   Omission{"inval_index", false}, Omission{"inval_desc", false},
+					   Omission{"inval_payload", false}, Omission{"pin_flush", true},
+					   Omission{"inval_pins", true}),
+			 [](const auto &i) { return std::string(i.param.point); });
+
+TEST(SimPoints, EveryPointHasADetectionTest)
+{
+	// Adding a flush point without a test above must fail here.
+	// (The eviction points are detected in test_evict.cpp, EvictOmit.)
+	std::vector<std::string> tested = {"payload_wb",  "desc_commit",   "index_publish",
+					   "inval_index", "inval_desc",	   "inval_payload",
+					   "pin_flush",	  "inval_pins",	   "evict_take",
+					   "tick_flush",  "inval_ticks"};
+	size_t n = 0;
+	for (const char *const *p = bkv::test::points(); *p; p++, n++)
+		EXPECT_NE(std::find(tested.begin(), tested.end(), *p), tested.end()) << *p;
+	EXPECT_EQ(n, tested.size());
+	EXPECT_FALSE(bkv::test::set_omit("no_such_point"));
+}
+
+} // namespace

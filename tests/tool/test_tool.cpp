@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: Apache-2.0
+// Description: tests of beluga-tool as a user runs it: exit codes, --help on
+// every subcommand, --json output that parses, human-readable and exact
+// sizes, top without a terminal, and permission errors as uid 65534.  Runs
+// against both backends (kernel skips without /dev/beluga).
+//
+// Options (before gtest's): --tool PATH (default: the one built alongside),
+// --backend user|kernel (run only that backend's instances).
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#ifndef BELUGA_TOOL_PATH
+#define BELUGA_TOOL_PATH "beluga-tool"
+#endif
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string g_tool = BELUGA_TOOL_PATH;
+
+struct Result {
+	int status = -1;
+	std::string out, err;
+};
+
+std::string slurp(const std::string &path)
+{
+	std::ifstream f(path);
+	std::stringstream s;
+
+	s << f.rdbuf();
+	return s.str();
+}
+
+// Run the tool with @env added to the environment, optionally as nobody.
+Result run(const std::vector<std::string> &args,
+	   const std::vector<std::pair<std::string, std::string>> &env = {},
+	   bool as_nobody = false)
+{
+	char out[] = "/tmp/beluga-tool-out-XXXXXX", err[] = "/tmp/beluga-tool-err-XXXXXX";
+	int ofd = mkstemp(out), efd = mkstemp(err);
+	Result r;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		std::vector<char *> argv{ const_cast<char *>(g_tool.c_str()) };
+
+		for (const auto &a : args)
+			argv.push_back(const_cast<char *>(a.c_str()));
+		argv.push_back(nullptr);
+		for (const auto &[k, v] : env)
+			setenv(k.c_str(), v.c_str(), 1);
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		if (as_nobody && (setgroups(0, nullptr) || setresgid(65534, 65534, 65534) ||
+				  setresuid(65534, 65534, 65534)))
+			_exit(99);
+		execv(g_tool.c_str(), argv.data());
+		_exit(98);
+	}
+	int st;
+	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
+		r.status = WEXITSTATUS(st);
+	r.out = slurp(out);
+	r.err = slurp(err);
+	close(ofd);
+	close(efd);
+	unlink(out);
+	unlink(err);
+	return r;
+}
+
+int count_lines_with(const std::string &text, const std::string &what)
+{
+	int n = 0;
+	std::istringstream in(text);
+
+	for (std::string line; std::getline(in, line);)
+		n += line.find(what) != std::string::npos;
+	return n;
+}
+
+// ---- not backend specific ------------------------------------------------------
+
+TEST(Tool, HelpOnEverySubcommand)
+{
+	auto top = run({ "--help" });
+	EXPECT_EQ(top.status, 0);
+	EXPECT_NE(top.out.find("Exit codes:"), std::string::npos);
+	for (const char *sub : { "info", "ls", "create", "destroy", "stat", "gpu", "top" }) {
+		auto r = run({ sub, "--help" });
+		EXPECT_EQ(r.status, 0) << sub;
+		EXPECT_NE(r.out.find("Usage:"), std::string::npos) << sub;
+		EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
+		EXPECT_NE(top.out.find(sub), std::string::npos) << sub << " missing from --help";
+	}
+	auto v = run({ "--version" });
+	EXPECT_EQ(v.status, 0);
+	EXPECT_NE(v.out.find("beluga-tool "), std::string::npos);
+}
+
+TEST(Tool, UsageErrorsExitOne)
+{
+	const std::vector<std::vector<std::string>> cases = {
+		{}, { "bogus" }, { "create", "x", "3M" }, { "create", "x", "4Q" },
+		{ "create", "x", "4M", "--mode", "999" }, { "--backend", "bogus", "info" },
+		{ "stat" }, { "top", "--once", "-i", "0" },
+	};
+	for (const auto &c : cases) {
+		auto r = run(c, { { "BELUGA_BACKEND", "user" },
+				  { "BELUGA_USER_DIR", "/dev/shm/beluga-tooltest-usage" } });
+		std::string cmd;
+		for (const auto &a : c)
+			cmd += a + " ";
+		EXPECT_EQ(r.status, 1) << cmd << r.err;
+		EXPECT_FALSE(r.err.empty()) << cmd;
+	}
+	std::filesystem::remove_all("/dev/shm/beluga-tooltest-usage");
+}
+
+TEST(Tool, MissingDriverExitsFourAndSaysWhatToDo)
+{
+	auto r = run({ "--backend", "kernel", "--device", "/nonexistent/beluga", "info" });
+	EXPECT_EQ(r.status, 4);
+	EXPECT_NE(r.err.find("BELUGA_BACKEND=user"), std::string::npos) << r.err;
+}
+
+// ---- per backend -------------------------------------------------------------------
+
+class ToolBackend : public ::testing::TestWithParam<std::string> {
+protected:
+	void SetUp() override
+	{
+		if (GetParam() == "kernel" && access("/dev/beluga", F_OK))
+			GTEST_SKIP() << "no /dev/beluga here: the kernel backend runs in the VM suite";
+		static int n;
+		dir_ = "/dev/shm/beluga-tooltest-" + std::to_string(getpid()) + "-" +
+		       std::to_string(++n);
+		name_ = "tt-" + std::to_string(getpid()) + "-" + std::to_string(n);
+		env_ = { { "BELUGA_BACKEND", GetParam() } };
+		if (GetParam() == "user") {
+			env_.push_back({ "BELUGA_USER_DIR", dir_ });
+			env_.push_back({ "BELUGA_HUGETLBFS", "none" });
+		}
+	}
+	void TearDown() override
+	{
+		run({ "destroy", "-f", name_ }, env_);
+		std::filesystem::remove_all(dir_);
+	}
+	Result tool(const std::vector<std::string> &args, bool as_nobody = false)
+	{
+		return run(args, env_, as_nobody);
+	}
+
+	std::string dir_, name_;
+	std::vector<std::pair<std::string, std::string>> env_;
+};
+
+TEST_P(ToolBackend, RegionLifecycleExitCodes)
+{
+	auto c = tool({ "create", name_, "4M", "--mode", "640" });
+	ASSERT_EQ(c.status, 0) << c.err;
+	EXPECT_NE(c.out.find("created " + name_), std::string::npos);
+	auto again = tool({ "create", name_, "4M" });
+	EXPECT_EQ(again.status, 5);
+	EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
+
+	auto st = tool({ "stat", name_, "--json" });
+	ASSERT_EQ(st.status, 0) << st.err;
+	auto j = json::parse(st.out);
+	EXPECT_EQ(j["name"], name_);
+	EXPECT_EQ(j["size"], 4u << 20);
+	EXPECT_EQ(j["mode"], "0640");
+	EXPECT_EQ(j["nr_chunks"], 2);
+
+	auto lay = tool({ "stat", name_, "--layout", "--json" });
+	ASSERT_EQ(lay.status, 0) << lay.err;
+	EXPECT_EQ(json::parse(lay.out)["layout"].size(), 2u);
+	auto human = tool({ "stat", name_ });
+	EXPECT_NE(human.out.find("4.0 MiB"), std::string::npos) << human.out;
+
+	auto ls = tool({ "ls", "--json" });
+	ASSERT_EQ(ls.status, 0);
+	bool found = false;
+	for (const auto &r : json::parse(ls.out))
+		found |= r["name"] == name_;
+	EXPECT_TRUE(found) << ls.out;
+	auto bytes = tool({ "ls", "--bytes" });
+	EXPECT_NE(bytes.out.find("4194304"), std::string::npos) << bytes.out;
+
+	EXPECT_EQ(tool({ "destroy", name_ }).status, 0);
+	auto gone = tool({ "destroy", name_ });
+	EXPECT_EQ(gone.status, 2);
+	EXPECT_NE(gone.err.find("beluga-tool ls"), std::string::npos) << gone.err;
+	EXPECT_EQ(tool({ "destroy", "-f", name_ }).status, 0);
+	EXPECT_EQ(tool({ "stat", name_ }).status, 2);
+}
+
+TEST_P(ToolBackend, InfoJsonDescribesThePool)
+{
+	auto r = tool({ "info", "--json" });
+	ASSERT_EQ(r.status, 0) << r.err;
+	auto j = json::parse(r.out);
+	EXPECT_EQ(j["backend"], GetParam());
+	EXPECT_GT(j["total_bytes"].get<std::uint64_t>(), 0u);
+	EXPECT_EQ(j["chunk_size"], 2u << 20);
+	ASSERT_FALSE(j["sources"].empty());
+	EXPECT_EQ(j["sources"][0]["kind"], "node");
+	auto text = tool({ "info" });
+	EXPECT_EQ(text.status, 0);
+	EXPECT_NE(text.out.find("backend:     " + GetParam()), std::string::npos) << text.out;
+}
+
+TEST_P(ToolBackend, GpuAnswersCleanlyWithOrWithoutAGpu)
+{
+	auto r = tool({ "gpu", "--json" });
+	EXPECT_TRUE(r.status == 0 || r.status == 7) << r.status << r.err;
+	auto j = json::parse(r.out);
+	EXPECT_TRUE(j["cuda_support"].is_boolean());
+	if (r.status == 7) {
+		EXPECT_TRUE(j.contains("error"));
+	}
+	ASSERT_EQ(tool({ "create", name_, "2M" }).status, 0);
+	auto reg = tool({ "gpu", "--register", name_ });
+	EXPECT_TRUE(reg.status == 0 || reg.status == 7) << reg.err;
+}
+
+TEST_P(ToolBackend, TopRunsWithoutATerminal)
+{
+	ASSERT_EQ(tool({ "create", name_, "2M" }).status, 0);
+	auto once = tool({ "top", "--once" });
+	ASSERT_EQ(once.status, 0) << once.err;
+	EXPECT_EQ(count_lines_with(once.out, "beluga top"), 1);
+	EXPECT_EQ(once.out.find("\033["), std::string::npos) << "no terminal codes in a pipe";
+	EXPECT_NE(once.out.find(name_), std::string::npos);
+	auto two = tool({ "top", "-n", "2", "-i", "0.05" });
+	EXPECT_EQ(count_lines_with(two.out, "beluga top"), 2);
+	auto js = tool({ "top", "-n", "2", "-i", "0.05", "--json" });
+	ASSERT_EQ(js.status, 0);
+	std::istringstream in(js.out);
+	int frames = 0;
+	for (std::string line; std::getline(in, line); frames++) {
+		auto j = json::parse(line);
+		EXPECT_TRUE(j.contains("pool"));
+		EXPECT_TRUE(j["regions"].is_array());
+		if (GetParam() == "kernel") {
+			EXPECT_TRUE(j.contains("counters"));
+		}
+	}
+	EXPECT_EQ(frames, 2);
+}
+
+TEST_P(ToolBackend, OtherUsersGetExitCodeThree)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "needs root to drop to uid 65534";
+	ASSERT_EQ(tool({ "create", name_, "2M", "--mode", "0600" }).status, 0);
+	// user: the sticky pool directory refuses (EPERM); kernel: nobody may
+	// not even open /dev/beluga (0660 root) (EACCES).  Both are exit code 3.
+	auto d = tool({ "destroy", name_ }, true);
+	EXPECT_EQ(d.status, 3) << d.err;
+	EXPECT_NE(d.err.find(GetParam() == "user" ? "not permitted" : "ermission denied"),
+		  std::string::npos) << d.err;
+	EXPECT_EQ(tool({ "stat", name_, "--layout" }, true).status, 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ToolBackend, ::testing::Values("user", "kernel"),
+			 [](const auto &info) { return info.param; });
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	std::vector<char *> rest{ argv[0] };
+	std::string filter;
+
+	for (int i = 1; i < argc; i++) {
+		if (!std::strcmp(argv[i], "--tool") && i + 1 < argc)
+			g_tool = argv[++i];
+		else if (!std::strcmp(argv[i], "--backend") && i + 1 < argc)
+			filter = std::string("--gtest_filter=Tool.*:*/") + argv[++i];
+		else
+			rest.push_back(argv[i]);
+	}
+	if (!filter.empty())
+		rest.push_back(filter.data());
+	int n = static_cast<int>(rest.size());
+	::testing::InitGoogleTest(&n, rest.data());
+	return RUN_ALL_TESTS();
+}
