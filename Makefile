@@ -4,12 +4,22 @@
 # CMake (user space), and runs the tests.
 #
 #   make demo         install missing packages, build, boot a VM that runs the demo
+#                     (DEMO_BACKEND=user: run it on the host, user-space backend)
+#   make bench        KV store benchmarks (Release build in BUILD_DIR/bench, not
+#                     part of make check; BENCH_FLAGS, e.g. --quick)
+#   make bench-e2e    end-to-end TTFT benchmark: two engine processes, no cache
+#                     vs Beluga vs Redis (Documentation/performance.md; minutes,
+#                     not part of make check; BENCH_E2E_ARGS, e.g. --smoke)
 #   make check        install missing packages, build, run every test
 #   make / make build build beluga.ko, the test helper module and user space
 #   make check-unit   host unit tests (ctest)
 #   make check-vm     VM suite, one boot per profile in VM_PROFILES
 #   make run-unit / run-vm   the same tests without building first
 #   make deps         install missing Debian packages (scripts/debian-packages.txt)
+#   make checkpatch   the kernel's checkpatch.pl --strict on the driver (part of make check)
+#   make check-debug  the VM suite on the debug kernel (KASAN, lockdep, kmemleak,
+#                     UBSAN, fault injection; built once per machine, cached)
+#   make fuzz         the 10-minute fuzzing run on Debian's kernel
 #   make clean
 #
 # Variables: KDIR (kernel build tree; default the newest /boot/vmlinuz-*-amd64
@@ -29,6 +39,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 VERSION := $(shell grep -m1 '^project' CMakeLists.txt | grep -o 'VERSION [0-9.]*' | cut -d' ' -f2)
 HELPER_DIR := tests/driver/helper
+# Debian's python3-torch/-numpy/-pybind11 belong to the system interpreter.
+PYTHON ?= /usr/bin/python3
+BENCH_E2E_ARGS ?=
 
 # The kernel: KDIR given -> its release; otherwise the newest Debian kernel
 # with headers.  Computed per make invocation, so `make check` (which runs a
@@ -46,8 +59,8 @@ SUBMAKE := $(MAKE)
 # Sub-makes (kbuild, CMake's) need not announce every directory they enter.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all build kmod helper user deps check check-unit check-vm run-unit run-vm demo clean \
-	install install-dkms
+.PHONY: all build kmod helper user deps check check-unit check-vm run-unit run-vm demo bench clean \
+	install install-dkms checkpatch check-debug fuzz bench-e2e
 
 all: build
 
@@ -91,20 +104,60 @@ run-vm:
 	KVER=$(KVER) bash tests/vm/run.sh --build-dir $(BUILD_DIR) $(VM_PROFILES)
 
 # Sub-makes run after deps so that they see what deps installed.  The VM
-# suite runs even when unit tests failed: one run reports both.
+# suite runs even when unit tests or checkpatch failed: one run reports all.
 check: deps
 	@$(SUBMAKE) build
-	@unit=0; vm=0; \
+	@unit=0; vm=0; cp=0; \
+	$(SUBMAKE) checkpatch || cp=1; \
 	$(SUBMAKE) run-unit || unit=1; \
 	$(SUBMAKE) run-vm || vm=1; \
-	if [ $$unit$$vm != 00 ]; then \
-		echo "make check: FAILED:$$([ $$unit = 1 ] && echo ' unit tests')$$([ $$vm = 1 ] && echo ' VM suite')"; \
+	if [ $$unit$$vm$$cp != 000 ]; then \
+		echo "make check: FAILED:$$([ $$cp = 1 ] && echo ' checkpatch')$$([ $$unit = 1 ] && echo ' unit tests')$$([ $$vm = 1 ] && echo ' VM suite')"; \
 		exit 1; \
 	fi
 
+# checkpatch.pl --strict (from linux-source-6.1) on kmod/ and the UAPI
+# header; ignores are listed, with reasons, in the script.
+checkpatch:
+	@bash scripts/debug-kernel/checkpatch.sh
+
+# The VM suite on the debug kernel (Documentation/hardening.md).  The kernel
+# is built on first use (over an hour on 2 cores) into
+# /var/cache/beluga-debug-kernel and reused; not part of make check.
+# DEBUG_PROFILES overrides the boots (default debug debug-ranges-gpu debug-fuzz).
+check-debug: deps
+	@BELUGA_DEPS_LIST=scripts/debug-kernel/packages.txt bash scripts/install-deps.sh
+	@$(SUBMAKE) user
+	BUILD_DIR=$(BUILD_DIR) bash scripts/debug-kernel/check-debug.sh $(DEBUG_PROFILES)
+
+# The long fuzzing run (tests/fuzz/fuzz-long.list) on Debian's kernel.
+fuzz: deps
+	@BELUGA_DEPS_LIST=scripts/debug-kernel/packages.txt bash scripts/install-deps.sh
+	@$(SUBMAKE) build
+	VM_TEST_TIMEOUT=1500 KVER=$(KVER) bash tests/vm/run.sh --build-dir $(BUILD_DIR) fuzz
+
+# The KV-cache demo (tests/vm/demo/): in the VM on the driver, or with
+# DEMO_BACKEND=user on this host with libbeluga's user-space backend.
+DEMO_BACKEND ?= kernel
+bench-e2e: user
+	PYTHONPATH=$(BUILD_DIR)/python $(PYTHON) python/bench/e2e.py --json $(BUILD_DIR)/bench-e2e.json $(BENCH_E2E_ARGS)
+
 demo: deps
+ifeq ($(DEMO_BACKEND),user)
+	@$(SUBMAKE) user
+	$(BUILD_DIR)/tests/vm/demo/beluga-kv-demo --backend user
+else
 	@$(SUBMAKE) build
 	@$(SUBMAKE) VM_PROFILES=demo run-vm
+endif
+
+# Benchmarks: a Release build of their own; the report (Markdown) is printed
+# and kept in $(BUILD_DIR)/bench/beluga-bench.md.
+BENCH_FLAGS ?=
+bench: deps
+	cmake -S bench -B $(BUILD_DIR)/bench
+	cmake --build $(BUILD_DIR)/bench -j2 --target beluga-bench
+	$(BUILD_DIR)/bench/beluga-bench --out $(BUILD_DIR)/bench/beluga-bench.md $(BENCH_FLAGS)
 
 # Installs files only: loading the module is the operator's decision
 # (Documentation/admin-guide.md).  depmod runs only for a real install.

@@ -59,4 +59,13 @@ static inline bool beluga_chunk_pinned(struct page *head)
 #define BELUGA_HUGE_FAULT_IS_PTE(size)	((size) == 0)
 #endif
 
+/* 6.3 passes ->setattr the mount's idmap instead of its user namespace. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#define BELUGA_SETATTR_FN(name, d, attr) \
+	int name(struct user_namespace *ns, struct dentry *d, struct iattr *attr)
+#else
+#define BELUGA_SETATTR_FN(name, d, attr) \
+	int name(struct mnt_idmap *idmap, struct dentry *d, struct iattr *attr)
+#endif
+
 #endif /* _BELUGA_COMPAT_H */

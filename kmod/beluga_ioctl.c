@@ -248,19 +248,34 @@ static long beluga_ioc_region_stat(void __user *argp)
 	return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
 }
 
-/* Snapshot up to @cap regions (ascending id) into @out; returns the total. */
-static u32 beluga_list_snapshot(struct beluga_region_stat *out, u32 cap)
+/*
+ * Snapshot min(@want, number of regions) regions, ascending id, into a new
+ * array *@out (kvfree() it); returns the number of regions, or -ENOMEM.
+ * The arrays are sized and filled under one hold of the pool lock, so that
+ * the count returned and the entries written describe the same moment: a
+ * caller that offered room for every region gets every one of them.
+ */
+static long beluga_list_snapshot(u32 want, struct beluga_region_stat **out)
 {
-	struct beluga_region *r, **refs;
+	struct beluga_region *r, **refs = NULL;
 	unsigned long id;
-	u32 n = 0, total, i;
+	u32 n = 0, total, cap, i;
 
-	refs = cap ? kvcalloc(cap, sizeof(*refs), GFP_KERNEL) : NULL;
-	if (cap && !refs)
-		return U32_MAX;
-
+	*out = NULL;
 	mutex_lock(&beluga_pool.lock);
 	total = beluga_pool.nr_regions;
+	cap = min(want, total);
+	if (cap) {
+		refs = kvcalloc(cap, sizeof(*refs), GFP_KERNEL);
+		*out = kvcalloc(cap, sizeof(**out), GFP_KERNEL);
+		if (!refs || !*out) {
+			mutex_unlock(&beluga_pool.lock);
+			kvfree(refs);
+			kvfree(*out);
+			*out = NULL;
+			return -ENOMEM;
+		}
+	}
 	xa_for_each(&beluga_pool.regions, id, r) {
 		if (n == cap)
 			break;
@@ -271,7 +286,7 @@ static u32 beluga_list_snapshot(struct beluga_region_stat *out, u32 cap)
 
 	/* fill_stat takes the pool lock itself; we hold references. */
 	for (i = 0; i < n; i++) {
-		beluga_region_fill_stat(refs[i], &out[i]);
+		beluga_region_fill_stat(refs[i], &(*out)[i]);
 		beluga_region_put(refs[i]);
 	}
 	kvfree(refs);
@@ -281,9 +296,9 @@ static u32 beluga_list_snapshot(struct beluga_region_stat *out, u32 cap)
 static long beluga_ioc_region_list(void __user *argp)
 {
 	struct beluga_region_list req;
-	struct beluga_region_stat *out = NULL;
-	u32 cap, total;
-	long ret = 0;
+	struct beluga_region_stat *out;
+	u32 want;
+	long ret, total;
 
 	if (copy_from_user(&req, argp, sizeof(req)))
 		return -EFAULT;
@@ -291,21 +306,13 @@ static long beluga_ioc_region_list(void __user *argp)
 	    (req.capacity && !req.entries))
 		return -EINVAL;
 
-	mutex_lock(&beluga_pool.lock);
-	cap = min3(req.capacity, (u32)BELUGA_LIST_MAX, beluga_pool.nr_regions);
-	mutex_unlock(&beluga_pool.lock);
-	if (cap) {
-		out = kvcalloc(cap, sizeof(*out), GFP_KERNEL);
-		if (!out)
-			return -ENOMEM;
-	}
-	total = beluga_list_snapshot(out, cap);
-	if (total == U32_MAX) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	if (cap && copy_to_user(u64_to_user_ptr(req.entries), out,
-				cap * sizeof(*out))) {
+	want = min_t(u32, req.capacity, BELUGA_LIST_MAX);
+	total = beluga_list_snapshot(want, &out);
+	if (total < 0)
+		return total;
+	ret = 0;
+	if (out && copy_to_user(u64_to_user_ptr(req.entries), out,
+				min_t(u32, want, total) * sizeof(*out))) {
 		ret = -EFAULT;
 		goto out;
 	}

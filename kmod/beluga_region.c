@@ -153,6 +153,21 @@ static void beluga_region_sync_inode(struct beluga_region *r)
 			r->mode;
 }
 
+/*
+ * fchmod, fchown, ftruncate and utimes on a region fd: refused.  Owner and
+ * mode belong to the driver (REGION_SETATTR checks them on every open), and
+ * a region's size never changes; simple_setattr() would change the inode
+ * alone and let fstat() disagree with what the driver enforces.
+ */
+static BELUGA_SETATTR_FN(beluga_region_inode_setattr, d, attr)
+{
+	return -EPERM;
+}
+
+static const struct inode_operations beluga_region_iops = {
+	.setattr = beluga_region_inode_setattr,
+};
+
 static void beluga_region_free(struct beluga_region *r)
 {
 	if (r->inode)
@@ -225,6 +240,7 @@ static struct beluga_region *beluga_region_alloc(const struct beluga_region_crea
 	RB_CLEAR_NODE(&r->name_node);
 	r->inode->i_size = r->size;
 	r->inode->i_private = r;
+	r->inode->i_op = &beluga_region_iops;
 	return r;
 fail:
 	beluga_region_free(r);

@@ -18,7 +18,10 @@ if [[ $# -ne 2 ]]; then
 fi
 tool=$1
 out=$2
-subcommands=(info ls create destroy stat gpu top)
+# Every subcommand --help lists (the table in main.cpp), in its order.
+mapfile -t subcommands < <("$tool" --help |
+	awk '/^Subcommands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { exit }')
+((${#subcommands[@]})) || { echo "$0: no subcommands in $tool --help" >&2; exit 1; }
 
 section() {
 	echo

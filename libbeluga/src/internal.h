@@ -28,7 +28,6 @@ struct beluga_backend_ops;
 struct user_pool {
 	int dirfd;		/* tmpfs directory: names live here */
 	int hugefd;		/* hugetlbfs directory or -1 */
-	int lockfd;		/* <dir>/.lock: serializes the final link */
 	char dir[PATH_MAX];
 	char hugedir[PATH_MAX];
 	int nr_nodes;		/* sources: NUMA nodes with memory */

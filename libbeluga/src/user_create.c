@@ -151,22 +151,30 @@ static int link_name(struct beluga_pool *pool, struct new_file *nf,
 	return ret;
 }
 
-/* Give the finished file its name, unless another process got there first. */
+/*
+ * Give the finished file its name, unless another process got there first.
+ * The lock file is opened per call: flock() locks belong to the open file
+ * description, so threads sharing one fd would not exclude each other.
+ */
 static int publish(struct beluga_pool *pool, struct new_file *nf,
 		   const char *name)
 {
 	const struct beluga_ops *o = &pool->ops;
 	char file[USER_FILE_MAX];
-	int ret;
+	int lock, ret;
 
 	user_file_name(file, name);
-	ret = o->flock(o->ctx, pool->u.lockfd, LOCK_EX);
-	if (ret)
-		return ret;
-	ret = name_free(pool, file);
-	if (!ret)
-		ret = link_name(pool, nf, file);
-	(void)o->flock(o->ctx, pool->u.lockfd, LOCK_UN);
+	lock = o->openat(o->ctx, pool->u.dirfd, ".lock",
+			 O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+	if (lock < 0)
+		return lock;
+	ret = o->flock(o->ctx, lock, LOCK_EX);
+	if (!ret) {
+		ret = name_free(pool, file);
+		if (!ret)
+			ret = link_name(pool, nf, file);
+	}
+	beluga_close_fd(pool, lock);	/* also drops the lock */
 	return ret;
 }
 

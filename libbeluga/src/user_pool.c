@@ -35,27 +35,26 @@ static int open_pool_dir(struct beluga_pool *pool, const char *path)
 	return ret;
 }
 
-/* <dir>/.lock serializes the final link of creates across both directories. */
-static int open_lock(struct beluga_pool *pool)
+/*
+ * Make sure <dir>/.lock exists (creates take an flock on it, each through its own open;
+ * see publish() in user_create.c), readable by everyone.
+ */
+static int make_lock(struct beluga_pool *pool)
 {
 	const struct beluga_ops *o = &pool->ops;
 	int fd = o->openat(o->ctx, pool->u.dirfd, ".lock",
-			   O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+			   O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	int ret = fd < 0 ? fd : 0;
 
 	if (fd >= 0) {
-		int ret = o->fchmod(o->ctx, fd, 0666);	/* undo the umask */
-
-		if (ret && ret != -EPERM) {		/* EPERM: not ours */
-			beluga_close_fd(pool, fd);
-			fd = ret;
-		}
-	} else if (fd == -EACCES) {
-		fd = o->openat(o->ctx, pool->u.dirfd, ".lock",
-			       O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+		ret = o->fchmod(o->ctx, fd, 0644);	/* undo the umask */
+		if (ret == -EPERM)			/* not ours: fine */
+			ret = 0;
+		beluga_close_fd(pool, fd);
 	}
-	if (fd < 0)
-		blog_err(pool, "%s/.lock: %s", pool->u.dir, strerror(-fd));
-	return fd;
+	if (ret)
+		blog_err(pool, "%s/.lock: %s", pool->u.dir, strerror(-ret));
+	return ret;
 }
 
 static const char *pick(const char *opt, const char *env, const char *def)
@@ -98,7 +97,6 @@ static int open_hugetlbfs(struct beluga_pool *pool, const char *pool_name,
 
 static void user_close(struct beluga_pool *pool)
 {
-	beluga_close_fd(pool, pool->u.lockfd);
 	beluga_close_fd(pool, pool->u.hugefd);
 	beluga_close_fd(pool, pool->u.dirfd);
 }
@@ -125,9 +123,9 @@ static int user_setup(struct beluga_pool *pool,
 	pool->u.dirfd = open_pool_dir(pool, pool->u.dir);
 	if (pool->u.dirfd < 0)
 		return pool->u.dirfd;
-	pool->u.lockfd = open_lock(pool);
-	if (pool->u.lockfd < 0)
-		return pool->u.lockfd;
+	ret = make_lock(pool);
+	if (ret)
+		return ret;
 	return open_hugetlbfs(pool, name, opts->hugetlbfs_dir);
 }
 
@@ -137,7 +135,7 @@ int beluga_user_open(struct beluga_pool *pool,
 	int ret;
 
 	pool->be = &beluga_user_backend;
-	pool->u.dirfd = pool->u.hugefd = pool->u.lockfd = -1;
+	pool->u.dirfd = pool->u.hugefd = -1;
 	ret = user_setup(pool, opts);
 	if (ret) {
 		user_close(pool);

@@ -417,7 +417,7 @@ TEST_P(Evict, ObserverWritesNothing)
 	ASSERT_TRUE(read_block(kv_, 1));
 	std::vector<uint8_t> before(r_->bytes(), r_->bytes() + r_->size());
 	beluga_kvc_attach_opts o = opts(0, GetParam());
-	o.flags = BELUGA_KVC_ATTACH_OBSERVE;
+	o.flags = BELUGA_KVC_ATTACH_OBSERVE | BELUGA_KVC_ATTACH_PREFAULT; // reading every page
 	beluga_kvc *obs = nullptr;
 	ASSERT_EQ(beluga_kvc_attach(r_->base(), r_->size(), nullptr, &o, &obs), 0)
 		<< beluga_kvc_last_error();
@@ -467,7 +467,7 @@ TEST_P(Evict, ObserverWritesNothing)
 	// Attach errors of observers.
 	o.flags = 0;
 	EXPECT_EQ(beluga_kvc_attach(r_->base(), r_->size(), nullptr, &o, &obs), -EINVAL);
-	o.flags = 2;
+	o.flags = 4;
 	EXPECT_EQ(beluga_kvc_attach(r_->base(), r_->size(), &cfg_.fingerprint, &o, &obs), -EINVAL);
 	o.flags = BELUGA_KVC_ATTACH_OBSERVE;
 	o.coherence = BELUGA_KVC_SIMULATE;

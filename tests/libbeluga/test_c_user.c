@@ -576,7 +576,7 @@ static void user_create_link_failure_leaves_nothing(void **state)
 static int fchmod_eio(void *ctx, int fd, unsigned int m)
 {
 	(void)ctx;
-	return m == 0666 ? D->fchmod(NULL, fd, m) : -EIO;
+	return m == 0644 ? D->fchmod(NULL, fd, m) : -EIO;	/* 0644: the .lock file */
 }
 
 static void tw_fchmod(struct ctx *c) { c->f.ops.fchmod = fchmod_eio; }

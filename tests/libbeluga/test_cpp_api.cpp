@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cstring>
 #include <set>
 #include <type_traits>
@@ -229,6 +231,28 @@ TEST_P(BackendTest, ChunksFollowTheRequestedSources)
 		for (auto n : used)
 			EXPECT_TRUE(want.count(n)) << n;
 	}
+}
+
+TEST_P(BackendTest, ConcurrentCreatesOfOneNameLeaveOneWinner)
+{
+	auto n = name();
+	std::atomic<int> won{ 0 }, lost{ 0 };
+	std::vector<std::thread> threads;
+
+	for (int i = 0; i < 4; i++)
+		threads.emplace_back([&] {
+			try {
+				pool().create_region(n, 2 * MiB);
+				won++;
+			} catch (const Error &e) {
+				if (e.code() == EEXIST)
+					lost++;
+			}
+		});
+	for (auto &t : threads)
+		t.join();
+	EXPECT_EQ(won.load(), 1);
+	EXPECT_EQ(lost.load(), 3);
 }
 
 TEST_P(BackendTest, ChmodAndChownChangeTheRegion)

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -96,17 +97,37 @@ int count_lines_with(const std::string &text, const std::string &what)
 
 // ---- not backend specific ------------------------------------------------------
 
+// The subcommands --help lists.
+std::vector<std::string> subcommands(const std::string &help)
+{
+	std::vector<std::string> v;
+	std::istringstream in(help);
+	bool on = false;
+
+	for (std::string line; std::getline(in, line);) {
+		if (line == "Subcommands:")
+			on = true;
+		else if (on && line.empty())
+			break;
+		else if (on && line.size() > 2 && line[2] != ' ')
+			v.push_back(line.substr(2, line.find(' ', 2) - 2));
+	}
+	return v;
+}
+
 TEST(Tool, HelpOnEverySubcommand)
 {
 	auto top = run({ "--help" });
 	EXPECT_EQ(top.status, 0);
 	EXPECT_NE(top.out.find("Exit codes:"), std::string::npos);
-	for (const char *sub : { "info", "ls", "create", "destroy", "stat", "gpu", "top" }) {
+	auto subs = subcommands(top.out);
+	for (const char *required : { "info", "ls", "create", "destroy", "stat", "gpu", "top" })
+		EXPECT_NE(std::find(subs.begin(), subs.end(), required), subs.end()) << required;
+	for (const auto &sub : subs) {
 		auto r = run({ sub, "--help" });
 		EXPECT_EQ(r.status, 0) << sub;
 		EXPECT_NE(r.out.find("Usage:"), std::string::npos) << sub;
 		EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
-		EXPECT_NE(top.out.find(sub), std::string::npos) << sub << " missing from --help";
 	}
 	auto v = run({ "--version" });
 	EXPECT_EQ(v.status, 0);

@@ -18,6 +18,12 @@ RESULT = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(rc=(-?\d+)\))?$")
 KTIME = re.compile(r"\[\s*\d+\.\d+\] ")
 BAD = re.compile(r"\bBUG[: ]|WARNING:|Oops|Call Trace|UBSAN|general protection"
                  r"|Kernel panic|Bad page|blocked for more than|soft lockup")
+# Allocation failures injected on purpose (tests/driver/t_fault.c on the
+# debug kernel): "FAULT_INJECTION: forcing a failure." is followed by the
+# allocator's own warn_alloc report ("..., mode:0x...(...), nodemask=...")
+# whose stack dump is expected.  Only that dump's "Call Trace:" is accepted.
+INJECTED = re.compile(r"FAULT_INJECTION: forcing a failure")
+WARN_ALLOC = re.compile(r"mode:0x[0-9a-f]+\(.*\), nodemask=")
 # Taint bits expected from loading beluga.ko: O (out-of-tree), E (unsigned).
 TAINT_OK = (1 << 12) | (1 << 13)
 TAINT_FLAGS = "PFSRMBUDAWCIOELKXTN"
@@ -71,7 +77,34 @@ class Console:
         self.init_start = None
         self.output = {}  # test name -> lines between its begin/end markers
         self.bad = []  # (kernel line, test running at the time)
+        self.injected = self._injected_dumps(lines)
         self._scan(lines)
+
+    @staticmethod
+    def _injected_dumps(lines):
+        """Kernel lines (timestamp on) of stack dumps that injected allocation
+        failures caused.  Read from the dmesg dump, where every level is
+        present in order (the live console lacks the FAULT_INJECTION notice)."""
+        exempt, armed, in_dump, in_dmesg = set(), 0, False, False
+        for line in lines:
+            if line in ("beluga-vm: dmesg-begin", "beluga-vm: dmesg-end"):
+                in_dmesg = line.endswith("begin")
+                continue
+            m = KTIME.search(line)
+            if not in_dmesg or not m:
+                continue
+            text = line[m.start():]
+            if INJECTED.search(text):
+                armed, in_dump = 8, False
+            elif armed and WARN_ALLOC.search(text):
+                armed, in_dump = 0, True
+            elif in_dump:
+                if "Call Trace" in text:
+                    exempt.add(text)
+                in_dump = "</TASK>" not in text
+            elif armed:
+                armed -= 1
+        return exempt
 
     def _scan(self, lines):
         section = None  # test whose output is being collected
@@ -100,6 +133,8 @@ class Console:
         if not m or "beluga-test: " in line:
             return
         text = line[m.start():]
+        if text in self.injected:
+            return
         if BAD.search(text) and text not in seen:
             seen.add(text)
             self.bad.append((text, current))

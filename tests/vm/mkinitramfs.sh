@@ -109,7 +109,7 @@ add_modules() {
 	# (the debug kernel); they land at /lib/modules/<ver> in the image.
 	local mod path mroot=${VM_MODULES_ROOT:-} moddir=/lib/modules/$kver
 	while read -r mod; do
-		if ! modprobe -C /nonexistent -d "${mroot:-/}" -S "$kver" --show-depends "$mod" >/dev/null; then
+		if ! modprobe -C /nonexistent -d "${mroot:-/}" -S "$kver" --show-depends "$mod" >/dev/null 2>&1; then
 			[[ ${VM_MODULES_MISSING_OK:-0} == 1 ]] || die "kernel module $mod not found for $kver"
 			echo "mkinitramfs: $mod not in $kver: left out" >&2
 			continue

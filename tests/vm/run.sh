@@ -11,6 +11,11 @@
 #   KVER            kernel version to boot (default: scripts/kernel-version.sh)
 #   BELUGA_KO       driver module        (default kmod/beluga.ko)
 #   BELUGA_TEST_KO  test helper module   (default tests/driver/helper/beluga_test.ko)
+#   VM_KERNEL       kernel image to boot (default /boot/vmlinuz-$KVER; the
+#                   debug kernel: scripts/debug-kernel/check-debug.sh)
+#   VM_MODULES_ROOT directory holding lib/modules/$KVER (default /), and
+#   VM_MODULES_MISSING_OK=1 to skip guest-modules.list entries that kernel
+#                   lacks (passed to mkinitramfs.sh)
 #   VM_LISTS        test lists to run instead of the profile's (space separated)
 #   VM_TIMEOUT      wall-clock limit of one boot in seconds (default 900)
 #   VM_TEST_TIMEOUT limit of one test inside the guest (default 300)
@@ -46,7 +51,7 @@ die() {
 }
 
 kver=${KVER:-$(bash "$repo/scripts/kernel-version.sh")} || die "no kernel to boot"
-kernel=/boot/vmlinuz-$kver
+kernel=${VM_KERNEL:-/boot/vmlinuz-$kver}
 ko=${BELUGA_KO:-$repo/kmod/beluga.ko}
 test_ko=${BELUGA_TEST_KO:-$repo/tests/driver/helper/beluga_test.ko}
 [[ -r $kernel ]] || die "$kernel not readable (install linux-image-amd64)"

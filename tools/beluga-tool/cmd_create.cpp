@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Description: beluga-tool create and destroy.
+// Description: beluga-tool create - a named region that outlives the tool.
 #include <cstdio>
 
 #include "commands.hpp"
@@ -55,38 +55,6 @@ Subcommand create_command()
 					"Take every chunk from this source index (see 'info'); "
 					"default: interleave over all sources");
 			 return [&g, a] { return run_create(g, *a); };
-		 } };
-}
-
-struct DestroyArgs {
-	std::vector<std::string> names;
-	bool force = false;
-};
-
-static int run_destroy(const Globals &g, const DestroyArgs &a)
-{
-	auto pool = open_pool(g);
-
-	for (const auto &n : a.names) {
-		if (a.force && !pool.try_stat_region(n))
-			continue;
-		pool.destroy_region(n);
-		std::printf("destroyed %s\n", n.c_str());
-	}
-	return kOk;
-}
-
-Subcommand destroy_command()
-{
-	return { "destroy",
-		 "Remove regions by name; memory returns to the pool when the last "
-		 "user unmaps it",
-		 [](CLI::App &sub, const Globals &g) {
-			 auto a = std::make_shared<DestroyArgs>();
-
-			 sub.add_option("NAME", a->names, "Region names")->required();
-			 sub.add_flag("-f,--force", a->force, "Ignore names that do not exist");
-			 return [&g, a] { return run_destroy(g, *a); };
 		 } };
 }
 

@@ -12,7 +12,7 @@ namespace tool {
 std::vector<Subcommand> subcommands()
 {
 	return { info_command(), ls_command(), create_command(), destroy_command(),
-		 stat_command(), gpu_command(), top_command() };
+		 stat_command(), gpu_command(), top_command(), kv_command() };
 }
 
 static void add_globals(CLI::App &app, Globals &g)

@@ -105,12 +105,21 @@ void keeper_loop(beluga_kvc *kv)
 	}
 }
 
+void prefault(View &v)
+{
+	uint64_t sum = 0;
+	for (uint64_t off = 0; off < v.size(); off += kPage)
+		sum += *static_cast<volatile uint8_t *>(v.shared(off));
+	asm volatile("" : : "r"(sum));
+}
+
 int check_opts(const beluga_kvc_attach_opts &o)
 {
 	if (o.size != sizeof(o))
 		return fail(-EINVAL, "attach options: size is %zu, expected %zu "
 				     "(use beluga_kvc_attach_opts_init)", o.size, sizeof(o));
-	if (o.coherence > BELUGA_KVC_SIMULATE || (o.flags & ~BELUGA_KVC_ATTACH_OBSERVE) ||
+	if (o.coherence > BELUGA_KVC_SIMULATE ||
+	    (o.flags & ~(BELUGA_KVC_ATTACH_OBSERVE | BELUGA_KVC_ATTACH_PREFAULT)) ||
 	    o.copy_threads > 256)
 		return fail(-EINVAL, "attach options: unknown coherence mode or flags, or more "
 				     "than 256 copy threads");
@@ -173,6 +182,8 @@ int attach(uint8_t *mem, size_t size, const beluga_kvc_fingerprint *fp,
 	kv->nt_min = o.nt_min_bytes ? o.nt_min_bytes : 64 * 1024;
 	if (int r = identity(kv.get(), mode == View::simulate))
 		return r;
+	if (o.flags & BELUGA_KVC_ATTACH_PREFAULT)
+		prefault(*kv->view);
 	if (observer) { // no session, no lease: it writes nothing
 		*out = kv.release();
 		return 0;

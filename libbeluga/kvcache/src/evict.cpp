@@ -148,14 +148,16 @@ uint64_t lru_evict(beluga_kvc *kv, const Goal &goal, uint32_t resv)
 {
 	const EvictCfg c = evict_cfg(kv, kv->host);
 	uint64_t hosts = active_hosts(kv), done = 0, scanned = 0, slots = kv->g.slots;
-	// A small partition is looked at whole: exact LRU.
-	uint64_t sample = slots <= 4 * kLruSample ? slots : kLruSample;
+	// Candidates below the capacity (all of them while blocks sit above it,
+	// after it was lowered); a small partition is looked at whole: exact LRU.
+	uint64_t range = used_now(kv, kv->host) > c.capacity ? slots : c.capacity;
+	uint64_t sample = range <= 4 * kLruSample ? range : kLruSample;
 	std::vector<uint32_t> kept; // pinned victims: not again in this call
 	for (uint64_t round = 0; !goal.met(kv, done) && round < 4 * slots / kLruSample + 64; round++) {
 		uint64_t best_age = ~0ull;
 		uint32_t best = 0;
 		for (uint64_t k = 0; k < sample; k++) {
-			auto slot = uint32_t(sample == slots ? k : next_random() % slots);
+			auto slot = uint32_t(sample == range ? k : next_random() % range);
 			if (kv->v().ld(kv->g.desc(kv->host, slot) + kDescOwn) != settled() ||
 			    std::find(kept.begin(), kept.end(), slot) != kept.end())
 				continue;

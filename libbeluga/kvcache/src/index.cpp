@@ -220,6 +220,24 @@ int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx)
 	return n;
 }
 
+void prefetch_lookup(beluga_kvc *kv, const uint8_t key[32], bool descs)
+{
+	uint64_t b;
+	uint32_t tag;
+	key_hash(key, kv->g.buckets, b, tag);
+	const uint8_t *bucket = kv->v().ptr(kv->g.bucket(kv->host, b));
+	if (!descs) {
+		__builtin_prefetch(bucket);
+		return;
+	}
+	for (unsigned e = 0; e < kBucketEntries; e++) {
+		uint64_t val = __atomic_load_n(reinterpret_cast<const uint64_t *>(bucket) + e,
+					       __ATOMIC_RELAXED);
+		if (tag_match(val, tag, kv->g.slots))
+			__builtin_prefetch(kv->v().ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
+	}
+}
+
 void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
 {
 	View &v = kv->v();

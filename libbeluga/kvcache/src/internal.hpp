@@ -153,6 +153,9 @@ int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 // Remove every entry for @key in our partition; returns how many.
 int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx);
 bool index_points_to(beluga_kvc *kv, uint32_t p, const uint8_t key[32], uint32_t slot);
+// Prefetch @key's home bucket in our partition, or (@descs) the descriptors
+// that bucket names for it: lookups of many keys overlap their misses.
+void prefetch_lookup(beluga_kvc *kv, const uint8_t key[32], bool descs);
 // Remove the entry of @key that names @slot from our partition (eviction).
 void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 uint64_t active_hosts(beluga_kvc *kv); // bit mask

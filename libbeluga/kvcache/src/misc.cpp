@@ -2,6 +2,7 @@
 // Remove, prefix lookup, statistics.
 #include "internal.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <thread>
 
@@ -31,15 +32,19 @@ long remove_batch(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, int *res)
 
 long lookup_prefix(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 {
+	// The keys' buckets and descriptors are independent cache misses: start
+	// them ahead (a bucket 8 keys ahead, the descriptors it names 4 keys
+	// ahead), so that several are in flight at once.
+	constexpr size_t kAhead = 8;
 	size_t i = 0;
 	uint64_t hosts = kv->g.hosts > 1 ? active_hosts(kv) : 1;
+	for (size_t k = 0; k < std::min(n, kAhead); k++)
+		prefetch_lookup(kv, keys[k], k < kAhead / 2);
 	for (; i < n; i++) {
-		if (i + 2 < n) { // the next buckets are independent misses: start them early
-			uint64_t b;
-			uint32_t tag;
-			key_hash(keys[i + 2], kv->g.buckets, b, tag);
-			__builtin_prefetch(kv->v().ptr(kv->g.bucket(kv->host, b)));
-		}
+		if (i + kAhead < n)
+			prefetch_lookup(kv, keys[i + kAhead], false);
+		if (i + kAhead / 2 < n)
+			prefetch_lookup(kv, keys[i + kAhead / 2], true);
 		Found f;
 		if (!lookup_any(kv, keys[i], f, hosts))
 			break;
@@ -53,7 +58,8 @@ long lookup_prefix(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 
 void flush_stats(beluga_kvc *kv)
 {
-	if (kv->observer)
+	// Coherent memory needs no write-back, and counters no fence.
+	if (kv->observer || kv->v().mode() == View::coherent)
 		return;
 	kv->v().flush(kv->g.stat(kv->host, 0), kStatCount * 8);
 }

@@ -92,15 +92,15 @@ void publish(beluga_kvc *kv, const beluga_kvc_put *items, const Job &j, int *res
 int claim(beluga_kvc *kv, Job &j, bool &reclaimed)
 {
 	evict_for_put(kv, j.resv);
-	if (!room_for_one(kv)) {
-		// At capacity: count again (a crash may have left the counter
-		// high), and give up when it is right (everything pinned or in
-		// flight, or policy NONE).
-		used_resync(kv);
-		evict_for_put(kv, j.resv);
-		if (!room_for_one(kv))
-			return -ENOSPC;
+	if (!room_for_one(kv) && !reclaimed) {
+		// At capacity: dead writers may be sitting on slots (reclaiming
+		// them also recounts the occupancy).
+		reclaimed = true;
+		if (reclaim_dead(kv))
+			evict_for_put(kv, j.resv);
 	}
+	if (!room_for_one(kv))
+		return -ENOSPC; // everything pinned or in flight, or policy NONE
 	bool busy = false;
 	int err = slot_claim(kv, j.resv, j.slot, j.gen, &busy);
 	if (err == -ENOSPC && busy && !reclaimed) {

@@ -89,7 +89,9 @@ extern "C" int beluga_kvc_open(beluga_pool *pool, const char *name,
 	if (!r && created)
 		r = beluga_kvc_format(base, size, cfg);
 	if (!r && !created) {
-		unsigned wait = opts && opts->ready_wait_ms ? opts->ready_wait_ms : 5000;
+		// Observers (tools) report what is there now; processes that will
+		// use the cache wait for its creator to finish formatting it.
+		unsigned wait = observe ? 0 : opts && opts->ready_wait_ms ? opts->ready_wait_ms : 5000;
 		for (unsigned waited = 0; !ready(base) && waited < wait; waited++) {
 			timespec ms = {0, 1000000};
 			nanosleep(&ms, nullptr);

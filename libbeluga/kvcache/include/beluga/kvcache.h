@@ -222,7 +222,7 @@ struct beluga_kvc_config {
  *                last call (0: 30000).  Processes of the same host are
  *                checked directly (pid, start time, boot id).
  * @ready_wait_ms: beluga_kvc_open(): how long to wait for another process
- *                that is formatting the region (0: 5000).
+ *                that is formatting the region (0: 5000; observers do not wait).
  * @flags:        BELUGA_KVC_ATTACH_OBSERVE: a read-only observer (tools,
  *                metrics exporters): takes no session and writes nothing to
  *                the region; @fp may be NULL (any fingerprint is accepted);
@@ -244,6 +244,13 @@ struct beluga_kvc_attach_opts {
 };
 
 #define BELUGA_KVC_ATTACH_OBSERVE	(1U << 0)	/* read-only observer, see above */
+/*
+ * Read every page of the region once while attaching, so that the page
+ * tables (and a hypervisor's) are built at startup instead of on the first
+ * read of each block: with 4 KiB pages (the user-space backend without
+ * hugetlbfs) a first read costs one fault per page.
+ */
+#define BELUGA_KVC_ATTACH_PREFAULT	(1U << 1)
 
 struct beluga_kvc;			/* an attached cache (opaque) */
 struct beluga_pool;			/* beluga/beluga.h */

@@ -30,12 +30,15 @@ using Key = std::array<uint8_t, BELUGA_KVC_KEY_BYTES>;
 
 class Error : public std::system_error {
 public:
+	// code(): the positive errno or BELUGA_KVC_E* value; what(): the sentence.
 	explicit Error(int err)
-		: std::system_error(err < 0 ? -err : err, std::generic_category(), message(err))
+		: std::system_error(err < 0 ? -err : err, std::generic_category()), what_(message(err))
 	{
 	}
+	const char *what() const noexcept override { return what_.c_str(); }
 
 private:
+	std::string what_;
 	static std::string message(int err)
 	{
 		std::string s = beluga_kvc_last_error();

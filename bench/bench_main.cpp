@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// beluga-bench: the KV store's benchmarks (`make bench`).  Every figure is
+// printed with a baseline measured in the same run on the same machine, and
+// their ratio, so runs on different machines (or on one busy machine) can be
+// compared by ratio.
+//
+//   beluga-bench [--quick] [--seconds S] [--region-mib N] [--threads N]
+//                [--only throughput,latency,lookup,redis,eviction]
+//                [--redis-server PATH] [--out FILE]
+//
+// Prints a Markdown report (the machine, the command, the table) and writes
+// it to --out as well.
+#include "bench.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace bench {
+
+std::string fmt(const char *f, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, f);
+	std::vsnprintf(buf, sizeof(buf), f, ap);
+	va_end(ap);
+	return buf;
+}
+
+std::string gbps(double bytes_per_s) { return fmt("%.2f GB/s", bytes_per_s / 1e9); }
+
+std::string ratio(double a, double b) { return b > 0 ? fmt("%.2fx", a / b) : "-"; }
+
+std::string Report::markdown() const
+{
+	std::ostringstream o;
+	for (const auto &[title, rows] : sections) {
+		o << "\n### " << title << "\n\n| figure | measured | baseline (same run) | ratio | notes |\n"
+		  << "|---|---|---|---|---|\n";
+		for (const Row &r : rows)
+			o << "| " << r.what << " | " << r.value << " | " << r.baseline << " | " << r.ratio
+			  << " | " << r.note << " |\n";
+	}
+	return o.str();
+}
+
+namespace {
+
+// `lscpu` lines that identify the machine, and the load it was under.
+std::string machine()
+{
+	std::string out;
+	if (FILE *p = popen("lscpu 2>/dev/null", "r")) {
+		char line[512];
+		while (std::fgets(line, sizeof(line), p)) {
+			std::string l = line;
+			for (const char *k : {"Architecture:", "Model name:", "CPU(s):", "Thread(s) per core:",
+					      "Core(s) per socket:", "Socket(s):", "NUMA node(s):",
+					      "L3 cache:", "Hypervisor vendor:", "CPU max MHz:"})
+				if (l.rfind(k, 0) == 0)
+					out += "    " + l;
+		}
+		pclose(p);
+	}
+	std::ifstream load("/proc/loadavg"), mem("/proc/meminfo");
+	std::string l1, l5, mt;
+	load >> l1 >> l5;
+	std::getline(mem, mt);
+	out += "    Load average (1, 5 min) at the start: " + l1 + " " + l5 + "\n";
+	out += "    " + mt + "\n";
+	return out;
+}
+
+bool wanted(const std::string &only, const char *name)
+{
+	return only.empty() || ("," + only + ",").find(std::string(",") + name + ",") != std::string::npos;
+}
+
+} // namespace
+} // namespace bench
+
+int main(int argc, char **argv)
+{
+	using namespace bench;
+	Options o;
+	std::string only, out = "beluga-bench.md", command = "beluga-bench";
+	for (int i = 1; i < argc; i++) {
+		std::string a = argv[i];
+		command += " " + a;
+		auto value = [&]() -> std::string {
+			if (i + 1 >= argc) {
+				std::fprintf(stderr, "beluga-bench: %s needs a value\n", a.c_str());
+				std::exit(2);
+			}
+			command += std::string(" ") + argv[i + 1];
+			return argv[++i];
+		};
+		if (a == "--quick")
+			o.quick = true;
+		else if (a == "--seconds")
+			o.seconds = std::stod(value());
+		else if (a == "--region-mib")
+			o.region_mib = std::stoul(value());
+		else if (a == "--threads")
+			o.threads = unsigned(std::stoul(value()));
+		else if (a == "--only")
+			only = value();
+		else if (a == "--redis-server")
+			o.redis_server = value();
+		else if (a == "--out")
+			out = value();
+		else {
+			std::fprintf(stderr, "usage: beluga-bench [--quick] [--seconds S] [--region-mib N] "
+					     "[--threads N] [--only throughput,latency,lookup,redis,eviction] "
+					     "[--redis-server PATH] [--out FILE]\n");
+			return 2;
+		}
+	}
+	if (o.quick) {
+		o.seconds = std::min(o.seconds, 0.3);
+		o.region_mib = std::min<size_t>(o.region_mib, 256);
+	}
+	Report rep;
+	try {
+		if (wanted(only, "throughput"))
+			run_throughput(o, rep);
+		if (wanted(only, "latency"))
+			run_latency(o, rep);
+		if (wanted(only, "lookup"))
+			run_lookup(o, rep);
+		if (wanted(only, "redis"))
+			run_redis(o, rep);
+		if (wanted(only, "eviction"))
+			run_eviction(o, rep);
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "beluga-bench: %s\n", e.what());
+		return 1;
+	}
+	std::string text = "## beluga-bench\n\nCommand: `" + command + "`\n\nMachine:\n\n" + machine() +
+			   rep.markdown();
+	std::fputs(text.c_str(), stdout);
+	std::ofstream(out) << text;
+	std::fprintf(stderr, "beluga-bench: report written to %s\n", out.c_str());
+	return 0;
+}

@@ -1,0 +1,284 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Moving KV blocks between an engine's paged KV cache and a Beluga cache.
+
+Independent of vLLM: the connector and the end-to-end benchmark both use it.
+A *block* is one engine KV block (``block_size`` tokens, all layers); its
+pool block is the C-order array ``[layers][K, V][tokens][heads][head_size]``
+(beluga/kv_layout.h), so layer ``l`` sits at ``shape.layer_offset(l)`` and
+a transfer can move a layer range (layer-wise loading and saving).
+
+Two data paths:
+
+- ``"beluga"``: libbeluga's CPU path (CpuCopier) straight between the paged
+  tensors and the pinned pool blocks: loads are zero-copy from the region;
+  host tensors only;
+- ``"torch"``: torch indexing and copies, for tensors on any device (the
+  GPU kernels of beluga/xfer_cuda.h are not bound to Python yet).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import beluga
+
+# Dimension letters of a paged KV tensor: Block, K/V, Token, Head, head Dim.
+FLASH_ATTN_DIMS = "KBTHD"   # vLLM FlashAttention: [2, num_blocks, block_size, heads, head_size]
+FLASHINFER_DIMS = "BKTHD"   # vLLM FlashInfer:     [num_blocks, 2, block_size, heads, head_size]
+
+
+def layer_order(names):
+    """vLLM layer names sorted by their layer index ("model.layers.3.self_attn.attn")."""
+    def key(name):
+        return (tuple(int(x) for x in re.findall(r"\d+", name)), name)
+    return sorted(names, key=key)
+
+
+def guess_dims(shape, hint=None):
+    """The dimension letters of a per-layer KV tensor of logical `shape`."""
+    if hint:
+        return hint
+    if len(shape) != 5:
+        raise ValueError(f"a KV tensor has 5 dimensions (not MLA), got shape {tuple(shape)}")
+    if shape[0] == 2 and shape[1] != 2:
+        return FLASH_ATTN_DIMS
+    if shape[1] == 2 and shape[0] != 2:
+        return FLASHINFER_DIMS
+    # num_blocks == 2: both read the same; vLLM's default backend is FlashAttention.
+    return FLASH_ATTN_DIMS
+
+
+@dataclass
+class Stats:
+    """What this process moved (the cache's own counters: KVCache.stats())."""
+    lookups: int = 0
+    lookup_hits: int = 0
+    loaded_blocks: int = 0
+    load_misses: int = 0
+    saved_blocks: int = 0
+    save_exists: int = 0
+    save_skipped: int = 0
+    save_failed: int = 0
+
+
+class KVBlockIO:
+    """Lookup, load (pin + scatter) and save (gather + put) of KV blocks."""
+
+    def __init__(self, cache, layers, dims=FLASH_ATTN_DIMS, data_path="auto",
+                 copier_threads=0):
+        self.cache = cache
+        self.shape = beluga.shape_of(cache.fingerprint)
+        self.layers = list(layers)
+        self.dims = dims
+        self.stats = Stats()
+        first = self.layers[0]
+        if len(self.layers) != self.shape.num_layers:
+            raise ValueError(f"{len(self.layers)} KV layers, the cache holds "
+                             f"{self.shape.num_layers}")
+        size = dict(zip(dims, first.shape))
+        kernel_block = size["T"]
+        if self.shape.block_size % kernel_block:
+            raise ValueError(f"block_size {self.shape.block_size} is not a multiple of the "
+                             f"tensors' {kernel_block}-token blocks")
+        # vLLM may split one block into `ratio` consecutive kernel blocks.
+        self.ratio = self.shape.block_size // kernel_block
+        self.num_blocks = size["B"] // self.ratio
+        on_host = all(t.device.type == "cpu" for t in self.layers)
+        if data_path == "auto":
+            data_path = "beluga" if on_host else "torch"
+        if data_path == "beluga" and not on_host:
+            raise ValueError("the 'beluga' data path needs host tensors; use 'torch'")
+        self.data_path = data_path
+        self.paged = self._paged() if data_path == "beluga" else None
+        self.copier = beluga.CpuCopier(threads=copier_threads) if self.paged else None
+
+    def _paged(self):
+        t = self.layers[0]
+        stride = dict(zip(self.dims, t.stride()))
+        size = dict(zip(self.dims, t.shape))
+        if self.ratio == 1:
+            return beluga.paged_from_tensors(self.shape, self.layers, self.dims)
+        # One block = `ratio` kernel blocks: linear only if they are contiguous in tokens.
+        if stride["B"] != size["T"] * stride["T"]:
+            raise ValueError("kernel blocks are not token-contiguous (HND?): use data_path='torch'")
+        return beluga.PagedKV(self.shape, self.num_blocks,
+                              (stride["B"] * self.ratio, stride["K"], stride["T"], stride["H"]),
+                              [x.data_ptr() for x in self.layers], owners=self.layers)
+
+    # ------------------------------------------------------------ lookup
+
+    def lookup(self, keys):
+        """How many leading keys are cached (by any process or host)."""
+        n = self.cache.lookup_prefix(keys) if keys else 0
+        self.stats.lookups += 1
+        self.stats.lookup_hits += n
+        return n
+
+    # ------------------------------------------------------------- load
+
+    def begin_load(self, specs):
+        """Pin blocks for loading: `specs` = [(engine block ids, keys)] per request."""
+        return LoadBatch(self, specs)
+
+    def load(self, block_ids, keys):
+        """Load blocks now (all layers).  Returns how many leading blocks landed."""
+        batch = self.begin_load([(block_ids, keys)])
+        try:
+            batch.scatter(0, self.shape.num_layers)
+        finally:
+            batch.release()
+        return batch.loaded
+
+    # ------------------------------------------------------------- save
+
+    def begin_save(self, block_ids, keys, skip_cached=True):
+        return SaveBatch(self, block_ids, keys, skip_cached)
+
+    def save(self, block_ids, keys, skip_cached=True):
+        """Store blocks now (all layers).  Returns the per-block put results."""
+        batch = self.begin_save(block_ids, keys, skip_cached)
+        batch.gather(0, self.shape.num_layers)
+        return batch.commit()
+
+    # --------------------------------------------------- torch data path
+
+    def _kernel_ids(self, block_ids):
+        import torch
+        ids = torch.tensor(block_ids, dtype=torch.long)
+        if self.ratio == 1:
+            return ids
+        return (ids[:, None] * self.ratio + torch.arange(self.ratio)).reshape(-1)
+
+    def _bkthd(self, layer):
+        return self.layers[layer].permute([self.dims.index(c) for c in "BKTHD"])
+
+    def torch_read(self, layer, block_ids):
+        """Layer `layer` of blocks as a host tensor [n, 2, block_size, H, D]."""
+        x = self._bkthd(layer)[self._kernel_ids(block_ids).to(self.layers[layer].device)]
+        n, r = len(block_ids), self.ratio
+        x = x.reshape(n, r, *x.shape[1:]).transpose(1, 2)
+        return x.reshape(n, 2, r * x.shape[3], *x.shape[4:]).cpu()
+
+    def torch_write(self, layer, block_ids, src):
+        """Write [n, 2, block_size, H, D] into layer `layer` of blocks."""
+        n, r = len(block_ids), self.ratio
+        dst = self._bkthd(layer)
+        src = src.to(dst.device, non_blocking=False)
+        src = src.reshape(n, 2, r, src.shape[2] // r, *src.shape[3:]).transpose(1, 2)
+        dst[self._kernel_ids(block_ids).to(dst.device)] = src.reshape(n * r, *src.shape[2:])
+
+
+def _layer_view(buf, shape, layer, dtype):
+    """Layer `layer` of a pool block (a uint8 tensor) as [2, T, H, D] of `dtype`."""
+    off = shape.layer_offset(layer)
+    return buf[off:off + shape.layer_bytes].view(dtype).view(
+        2, shape.block_size, shape.num_kv_heads, shape.head_size)
+
+
+class LoadBatch:
+    """Blocks pinned for loading; scatter() layer ranges, then release().
+
+    `specs` is a list of (engine block ids, keys), one per request: each
+    request's usable prefix ends at its first miss (a block removed since
+    the lookup), and the engine blocks from there on are `failed_block_ids`.
+    """
+
+    def __init__(self, io, specs):
+        self.io = io
+        self.block_ids, self.pins, self.failed_block_ids = [], [], []
+        keys = [k for _, ks in specs for k in ks]
+        for ids, ks in specs:
+            if len(ids) != len(ks):
+                raise ValueError("one engine block id per key")
+        pins = io.cache.pin(keys) if keys else []
+        at = 0
+        for ids, ks in specs:
+            mine = pins[at:at + len(ks)]
+            at += len(ks)
+            n = next((i for i, p in enumerate(mine) if p is None), len(mine))
+            for p in mine[n:]:
+                if p is not None:
+                    p.unpin()
+            self.block_ids += list(ids[:n])
+            self.pins += mine[:n]
+            self.failed_block_ids += list(ids[n:])
+        self.loaded = len(self.pins)
+        io.stats.loaded_blocks += self.loaded
+        io.stats.load_misses += len(keys) - self.loaded
+
+    def scatter(self, begin, end):
+        if not self.pins or begin >= end:
+            return
+        io = self.io
+        if io.data_path == "beluga":
+            io.copier.scatter(io.paged, self.block_ids, self.pins, layers=(begin, end))
+            return
+        import torch
+        import torch.utils.dlpack
+        blocks = [torch.utils.dlpack.from_dlpack(p) for p in self.pins]
+        dtype = io.layers[0].dtype
+        for layer in range(begin, end):
+            src = torch.stack([_layer_view(b, io.shape, layer, dtype) for b in blocks])
+            io.torch_write(layer, self.block_ids, src)
+        del blocks
+
+    def release(self):
+        for p in self.pins:
+            p.unpin()
+        self.pins = []
+
+
+@dataclass
+class SaveBatch:
+    """Blocks being saved: gather() layer ranges into staging, then commit()."""
+    io: KVBlockIO
+    block_ids: list
+    keys: list
+    skip_cached: bool = True
+    staging: object = None
+    gathered: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if len(self.block_ids) != len(self.keys):
+            raise ValueError("one engine block id per key")
+        skip = self.io.cache.lookup_prefix(self.keys) if self.skip_cached and self.keys else 0
+        self.io.stats.save_skipped += skip
+        self.block_ids, self.keys = list(self.block_ids[skip:]), list(self.keys[skip:])
+        self.gathered = [False] * self.io.shape.num_layers
+        if self.keys:
+            import numpy as np
+            self.staging = np.empty((len(self.keys), self.io.shape.block_bytes), np.uint8)
+
+    def gather(self, begin, end):
+        if not self.keys:
+            return
+        io = self.io
+        todo = [layer for layer in range(begin, end) if not self.gathered[layer]]
+        if not todo:
+            return
+        if io.data_path == "beluga":
+            io.copier.gather(io.paged, self.block_ids, self.staging, layers=(todo[0], todo[-1] + 1))
+        else:
+            import torch
+            rows = torch.from_numpy(self.staging)
+            for layer in todo:
+                x = io.torch_read(layer, self.block_ids)
+                off = io.shape.layer_offset(layer)
+                rows[:, off:off + io.shape.layer_bytes] = x.contiguous().view(torch.uint8).reshape(
+                    len(self.block_ids), -1)
+        for layer in todo:
+            self.gathered[layer] = True
+
+    def commit(self):
+        """Gather what no save_kv_layer() gathered, then put.  Per-block results."""
+        if not self.keys:
+            return []
+        self.gather(0, self.io.shape.num_layers)
+        res = self.io.cache.put(self.keys, self.staging)
+        st = self.io.stats
+        st.saved_blocks += sum(1 for r in res if r == 0)
+        st.save_exists += sum(1 for r in res if r == beluga.EXISTS)
+        st.save_failed += sum(1 for r in res if r < 0)
+        self.keys, self.staging = [], None
+        return res

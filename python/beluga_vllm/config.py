@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Connector settings: kv_connector_extra_config plus vLLM's own config.
+
+Everything vLLM-specific is read with getattr() so the same code reads the
+real VllmConfig and the tests' stand-ins.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import beluga
+
+# vLLM --prefix-caching-hash-algo values whose block hashes are 32 bytes.
+KEY_HASHES = ("sha256", "sha256_cbor")
+_SUFFIX = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_bytes(v):
+    """1073741824, "1G", "512M" -> bytes."""
+    if isinstance(v, int):
+        return v
+    s = str(v).strip().upper().rstrip("IB").rstrip("B")
+    if s and s[-1] in _SUFFIX:
+        return int(float(s[:-1]) * _SUFFIX[s[-1]])
+    return int(s)
+
+
+@dataclass
+class BelugaSettings:
+    """kv_connector_extra_config keys (all optional)."""
+    region: str = "vllm-kv"          # pool region holding the cache (per TP rank: "-tp<rank>")
+    region_bytes: int = 1 << 30      # created with this size when missing
+    mode: int = 0o660
+    backend: str = "auto"            # libbeluga backend: auto, kernel, user
+    pool_name: str | None = None     # user backend pool name ($BELUGA_POOL)
+    user_dir: str | None = None      # user backend directory ($BELUGA_USER_DIR)
+    hugetlbfs_dir: str | None = None
+    host_id: int = 0                 # this machine's partition (several hosts on CXL)
+    max_hosts: int = 1
+    model_id: str | None = None      # default: model@revision
+    data_path: str = "auto"          # beluga (CPU, zero-copy), torch (any device), auto
+    layerwise: bool = True           # scatter each layer in wait_for_layer_load
+    save_decode_blocks: bool = True  # also store blocks filled by generated tokens
+    kv_layout: str | None = None     # "KBTHD" (FlashAttention) / "BKTHD" (FlashInfer); default: guessed
+    copier_threads: int = 0
+    cross_layer_blocks: bool = False # ask vLLM for its cross-layer KV layout (one run per block)
+
+    @classmethod
+    def from_extra(cls, extra):
+        extra = dict(extra or {})
+        known = {k: extra.pop(k) for k in list(extra) if k in cls.__dataclass_fields__}
+        unknown = [k for k in extra if not k.startswith("_")]
+        if unknown:
+            raise ValueError(f"unknown kv_connector_extra_config keys for BelugaConnector: {unknown}")
+        s = cls(**known)
+        s.region_bytes = parse_bytes(s.region_bytes)
+        s.mode = int(str(s.mode), 8) if isinstance(s.mode, str) else int(s.mode)
+        return s
+
+
+def _kv_dtype(vllm_config):
+    cache_dtype = str(getattr(vllm_config.cache_config, "cache_dtype", "auto"))
+    if cache_dtype in ("auto", ""):
+        return str(vllm_config.model_config.dtype).replace("torch.", "")
+    return {"fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}.get(
+        cache_dtype, cache_dtype)
+
+
+def hash_settings(vllm_config, environ=os.environ):
+    """(hash_fn, seed) of vLLM's block hashes, refusing what cannot be shared.
+
+    vLLM seeds its chain with NONE_HASH = hash(PYTHONHASHSEED), or random
+    bytes when the variable is unset: then no two processes ever agree on a
+    key and a shared cache could only miss.
+    """
+    algo = str(getattr(vllm_config.cache_config, "prefix_caching_hash_algo", "sha256"))
+    if algo not in KEY_HASHES:
+        raise ValueError(f"BelugaConnector needs 32-byte block hashes: --prefix-caching-hash-algo "
+                         f"sha256_cbor (or sha256), not {algo!r}")
+    seed = environ.get("PYTHONHASHSEED")
+    if seed is None:
+        raise ValueError("BelugaConnector: set PYTHONHASHSEED (the same value in every vLLM "
+                         "instance sharing the cache): without it vLLM seeds its block hashes "
+                         "with random bytes and no instance can ever hit another's blocks")
+    return algo, seed
+
+
+def num_kv_layers(vllm_config, kv_cache_config):
+    groups = getattr(kv_cache_config, "kv_cache_groups", None)
+    if groups:
+        if len(groups) != 1:
+            raise ValueError("BelugaConnector supports one KV cache group (no hybrid allocator)")
+        return len(groups[0].layer_names)
+    return vllm_config.model_config.get_num_layers(vllm_config.parallel_config)
+
+
+def fingerprint(vllm_config, settings, num_layers, tp_rank, environ=os.environ):
+    """The Beluga fingerprint of this vLLM instance's KV blocks."""
+    mc, pc = vllm_config.model_config, vllm_config.parallel_config
+    algo, seed = hash_settings(vllm_config, environ)
+    model_id = settings.model_id
+    if not model_id:
+        rev = getattr(mc, "revision", None)
+        model_id = f"{mc.model}@{rev}" if rev else str(mc.model)
+    return beluga.Fingerprint(
+        model_id=model_id, hash_fn=algo, hash_seed=seed, num_layers=num_layers,
+        block_size=vllm_config.cache_config.block_size,
+        num_kv_heads=mc.get_num_kv_heads(pc), head_size=mc.get_head_size(),
+        dtype=_kv_dtype(vllm_config), tp_rank=tp_rank,
+        tp_size=pc.tensor_parallel_size)
+
+
+def region_name(settings, tp_rank, tp_size):
+    return settings.region if tp_size == 1 else f"{settings.region}-tp{tp_rank}"
+
+
+def open_cache(settings, fp):
+    """(pool, cache): the cache in the settings' region, created when missing."""
+    pool = beluga.Pool(settings.backend, pool_name=settings.pool_name,
+                       user_dir=settings.user_dir, hugetlbfs_dir=settings.hugetlbfs_dir)
+    name = region_name(settings, fp.tp_rank, fp.tp_size)
+    # Region sizes are whole 2 MiB chunks.
+    size = -(-settings.region_bytes // beluga.REGION_ALIGN) * beluga.REGION_ALIGN
+    cache = beluga.KVCache.open(pool, name, fp, create=True, region_bytes=size,
+                                mode=settings.mode, max_hosts=settings.max_hosts,
+                                host_id=settings.host_id)
+    return pool, cache

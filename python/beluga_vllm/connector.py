@@ -1,0 +1,256 @@
+# SPDX-License-Identifier: Apache-2.0
+"""BelugaConnector: vLLM's KVConnectorBase_V1 over a shared Beluga KV cache.
+
+Enable it in vLLM (see Documentation/vllm.md)::
+
+    PYTHONHASHSEED=0 vllm serve MODEL --prefix-caching-hash-algo sha256_cbor \\
+      --kv-transfer-config '{"kv_connector": "BelugaConnector",
+                             "kv_connector_module_path": "beluga_vllm.connector",
+                             "kv_role": "kv_both",
+                             "kv_connector_extra_config": {"region": "kv-llama",
+                                                           "region_bytes": "64G"}}'
+
+Keys are vLLM's block hashes unchanged (Request.block_hashes), so a block one
+instance computed is found by every instance whose fingerprint matches.
+Loads are synchronous (done by the time the forward reads the layer), saves
+are gathered layer by layer during the forward and stored in wait_for_save().
+
+This module imports vLLM; ``import beluga_vllm`` does not.  Written against
+vLLM's v1 connector API as read from vllm-project/vllm (base.py at
+13f4ad0f55b08ca1d37d1459f50ce950feaeb547; scheduler.py at
+00024d314514900f361ad072af6931e403b7f589); tests/python/test_connector.py
+drives it with that call sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+try:
+    from vllm.distributed.kv_transfer.kv_connector.v1.base import (
+        KVConnectorBase_V1,
+        KVConnectorMetadata,
+        KVConnectorRole,
+    )
+except ImportError as e:  # pragma: no cover - exercised by test_import_guard
+    raise ImportError(
+        "beluga_vllm.connector needs vLLM (vllm.distributed.kv_transfer.kv_connector.v1); "
+        "install vLLM to use BelugaConnector.  The rest of beluga/beluga_vllm works without it."
+    ) from e
+
+from beluga_vllm import config as bconfig
+from beluga_vllm.blockio import KVBlockIO, guess_dims, layer_order
+from beluga_vllm.scheduler import SchedulerState, StepPlan
+
+log = logging.getLogger("beluga_vllm")
+
+
+@dataclass
+class BelugaConnectorMetadata(KVConnectorMetadata):
+    """Scheduler -> workers, once per step (pickled by vLLM's executors)."""
+    plan: StepPlan = field(default_factory=StepPlan)
+
+
+def _tp_rank(vllm_config):
+    try:
+        from vllm.distributed.parallel_state import get_tensor_model_parallel_rank
+        return get_tensor_model_parallel_rank()
+    except Exception:  # not initialised (tests, single process)
+        pc = vllm_config.parallel_config
+        return getattr(pc, "rank", 0) % max(1, pc.tensor_parallel_size)
+
+
+class BelugaConnector(KVConnectorBase_V1):
+    def __init__(self, vllm_config, role, kv_cache_config=None):
+        super().__init__(vllm_config=vllm_config, role=role, kv_cache_config=kv_cache_config)
+        self._settings = bconfig.BelugaSettings.from_extra(
+            getattr(self._kv_transfer_config, "kv_connector_extra_config", None))
+        self._block_size = vllm_config.cache_config.block_size
+        self._kv_cache_config = kv_cache_config
+        self._pool = self._cache = None
+        # Scheduler side
+        self._sched = None
+        # Worker side
+        self._io = None
+        self._layer_index = {}
+        self._load = None             # LoadBatch of this step
+        self._loaded_layers = 0
+        self._save = None             # SaveBatch of this step
+        self._load_errors = set()
+        if role == KVConnectorRole.SCHEDULER:
+            n = bconfig.num_kv_layers(vllm_config, kv_cache_config)
+            self._open(n, tp_rank=0)
+            self._sched = SchedulerState(self._cache.lookup_prefix, self._block_size,
+                                         self._settings.save_decode_blocks)
+
+    def _open(self, num_layers, tp_rank):
+        fp = bconfig.fingerprint(self._vllm_config, self._settings, num_layers, tp_rank)
+        self._pool, self._cache = bconfig.open_cache(self._settings, fp)
+        log.info("BelugaConnector: cache %s attached (%s)",
+                 bconfig.region_name(self._settings, tp_rank, fp.tp_size), fp.to_dict())
+
+    @property
+    def prefer_cross_layer_blocks(self):
+        # vLLM then allocates one tensor for all layers where the attention
+        # backend allows it; in its NHD form a block is one contiguous run,
+        # byte for byte Beluga's pool block.
+        return bool(self._settings.cross_layer_blocks)
+
+    # ================================================= scheduler side
+
+    def get_num_new_matched_tokens(self, request, num_computed_tokens):
+        ext = self._sched.matched_tokens(request.request_id, request.block_hashes,
+                                         request.num_tokens, num_computed_tokens)
+        return ext, False
+
+    def update_state_after_alloc(self, request, blocks, num_external_tokens):
+        block_ids = blocks.get_block_ids()[0]
+        self._sched.after_alloc(request.request_id, request.block_hashes,
+                                request.num_prompt_tokens, block_ids, num_external_tokens,
+                                request=request)
+
+    def build_connector_meta(self, scheduler_output):
+        so = scheduler_output
+        scheduled = []
+        for r in so.scheduled_new_reqs:
+            scheduled.append((r.req_id, r.block_ids[0], True, r.num_computed_tokens,
+                              so.num_scheduled_tokens[r.req_id]))
+        cached = so.scheduled_cached_reqs
+        resumed = getattr(cached, "resumed_req_ids", None)
+        for i, req_id in enumerate(cached.req_ids):
+            was_resumed = (req_id in resumed) if resumed is not None else bool(
+                cached.resumed_from_preemption[i])
+            new = cached.new_block_ids[i]
+            scheduled.append((req_id, None if new is None else new[0], was_resumed,
+                              cached.num_computed_tokens[i], so.num_scheduled_tokens[req_id]))
+        return BelugaConnectorMetadata(plan=self._sched.plan(scheduled))
+
+    def request_finished(self, request, block_ids):
+        # Every full block was stored during the step that filled it.
+        self._sched.finished(request.request_id)
+        return False, None
+
+    # ==================================================== worker side
+
+    def register_kv_caches(self, kv_caches):
+        names = layer_order(kv_caches)
+        layers = [kv_caches[n] for n in names]
+        self._register([[n] for n in names], layers,
+                       guess_dims(layers[0].shape, self._settings.kv_layout))
+
+    def register_cross_layers_kv_cache(self, kv_cache, attn_backend):
+        # One tensor, logical [num_layers, <backend's per-layer shape>]; layer i
+        # belongs to kv_cache_config.kv_cache_tensors[i].shared_by (vLLM's
+        # allocate_uniform_kv_caches), whose names the attention hooks pass.
+        name = getattr(attn_backend, "get_name", lambda: "")()
+        dims = self._settings.kv_layout or ("BKTHD" if "FLASHINFER" in str(name).upper() else None)
+        layers = [kv_cache[i] for i in range(kv_cache.shape[0])]
+        tensors = getattr(self._kv_cache_config, "kv_cache_tensors", None) or []
+        names = [list(getattr(t, "shared_by", [])) for t in tensors]
+        if len(names) != len(layers):
+            names = [[str(i)] for i in range(len(layers))]
+        self._register(names, layers, guess_dims(layers[0].shape, dims))
+
+    def _register(self, names, layers, dims):
+        self._open(len(layers), _tp_rank(self._vllm_config))
+        self._io = KVBlockIO(self._cache, layers, dims, self._settings.data_path,
+                             self._settings.copier_threads)
+        # Layer name(s) -> position in the pool block.
+        self._layer_index = {n: i for i, group in enumerate(names) for n in group}
+
+    def _plan(self):
+        meta = self._get_connector_metadata()
+        assert isinstance(meta, BelugaConnectorMetadata)
+        return meta.plan
+
+    def start_load_kv(self, forward_context, **kwargs: Any):
+        plan = self._plan()
+        if not plan.loads or self._io is None:
+            return
+        self._load = self._io.begin_load([(s.block_ids, s.keys) for s in plan.loads])
+        self._loaded_layers = 0
+        # Blocks that vanished since the lookup (and the rest of that
+        # request's prefix): vLLM recomputes them.
+        self._load_errors.update(self._load.failed_block_ids)
+        if not self._settings.layerwise:
+            self._finish_load()
+
+    def _finish_load(self):
+        if self._load is not None:
+            try:
+                self._load.scatter(self._loaded_layers, self._io.shape.num_layers)
+            finally:
+                self._load.release()
+                self._load = None
+
+    def wait_for_layer_load(self, layer_name):
+        if self._load is None:
+            return
+        layer = self._layer_index[layer_name]
+        if layer >= self._loaded_layers:
+            self._load.scatter(self._loaded_layers, layer + 1)
+            self._loaded_layers = layer + 1
+        if self._loaded_layers == self._io.shape.num_layers:
+            self._finish_load()
+
+    def save_kv_layer(self, layer_name, kv_layer, attn_metadata, **kwargs: Any):
+        if self._io is None:
+            return
+        plan = self._plan()
+        if not plan.saves:
+            return
+        if self._save is None:
+            ids = [b for s in plan.saves for b in s.block_ids]
+            keys = [k for s in plan.saves for k in s.keys]
+            self._save = self._io.begin_save(ids, keys)
+        layer = self._layer_index[layer_name]
+        self._save.gather(layer, layer + 1)
+
+    def wait_for_save(self):
+        # Loads not consumed layer by layer finish here too (no attention ran).
+        self._finish_load()
+        if self._io is None or not self.has_connector_metadata():
+            return
+        plan = self._plan()
+        if self._save is None and plan.saves:
+            ids = [b for s in plan.saves for b in s.block_ids]
+            keys = [k for s in plan.saves for k in s.keys]
+            self._save = self._io.begin_save(ids, keys)
+        if self._save is not None:
+            try:
+                self._save.commit()
+            finally:
+                self._save = None
+
+    def get_finished(self, finished_req_ids):
+        return None, None
+
+    def get_block_ids_with_load_errors(self):
+        failed, self._load_errors = self._load_errors, set()
+        return failed
+
+    def shutdown(self):
+        if self._load is not None:
+            self._load.release()
+            self._load = None
+        self._save = None
+        self._io = None
+        if self._cache is not None:
+            self._cache.detach()
+            self._cache = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # ========================================================== misc
+
+    @property
+    def stats(self):
+        """This process's transfer counts (beluga_vllm.blockio.Stats), or None."""
+        return self._io.stats if self._io is not None else None
+
+    @property
+    def cache(self):
+        return self._cache

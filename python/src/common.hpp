@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+// Shared pieces of the Python binding: errors (BelugaError, an OSError that
+// carries the errno and the library's sentence), buffer access, and the
+// registration functions of each part.
+#pragma once
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace bpy {
+
+// A library failure on its way to Python: becomes BelugaError(code, message).
+struct Failure : std::exception {
+	Failure(int c, std::string m) : code(c < 0 ? -c : c), msg(std::move(m)) {}
+	const char *what() const noexcept override { return msg.c_str(); }
+	int code;
+	std::string msg;
+};
+
+// libbeluga calls: "<what>: <beluga_strerror>" on a negative return.
+int check(int ret, const std::string &what);
+// kvcache calls: the thread's beluga_kvc_last_error() sentence (read in the
+// calling thread, right after the call), else beluga_kvc_strerror().
+long kvcheck(long ret, const char *what);
+// xfer calls (-errno only): "<what>: <strerror>".
+int xcheck(int ret, const std::string &what);
+
+// A held Py_buffer (released on destruction); contiguous bytes.
+class Buffer {
+public:
+	Buffer(py::handle obj, bool writable);
+	~Buffer();
+	Buffer(Buffer &&o) noexcept;
+	Buffer(const Buffer &) = delete;
+	Buffer &operator=(const Buffer &) = delete;
+	Buffer &operator=(Buffer &&) = delete;
+	void *data() const { return view_.buf; }
+	size_t size() const { return size_t(view_.len); }
+
+private:
+	Py_buffer view_{};
+	bool held_ = false;
+};
+
+// Many buffers, or one buffer cut into `n` equal parts: the blocks of a batch.
+struct BufferSet {
+	std::vector<Buffer> held;
+	std::vector<std::pair<void *, size_t>> parts;
+};
+BufferSet buffer_set(py::handle blocks, size_t n, bool writable, const char *what);
+
+// Export-counting buffer protocol for handle objects that must not be
+// closed while views of their memory exist (like mmap.mmap).  T provides
+// buf_data(), buf_len(), buf_readonly() and an `exports` counter.
+struct Exportable {
+	int exports = 0;
+	virtual ~Exportable() = default;
+	virtual void *buf_data() const = 0;
+	virtual size_t buf_len() const = 0;
+	virtual bool buf_readonly() const = 0;
+	virtual const char *closed_message() const = 0;
+	// Raises BufferError when views exist.
+	void ensure_no_exports(const char *action) const;
+};
+// Buffer-protocol slots for a bound class T derived from Exportable:
+// py::class_<T>(m, "T", py::custom_type_setup(install_buffer_protocol<T>)).
+template <class T> int get_buffer(PyObject *self, Py_buffer *view, int flags)
+{
+	T *t = nullptr;
+	try {
+		t = py::handle(self).cast<T *>();
+	} catch (const std::exception &) {
+		PyErr_SetString(PyExc_TypeError, "object not initialised");
+		return -1;
+	}
+	if (!t->buf_data()) {
+		PyErr_SetString(PyExc_ValueError, t->closed_message());
+		return -1;
+	}
+	if (PyBuffer_FillInfo(view, self, t->buf_data(), Py_ssize_t(t->buf_len()),
+			      t->buf_readonly() ? 1 : 0, flags) != 0)
+		return -1;
+	t->exports++;
+	return 0;
+}
+template <class T> void release_buffer(PyObject *self, Py_buffer *)
+{
+	try {
+		py::handle(self).cast<T *>()->exports--;
+	} catch (const std::exception &) {
+	}
+}
+template <class T> void install_buffer_protocol(PyHeapTypeObject *heap_type)
+{
+	heap_type->as_buffer.bf_getbuffer = get_buffer<T>;
+	heap_type->as_buffer.bf_releasebuffer = release_buffer<T>;
+	heap_type->ht_type.tp_as_buffer = &heap_type->as_buffer;
+}
+// DLPack (uint8, 1-D, CPU) capsule over an Exportable Python object.
+py::capsule make_dlpack(py::handle owner, Exportable &e);
+
+void register_errors(py::module_ &m);
+void register_pool(py::module_ &m);
+void register_kvcache(py::module_ &m);
+void register_keys(py::module_ &m);
+void register_xfer(py::module_ &m);
+
+} // namespace bpy

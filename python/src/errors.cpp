@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+// BelugaError: an OSError subclass, so `except OSError` catches it and
+// e.errno / e.strerror carry the code and the library's sentence.  Library
+// codes without an errno name (BELUGA_E*, BELUGA_KVC_E*) keep their value.
+#include "common.hpp"
+
+#include <beluga/beluga.h>
+#include <beluga/kvcache.h>
+
+#include <cstring>
+
+namespace bpy {
+
+namespace {
+PyObject *belugaerror_type = nullptr;
+}
+
+int check(int ret, const std::string &what)
+{
+	if (ret < 0)
+		throw Failure(ret, what + ": " + beluga_strerror(ret));
+	return ret;
+}
+
+long kvcheck(long ret, const char *what)
+{
+	if (ret >= 0)
+		return ret;
+	std::string msg = beluga_kvc_last_error();
+	if (msg.empty())
+		msg = beluga_kvc_strerror(int(ret));
+	throw Failure(int(ret), std::string(what) + ": " + msg);
+}
+
+int xcheck(int ret, const std::string &what)
+{
+	if (ret < 0)
+		throw Failure(ret, what + ": " + std::strerror(-ret));
+	return ret;
+}
+
+void register_errors(py::module_ &m)
+{
+	belugaerror_type = PyErr_NewExceptionWithDoc(
+		"beluga.BelugaError",
+		"A Beluga library call failed.  An OSError: .errno is the error code "
+		"(an errno value, or a BELUGA_E*/KVC_E* code above 1000) and "
+		".strerror the library's sentence (what failed and what to do).",
+		PyExc_OSError, nullptr);
+	if (!belugaerror_type)
+		throw py::error_already_set();
+	m.attr("BelugaError") = py::handle(belugaerror_type);
+	py::register_exception_translator([](std::exception_ptr p) {
+		try {
+			if (p)
+				std::rethrow_exception(p);
+		} catch (const Failure &f) {
+			PyObject *args = Py_BuildValue("(is)", f.code, f.msg.c_str());
+			if (args) {
+				PyErr_SetObject(belugaerror_type, args);
+				Py_DECREF(args);
+			}
+		}
+	});
+	m.def("strerror", [](int code) {
+		int c = code < 0 ? -code : code;
+		return std::string(c > 1100 && c < 1200 ? beluga_kvc_strerror(c) : beluga_strerror(c));
+	},
+	      py::arg("code"), "The library's sentence for an error code (either sign).");
+}
+
+} // namespace bpy

@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: Apache-2.0
+// `beluga-tool kv` as a user runs it, on a cache this test fills: exit
+// codes, JSON that parses and says what the test did (hits, occupancy,
+// evictions, reclaimed leases, pins, fingerprint), Prometheus text checked
+// against the exposition format, the HTTP endpoint on loopback answered and
+// stopped by SIGTERM, and the tool never writing to the cache.
+//
+// Options (before gtest's): --tool PATH (default: the one built alongside,
+// else ../../tools/beluga-tool next to this program, as in the VM image),
+// --backend user|kernel (default user; kernel needs /dev/beluga).
+#include "kvc_util.hpp"
+
+#include <beluga/beluga.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#ifndef KVC_TOOL_PATH
+#define KVC_TOOL_PATH "beluga-tool"
+#endif
+
+namespace {
+
+using json = nlohmann::json;
+using namespace kvt;
+
+std::string g_tool = KVC_TOOL_PATH;
+std::string g_backend = "user";
+
+struct Result {
+	int status = -1;
+	std::string out, err;
+};
+
+std::string slurp(int fd)
+{
+	std::string s;
+	char buf[4096];
+	lseek(fd, 0, SEEK_SET);
+	for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+		s.append(buf, size_t(n));
+	return s;
+}
+
+std::vector<char *> argv_of(const std::vector<std::string> &args)
+{
+	std::vector<char *> v{const_cast<char *>(g_tool.c_str())};
+	for (const auto &a : args)
+		v.push_back(const_cast<char *>(a.c_str()));
+	v.push_back(nullptr);
+	return v;
+}
+
+Result run(const std::vector<std::string> &args)
+{
+	FILE *out = tmpfile(), *err = tmpfile();
+	Result r;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fileno(out), 1);
+		dup2(fileno(err), 2);
+		auto argv = argv_of(args);
+		execv(g_tool.c_str(), argv.data());
+		_exit(98);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) == pid && WIFEXITED(st))
+		r.status = WEXITSTATUS(st);
+	r.out = slurp(fileno(out));
+	r.err = slurp(fileno(err));
+	fclose(out);
+	fclose(err);
+	return r;
+}
+
+// ---- Prometheus text format 0.0.4, checked line by line ----
+
+::testing::AssertionResult valid_prometheus(const std::string &text)
+{
+	static const std::regex help(R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+)");
+	static const std::regex type(
+		R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
+	static const std::regex sample(
+		R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf))");
+	std::map<std::string, std::string> types;
+	std::set<std::string> helps, series;
+	std::istringstream in(text);
+	int n = 0;
+	for (std::string line; std::getline(in, line); n++) {
+		std::smatch m;
+		if (std::regex_match(line, m, help)) {
+			if (!helps.insert(m[1]).second)
+				return ::testing::AssertionFailure() << "second HELP: " << line;
+		} else if (std::regex_match(line, m, type)) {
+			if (types.count(m[1]))
+				return ::testing::AssertionFailure() << "second TYPE: " << line;
+			if (m[2] == "counter" && !std::string(m[1]).ends_with("_total"))
+				return ::testing::AssertionFailure() << "counter without _total: " << line;
+			types[m[1]] = m[2];
+		} else if (std::regex_match(line, m, sample)) {
+			if (!types.count(m[1]))
+				return ::testing::AssertionFailure() << "sample before its TYPE: " << line;
+			std::string id = line.substr(0, line.rfind(' '));
+			if (!series.insert(id).second)
+				return ::testing::AssertionFailure() << "series twice: " << line;
+		} else {
+			return ::testing::AssertionFailure() << "not exposition format: '" << line << "'";
+		}
+	}
+	if (!text.empty() && text.back() != '\n')
+		return ::testing::AssertionFailure() << "no final newline";
+	if (series.empty())
+		return ::testing::AssertionFailure() << "no samples in " << n << " lines";
+	return ::testing::AssertionSuccess();
+}
+
+// The value of one sample, -1 if absent.
+double sample_value(const std::string &text, const std::string &series)
+{
+	std::istringstream in(text);
+	for (std::string line; std::getline(in, line);)
+		if (line.rfind(series + " ", 0) == 0)
+			return std::stod(line.substr(series.size() + 1));
+	return -1;
+}
+
+// ---- a cache with known contents ----
+
+class ToolKv : public ::testing::Test {
+protected:
+	static constexpr size_t kPayload = 64 * 1024;
+
+	void SetUp() override
+	{
+		if (g_backend == "kernel" && access("/dev/beluga", F_OK))
+			GTEST_SKIP() << "no /dev/beluga: the kernel backend runs in the VM suite";
+		static int seq;
+		name_ = "kvtool-" + std::to_string(getpid()) + "-" + std::to_string(++seq);
+		dir_ = "/dev/shm/" + name_;
+		setenv("BELUGA_BACKEND", g_backend.c_str(), 1);
+		setenv("BELUGA_USER_DIR", dir_.c_str(), 1);
+		setenv("BELUGA_HUGETLBFS", "none", 1);
+		ASSERT_EQ(beluga_pool_open(nullptr, &pool_), 0);
+		beluga_kvc_config c = config(opaque_fp(kPayload, "tool-test-model"));
+		c.capacity_blocks = 20;
+		c.high_watermark_pct = 100;
+		c.low_watermark_pct = 100;
+		ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &c.fingerprint, &c, 8 << 20, 0600,
+					  nullptr, &kv_), 0)
+			<< beluga_kvc_last_error();
+		fill();
+	}
+	void TearDown() override
+	{
+		if (kv_ && held_.data)
+			beluga_kvc_unpin(kv_, &held_, 1);
+		beluga_kvc_detach(kv_);
+		if (pool_) {
+			beluga_region_destroy(pool_, name_.c_str());
+			beluga_pool_close(pool_);
+		}
+		std::filesystem::remove_all(dir_);
+	}
+	// 24 puts into 20 blocks (4 evictions), 10 hits and 2 misses, one pin
+	// held, one dead process's session reclaimed.
+	void fill()
+	{
+		std::vector<uint8_t> buf(kPayload);
+		for (uint64_t i = 0; i < 24; i++) {
+			fill_block(i, buf.data(), buf.size());
+			beluga_kvc_put p{};
+			make_key(i, p.key);
+			p.data = buf.data();
+			p.len = buf.size();
+			int r;
+			ASSERT_EQ(beluga_kvc_put_batch(kv_, &p, 1, &r), 1);
+		}
+		int hits = 0;
+		for (uint64_t i = 12; i < 24; i++) {
+			beluga_kvc_get g{};
+			make_key(i, g.key);
+			g.dst = buf.data();
+			g.cap = buf.size();
+			int r;
+			hits += int(beluga_kvc_get_batch(kv_, &g, 1, &r));
+		}
+		ASSERT_EQ(hits, 12); // the 4 evicted were among the first 12
+		uint8_t key[1][32];
+		make_key(1000, key[0]);
+		beluga_kvc_get g{};
+		std::memcpy(g.key, key[0], 32);
+		g.dst = buf.data();
+		g.cap = buf.size();
+		int r;
+		beluga_kvc_get_batch(kv_, &g, 1, &r); // a miss
+		make_key(23, pinned_key_);
+		std::memcpy(key[0], pinned_key_, 32);
+		ASSERT_EQ(beluga_kvc_pin(kv_, key, 1, 0, &held_, &r), 1);
+		// A process that dies attached: its session is reclaimed next.
+		pid_t pid = fork();
+		if (pid == 0) {
+			beluga_pool *p = nullptr;
+			beluga_kvc *k = nullptr;
+			beluga_kvc_fingerprint fp = opaque_fp(kPayload, "tool-test-model");
+			if (beluga_pool_open(nullptr, &p) ||
+			    beluga_kvc_open(p, name_.c_str(), &fp, nullptr, 0, 0, nullptr, &k))
+				_exit(1);
+			_exit(0); // without detaching
+		}
+		int st;
+		ASSERT_EQ(waitpid(pid, &st, 0), pid);
+		ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		ASSERT_EQ(beluga_kvc_reclaim(kv_), 1);
+	}
+	std::string region_bytes()
+	{
+		beluga_region *r = nullptr;
+		beluga_mapping *m = nullptr;
+		std::string s;
+		if (!beluga_region_open(pool_, name_.c_str(), BELUGA_REGION_RDONLY, &r) &&
+		    !beluga_region_map(r, 0, 0, BELUGA_PROT_READ, &m))
+			s.assign(static_cast<const char *>(beluga_mapping_addr(m)), beluga_mapping_size(m));
+		beluga_mapping_unmap(m);
+		beluga_region_close(r);
+		return s;
+	}
+
+	std::string name_, dir_;
+	beluga_pool *pool_ = nullptr;
+	beluga_kvc *kv_ = nullptr;
+	beluga_kvc_ref held_{};
+	uint8_t pinned_key_[32];
+};
+
+std::string hex(const uint8_t *k)
+{
+	char b[65];
+	for (int i = 0; i < 32; i++)
+		std::snprintf(b + 2 * i, 3, "%02x", k[i]);
+	return b;
+}
+
+TEST_F(ToolKv, UsageErrorsExitOne)
+{
+	for (const auto &args : std::vector<std::vector<std::string>>{
+		     {"kv"}, {"kv", "bogus"}, {"kv", "ls"}, {"kv", "stats", "--bogus"},
+		     {"kv", "inspect", name_, "xyz"}, {"kv", "inspect", name_, std::string(64, 'g')},
+		     {"kv", "metrics", name_, "--listen", "nonsense"},
+		     {"kv", "metrics", name_, "--listen", "0.0.0.0:0"}}) {
+		auto r = run(args);
+		EXPECT_EQ(r.status, 1) << args.back() << ": " << r.err;
+		EXPECT_FALSE(r.err.empty()) << args.back();
+	}
+	auto remote = run({"kv", "metrics", name_, "--listen", "0.0.0.0:0"});
+	EXPECT_NE(remote.err.find("--allow-remote"), std::string::npos) << remote.err;
+	auto help = run({"kv", "--help"});
+	EXPECT_EQ(help.status, 0);
+	for (const char *sub : {"stats", "ls", "inspect", "metrics"})
+		EXPECT_NE(help.out.find(sub), std::string::npos) << sub;
+}
+
+TEST_F(ToolKv, MissingCacheExitsTwo)
+{
+	auto none = run({"kv", "stats", name_ + "-none"});
+	EXPECT_EQ(none.status, 2) << none.err;
+	beluga_region *r = nullptr;
+	std::string plain = name_ + "-plain";
+	ASSERT_EQ(beluga_region_create(pool_, plain.c_str(), 2 << 20, 0600, 0, BELUGA_ALL_SOURCES, &r), 0);
+	beluga_region_close(r);
+	auto notcache = run({"kv", "ls", plain});
+	EXPECT_EQ(notcache.status, 2) << notcache.err;
+	EXPECT_NE(notcache.err.find("formatted"), std::string::npos) << notcache.err;
+	beluga_region_destroy(pool_, plain.c_str());
+	uint8_t k[32];
+	make_key(5000, k);
+	auto gone = run({"kv", "inspect", name_, hex(k)});
+	EXPECT_EQ(gone.status, 2);
+	EXPECT_NE(gone.err.find("not cached"), std::string::npos) << gone.err;
+}
+
+TEST_F(ToolKv, StatsJsonSaysWhatHappened)
+{
+	auto r = run({"kv", "stats", name_, "--json"});
+	ASSERT_EQ(r.status, 0) << r.err;
+	json j = json::parse(r.out);
+	EXPECT_EQ(j["cache"], name_);
+	EXPECT_EQ(j["fingerprint"]["model_id"], "tool-test-model");
+	EXPECT_EQ(j["fingerprint"]["payload_bytes"], kPayload);
+	EXPECT_EQ(j["counters"]["puts"], 24);
+	EXPECT_EQ(j["counters"]["evictions"], 4);
+	EXPECT_EQ(j["counters"]["get_hits"], 13); // 12 gets and the pin
+	EXPECT_EQ(j["counters"]["get_misses"], 1);
+	EXPECT_NEAR(j["hit_rate"].get<double>(), 13.0 / 14, 1e-9);
+	EXPECT_EQ(j["counters"]["sessions_reclaimed"], 1);
+	EXPECT_EQ(j["hosts"][0]["used_blocks"], 20);
+	EXPECT_EQ(j["hosts"][0]["capacity_blocks"], 20);
+	EXPECT_EQ(j["hosts"][0]["policy"], "CLOCK");
+	EXPECT_EQ(j["blocks_cached"], 20);
+	EXPECT_EQ(j["held_pins"], 1);
+	EXPECT_EQ(j["live_sessions"], 1);
+	EXPECT_EQ(j["errors"], 0);
+	// Every cache, as text.
+	auto all = run({"kv", "stats"});
+	ASSERT_EQ(all.status, 0) << all.err;
+	for (const char *field : {"hit rate:", "occupancy:", "evictions:", "reclaimed:", "fingerprint:"})
+		EXPECT_NE(all.out.find(field), std::string::npos) << field;
+	EXPECT_NE(all.out.find(name_), std::string::npos);
+	EXPECT_NE(all.out.find("20 of 20 blocks"), std::string::npos) << all.out;
+}
+
+TEST_F(ToolKv, ListAndInspectBlocks)
+{
+	auto r = run({"kv", "ls", name_, "--json", "--verify"});
+	ASSERT_EQ(r.status, 0) << r.err;
+	json j = json::parse(r.out);
+	ASSERT_EQ(j.size(), 20u);
+	int pinned = 0;
+	for (const auto &b : j) {
+		EXPECT_EQ(b["bytes"], kPayload);
+		EXPECT_EQ(b["checksum_state"], "ok");
+		EXPECT_EQ(b["key"].get<std::string>().size(), 64u);
+		EXPECT_GE(b["age_s"].get<double>(), 0.0);
+		pinned += b["pins"].get<int>();
+	}
+	EXPECT_EQ(pinned, 1);
+	auto text = run({"kv", "ls", name_, "-n", "3"});
+	ASSERT_EQ(text.status, 0);
+	EXPECT_NE(text.out.find("3 blocks"), std::string::npos) << text.out;
+	auto one = run({"kv", "inspect", name_, hex(pinned_key_), "--json"});
+	ASSERT_EQ(one.status, 0) << one.err;
+	json b = json::parse(one.out);
+	EXPECT_EQ(b["key"], hex(pinned_key_));
+	EXPECT_EQ(b["pins"], 1);
+	EXPECT_EQ(b["checksum_state"], "ok");
+	EXPECT_TRUE(b["last_read_s"].is_number());
+}
+
+TEST_F(ToolKv, MetricsAreValidPrometheusText)
+{
+	auto r = run({"kv", "metrics", name_});
+	ASSERT_EQ(r.status, 0) << r.err;
+	EXPECT_TRUE(valid_prometheus(r.out)) << r.out;
+	std::string h = "{cache=\"" + name_ + "\",host=\"0\"}";
+	EXPECT_EQ(sample_value(r.out, "beluga_kv_puts_total" + h), 24);
+	EXPECT_EQ(sample_value(r.out, "beluga_kv_evictions_total" + h), 4);
+	EXPECT_EQ(sample_value(r.out, "beluga_kv_sessions_reclaimed_total" + h), 1);
+	EXPECT_EQ(sample_value(r.out, "beluga_kv_used_blocks" + h), 20);
+	EXPECT_NEAR(sample_value(r.out, "beluga_kv_hit_ratio{cache=\"" + name_ + "\"}"), 13.0 / 14,
+		    1e-9);
+	EXPECT_NE(r.out.find("model=\"tool-test-model\""), std::string::npos);
+}
+
+TEST_F(ToolKv, TheToolWritesNothing)
+{
+	std::string before = region_bytes();
+	ASSERT_FALSE(before.empty());
+	for (const auto &args : std::vector<std::vector<std::string>>{
+		     {"kv", "stats", name_}, {"kv", "ls", name_, "--verify"},
+		     {"kv", "inspect", name_, hex(pinned_key_)}, {"kv", "metrics"}})
+		ASSERT_EQ(run(args).status, 0) << args[1];
+	EXPECT_TRUE(before == region_bytes()) << "beluga-tool kv changed the cache";
+}
+
+// ---- the HTTP endpoint ----
+
+struct Server {
+	pid_t pid = -1;
+	int port = -1;
+	int out = -1;
+};
+
+Server start_server(const std::vector<std::string> &args)
+{
+	int p[2];
+	Server s;
+	if (pipe2(p, O_CLOEXEC))
+		return s;
+	s.pid = fork();
+	if (s.pid == 0) {
+		dup2(p[1], 1);
+		auto argv = argv_of(args);
+		execv(g_tool.c_str(), argv.data());
+		_exit(98);
+	}
+	close(p[1]);
+	s.out = p[0];
+	std::string line;
+	char c;
+	pollfd pf{s.out, POLLIN, 0};
+	while (line.find('\n') == std::string::npos && poll(&pf, 1, 20000) > 0 && read(s.out, &c, 1) == 1)
+		line += c;
+	std::smatch m;
+	static const std::regex url(R"(http://127\.0\.0\.1:([0-9]+)/metrics)");
+	if (std::regex_search(line, m, url))
+		s.port = std::stoi(m[1]);
+	return s;
+}
+
+std::string http(int port, const std::string &request)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sockaddr_in a{};
+	a.sin_family = AF_INET;
+	a.sin_port = htons(uint16_t(port));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	std::string resp;
+	if (!connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)) &&
+	    write(fd, request.data(), request.size()) == ssize_t(request.size())) {
+		char buf[4096];
+		pollfd pf{fd, POLLIN, 0};
+		for (ssize_t n; poll(&pf, 1, 20000) > 0 && (n = read(fd, buf, sizeof(buf))) > 0;)
+			resp.append(buf, size_t(n));
+	}
+	close(fd);
+	return resp;
+}
+
+int wait_exit(pid_t pid)
+{
+	int st = -1;
+	for (int i = 0; i < 2000; i++) { // 20 s: a loaded machine, a VM
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+TEST_F(ToolKv, HttpEndpointAnswersAndStopsOnSigterm)
+{
+	Server s = start_server({"kv", "metrics", name_, "--listen", "127.0.0.1:0"});
+	ASSERT_GT(s.port, 0) << "no listening line";
+	std::string resp = http(s.port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+	ASSERT_EQ(resp.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << resp.substr(0, 200);
+	EXPECT_NE(resp.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
+	std::string body = resp.substr(resp.find("\r\n\r\n") + 4);
+	EXPECT_TRUE(valid_prometheus(body)) << body;
+	EXPECT_EQ(sample_value(body, "beluga_kv_puts_total{cache=\"" + name_ + "\",host=\"0\"}"), 24);
+	EXPECT_EQ(http(s.port, "GET /other HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 404", 0), 0u);
+	EXPECT_EQ(http(s.port, "POST /metrics HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
+	EXPECT_EQ(http(s.port, "nonsense\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+	EXPECT_EQ(http(s.port, std::string(8192, 'x')).rfind("HTTP/1.1 431", 0), 0u); // 8 KiB, no end
+	kill(s.pid, SIGTERM);
+	EXPECT_EQ(wait_exit(s.pid), 0);
+	std::string rest;
+	char buf[256];
+	for (ssize_t n; (n = read(s.out, buf, sizeof(buf))) > 0;)
+		rest.append(buf, size_t(n));
+	close(s.out);
+	EXPECT_NE(rest.find("stopping"), std::string::npos) << rest;
+}
+
+TEST_F(ToolKv, HttpEndpointStopsAfterMaxRequests)
+{
+	Server s = start_server({"kv", "metrics", "--listen", "127.0.0.1:0", "--max-requests", "1"});
+	ASSERT_GT(s.port, 0);
+	std::string resp = http(s.port, "HEAD /metrics HTTP/1.0\r\n\r\n");
+	EXPECT_EQ(resp.rfind("HTTP/1.1 200 OK", 0), 0u);
+	EXPECT_EQ(resp.substr(resp.find("\r\n\r\n") + 4), ""); // HEAD: no body
+	EXPECT_EQ(wait_exit(s.pid), 0);
+	close(s.out);
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	std::vector<char *> rest{argv[0]};
+	for (int i = 1; i < argc; i++) {
+		if (!std::strcmp(argv[i], "--tool") && i + 1 < argc)
+			g_tool = argv[++i];
+		else if (!std::strcmp(argv[i], "--backend") && i + 1 < argc)
+			g_backend = argv[++i];
+		else
+			rest.push_back(argv[i]);
+	}
+	if (access(g_tool.c_str(), X_OK)) // in the VM image: next to this program
+		g_tool = std::filesystem::read_symlink("/proc/self/exe").parent_path().string() +
+			 "/../../tools/beluga-tool";
+	int n = int(rest.size());
+	::testing::InitGoogleTest(&n, rest.data());
+	return RUN_ALL_TESTS();
+}

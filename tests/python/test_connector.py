@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: Apache-2.0
+"""BelugaConnector driven with vLLM's own call sequence and arguments.
+
+Followed from vllm-project/vllm (late-2025 main; no release number is known
+for these commits): kv_connector/v1/base.py @ 13f4ad0f55b0, the scheduler's
+calls in v1/core/sched/scheduler.py @ 00024d314514, the worker's in
+v1/worker/kv_connector_model_runner_mixin.py (get_finished() form; newest
+@ 00f4240ee645) and attention/kv_transfer_utils.py @ 2b9269b23f28.  Details
+in vllm_standins.py (the stand-in types) and mini_vllm.py (the sequence).
+"""
+
+import multiprocessing as mp
+import pickle
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="python3-torch is needed for the connector tests")
+pytest.importorskip("cbor2", reason="python3-cbor2 computes vLLM's reference block hashes")
+
+import beluga  # noqa: E402
+import vllm_standins as V  # noqa: E402
+
+
+@pytest.fixture
+def vllm(monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    uninstall = V.install()
+    yield V
+    uninstall()
+
+
+def make_config(pool_dir, **extra):
+    cfg = V.VllmConfig()
+    cfg.cache_config.block_size = extra.pop("block_size", 4)
+    cfg.model_config.num_layers = extra.pop("num_layers", 3)
+    cfg.model_config.num_kv_heads = extra.pop("num_kv_heads", 2)
+    cfg.model_config.head_size = extra.pop("head_size", 8)
+    cfg.model_config.dtype = extra.pop("dtype", "bfloat16")
+    cfg.kv_transfer_config.kv_connector_extra_config = dict(
+        region="kv-test", region_bytes="8M", backend="user", user_dir=pool_dir,
+        hugetlbfs_dir="none", **extra)
+    return cfg
+
+
+def engine(pool_dir, **kw):
+    from mini_vllm import MiniVLLM
+    engine_kw = {k: kw.pop(k) for k in list(kw) if k in (
+        "layout", "kernel_block_size", "local_prefix_cache", "hnd", "call_save_layers", "num_blocks",
+        "cross_layer")}
+    return MiniVLLM(make_config(pool_dir, **kw), **engine_kw)
+
+
+PROMPT = [5, 9, 2, 7, 11, 3, 8, 1, 6, 4, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]  # 5.5 blocks
+
+
+def serve(e, req_id, tokens, max_tokens=1, check=True):
+    """Run one request to completion; check its paged KV after the prefill step."""
+    req = V.Request(req_id, tokens, e.bs, max_tokens=max_tokens)
+    e.add(req)
+    so = e.schedule()
+    _, errors = e.execute(so)
+    loaded = so.kv_connector_metadata.plan.loads
+    if check:   # loaded blocks + this step's tokens, before the request can finish
+        n = req.num_computed_tokens + so.num_scheduled_tokens[req_id]
+        assert e.check_request(req, n), "paged KV differs from what the model computes"
+    e.update(so)
+    e.run_to_completion()
+    return req, so, loaded, errors
+
+
+def test_import_guard_names_vllm():
+    import importlib
+    import sys
+    sys.modules.pop("beluga_vllm.connector", None)
+    import beluga_vllm  # no vLLM needed
+    with pytest.raises(ImportError, match="needs vLLM"):
+        importlib.import_module("beluga_vllm.connector")
+    with pytest.raises(ImportError, match="needs vLLM"):
+        beluga_vllm.BelugaConnector  # noqa: B018
+
+
+def test_vllm_block_hashes_are_beluga_keys(vllm):
+    req = V.Request("r", PROMPT, 4)
+    root = beluga.root_key("0")
+    assert root == V.none_hash()
+    assert beluga.hash_tokens(root, PROMPT, 4) == req.block_hashes
+
+
+@pytest.mark.parametrize("data_path", ["beluga", "torch"])
+@pytest.mark.parametrize("layout,hnd", [("flash_attn", False), ("flashinfer", False),
+                                        ("flash_attn", True)])
+def test_second_instance_loads_what_the_first_computed(vllm, pool_dir, data_path, layout, hnd):
+    if hnd and data_path == "beluga":
+        data_path = "beluga"   # HND: head rows, still one PagedKV
+    a = engine(pool_dir, data_path=data_path, layout=layout, hnd=hnd)
+    b = engine(pool_dir, data_path=data_path, layout=layout, hnd=hnd)
+    try:
+        req_a, so_a, loaded_a, _ = serve(a, "a1", PROMPT, max_tokens=3)
+        assert loaded_a == []
+        # Full prompt blocks (5) plus the block the generated tokens filled.
+        cache = a.worker.cache
+        assert cache.lookup_prefix(req_a.block_hashes) == len(req_a.block_hashes) == 6
+        assert a.worker.stats.saved_blocks == 6
+
+        question = PROMPT + [40, 41, 42, 43, 44, 45]
+        req_b, so_b, loaded_b, errors = serve(b, "b1", question)
+        assert errors == set()
+        # Five full prompt blocks are shared; B computes only the rest.
+        assert sum(len(s.keys) for s in loaded_b) == 5
+        assert so_b.num_scheduled_tokens["b1"] == len(question) - 20
+        assert b.worker.stats.loaded_blocks == 5
+    finally:
+        a.close()
+        b.close()
+
+
+def test_whole_prompt_cached_recomputes_only_the_last_token(vllm, pool_dir):
+    a = engine(pool_dir)
+    b = engine(pool_dir)
+    try:
+        prompt = PROMPT[:16]                       # exactly 4 blocks
+        serve(a, "a", prompt)
+        req, so, loaded, errors = serve(b, "b", prompt)
+        assert so.num_scheduled_tokens["b"] == 1  # vLLM needs one token's logits
+        assert sum(len(s.keys) for s in loaded) == 4
+        assert errors == set()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_local_prefix_hits_are_not_loaded_again(vllm, pool_dir):
+    a = engine(pool_dir, local_prefix_cache=True)
+    b = engine(pool_dir, local_prefix_cache=True)
+    try:
+        serve(a, "a", PROMPT)                       # stores 5 blocks
+        serve(b, "b0", PROMPT[:9])                  # B computes 2 blocks itself (loads them)
+        req, so, loaded, _ = serve(b, "b1", PROMPT + [50])
+        # B's own prefix cache has 2 blocks; only blocks 2..4 come from Beluga.
+        assert [len(s.keys) for s in loaded] == [3]
+        assert loaded[0].keys == req.block_hashes[2:5]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_layerwise_loading_lands_each_layer_before_its_attention(vllm, pool_dir):
+    a = engine(pool_dir)
+    b = engine(pool_dir, layerwise=True)
+    try:
+        serve(a, "a", PROMPT)
+        seen = []
+
+        def probe(layer, name):
+            # After wait_for_layer_load(layer): this layer loaded, later ones not yet.
+            t = b._kernel_view(name)
+            blk = b.blocks["b"][0]
+            seen.append((layer, bool(t[:, blk].abs().sum() > 0)))
+            if layer + 1 < b.layers:
+                nxt = b._kernel_view(b.layer_names[layer + 1])
+                seen.append((layer + 1, bool(nxt[:, blk].abs().sum() > 0)))
+        b.layer_probe = probe
+        serve(b, "b", PROMPT + [60])
+        assert seen[:2] == [(0, True), (1, False)]
+        assert all(loaded for layer, loaded in seen[::2])
+    finally:
+        a.close()
+        b.close()
+
+
+def test_blocks_removed_after_lookup_become_load_errors(vllm, pool_dir):
+    a = engine(pool_dir)
+    b = engine(pool_dir)
+    try:
+        req_a, *_ = serve(a, "a", PROMPT)
+        # Between the scheduler's lookup and the worker's load, block 2 goes.
+        b.hook_before_load = lambda so: a.worker.cache.remove([req_a.block_hashes[2]])
+        req = V.Request("b", PROMPT + [70], 4)
+        b.add(req)
+        so = b.schedule()
+        _, errors = b.execute(so)
+        failed = set(b.blocks["b"][2:5])
+        assert errors == failed                      # vLLM recomputes from block 2
+        assert b.worker.stats.load_misses == 3
+        assert b.worker.get_block_ids_with_load_errors() == set()   # reported once
+    finally:
+        a.close()
+        b.close()
+
+
+def test_saves_without_save_kv_layer_calls_are_complete(vllm, pool_dir):
+    a = engine(pool_dir, call_save_layers=False)
+    b = engine(pool_dir)
+    try:
+        serve(a, "a", PROMPT)
+        assert a.worker.stats.saved_blocks == 5
+        serve(b, "b", PROMPT + [1])                 # check_request validates the bytes
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("data_path", ["beluga", "torch"])
+def test_cross_layer_kv_cache(vllm, pool_dir, data_path):
+    # register_cross_layers_kv_cache: the NHD cross-layer block is the pool
+    # block byte for byte (one contiguous run per block on the CPU path).
+    a = engine(pool_dir, cross_layer=True, data_path=data_path, cross_layer_blocks=True)
+    b = engine(pool_dir, cross_layer=True, data_path=data_path)
+    try:
+        assert a.worker.prefer_cross_layer_blocks and not b.worker.prefer_cross_layer_blocks
+        if data_path == "beluga":
+            assert a.worker._io.paged.run_bytes()[1] == 1
+        serve(a, "a", PROMPT)
+        _, so, loaded, errors = serve(b, "b", PROMPT + [4])
+        assert sum(len(s.keys) for s in loaded) == 5 and errors == set()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_kernel_blocks_smaller_than_the_hash_block(vllm, pool_dir):
+    a = engine(pool_dir, block_size=8, kernel_block_size=4)
+    b = engine(pool_dir, block_size=8, kernel_block_size=4, data_path="torch")
+    try:
+        serve(a, "a", PROMPT)
+        _, so, loaded, _ = serve(b, "b", PROMPT + [3])
+        assert sum(len(s.keys) for s in loaded) == 2
+    finally:
+        a.close()
+        b.close()
+
+
+def test_preempted_request_loads_again_when_resumed(vllm, pool_dir):
+    a = engine(pool_dir)
+    b = engine(pool_dir)
+    try:
+        serve(a, "a", PROMPT)
+        req = V.Request("b", PROMPT + [80], 4, max_tokens=4)
+        b.add(req)
+        so = b.schedule()
+        b.execute(so)
+        b.update(so)
+        b.preempt(req)
+        so = b.schedule()                            # resumed: a cached request
+        assert "b" in so.scheduled_cached_reqs.resumed_req_ids
+        loads = so.kv_connector_metadata.plan.loads
+        assert [s.block_ids for s in loads] == [b.blocks["b"][:5]]
+        b.execute(so)
+        b.update(so)
+        assert b.check_request(req)
+        b.run_to_completion()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_only_publishable_block_hashes_are_stored(vllm, pool_dir):
+    # vLLM's newest base.py: content-addressed connectors apply
+    # request.num_publishable_block_hashes before storing blocks by hash.
+    a = engine(pool_dir)
+    try:
+        req = V.Request("a", PROMPT, 4)
+        req.num_publishable_block_hashes = 3
+        a.add(req)
+        so = a.schedule()
+        assert [len(s.keys) for s in so.kv_connector_metadata.plan.saves] == [3]
+    finally:
+        a.close()
+
+
+def test_metadata_pickles_for_worker_processes(vllm, pool_dir):
+    a = engine(pool_dir)
+    try:
+        req = V.Request("a", PROMPT, 4)
+        a.add(req)
+        so = a.schedule()
+        meta = pickle.loads(pickle.dumps(so.kv_connector_metadata))
+        assert [s.keys for s in meta.plan.saves] == [req.block_hashes[:5]]
+        assert isinstance(meta, V.KVConnectorMetadata)
+    finally:
+        a.close()
+
+
+def test_fingerprint_mismatch_is_refused_naming_the_field(vllm, pool_dir):
+    a = engine(pool_dir)
+    try:
+        with pytest.raises(beluga.BelugaError) as e:
+            engine(pool_dir, num_kv_heads=4)
+        assert e.value.errno == beluga.KVC_EFINGERPRINT
+        assert "num_kv_heads" in str(e.value)
+    finally:
+        a.close()
+
+
+def test_unshareable_hash_settings_are_refused(vllm, pool_dir, monkeypatch):
+    cfg = make_config(pool_dir)
+    cfg.cache_config.prefix_caching_hash_algo = "xxhash"
+    with pytest.raises(ValueError, match="32-byte block hashes"):
+        V.create_connector(cfg, V.KVConnectorRole.SCHEDULER, None)
+    monkeypatch.delenv("PYTHONHASHSEED")
+    with pytest.raises(ValueError, match="PYTHONHASHSEED"):
+        V.create_connector(make_config(pool_dir), V.KVConnectorRole.SCHEDULER, None)
+    bad = make_config(pool_dir, regoin="typo")
+    with pytest.raises(ValueError, match="regoin"):
+        V.create_connector(bad, V.KVConnectorRole.SCHEDULER, None)
+
+
+def _instance_b(pool_dir, prompt, conn):
+    # A second vLLM instance in its own process (spawned: a fresh interpreter).
+    import os
+    os.environ["PYTHONHASHSEED"] = "0"
+    import vllm_standins as V2
+    V2.install()
+    from mini_vllm import MiniVLLM
+    cfg = make_config(pool_dir)
+    b = MiniVLLM(cfg)
+    req = V2.Request("b", prompt, 4, max_tokens=2)
+    b.add(req)
+    so = b.schedule()
+    _, errors = b.execute(so)
+    ok = b.check_request(req, req.num_computed_tokens + so.num_scheduled_tokens["b"])
+    b.update(so)
+    conn.send((sum(len(s.keys) for s in so.kv_connector_metadata.plan.loads),
+               so.num_scheduled_tokens["b"], ok, sorted(errors)))
+    b.run_to_completion()
+    b.close()
+
+
+def test_two_processes_share_one_cache(vllm, pool_dir):
+    a = engine(pool_dir)
+    try:
+        serve(a, "a", PROMPT)
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=_instance_b, args=(pool_dir, PROMPT + [90, 91], child))
+        p.start()
+        assert parent.poll(120), "instance B did not answer"
+        loaded, scheduled, ok, errors = parent.recv()
+        p.join(60)
+        assert p.exitcode == 0
+        assert (loaded, scheduled, ok, errors) == (5, 4, True, [])
+        assert a.worker.cache.stats()["get_hits"] + a.worker.cache.stats()["pins"] >= 5
+    finally:
+        a.close()

@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The end-to-end benchmark in its smoke mode: tiny shapes, all three stores,
+two engine processes, both runs; checks the mechanics, not the speed."""
+
+import importlib.util
+import os
+import shutil
+import sys
+
+import pytest
+
+pytest.importorskip("torch", reason="python3-torch runs the benchmark's model")
+pytest.importorskip("numpy", reason="python3-numpy is needed by the benchmark")
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "python", "bench")
+sys.path.insert(0, os.path.abspath(BENCH))
+
+
+def test_smoke_run_reports_the_table(tmp_path, capsys):
+    stores = ["none", "beluga"]
+    # Redis joins when both the client (python3-redis) and the server are there.
+    if importlib.util.find_spec("redis") and (shutil.which("redis-server") or
+                                              os.path.exists("/usr/bin/redis-server")):
+        stores.append("redis")
+    import e2e
+    summary, agree = e2e.main(["--smoke", "--stores", ",".join(stores),
+                               "--json", str(tmp_path / "e2e.json"), "--timeout", "300"])
+    out = capsys.readouterr().out
+    assert "| Run | Metric |" in out and "Avg TTFT (ms)" in out and "prefill throughput" in out
+    for kind in stores:
+        first, second = summary[kind]["first"], summary[kind]["second"]
+        assert first["requests"] == second["requests"] == 6
+    # Without a shared cache nothing comes from outside; with one, the second run
+    # computes only what no cache can hold (the last partial block of each prompt).
+    assert summary["none"]["first"]["loaded_tokens"] == summary["none"]["second"]["loaded_tokens"] == 0
+    for kind in stores[1:]:
+        first, second = summary[kind]["first"], summary[kind]["second"]
+        assert first["saved_blocks"] > 0
+        assert second["computed_tokens"] < summary["none"]["second"]["computed_tokens"]
+        assert second["loaded_tokens"] > 0 and second["saved_blocks"] == 0
+        assert second["computed_tokens"] == sum(
+            len(r.prompt) - ((len(r.prompt) - 1) // 16) * 16 for r in _requests(e2e))
+    # fp32 on the CPU: KV from a cache gives exactly the first token recomputing gives.
+    for key, (same, total) in agree.items():
+        assert same == total, f"{key}: first tokens differ from the no-cache run"
+    beluga_stats = summary["beluga"]["second"]["store_stats"]
+    assert beluga_stats["checksum_failures"] == 0 and beluga_stats["get_misses"] == 0
+
+
+def _requests(e2e):
+    import workload
+    from model import SMOKE_SHAPE
+    return workload.build(workload.SMOKE_WORKLOAD, SMOKE_SHAPE.vocab)

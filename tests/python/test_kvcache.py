@@ -1,0 +1,278 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The KV-block store through the binding: every call and its errors."""
+
+import errno
+import hashlib
+import os
+
+import pytest
+
+import beluga
+
+np = pytest.importorskip("numpy", reason="python3-numpy is needed for the store tests")
+
+MiB = 1 << 20
+
+
+def fp(**kw):
+    args = dict(model_id="test/model@1", hash_seed="0", num_layers=2, block_size=4,
+                num_kv_heads=2, head_size=8, dtype="bf16")
+    args.update(kw)
+    return beluga.Fingerprint(**args)
+
+
+@pytest.fixture
+def cache(pool):
+    c = beluga.KVCache.open(pool, "kv", fp(), region_bytes=8 * MiB)
+    yield c
+    if c.attached:
+        c.detach()
+
+
+def blocks(n, size, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, size), dtype=np.uint8)
+
+
+def keys(n, tag=b"k"):
+    return [hashlib.sha256(tag + bytes([i])).digest() for i in range(n)]
+
+
+def test_fingerprint_fields_and_validation():
+    f = fp()
+    assert (f.num_layers, f.block_size, f.dtype, f.layout, f.tp_size) == (2, 4, "bf16", "kv_block", 1)
+    assert f == fp() and not (f == fp(num_layers=3))
+    assert fp(dtype="torch.bfloat16") == f
+    with pytest.raises(ValueError):
+        fp(dtype="int4")
+    with pytest.raises(ValueError):
+        fp(model_id="x" * 200)
+    with pytest.raises(ValueError):
+        fp(layout="weird")
+
+
+def test_put_get_lookup_roundtrip(cache):
+    size = cache.payload_bytes
+    assert size == 2 * 2 * 4 * 2 * 8 * 2
+    k, data = keys(4), blocks(4, size)
+    assert cache.put(k[:3], data[:3]) == [0, 0, 0]
+    assert cache.put(k[:3], list(data[:3])) == [beluga.EXISTS] * 3
+    assert cache.lookup_prefix(k) == 3
+    assert cache.lookup_prefix(k[1:]) == 2
+    assert cache.lookup_prefix([]) == 0
+    assert cache.lookup_prefix(b"".join(k)) == 3     # packed keys work too
+    out = np.zeros((4, size), np.uint8)
+    assert cache.get(k, out) == [size, size, size, -errno.ENOENT]
+    assert (out[:3] == data[:3]).all()
+    got = cache.get(k)
+    assert got[:3] == [bytes(d) for d in data[:3]] and got[3] is None
+    small = [bytearray(size - 1)]
+    assert cache.get(k[:1], small) == [-errno.ENOBUFS]
+    s = cache.stats()
+    assert (s["puts"], s["put_exists"], s["lookups"]) == (3, 3, 4)   # the empty lookup is free
+
+
+def test_put_item_errors(cache):
+    size = cache.payload_bytes
+    assert cache.put(keys(1), [bytearray(size + 1)]) == [-errno.EINVAL]
+    assert cache.put(keys(1, b"z"), [b""]) == [-errno.EINVAL]
+    with pytest.raises(ValueError, match="32 bytes"):
+        cache.put([b"short"], [bytes(size)])
+    with pytest.raises(ValueError, match="2 buffers for 1 keys"):
+        cache.put(keys(1), [bytes(size), bytes(size)])
+    with pytest.raises(ValueError, match="equal blocks"):
+        cache.put(keys(2), bytes(size * 2 + 1))
+
+
+def test_full_partition_answers_enospc_without_eviction(pool):
+    c = beluga.KVCache.open(pool, "tiny", fp(), region_bytes=2 * MiB, eviction="none",
+                            capacity_blocks=4)
+    assert c.eviction()["policy"] == "none" and c.info()["eviction"] == "none"
+    res = c.put(keys(6), np.zeros((6, c.payload_bytes), np.uint8))
+    assert res == [0] * 4 + [-errno.ENOSPC] * 2
+    assert c.stats()["put_nospace"] == 2
+    c.detach()
+
+
+def test_eviction_makes_room_and_spares_pins(pool):
+    c = beluga.KVCache.open(pool, "ev", fp(), region_bytes=2 * MiB, capacity_blocks=8,
+                            high_watermark_pct=100, low_watermark_pct=50)
+    e = c.eviction()
+    assert (e["policy"], e["capacity_blocks"], e["used_blocks"]) == ("clock", 8, 0)
+    first = keys(8, b"a")
+    assert c.put(first, blocks(8, c.payload_bytes)) == [0] * 8
+    pin = c.pin(first[:1])[0]
+    assert c.put(keys(4, b"b"), blocks(4, c.payload_bytes)) == [0] * 4
+    st = c.stats()
+    assert st["evictions"] >= 4 and st["evict_rounds"] >= 1
+    assert c.lookup_prefix(first[:1]) == 1          # the pinned block stayed
+    assert c.eviction()["used_blocks"] <= 8
+    pin.unpin()
+    assert c.evict(2) == 2
+    c.set_eviction(policy="lru", capacity_blocks=6)
+    assert c.eviction()["policy"] == "lru" and c.eviction()["used_blocks"] <= 6
+    with pytest.raises(beluga.BelugaError) as e:
+        c.set_eviction(high_watermark_pct=10, low_watermark_pct=90)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(ValueError):
+        c.set_eviction(policy="fifo")
+    c.detach()
+
+
+def test_inspect_and_list_blocks(cache):
+    k, data = keys(3), blocks(3, cache.payload_bytes)
+    cache.put(k, data)
+    info = cache.inspect(k[1], verify=True)
+    assert info["key"] == k[1] and info["len"] == cache.payload_bytes
+    assert info["checksum"] == beluga.checksum(data[1]) and info["checksum_state"] == "ok"
+    assert cache.inspect(keys(1, b"x")[0]) is None
+    listed = cache.list_blocks()
+    assert sorted(b["key"] for b in listed) == sorted(k)
+
+
+def test_observer_reads_without_a_session(pool, cache):
+    cache.put(keys(2), blocks(2, cache.payload_bytes))
+    obs = beluga.KVCache.open(pool, "kv", fp(), create=False, observe=True)
+    assert obs.info()["observer"] and obs.lookup_prefix(keys(2)) == 2
+    assert cache.stats()["sessions_opened"] == 1
+    with pytest.raises(beluga.BelugaError) as e:
+        obs.evict(1)
+    assert e.value.errno == errno.EPERM
+    obs.detach()
+
+
+def test_pins_are_zero_copy_and_block_detach(cache):
+    size = cache.payload_bytes
+    k, data = keys(2), blocks(2, size)
+    cache.put(k, data)
+    pins = cache.pin(k + keys(1, b"missing"), verify=True)
+    assert pins[2] is None
+    a = np.frombuffer(pins[0], np.uint8)
+    assert (a == data[0]).all() and not a.flags.writeable
+    assert pins[0].key == k[0] and len(pins[0]) == size
+    with pytest.raises(BufferError):
+        pins[0].unpin()                          # a view exists
+    with pytest.raises(BufferError, match="still pinned"):
+        cache.detach()
+    # Removal while pinned: the pinned copy stays readable and unchanged.
+    assert cache.remove(k[:1]) == [0]
+    assert cache.lookup_prefix(k) == 0
+    assert (np.frombuffer(pins[0], np.uint8) == data[0]).all()
+    del a
+    pins[0].unpin()
+    assert not pins[0].pinned
+    with pytest.raises(ValueError, match="no longer pinned"):
+        memoryview(pins[0])
+    del pins                                      # the other pin unpins when collected
+    assert cache.live_pins == 0
+    s = cache.stats()
+    assert s["pins"] == s["unpins"] == 2
+    assert cache.check()["held_pins"] == 0
+    cache.detach()
+
+
+def test_remove_results(cache):
+    k = keys(2)
+    cache.put(k[:1], [bytes(cache.payload_bytes)])
+    assert cache.remove(k) == [0, -errno.ENOENT]
+
+
+def test_info_check_and_reclaim(cache):
+    info = cache.info()
+    assert info["format_version"] == beluga.FORMAT_VERSION
+    assert info["coherence"] == "coherent" and info["max_hosts"] == 1
+    # The stored fingerprint has payload_bytes filled in from the shape.
+    assert info["fingerprint"] == fp(payload_bytes=512)
+    cache.put(keys(3), blocks(3, cache.payload_bytes))
+    rep = cache.check(verify_data=True)
+    assert rep["published_slots"] == 3 and rep["errors"] == 0
+    assert cache.reclaim() == 0
+
+
+def test_fingerprint_mismatch_names_the_field(pool, cache):
+    with pytest.raises(beluga.BelugaError) as e:
+        beluga.KVCache.open(pool, "kv", fp(head_size=16), create=False)
+    assert e.value.errno == beluga.KVC_EFINGERPRINT
+    assert "head_size" in e.value.strerror
+    with pytest.raises(beluga.BelugaError) as e:
+        beluga.KVCache.open(pool, "absent", fp(), create=False)
+    assert e.value.errno == errno.ENOENT
+    with pytest.raises(ValueError, match="region_bytes"):
+        beluga.KVCache.open(pool, "new", fp())
+
+
+def test_format_attach_on_a_mapping_and_simulated_hosts(pool):
+    r = pool.create_region("sim", 8 * MiB)
+    m = r.map()
+    beluga.KVCache.format(m, fp(), max_hosts=2)
+    h0 = beluga.KVCache.attach(m, fp(), host_id=0, coherence="simulate")
+    with pytest.raises(BufferError):
+        m.close()                                 # the attached cache holds the mapping
+    # One simulating handle per host and process: the second host attaches in a child.
+    k, data = keys(2), blocks(2, h0.payload_bytes)
+    assert h0.put(k, data) == [0, 0]
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        ok = False
+        try:
+            h1 = beluga.KVCache.attach(pool.open_region("sim").map(), fp(), host_id=1,
+                                       coherence="simulate")
+            out = np.zeros((2, h1.payload_bytes), np.uint8)
+            ok = h1.get(k, out) == [h1.payload_bytes] * 2 and (out == data).all()
+            ok = ok and h1.remove(k[:1]) == [-errno.EXDEV]
+            h1.detach()
+        finally:
+            os.write(wr, b"1" if ok else b"0")
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(rd, 1) == b"1"
+    with pytest.raises(beluga.BelugaError) as e:
+        beluga.KVCache.attach(m, fp(), host_id=5)
+    assert e.value.errno == errno.EINVAL
+    h0.detach()
+
+
+def test_attach_errors(pool):
+    r = pool.create_region("raw", 2 * MiB)
+    m = r.map()
+    with pytest.raises(beluga.BelugaError) as e:
+        beluga.KVCache.attach(m, fp())
+    assert e.value.errno == beluga.KVC_ENOTREADY
+    memoryview(m)[:8] = b"GARBAGE!"
+    with pytest.raises(beluga.BelugaError) as e:
+        beluga.KVCache.attach(m, fp())
+    assert e.value.errno == beluga.KVC_EFORMAT
+    with pytest.raises(ValueError, match="coherence"):
+        beluga.KVCache.attach(m, fp(), coherence="maybe")
+    with pytest.raises(BufferError):
+        beluga.KVCache.attach(bytes(4096), fp())   # read-only buffer
+
+
+def test_keys_match_vllm_sha256_cbor():
+    cbor2 = pytest.importorskip("cbor2")
+
+    def sha256_cbor(o):
+        return hashlib.sha256(cbor2.dumps(o, canonical=True)).digest()
+
+    root = beluga.root_key("0")
+    assert root.hex().startswith("4e1195df")
+    assert root == sha256_cbor("0")
+    toks = list(range(1, 17))
+    assert beluga.hash_block(root, toks) == sha256_cbor((root, tuple(toks), None))
+    extra = ("my-lora", ("mm-hash-abc", -3), b"\x01\x02\x03", 5, None)
+    assert beluga.hash_block(root, toks, extra) == sha256_cbor((root, tuple(toks), extra))
+    chain = beluga.hash_tokens(root, list(range(100, 114)), 4)
+    assert [c.hex()[:8] for c in chain] == ["71f40f56", "4d6f9055", "f3a4ba28"]
+    with pytest.raises(TypeError):
+        beluga.hash_block(root, toks, (True,))
+    with pytest.raises(ValueError):
+        beluga.hash_block(b"short", toks)
+    with pytest.raises(ValueError):
+        beluga.hash_tokens(root, [-1], 4)
+
+
+def test_checksum_vectors():
+    data = bytes(i & 0xFF for i in range(1000))
+    assert beluga.checksum(b"") == 0xE20CD9A04C3E3C37
+    assert beluga.checksum(data) == 0x0E580D5039EA8EF6
