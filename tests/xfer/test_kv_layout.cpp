@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -212,8 +213,8 @@ TEST(KvLayout, PagedCheckErrors)
 TEST(KvLayout, XferCheckErrors)
 {
 	beluga_kv_paged p = good_paged();
-	char pool[8];
-	beluga_kv_block_ref refs[2] = {{0, pool}, {2, pool}};
+	char pool[2][8];
+	beluga_kv_block_ref refs[2] = {{0, pool[0]}, {2, pool[1]}};
 	beluga_kv_xfer x{&p, refs, 2, 0, 2, BELUGA_KV_GATHER, 0};
 	ASSERT_EQ(beluga_kv_xfer_check(&x), 0);
 	EXPECT_EQ(beluga_kv_xfer_check(nullptr), -EINVAL);
@@ -237,6 +238,29 @@ TEST(KvLayout, XferCheckErrors)
 	refs[1].paged_block = 3; // == num_blocks
 	EXPECT_EQ(beluga_kv_xfer_check(&x), -EINVAL);
 	refs[1] = {1, nullptr};
+	EXPECT_EQ(beluga_kv_xfer_check(&x), -EINVAL);
+	// The written side named twice: one pool block gathered into twice...
+	refs[1] = {2, pool[0]};
+	EXPECT_EQ(beluga_kv_xfer_check(&x), -EINVAL);
+	y = x, y.dir = BELUGA_KV_SCATTER; // ...is fine when it is only read
+	EXPECT_EQ(beluga_kv_xfer_check(&y), 0);
+	// ...and one paged block scattered into twice.
+	refs[1] = {0, pool[1]};
+	EXPECT_EQ(beluga_kv_xfer_check(&y), -EINVAL);
+	EXPECT_EQ(beluga_kv_xfer_check(&x), 0);
+}
+
+// Duplicates among many refs (the sorted check) are found too.
+TEST(KvLayout, XferCheckDuplicatesInLargeTransfers)
+{
+	beluga_kv_paged p = good_paged();
+	std::vector<std::array<char, 8>> pools(100);
+	std::vector<beluga_kv_block_ref> refs(100);
+	for (size_t i = 0; i < refs.size(); i++)
+		refs[i] = {uint32_t(i % p.num_blocks), pools[i].data()};
+	beluga_kv_xfer x{&p, refs.data(), refs.size(), 0, 2, BELUGA_KV_GATHER, 0};
+	EXPECT_EQ(beluga_kv_xfer_check(&x), 0); // paged blocks repeat: read only
+	refs[77].pool = pools[3].data();
 	EXPECT_EQ(beluga_kv_xfer_check(&x), -EINVAL);
 }
 

@@ -6,6 +6,8 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <new>
+#include <vector>
 
 namespace {
 
@@ -224,6 +226,39 @@ int beluga_kv_paged_vllm_cross_layer(beluga_kv_paged *out, const beluga_kv_shape
 	return beluga_kv_paged_check(out);
 }
 
+} // extern "C"
+
+namespace {
+
+// The side a transfer writes must not be named twice: two scattered blocks
+// landing in one paged block (or two paged blocks gathered into one pool
+// block) would race in the parallel copiers, and the result would depend on
+// the order.  Small transfers compare pairwise; large ones sort a copy.
+bool writes_overlap(const beluga_kv_xfer &x)
+{
+	auto key = [&x](size_t i) {
+		return x.dir == BELUGA_KV_SCATTER ? uint64_t(x.refs[i].paged_block)
+						  : uint64_t(reinterpret_cast<uintptr_t>(x.refs[i].pool));
+	};
+	constexpr size_t kPairwise = 32;
+	if (x.nrefs <= kPairwise) {
+		for (size_t i = 1; i < x.nrefs; i++)
+			for (size_t j = 0; j < i; j++)
+				if (key(i) == key(j))
+					return true;
+		return false;
+	}
+	std::vector<uint64_t> keys(x.nrefs);
+	for (size_t i = 0; i < x.nrefs; i++)
+		keys[i] = key(i);
+	std::sort(keys.begin(), keys.end());
+	return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+}
+
+} // namespace
+
+extern "C" {
+
 int beluga_kv_xfer_check(const beluga_kv_xfer *x)
 {
 	if (!x || beluga_kv_paged_check(x->paged) || x->flags)
@@ -237,7 +272,11 @@ int beluga_kv_xfer_check(const beluga_kv_xfer *x)
 	for (size_t i = 0; i < x->nrefs; i++)
 		if (x->refs[i].paged_block >= x->paged->num_blocks || !x->refs[i].pool)
 			return -EINVAL;
-	return 0;
+	try {
+		return writes_overlap(*x) ? -EINVAL : 0;
+	} catch (const std::bad_alloc &) {
+		return -ENOMEM;
+	}
 }
 
 } // extern "C"

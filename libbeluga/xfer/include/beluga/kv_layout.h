@@ -162,7 +162,11 @@ struct beluga_kv_xfer {
 	uint32_t flags; /* must be 0 */
 };
 
-/* 0 if the transfer is well-formed (including every ref), -EINVAL otherwise. */
+/*
+ * 0 if the transfer is well-formed (including every ref, and no block named
+ * twice on the side it writes), -EINVAL otherwise (-ENOMEM when checking a
+ * large transfer for duplicates could not allocate).
+ */
 int beluga_kv_xfer_check(const struct beluga_kv_xfer *xfer);
 
 /*
