@@ -16,6 +16,7 @@ Subcommand destroy_command();
 Subcommand stat_command();
 Subcommand gpu_command();
 Subcommand top_command();
+Subcommand bench_command();
 
 } // namespace tool
 
