@@ -101,7 +101,7 @@ TEST(Tool, HelpOnEverySubcommand)
 	auto top = run({ "--help" });
 	EXPECT_EQ(top.status, 0);
 	EXPECT_NE(top.out.find("Exit codes:"), std::string::npos);
-	for (const char *sub : { "info", "ls", "create", "destroy", "stat", "gpu", "top" }) {
+	for (const char *sub : { "info", "ls", "create", "destroy", "stat", "gpu", "top", "bench" }) {
 		auto r = run({ sub, "--help" });
 		EXPECT_EQ(r.status, 0) << sub;
 		EXPECT_NE(r.out.find("Usage:"), std::string::npos) << sub;
