@@ -23,7 +23,7 @@ struct BenchArgs {
 	std::vector<std::string> tests, memories{ "dram", "beluga" }, methods, patterns;
 	std::vector<std::string> sizes, chase_sizes;
 	std::string buffer, plot_dir;
-	unsigned threads = 0;
+	unsigned threads = 0, repeat = 0;
 	double duration_ms = 0, zipf = 0.99;
 	int dram_node = -1, source = BELUGA_ALL_SOURCES;
 	std::uint64_t seed = 1;
@@ -90,7 +90,8 @@ bench::Config make_config(const BenchArgs &a)
 				? powers(4 << 10, a.quick ? 16 << 20 : 64 << 20, a.quick ? 16 : 4)
 				: parse_sizes(a.chase_sizes, "--chase-sizes");
 	c.buffer = a.buffer.empty() ? (a.quick ? 32ull << 20 : 256ull << 20) : parse_size(a.buffer);
-	c.duration_ms = a.duration_ms > 0 ? a.duration_ms : a.quick ? 5 : 40;
+	c.duration_ms = a.duration_ms > 0 ? a.duration_ms : a.quick ? 5 : 15;
+	c.repeat = a.repeat ? a.repeat : a.quick ? 1 : 3;
 	c.threads = thread_counts(a.threads ? a.threads : default_threads());
 	c.methods = a.methods;
 	if (c.methods.empty())
@@ -113,6 +114,8 @@ void validate(const bench::Config &c)
 	if (c.buffer < need)
 		throw CLI::ValidationError("--buffer", "must be at least " + human_size(need) +
 							       " (twice the largest access size)");
+	if (c.repeat > 100)
+		throw CLI::ValidationError("--repeat", "at most 100");
 	if (c.duration_ms > 60000)
 		throw CLI::ValidationError("--duration", "at most 60000 ms per point");
 	if (!(c.zipf_theta > 0 && c.zipf_theta < 10))
@@ -183,7 +186,11 @@ void add_options(CLI::App &sub, BenchArgs &a)
 		       "Most threads (counts 1,2,4,..,N; default: online CPUs)")
 		->check(CLI::PositiveNumber);
 	sub.add_option("-d,--duration", a.duration_ms,
-		       "Milliseconds per measured point (default 40; quick 5)")
+		       "Milliseconds per measured window (default 15; quick 5)")
+		->check(CLI::PositiveNumber);
+	sub.add_option("-r,--repeat", a.repeat,
+		       "Windows per point, alternating memories; the median is kept "
+		       "(default 3; quick 1)")
 		->check(CLI::PositiveNumber);
 	sub.add_option("--methods", a.methods, "Access methods of the methods test (default: all)")
 		->check(CLI::IsMember(method_names()))->delimiter(',');

@@ -31,7 +31,8 @@ struct Config {
 	std::uint64_t method_size = 64 << 10;	// access size of the methods table
 	std::uint64_t coherence_size = 16 << 10;	// paper Table 4
 	std::vector<std::uint64_t> pattern_sizes{ 64, 16 << 10 };	// paper Exp #3
-	double duration_ms = 40;		// per measured point
+	double duration_ms = 15;		// per measured window
+	unsigned repeat = 3;			// windows per point; the median is kept
 	double zipf_theta = 0.99;
 	bool pin = true;
 	bool progress = true;

@@ -6,6 +6,7 @@
 // reports per memory the size from which each bulk copy stays faster.  The
 // paper's bulk engine is DSA; where there is none, dsa-copy is skipped.
 #include <algorithm>
+#include <vector>
 
 #include "access.hpp"
 #include "offsets.hpp"
@@ -30,10 +31,12 @@ double copy_us(const Config &cfg, Memory &m, const Memory &src, const Method &me
 	return t.seconds_per_op * 1e6;
 }
 
-// The smallest size from which @bulk beats memcpy at every larger size.
+// The smallest size at which @bulk beats memcpy and keeps winning at least
+// as many of the larger sizes as it loses (one noisy point neither makes
+// nor breaks a crossover); 0 when there is none.
 std::uint64_t crossover(const Section &s, std::size_t mem, const std::string &bulk)
 {
-	std::uint64_t from = 0;
+	std::vector<std::pair<std::uint64_t, bool>> wins;	// by size, ascending
 
 	for (const auto &p : s.points) {
 		if (p.method != bulk || !p.skipped.empty())
@@ -41,14 +44,17 @@ std::uint64_t crossover(const Section &s, std::size_t mem, const std::string &bu
 		auto base = std::find_if(s.points.begin(), s.points.end(), [&](const Point &q) {
 			return q.method == "memcpy" && q.size == p.size;
 		});
-		bool wins = base != s.points.end() && p.value[mem] < base->value[mem];
-
-		if (!wins)
-			from = 0;
-		else if (!from)
-			from = p.size;
+		wins.emplace_back(p.size, base != s.points.end() &&
+						  p.value[mem] < base->value[mem]);
 	}
-	return from;
+	for (std::size_t i = 0; i < wins.size(); i++) {
+		auto won = std::count_if(wins.begin() + static_cast<std::ptrdiff_t>(i), wins.end(),
+					 [](const auto &w) { return w.second; });
+
+		if (wins[i].second && 2 * static_cast<std::size_t>(won) >= wins.size() - i)
+			return wins[i].first;
+	}
+	return 0;
 }
 
 } // namespace

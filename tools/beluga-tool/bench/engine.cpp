@@ -75,24 +75,46 @@ Section &add_section(Context &c, const std::string &name, const std::string &tit
 		Section{ name, title, unit, higher_is_better, {} });
 }
 
+static double median(std::vector<double> v)
+{
+	if (v.empty())
+		return NAN;
+	std::sort(v.begin(), v.end());
+	return v[v.size() / 2];
+}
+
+// Repetitions alternate between the memories, so a burst of load from other
+// work on a shared machine hits every memory alike, and the median of the
+// repetitions drops such bursts.
 void measure_group(Context &c, std::vector<std::pair<Section *, Point>> pts,
 		   const std::function<std::vector<double>(Memory &)> &fn)
 {
+	unsigned reps = std::max(1u, c.cfg.repeat);
+	std::size_t nm = c.mems.size();
+
 	if (!c.progress) {
-		c.counted += static_cast<unsigned>(c.mems.size());
+		c.counted += static_cast<unsigned>(nm) * reps;
 		return;
 	}
-	for (auto &[s, p] : pts)
-		p.value.assign(c.mems.size(), NAN);
-	for (std::size_t m = 0; m < c.mems.size(); m++) {
-		c.progress->step(pts[0].first->name + " " + describe(pts[0].second) + " " +
-				 c.mems[m]->name);
-		auto v = fn(*c.mems[m]);
-		for (std::size_t i = 0; i < pts.size() && i < v.size(); i++)
-			pts[i].second.value[m] = v[i];
-	}
-	for (auto &[s, p] : pts)
+	// samples[point][memory] = one value per repetition
+	std::vector<std::vector<std::vector<double>>> samples(pts.size(),
+							      std::vector<std::vector<double>>(nm));
+	for (unsigned rep = 0; rep < reps; rep++)
+		for (std::size_t m = 0; m < nm; m++) {
+			c.progress->step(pts[0].first->name + " " + describe(pts[0].second) + " " +
+					 c.mems[m]->name);
+			auto v = fn(*c.mems[m]);
+			for (std::size_t i = 0; i < pts.size() && i < v.size(); i++)
+				samples[i][m].push_back(v[i]);
+		}
+	for (std::size_t i = 0; i < pts.size(); i++) {
+		auto &[s, p] = pts[i];
+
+		p.value.assign(nm, NAN);
+		for (std::size_t m = 0; m < nm; m++)
+			p.value[m] = median(samples[i][m]);
 		s->points.push_back(std::move(p));
+	}
 }
 
 void measure(Context &c, Section &s, Point p, const std::function<double(Memory &)> &fn)

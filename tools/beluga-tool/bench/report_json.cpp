@@ -49,7 +49,7 @@ json config_json(const Config &c)
 		 { "methods", c.methods },	      { "patterns", c.patterns },
 		 { "buffer", c.buffer },	      { "method_size", c.method_size },
 		 { "coherence_size", c.coherence_size }, { "pattern_sizes", c.pattern_sizes },
-		 { "duration_ms", c.duration_ms },   { "zipf_theta", c.zipf_theta },
+		 { "duration_ms", c.duration_ms },   { "repeat", c.repeat },   { "zipf_theta", c.zipf_theta },
 		 { "pin", c.pin },		      { "seed", c.seed } };
 }
 
