@@ -83,7 +83,10 @@ bench::Config make_config(const BenchArgs &a)
 {
 	bench::Config c;
 
-	c.tests = a.tests.empty() ? bench::test_names() : a.tests;
+	// In catalogue order, each once: a section appears once in the JSON.
+	for (const auto &t : bench::test_names())
+		if (a.tests.empty() || std::find(a.tests.begin(), a.tests.end(), t) != a.tests.end())
+			c.tests.push_back(t);
 	c.sizes = a.sizes.empty() ? powers(64, a.quick ? 4 << 20 : 64 << 20, a.quick ? 16 : 4)
 				  : parse_sizes(a.sizes, "--sizes");
 	c.chase_sizes = a.chase_sizes.empty()
