@@ -51,7 +51,7 @@ std::vector<Series> series_of(const Report &r, const Section &s)
 				order.push_back(t);
 			by[t].title = t;
 			by[t].mem = m;
-			by[t].what = what;
+			by[t].what = what.empty() ? r.memories[m] : what;	// colour per memory
 			if (!std::isnan(p.value[m]))
 				by[t].xy.emplace_back(p.size, p.value[m]);
 		}
