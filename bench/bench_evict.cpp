@@ -356,11 +356,13 @@ void run_eviction(const Options &o, Report &rep)
 				     "%llu blocks, %zu distinct; an infinite cache hits %.1f %%)",
 				     t.size(), (unsigned long long)blocks, distinct.size(),
 				     100 * ceiling.rate()));
-	for (double frac : {0.02, 0.05, 0.10}) {
+	// The active conversations and system prompts need about 2 % of the
+	// distinct blocks: the smaller capacities are where policies differ.
+	for (double frac : {0.005, 0.01, 0.02, 0.05}) {
 		size_t cap = size_t(double(distinct.size()) * frac);
 		Result lru = simulate<Lru>(t, cap);
 		auto row = [&](const std::string &name, const Result &r, const std::string &note) {
-			rows.push_back({fmt("capacity %.0f %% (%zu blocks): %s", 100 * frac, cap,
+			rows.push_back({fmt("capacity %.1f %% (%zu blocks): %s", 100 * frac, cap,
 					    name.c_str()),
 					fmt("%.1f %%", 100 * r.rate()), fmt("LRU %.1f %%", 100 * lru.rate()),
 					ratio(r.rate(), lru.rate()), note});

@@ -54,7 +54,17 @@ beluga-tool stat kv-cache --layout        # chunks per NUMA node
 beluga-tool gpu --register kv-cache -d 0  # check cudaHostRegister + placement
 beluga-tool top -i 1                      # live view; --once in scripts
 BELUGA_BACKEND=user beluga-tool ls        # force the user-space backend
+beluga-tool bench --quick                 # region vs local DRAM, in seconds
+beluga-tool bench --json --plot out/      # full run: JSON on stdout, PNGs in out/
 ```
+
+`beluga-tool bench` measures an ephemeral region of the pool and local DRAM side by side (dependent-load
+latency, bandwidth by access size and thread count, access and coherence methods, the paper's Table 4 and
+its load/store-versus-bulk-copy crossover, background interference) and gives every figure with its ratio to
+DRAM. It needs no region of its own and leaves nothing in the pool. What each figure means, the JSON schema,
+how to run it on a CXL server and this project's measured results: [bench-memory.md](bench-memory.md).
+Methods the machine cannot run (DSA, uncached or write-combining mappings, a missing `clwb`) are listed as
+skipped, never an error. `--plot` needs gnuplot (Debian: `gnuplot-nox`) and exits 10 when it is missing.
 
 ## beluga-tool
 HEAD

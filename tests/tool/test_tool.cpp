@@ -121,7 +121,7 @@ TEST(Tool, HelpOnEverySubcommand)
 	EXPECT_EQ(top.status, 0);
 	EXPECT_NE(top.out.find("Exit codes:"), std::string::npos);
 	auto subs = subcommands(top.out);
-	for (const char *required : { "info", "ls", "create", "destroy", "stat", "gpu", "top" })
+	for (const char *required : { "info", "ls", "create", "destroy", "stat", "gpu", "top", "bench" })
 		EXPECT_NE(std::find(subs.begin(), subs.end(), required), subs.end()) << required;
 	for (const auto &sub : subs) {
 		auto r = run({ sub, "--help" });

@@ -17,6 +17,7 @@ Subcommand stat_command();
 Subcommand gpu_command();
 Subcommand top_command();
 Subcommand kv_command();
+Subcommand bench_command();
 
 } // namespace tool
 

@@ -109,6 +109,7 @@ bool evict_slot(beluga_kvc *kv, uint32_t slot, uint32_t resv)
 			v.flush(d, kLine);
 			used_add(kv, -1);
 			kv->stat(kStEvictions, 1);
+			note_freed(kv, slot);
 			done = true;
 		}
 	}

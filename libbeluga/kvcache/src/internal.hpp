@@ -101,6 +101,12 @@ struct beluga_kvc {
 	std::vector<uint32_t> free_pins, free_resv;
 	uint64_t pins_hwm = 0;
 
+	// Slots this process's evictions retired, claimed first by its next
+	// puts.  Only a hint, private to the process: the claim's CAS on the
+	// descriptor decides, whoever else took the slot meanwhile.
+	std::mutex freed_mu;
+	std::vector<uint32_t> freed;
+
 	bkv::Copier copier;
 
 	// Lease keeper (several hosts only): renews the lease while we live.
@@ -136,6 +142,9 @@ void session_close(beluga_kvc *kv);
 void lease_renew(beluga_kvc *kv, bool force);
 int reclaim_dead(beluga_kvc *kv);
 bool slot_pinned(beluga_kvc *kv, uint32_t slot, uint64_t gen);
+// Remember that our eviction retired @slot (at most kFreedHints are kept).
+constexpr size_t kFreedHints = 1024;
+void note_freed(beluga_kvc *kv, uint32_t slot);
 int pin_take(beluga_kvc *kv, const Found &f);
 void pin_drop(beluga_kvc *kv, uint32_t idx);
 bool local_alive(beluga_kvc *kv, uint64_t lock, uint64_t boot, uint64_t start);

@@ -14,6 +14,57 @@
 
 namespace bkv {
 
+namespace {
+
+// Take slot @c if it is free (or retired and unpinned): on success @gen is
+// its new (odd) generation.  @busy learns of reserved slots on the way.
+bool try_claim(beluga_kvc *kv, uint32_t c, uint64_t resv, uint64_t mine, uint64_t &gen,
+	       bool *busy)
+{
+	View &v = kv->v();
+	uint64_t d = kv->g.desc(kv->host, c);
+	uint64_t own = v.ld(d + kDescOwn);
+	uint64_t st = own_state(own);
+	if (st == kReserved && busy)
+		*busy = true; // maybe a dead writer's: worth a reclaim
+	if (st != kFree && st != kRetired)
+		return false;
+	uint64_t old = v.ld(d + kDescGen);
+	if (st == kRetired && slot_pinned(kv, c, old))
+		return false;
+	v.st32(resv, c + 1);
+	v.flush(resv / kLine * kLine, kLine);
+	if (!v.cas(d + kDescOwn, own, mine))
+		return false;
+	gen = (old + 1) | 1; // odd: being written
+	v.st(d + kDescGen, gen);
+	v.st(d + kDescLen, 0);
+	// Defence in depth: readers also catch a reuse by the checksum.
+	v.flush(d, kLine);
+	used_add(kv, 1);
+	return true;
+}
+
+// A slot this process retired lately, if any (see beluga_kvc::freed).
+bool pop_freed(beluga_kvc *kv, uint32_t &c)
+{
+	std::lock_guard lock(kv->freed_mu);
+	if (kv->freed.empty())
+		return false;
+	c = kv->freed.back();
+	kv->freed.pop_back();
+	return true;
+}
+
+} // namespace
+
+void note_freed(beluga_kvc *kv, uint32_t slot)
+{
+	std::lock_guard lock(kv->freed_mu);
+	if (kv->freed.size() < kFreedHints)
+		kv->freed.push_back(slot);
+}
+
 int slot_claim(beluga_kvc *kv, uint32_t resv_idx, uint32_t &slot, uint64_t &gen, bool *busy)
 {
 	View &v = kv->v();
@@ -22,30 +73,19 @@ int slot_claim(beluga_kvc *kv, uint32_t resv_idx, uint32_t &slot, uint64_t &gen,
 	uint64_t resv = g.resv(kv->host, kv->session, resv_idx);
 	uint64_t mine = own_word(kReserved, kv->session, kv->inc());
 	uint64_t cap = evict_cfg(kv, kv->host).capacity;
+	// Slots our own evictions just freed first: at capacity, one eviction
+	// per put would otherwise cost a scan of half the descriptors.
+	for (uint32_t c; pop_freed(kv, c);)
+		if (c < cap && try_claim(kv, c, resv, mine, gen, busy)) {
+			slot = c;
+			return 0;
+		}
 	for (uint64_t n = 0; n < cap; n++) {
-		uint32_t c = uint32_t(v.add(cursor, 1) % cap);
-		uint64_t d = g.desc(kv->host, c);
-		uint64_t own = v.ld(d + kDescOwn);
-		uint64_t st = own_state(own);
-		if (st == kReserved && busy)
-			*busy = true; // maybe a dead writer's: worth a reclaim
-		if (st != kFree && st != kRetired)
-			continue;
-		uint64_t old = v.ld(d + kDescGen);
-		if (st == kRetired && slot_pinned(kv, c, old))
-			continue;
-		v.st32(resv, c + 1);
-		v.flush(resv / kLine * kLine, kLine);
-		if (!v.cas(d + kDescOwn, own, mine))
-			continue;
-		gen = (old + 1) | 1; // odd: being written
-		v.st(d + kDescGen, gen);
-		v.st(d + kDescLen, 0);
-		// Defence in depth: readers also catch a reuse by the checksum.
-		v.flush(d, kLine);
-		used_add(kv, 1);
-		slot = c;
-		return 0;
+		auto c = uint32_t(v.add(cursor, 1) % cap);
+		if (try_claim(kv, c, resv, mine, gen, busy)) {
+			slot = c;
+			return 0;
+		}
 	}
 	v.st32(resv, 0);
 	return -ENOSPC;
