@@ -650,7 +650,7 @@ the region), None where the block is not cached, failed its checksum
 					kvcheck(r, "remove");
 			}
 			return res;
-		}, py::arg("keys"), "Drop blocks of this host's partition: 0, -ENOENT or -EXDEV per item.")
+		}, py::arg("keys"), "Drop blocks of this host's partition: 0, -ENOENT, -EXDEV or -EBUSY per item.")
 		.def("eviction", [](const KVCache &c, int host) {
 			beluga_kvc_eviction e;
 			kvcheck(beluga_kvc_get_eviction(c.get(), host, &e), "eviction");

@@ -495,7 +495,10 @@ int main(int argc, char **argv)
 	if (access(g_tool.c_str(), X_OK)) // in the VM image: next to this program
 		g_tool = std::filesystem::read_symlink("/proc/self/exe").parent_path().string() +
 			 "/../../tools/beluga-tool";
+	// InitGoogleTest moves argv[argc] too when it removes its flags: the
+	// array must end with a NULL like a real argv (ASan caught the overread).
 	int n = int(rest.size());
+	rest.push_back(nullptr);
 	::testing::InitGoogleTest(&n, rest.data());
 	return RUN_ALL_TESTS();
 }

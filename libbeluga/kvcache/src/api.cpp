@@ -168,11 +168,10 @@ int beluga_kvc_get_eviction(beluga_kvc *kv, int host, beluga_kvc_eviction *ev)
 	uint32_t h = host < 0 ? kv->host : uint32_t(host);
 	View &v = kv->v();
 	EvictCfg c = evict_cfg(kv, h); // invalidates another host's line
-	uint64_t wm = v.ld(kv->g.evict(h, kEvWatermarks));
 	std::memset(ev, 0, sizeof(*ev));
-	ev->policy = uint32_t(c.policy);
-	ev->high_watermark_pct = uint32_t(wm);
-	ev->low_watermark_pct = uint32_t(wm >> 32);
+	ev->policy = uint32_t(c.policy); // the settings in effect, even on a damaged line
+	ev->high_watermark_pct = c.high_pct;
+	ev->low_watermark_pct = c.low_pct;
 	ev->capacity_blocks = c.capacity;
 	auto used = int64_t(v.ld(kv->g.evict(h, kEvUsed)));
 	ev->used_blocks = uint64_t(std::clamp<int64_t>(used, 0, int64_t(kv->g.slots)));

@@ -19,8 +19,17 @@ namespace {
 
 bool within(uint64_t off, uint64_t len, uint64_t size) { return off <= size && len <= size - off; }
 
-// Everything the superblock says must fit the region, or we refuse it.
-int geometry_from(const Super &s, uint64_t size, Geo &g)
+// a * b + c, or ~0 when that overflows: a forged header with huge counts
+// must not wrap around into a layout that seems to fit.
+uint64_t span(uint64_t a, uint64_t b, uint64_t c = 0)
+{
+	uint64_t r;
+	if (__builtin_mul_overflow(a, b, &r) || __builtin_add_overflow(r, c, &r))
+		return ~0ull;
+	return r;
+}
+
+void copy_geometry(const Super &s, Geo &g)
 {
 	g.region = s.region_bytes;
 	g.hosts = s.max_hosts;
@@ -43,24 +52,48 @@ int geometry_from(const Super &s, uint64_t size, Geo &g)
 	g.pins_off = s.pins_off;
 	g.access_off = s.access_off;
 	g.access_bytes = s.access_bytes;
-	bool ok = g.region == size && g.hosts >= 1 && g.hosts <= BELUGA_KVC_MAX_HOSTS &&
-		  g.sessions >= 1 && g.sessions <= 0xffffff && g.pins >= 1 && g.batch >= 1 &&
-		  g.slots >= 1 && g.slots <= 0x7fffffff && g.buckets >= (g.slots + 7) / 8 &&
-		  g.stride >= g.payload && g.stride % kLine == 0 && g.payload >= 1 &&
-		  g.host_off >= kHeaderBytes && g.host_bytes % kLine == 0 &&
-		  g.part_off % kLine == 0 && g.data_off % kLine == 0 &&
-		  g.pins_off >= kSesResv + 4 * g.batch &&
-		  g.session_bytes >= g.pins_off + 16 * g.pins &&
-		  g.session_off >= kHostFixed &&
-		  g.access_off >= g.session_off + g.sessions * g.session_bytes &&
-		  g.access_bytes >= g.hosts * g.slots * 4 &&
-		  g.host_bytes >= g.access_off + g.access_bytes &&
-		  g.part_off >= g.host_off + g.hosts * g.host_bytes &&
-		  g.desc_off >= g.index_off + g.buckets * kLine &&
-		  g.data_off >= g.desc_off + g.slots * kLine &&
-		  g.part_bytes >= g.data_off + g.slots * g.stride &&
-		  within(g.part_off, g.hosts * g.part_bytes, size);
-	return ok ? 0 : -1;
+}
+
+// Everything the superblock says must fit the region, or we refuse it.
+// Every field is untrusted (the header checksum only catches accidents):
+// sums and products are overflow-checked.  Returns the first field that is
+// out of bounds, or nullptr.
+const char *geometry_from(const Super &s, uint64_t size, Geo &g)
+{
+	copy_geometry(s, g);
+	const struct {
+		bool ok;
+		const char *field;
+	} rules[] = {
+		{g.region == size, "region_bytes"},
+		{g.hosts >= 1 && g.hosts <= BELUGA_KVC_MAX_HOSTS, "max_hosts"},
+		{g.sessions >= 1 && g.sessions <= 0xffffff, "max_sessions"},
+		{g.pins >= 1 && g.pins <= 0xffffffff, "max_pins"},
+		{g.batch >= 1 && g.batch <= 0xffffffff, "max_batch"},
+		{g.slots >= 1 && g.slots <= 0x7fffffff, "slots_per_host"},
+		{g.buckets >= (g.slots + 7) / 8 && g.buckets <= size / kLine, "buckets_per_host"},
+		{g.payload >= 1 && g.payload <= 0xffffffff, "payload_bytes"},
+		{g.stride >= g.payload && g.stride % kLine == 0, "slot_stride"},
+		{g.host_off >= kHeaderBytes && g.host_off <= size, "host_area_off"},
+		{g.host_bytes % kLine == 0, "host_area_bytes"},
+		{g.pins_off >= span(4, g.batch, kSesResv), "pins_off"},
+		{g.session_bytes >= span(16, g.pins, g.pins_off), "session_bytes"},
+		{g.session_off >= kHostFixed, "session_off"},
+		{g.access_off >= span(g.sessions, g.session_bytes, g.session_off), "access_off"},
+		{g.access_bytes >= span(g.hosts * 4, g.slots), "access_bytes"},
+		{g.host_bytes >= span(1, g.access_off, g.access_bytes), "host_area_bytes"},
+		{g.part_off % kLine == 0 &&
+			 g.part_off >= span(g.hosts, g.host_bytes, g.host_off), "part_off"},
+		{g.desc_off >= span(g.buckets, kLine, g.index_off), "desc_off"},
+		{g.data_off % kLine == 0 && g.data_off >= span(g.slots, kLine, g.desc_off),
+		 "data_off"},
+		{g.part_bytes >= span(g.slots, g.stride, g.data_off), "part_bytes"},
+		{within(g.part_off, span(g.hosts, g.part_bytes), size), "part_bytes"},
+	};
+	for (const auto &r : rules)
+		if (!r.ok)
+			return r.field;
+	return nullptr;
 }
 
 int read_super(View &v, uint64_t size, Super &s)
@@ -81,8 +114,12 @@ int read_super(View &v, uint64_t size, Super &s)
 		return fail(-BELUGA_KVC_EVERSION, "the cache's format version is %u.%u; this "
 						  "library reads %u.x", s.version_major,
 			    s.version_minor, BELUGA_KVC_FORMAT_MAJOR);
-	if (v.ld(kReadyOff) != kReadyMagic)
-		return fail(-BELUGA_KVC_ENOTREADY, "the cache is still being formatted");
+	// Formatting clears the ready word first and sets it last: anything
+	// but 0 or the magic is damage, not a format in progress.
+	if (uint64_t ready = v.ld(kReadyOff); ready != kReadyMagic)
+		return ready ? fail(-BELUGA_KVC_EFORMAT, "the cache's ready word is damaged "
+							 "(0x%016" PRIx64 ")", ready)
+			     : fail(-BELUGA_KVC_ENOTREADY, "the cache is still being formatted");
 	if (s.header_sum != f64(&s, offsetof(Super, header_sum)))
 		return fail(-BELUGA_KVC_EFORMAT, "the cache header's checksum is wrong (damaged "
 						 "header)");
@@ -153,9 +190,10 @@ int attach(uint8_t *mem, size_t size, const beluga_kvc_fingerprint *fp,
 			return r;
 	}
 	Geo g;
-	if (geometry_from(s, size, g))
+	if (const char *field = geometry_from(s, size, g))
 		return fail(-BELUGA_KVC_EFORMAT, "the cache header describes a layout that does not "
-						 "fit the %zu-byte region (damaged header)", size);
+						 "fit the %zu-byte region (damaged header: %s)",
+			    size, field);
 	if (fp) {
 		if (int r = fingerprint_compare(s.fp, mine))
 			return r;

@@ -220,10 +220,14 @@ EvictCfg evict_cfg(beluga_kvc *kv, uint32_t h)
 	c.capacity = std::clamp<uint64_t>(v.ld(kv->g.evict(h, kEvCapacity)), 1, kv->g.slots);
 	uint64_t wm = v.ld(kv->g.evict(h, kEvWatermarks));
 	uint64_t high = std::clamp<uint64_t>(wm & 0xffffffff, 1, 100);
-	uint64_t low = std::min<uint64_t>(wm >> 32, high);
+	uint64_t low = std::clamp<uint64_t>(wm >> 32, 1, high);
 	c.policy = v.ld(kv->g.evict(h, kEvPolicy));
+	if (c.policy != kPolicyNone && c.policy != kPolicyLru)
+		c.policy = kPolicyClock; // what the code does with any other value
 	c.high = std::max<uint64_t>(1, c.capacity * high / 100);
 	c.low = c.capacity * low / 100;
+	c.high_pct = uint32_t(high);
+	c.low_pct = uint32_t(low);
 	return c;
 }
 
@@ -275,8 +279,10 @@ void used_resync(beluga_kvc *kv)
 	View &v = kv->v();
 	uint64_t n = 0;
 	for (uint32_t s = 0; s < kv->g.slots; s++) {
-		uint64_t st = own_state(v.ld(kv->g.desc(kv->host, s) + kDescOwn));
-		n += st == kReserved || st == kPublished || st == kEvicting;
+		uint64_t own = v.ld(kv->g.desc(kv->host, s) + kDescOwn);
+		uint64_t st = own_state(own);
+		n += (st == kReserved || st == kPublished || st == kEvicting) &&
+		     !slot_damaged(kv, s, own); // the allocator takes those back
 	}
 	// Puts running meanwhile may leave it off by the blocks they were
 	// handling; the next resync corrects that.

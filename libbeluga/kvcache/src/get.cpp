@@ -32,12 +32,37 @@ int find_and_pin(beluga_kvc *kv, const uint8_t key[32], Found &f, uint32_t &pin)
 	return 0;
 }
 
-// After the copy: the generation must not have moved, the sum must match.
-bool verify(beluga_kvc *kv, const Found &f, uint64_t sum)
+// The payload does not match the checksum of a descriptor that stayed the
+// same while our pin held the slot: the block is damaged (a memory error, a
+// stray write), not being rewritten.  In our own partition take it out of
+// the index as a removal would, so that the next put of the key stores a
+// good copy instead of answering EXISTS forever.  Another host's block is
+// left to its owner (single-writer rule), which drops it when one of its
+// processes reads it.  Best effort: without a free log entry it stays.
+void drop_damaged(beluga_kvc *kv, const Found &f, const uint8_t key[32])
 {
-	bool ok = sum == f.sum && still_same(kv, f);
+	if (kv->foreign(f.host))
+		return;
+	uint32_t resv = resv_take(kv);
+	if (resv == ~0u)
+		return;
+	if (slot_take(kv, f.slot, resv)) { // settled, and now ours: no writer races us
+		index_drop(kv, key, f.slot);
+		slot_retire(kv, f.slot); // reused only once our pin is gone
+		kv->v().st32(kv->g.resv(kv->host, kv->session, resv), 0);
+	}
+	resv_give(kv, resv);
+}
+
+// After the copy: the generation must not have moved, the sum must match.
+bool verify(beluga_kvc *kv, const Found &f, uint64_t sum, const uint8_t key[32])
+{
+	bool same = still_same(kv, f);
+	bool ok = sum == f.sum && same;
 	if (!ok)
 		kv->stat(kStChecksumFailures, 1);
+	if (!ok && same)
+		drop_damaged(kv, f, key);
 	return ok;
 }
 
@@ -132,7 +157,7 @@ long get_batch(beluga_kvc *kv, const beluga_kvc_get *items, size_t n, int *res)
 		copy_out(kv, items, jobs, sums);
 		for (size_t k = 0; k < jobs.size(); k++) {
 			const Job &j = jobs[k];
-			bool ok = verify(kv, j.f, sums[k]);
+			bool ok = verify(kv, j.f, sums[k], items[j.item].key);
 			pin_drop(kv, j.pin);
 			hook(kHookUnpinned, 1);
 			res[j.item] = ok ? int(j.f.len) : -ENOENT;
@@ -161,7 +186,7 @@ long pin_batch(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint32_t fla
 		uint64_t data = r ? 0 : kv->g.data(f.host, f.slot);
 		if (!r && kv->foreign(f.host))
 			v.invalidate(data, f.len, Point::inval_payload);
-		if (!r && (flags & BELUGA_KVC_PIN_VERIFY) && !verify(kv, f, f64(v.ptr(data), f.len))) {
+		if (!r && (flags & BELUGA_KVC_PIN_VERIFY) && !verify(kv, f, f64(v.ptr(data), f.len), keys[i])) {
 			pin_drop(kv, pin);
 			r = -ENOENT;
 		}

@@ -45,6 +45,14 @@ inline bool tag_match(uint64_t val, uint32_t tag, uint64_t slots)
 	return val != kEntryEmpty && uint32_t(val >> 32) == tag && uint32_t(val) - 1 < slots;
 }
 
+// Empty, or damaged beyond use: no writer stores an entry whose slot is out
+// of range, so such an entry (memory damage) may be overwritten; lookups
+// already skip it (tag_match).
+inline bool free_entry(uint64_t val, uint64_t slots)
+{
+	return val == kEntryEmpty || uint32_t(val) - 1 >= slots;
+}
+
 // Calls @fn(entry offset, value, tag) for each entry of @key's probe
 // sequence in partition @p until it returns true (then returns true).
 template <typename Fn> bool walk(beluga_kvc *kv, uint32_t p, const uint8_t *key, Fn fn)
@@ -162,8 +170,8 @@ int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
 	for (uint64_t probe = 0; probe < kv->g.buckets && !at; probe++) {
 		uint64_t off = kv->g.bucket(kv->host, (b + probe) % kv->g.buckets);
 		for (unsigned e = 0; e < kBucketEntries && !at; e++) {
-			uint64_t val = kEntryEmpty;
-			if (v.ld(off + 8 * e) == kEntryEmpty && v.cas(off + 8 * e, val, mine))
+			uint64_t val = v.ld(off + 8 * e);
+			if (free_entry(val, kv->g.slots) && v.cas(off + 8 * e, val, mine))
 				at = off + 8 * e;
 		}
 		if (!at) { // full: keys homed here may now live further on

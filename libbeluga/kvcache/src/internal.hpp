@@ -181,12 +181,20 @@ bool slot_take(beluga_kvc *kv, uint32_t slot, uint32_t resv_idx);
 uint32_t resv_take(beluga_kvc *kv);
 void resv_give(beluga_kvc *kv, uint32_t r);
 void slot_reclaim(beluga_kvc *kv, uint32_t slot, uint32_t session, uint32_t inc);
+// Our slot's own word is damage: a state no writer stores, or RESERVED or
+// EVICTING by an owner that does not hold the slot (no such session
+// incarnation, or the slot is not in its reservation log).  The allocator
+// takes such slots back and the occupancy count leaves them out.
+bool slot_damaged(beluga_kvc *kv, uint32_t slot, uint64_t own);
 // Occupancy counter of this host (kEvUsed).
 void used_add(beluga_kvc *kv, int64_t d);
 
 // evict.cpp
+// A host's eviction line as it is in effect: every field is clamped to what
+// set_eviction could have stored (the line may be damaged).
 struct EvictCfg {
 	uint64_t policy, capacity, high, low; // high/low in slots
+	uint32_t high_pct, low_pct;
 };
 EvictCfg evict_cfg(beluga_kvc *kv, uint32_t h);
 // Before claiming a slot: evict down to the low watermark when one more

@@ -22,7 +22,12 @@ long remove_batch(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, int *res)
 			removed++;
 			kv->stat(kStRemoves, 1);
 		} else {
-			res[i] = lookup_any(kv, keys[i], f) ? -EXDEV : -ENOENT;
+			// Found but not taken: another host's block, or one of ours
+			// that a writer of this host holds (or whose owner word is
+			// damaged): only the owning host, once it lets go, may drop it.
+			res[i] = !lookup_any(kv, keys[i], f) ? -ENOENT
+				 : f.host != kv->host	     ? -EXDEV
+							     : -EBUSY;
 		}
 	}
 	resv_give(kv, resv);

@@ -7,6 +7,7 @@
 //   commit   -> key, checksum, length, generation even, PUBLISHED (flushed)
 //   publish  -> index entry (flushed): from here on readers find it
 //   settle   -> the writer lets go of the slot
+#include "error.hpp"
 #include "internal.hpp"
 
 #include <algorithm>
@@ -93,11 +94,14 @@ int claim(beluga_kvc *kv, Job &j, bool &reclaimed)
 {
 	evict_for_put(kv, j.resv);
 	if (!room_for_one(kv) && !reclaimed) {
-		// At capacity: dead writers may be sitting on slots (reclaiming
-		// them also recounts the occupancy).
+		// At capacity: dead writers may be sitting on slots, or the
+		// occupancy counter may be wrong (a process killed between a
+		// slot's change and the count's, or a damaged counter): reclaim
+		// and count again, once per batch.
 		reclaimed = true;
-		if (reclaim_dead(kv))
-			evict_for_put(kv, j.resv);
+		if (!reclaim_dead(kv))
+			used_resync(kv);
+		evict_for_put(kv, j.resv);
 	}
 	if (!room_for_one(kv))
 		return -ENOSPC; // everything pinned or in flight, or policy NONE
@@ -115,6 +119,17 @@ int claim(beluga_kvc *kv, Job &j, bool &reclaimed)
 		err = slot_claim(kv, j.resv, j.slot, j.gen);
 	}
 	return err;
+}
+
+// Explain a refused put (beluga_kvc_last_error()).
+void nospace(beluga_kvc *kv)
+{
+	EvictCfg c = evict_cfg(kv, kv->host);
+	fail(-ENOSPC, "put: host %u is full (%llu of %llu blocks in use) and %s", kv->host,
+	     (unsigned long long)used_now(kv, kv->host), (unsigned long long)c.capacity,
+	     c.policy == kPolicyNone ? "its eviction policy is none: remove or evict blocks"
+				     : "no block can be evicted: every one is pinned or being "
+				       "written");
 }
 
 // Reserve what we can of items [i, n); returns the next item to look at.
@@ -141,6 +156,7 @@ size_t reserve(beluga_kvc *kv, const beluga_kvc_put *items, size_t i, size_t n, 
 		int err = claim(kv, j, reclaimed);
 		if (err) {
 			resv_give(kv, r);
+			nospace(kv);
 			res[i] = err;
 			kv->stat(kStPutNospace, 1);
 			continue;

@@ -26,11 +26,13 @@ void release(void *arg)
 	delete h;
 }
 
+// Formatting is over: the ready word is set, or damaged (neither 0 nor the
+// magic; attach then says so) and waiting would not help.
 bool ready(const void *base)
 {
 	return __atomic_load_n(reinterpret_cast<const uint64_t *>(
 				       static_cast<const uint8_t *>(base) + bkv::kReadyOff),
-			       __ATOMIC_ACQUIRE) == bkv::kReadyMagic;
+			       __ATOMIC_ACQUIRE) != 0;
 }
 
 // Open or create the region; *created says which.

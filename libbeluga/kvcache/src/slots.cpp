@@ -13,10 +13,38 @@
 #include <cstring>
 
 namespace bkv {
+namespace {
+
+// The owner that @own names for our @slot does not hold it: only damage
+// can have left the word so.  Every owner (live, or dead and not yet
+// reclaimed) records a slot in its session's reservation log before taking
+// it and clears the entry only after letting go, and its lock word keeps
+// its incarnation until then.  No /proc: a few loads of the owner's lines.
+bool owner_gone(beluga_kvc *kv, uint32_t slot, uint64_t own)
+{
+	View &v = kv->v();
+	uint32_t s = own_session(own);
+	if (s >= kv->g.sessions ||
+	    uint32_t(v.ld(kv->g.session(kv->host, s) + kSesLock) >> 32) != own_inc(own))
+		return true;
+	for (uint64_t i = 0; i < kv->g.batch; i++)
+		if (v.ld32(kv->g.resv(kv->host, s, i)) == slot + 1)
+			return false;
+	return true;
+}
+
+} // namespace
+
+bool slot_damaged(beluga_kvc *kv, uint32_t slot, uint64_t own)
+{
+	uint64_t st = own_state(own);
+	return st > kEvicting ||
+	       ((st == kReserved || st == kEvicting) && owner_gone(kv, slot, own));
+}
 
 namespace {
 
-// Take slot @c if it is free (or retired and unpinned): on success @gen is
+// Take slot @c if it is free (or retired or damaged, and unpinned): on success @gen is
 // its new (odd) generation.  @busy learns of reserved slots on the way.
 bool try_claim(beluga_kvc *kv, uint32_t c, uint64_t resv, uint64_t mine, uint64_t &gen,
 	       bool *busy)
@@ -27,10 +55,12 @@ bool try_claim(beluga_kvc *kv, uint32_t c, uint64_t resv, uint64_t mine, uint64_
 	uint64_t st = own_state(own);
 	if (st == kReserved && busy)
 		*busy = true; // maybe a dead writer's: worth a reclaim
-	if (st != kFree && st != kRetired)
+	// Damage: the slot is taken back like a retired one (unless a reader
+	// pinned it before).
+	if (st != kFree && st != kRetired && !slot_damaged(kv, c, own))
 		return false;
 	uint64_t old = v.ld(d + kDescGen);
-	if (st == kRetired && slot_pinned(kv, c, old))
+	if (st != kFree && slot_pinned(kv, c, old))
 		return false;
 	v.st32(resv, c + 1);
 	v.flush(resv / kLine * kLine, kLine);
@@ -124,11 +154,16 @@ void slot_settle(beluga_kvc *kv, uint32_t slot)
 bool slot_take(beluga_kvc *kv, uint32_t slot, uint32_t resv_idx)
 {
 	View &v = kv->v();
+	uint64_t d = kv->g.desc(kv->host, slot);
+	uint64_t own = v.ld(d + kDescOwn);
+	// Settled, or "held" by an owner that does not hold it (a damaged owner
+	// word: taken over).  Judged before our own log names the slot.
+	if (own != own_word(kPublished, 0, 0) &&
+	    (own_state(own) != kPublished || !owner_gone(kv, slot, own)))
+		return false;
 	uint64_t resv = kv->g.resv(kv->host, kv->session, resv_idx);
 	v.st32(resv, slot + 1);
 	v.flush(resv / kLine * kLine, kLine);
-	uint64_t d = kv->g.desc(kv->host, slot);
-	uint64_t own = own_word(kPublished, 0, 0);
 	if (v.cas(d + kDescOwn, own, own_word(kPublished, kv->session, kv->inc())))
 		return true;
 	v.st32(resv, 0);

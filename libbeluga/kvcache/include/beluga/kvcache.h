@@ -409,7 +409,9 @@ BELUGA_KVC_API int beluga_kvc_unpin(struct beluga_kvc *kv, struct beluga_kvc_ref
 /*
  * beluga_kvc_remove - drop blocks from the index.  Only this host's
  * partition: per item 0 removed, -ENOENT not in this host's partition,
- * -EXDEV cached only by another host (that host must remove it).  A pinned
+ * -EXDEV cached only by another host (that host must remove it), -EBUSY
+ * this host's block is being stored or removed by another of its processes
+ * right now (or its descriptor's owner word is damaged).  A pinned
  * block stays readable by its pin holders; its memory is reused once the
  * last pin is gone.  Returns the number removed, or -EINVAL.
  */

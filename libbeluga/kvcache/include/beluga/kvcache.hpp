@@ -205,7 +205,7 @@ public:
 			p.kv_ = kv_;
 		return p;
 	}
-	// 0, -ENOENT or -EXDEV.
+	// 0, -ENOENT, -EXDEV or -EBUSY (beluga_kvc_remove).
 	int remove(const Key &key)
 	{
 		int res;
