@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "run_tool.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -29,10 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct Result {
-	int status = -1;
-	std::string out, err;
-};
+using tooltest::Result;
 
 std::string slurp(const std::string &path)
 {
@@ -54,38 +53,13 @@ const std::string &pool_dir()
 // Runs beluga-tool bench with @args on the user backend; @path overrides PATH.
 Result bench(const std::vector<std::string> &args, const char *path = nullptr)
 {
-	char out[] = "/tmp/beluga-bench-out-XXXXXX", err[] = "/tmp/beluga-bench-err-XXXXXX";
-	int ofd = mkstemp(out), efd = mkstemp(err);
-	Result r;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		std::vector<std::string> all{ BELUGA_TOOL_PATH, "bench" };
-		std::vector<char *> argv;
-
-		all.insert(all.end(), args.begin(), args.end());
-		for (auto &a : all)
-			argv.push_back(a.data());
-		argv.push_back(nullptr);
-		setenv("BELUGA_BACKEND", "user", 1);
-		setenv("BELUGA_USER_DIR", pool_dir().c_str(), 1);
-		if (path)
-			setenv("PATH", path, 1);
-		dup2(ofd, 1);
-		dup2(efd, 2);
-		execv(BELUGA_TOOL_PATH, argv.data());
-		_exit(98);
-	}
-	int st;
-	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
-		r.status = WEXITSTATUS(st);
-	r.out = slurp(out);
-	r.err = slurp(err);
-	close(ofd);
-	close(efd);
-	unlink(out);
-	unlink(err);
-	return r;
+	std::vector<std::string> all{"bench"};
+	all.insert(all.end(), args.begin(), args.end());
+	tooltest::RunOpts o;
+	o.env = {{"BELUGA_BACKEND", "user"}, {"BELUGA_USER_DIR", pool_dir()}};
+	if (path)
+		o.env.emplace_back("PATH", path);
+	return tooltest::run_program(BELUGA_TOOL_PATH, all, o);
 }
 
 // The smallest complete run: every test, 1 ms per point.

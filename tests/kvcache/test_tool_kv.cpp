@@ -28,6 +28,8 @@
 #include <set>
 #include <sstream>
 
+#include "run_tool.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -43,50 +45,11 @@ using namespace kvt;
 std::string g_tool = KVC_TOOL_PATH;
 std::string g_backend = "user";
 
-struct Result {
-	int status = -1;
-	std::string out, err;
-};
-
-std::string slurp(int fd)
-{
-	std::string s;
-	char buf[4096];
-	lseek(fd, 0, SEEK_SET);
-	for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
-		s.append(buf, size_t(n));
-	return s;
-}
-
-std::vector<char *> argv_of(const std::vector<std::string> &args)
-{
-	std::vector<char *> v{const_cast<char *>(g_tool.c_str())};
-	for (const auto &a : args)
-		v.push_back(const_cast<char *>(a.c_str()));
-	v.push_back(nullptr);
-	return v;
-}
+using tooltest::Result;
 
 Result run(const std::vector<std::string> &args)
 {
-	FILE *out = tmpfile(), *err = tmpfile();
-	Result r;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fileno(out), 1);
-		dup2(fileno(err), 2);
-		auto argv = argv_of(args);
-		execv(g_tool.c_str(), argv.data());
-		_exit(98);
-	}
-	int st;
-	if (waitpid(pid, &st, 0) == pid && WIFEXITED(st))
-		r.status = WEXITSTATUS(st);
-	r.out = slurp(fileno(out));
-	r.err = slurp(fileno(err));
-	fclose(out);
-	fclose(err);
-	return r;
+	return tooltest::run_program(g_tool, args);
 }
 
 // ---- Prometheus text format 0.0.4, checked line by line ----
@@ -394,7 +357,7 @@ Server start_server(const std::vector<std::string> &args)
 	s.pid = fork();
 	if (s.pid == 0) {
 		dup2(p[1], 1);
-		auto argv = argv_of(args);
+		auto argv = tooltest::argv_of(g_tool, args);
 		execv(g_tool.c_str(), argv.data());
 		_exit(98);
 	}

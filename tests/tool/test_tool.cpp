@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "run_tool.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -33,56 +35,14 @@ using json = nlohmann::json;
 
 std::string g_tool = BELUGA_TOOL_PATH;
 
-struct Result {
-	int status = -1;
-	std::string out, err;
-};
-
-std::string slurp(const std::string &path)
-{
-	std::ifstream f(path);
-	std::stringstream s;
-
-	s << f.rdbuf();
-	return s.str();
-}
+using tooltest::Result;
 
 // Run the tool with @env added to the environment, optionally as nobody.
 Result run(const std::vector<std::string> &args,
 	   const std::vector<std::pair<std::string, std::string>> &env = {},
 	   bool as_nobody = false)
 {
-	char out[] = "/tmp/beluga-tool-out-XXXXXX", err[] = "/tmp/beluga-tool-err-XXXXXX";
-	int ofd = mkstemp(out), efd = mkstemp(err);
-	Result r;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		std::vector<char *> argv{ const_cast<char *>(g_tool.c_str()) };
-
-		for (const auto &a : args)
-			argv.push_back(const_cast<char *>(a.c_str()));
-		argv.push_back(nullptr);
-		for (const auto &[k, v] : env)
-			setenv(k.c_str(), v.c_str(), 1);
-		dup2(ofd, 1);
-		dup2(efd, 2);
-		if (as_nobody && (setgroups(0, nullptr) || setresgid(65534, 65534, 65534) ||
-				  setresuid(65534, 65534, 65534)))
-			_exit(99);
-		execv(g_tool.c_str(), argv.data());
-		_exit(98);
-	}
-	int st;
-	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
-		r.status = WEXITSTATUS(st);
-	r.out = slurp(out);
-	r.err = slurp(err);
-	close(ofd);
-	close(efd);
-	unlink(out);
-	unlink(err);
-	return r;
+	return tooltest::run_program(g_tool, args, {env, as_nobody});
 }
 
 int count_lines_with(const std::string &text, const std::string &what)
