@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Host test of tests/vm/judge.py on made-up boot logs: kernel warnings fail
+a boot, except the stack dumps of injected allocation failures and the
+warnings of KNOWN_KERNEL_BUGS, whose W taint is then accepted too."""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+JUDGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "judge.py")
+
+HUGETLB_SPLIT = [
+    "[  203.517192] WARNING: CPU: 1 PID: 244 at include/linux/fs.h:509 hugetlb_split+0x1d2/0x270",
+    "[  203.546547] Call Trace:",
+    "[  203.546600]  <TASK>",
+    "[  203.546700]  </TASK>",
+    "[  203.572532] ---[ end trace 0000000000000000 ]---",
+]
+OTHER_WARNING = [
+    "[  210.000001] WARNING: CPU: 0 PID: 77 at kmod/beluga_pool.c:123 beluga_chunk_free+0x10/0x20",
+    "[  210.000002] Call Trace:",
+    "[  210.000003] ---[ end trace 0000000000000000 ]---",
+]
+INJECTED = [
+    "[  300.000001] FAULT_INJECTION: forcing a failure.",
+    "[  300.000002] drv_fault: page allocation failure: order:9, mode:0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), nodemask=(null)",
+    "[  300.000003] Call Trace:",
+    "[  300.000004]  </TASK>",
+]
+TAINT_O = 1 << 12
+TAINT_W = 1 << 9
+
+
+def judge(kernel_lines, tainted):
+    """Run judge.py on one passing test plus @kernel_lines in the dmesg dump."""
+    with tempfile.TemporaryDirectory() as d:
+        console = os.path.join(d, "console.log")
+        results = os.path.join(d, "results.log")
+        with open(console, "w") as f:
+            f.write("\n".join(["beluga-vm: init-start 2.5", "beluga-vm: dmesg-begin",
+                               *kernel_lines, "beluga-vm: dmesg-end", ""]))
+        with open(results, "w") as f:
+            f.write(f"PASS drv-x\nbeluga-vm: tainted {tainted}\n1 passed, 0 failed, 0 skipped\n")
+        p = subprocess.run([sys.executable, JUDGE, "--name", "t", "--console", console,
+                            "--results", results, "--rc", "0"],
+                           capture_output=True, text=True, check=False)
+        return p.returncode, p.stdout
+
+
+class Judge(unittest.TestCase):
+    def test_clean_boot_passes(self):
+        rc, out = judge([], TAINT_O)
+        self.assertEqual(rc, 0, out)
+
+    def test_unknown_warning_fails(self):
+        rc, out = judge(OTHER_WARNING, TAINT_O | TAINT_W)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("bad kernel log line(s)", out)
+        self.assertIn("kernel tainted", out)
+
+    def test_warn_taint_alone_fails(self):
+        rc, out = judge([], TAINT_O | TAINT_W)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("kernel tainted 4608 (WO)", out)
+
+    def test_known_kernel_bug_is_reported_not_failed(self):
+        rc, out = judge(HUGETLB_SPLIT, TAINT_O | TAINT_W)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("known bugs of the guest kernel (not failures)", out)
+        self.assertIn("hugetlb_split", out)
+
+    def test_known_kernel_bug_does_not_hide_another_warning(self):
+        rc, out = judge(HUGETLB_SPLIT + OTHER_WARNING, TAINT_O | TAINT_W)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("beluga_chunk_free", out)
+
+    def test_injected_allocation_failure_dump_is_accepted(self):
+        rc, out = judge(INJECTED, TAINT_O)
+        self.assertEqual(rc, 0, out)
+
+
+if __name__ == "__main__":
+    unittest.main()
