@@ -16,6 +16,11 @@
 
 namespace tooltest {
 
+// The child's exit status when execv() failed (e.g. the program lies in a
+// directory the user it runs as cannot search), and when dropping to
+// uid 65534 failed.
+constexpr int kExecFailed = 98, kSetuidFailed = 99;
+
 struct Result {
 	int status = -1; // exit status; -1 when killed by a signal or not started
 	std::string out, err;
@@ -60,9 +65,9 @@ inline Result run_program(const std::string &prog, const std::vector<std::string
 		dup2(fileno(err), 2);
 		if (o.as_nobody && (setgroups(0, nullptr) || setresgid(65534, 65534, 65534) ||
 				    setresuid(65534, 65534, 65534)))
-			_exit(99);
+			_exit(kSetuidFailed);
 		execv(prog.c_str(), argv.data());
-		_exit(98);
+		_exit(kExecFailed);
 	}
 	int st;
 	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
