@@ -10,6 +10,18 @@
 // reclaimed and checked: no reservation, pin or session may be left, and
 // every block the writers stored must be there, intact.
 //
+// The storm is sized by work, not by time, so that its verdict does not
+// depend on how fast the machine is: the kills are spread over a number of
+// stored blocks computed from the cache's capacity (with eviction: three
+// times what the writers' partitions hold, so that the cache overfills and
+// the later kills hit processes of a cache that is evicting), and the storm
+// ends when that many blocks were stored and a reader has had a hit.  A kill
+// that must catch a writer mid-write (or a reader holding pins) first tries
+// random moments; when none catches one, the victim is asked to stop itself
+// at its next such event (a hook in the store), so every run kills processes
+// in both states.  Waits are bounded by operation counts: a store that keeps
+// refusing puts fails the run instead of hanging it.
+//
 //   kvc_stress [--mode coherent|sim] [--backend memfd|user|kernel]
 //              [--writers 4] [--readers 4] [--kills 120] [--seed N]
 //              [--keys 800] [--block 131072] [--region-mib 64]
@@ -19,7 +31,9 @@
 // blocks to make room, so a block known to be present must always hit.
 // --evict clock|lru: puts evict; a present block may then miss, but never
 // one that a reader holds pinned (checked while the pin is held), and every
-// hit must still be intact.
+// hit must still be intact.  --keys is raised to four times the capacity of
+// the writers' partitions (there must be more keys than room), and the run
+// fails unless the store evicted while processes were being killed.
 // --mode sim: every process is a host of its own in the non-coherent
 // simulation (a killed process is a host that crashed and lost its cache).
 // Exit status: 0 pass, 1 fail, 77 backend unavailable.  Prints the seed.
@@ -58,6 +72,7 @@ enum KeyState : uint8_t { kAbsent = 0, kPresent, kPutIntent, kRemoveIntent };
 
 struct ChildStats {
 	std::atomic<int> in_write, pins;
+	std::atomic<int> stop_at; // a bkv::test event: SIGSTOP yourself at the next one
 	std::atomic<int> working; // attached and done an operation since it started
 	std::atomic<int> full_last; // the last put batch hit a full partition
 	std::atomic<uint64_t> ops, puts, removes, hits, misses, pinned, bad, lost, nospace;
@@ -65,6 +80,10 @@ struct ChildStats {
 
 struct Shared {
 	std::atomic<int> stop;
+	std::atomic<int> evicting;	   // a writer saw its host's eviction counter move
+	std::atomic<uint64_t> stored;	   // blocks the writers stored (progress of the storm)
+	std::atomic<uint64_t> put_tries;   // blocks the writers tried to store
+	std::atomic<uint64_t> reader_hits; // gets that found their block
 	ChildStats child[kMaxChildren];
 	std::atomic<uint32_t> state[kMaxKeys]; // version << 8 | KeyState
 };
@@ -164,6 +183,10 @@ void hook(int ev, int n)
 		c.pins += n;
 	else if (ev == bkv::test::unpinned)
 		c.pins -= n;
+	// The parent asked us to stop at this event (it is waiting for us).
+	int want = ev;
+	if (c.stop_at.load() == ev && c.stop_at.compare_exchange_strong(want, 0))
+		raise(SIGSTOP);
 }
 
 void writer_step(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
@@ -171,8 +194,11 @@ void writer_step(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
 	uint32_t per = g_opt.keys / g_opt.writers;
 	auto pick = [&] { return uint32_t(rng() % per) * g_opt.writers + g_me; };
 	uint32_t k = pick();
-	// Remove now and then, and always when the last put found no room.
-	if (key_state(k) == kPresent && (c.full_last.load() || rng() % 100 < 35)) {
+	// Remove now and then, and always when the last put found no room.  With
+	// eviction on, puts make room themselves: remove less, so the cache
+	// overfills.
+	unsigned remove_pct = g_opt.evict == "none" ? 35 : 10;
+	if (key_state(k) == kPresent && (c.full_last.load() || rng() % 100 < remove_pct)) {
 		uint8_t key[1][32];
 		make_key(k, key[0]);
 		int res;
@@ -202,18 +228,25 @@ void writer_step(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
 		set_state(ks[i], kPutIntent);
 	}
 	std::vector<int> res(ks.size());
+	g_sh->put_tries += ks.size();
 	beluga_kvc_put_batch(kv, puts.data(), puts.size(), res.data());
 	c.full_last = std::count(res.begin(), res.end(), -ENOSPC) > 0;
 	for (size_t i = 0; i < ks.size(); i++) {
 		if (res[i] == 0 || res[i] == BELUGA_KVC_EXISTS) {
 			set_state(ks[i], kPresent);
 			c.puts += res[i] == 0;
+			g_sh->stored += res[i] == 0;
 		} else {
 			set_state(ks[i], kAbsent);
 			c.nospace += res[i] == -ENOSPC;
 			c.bad += res[i] != -ENOSPC; // no other error is expected
 		}
 	}
+	// Until the first eviction: has this host's store evicted yet?
+	beluga_kvc_stats hs;
+	if (g_opt.evict != "none" && !g_sh->evicting.load() &&
+	    beluga_kvc_get_stats(kv, host_of(g_me), &hs) == 0 && hs.evictions > 0)
+		g_sh->evicting = 1;
 }
 
 void reader_get(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
@@ -237,6 +270,7 @@ void reader_get(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
 		KeyState s2 = key_state(ks[i], &v2);
 		if (res[i] > 0) {
 			c.hits++;
+			g_sh->reader_hits++;
 			if (size_t(res[i]) != g_opt.block || !check_block(ks[i], outs[i].data(), g_opt.block))
 				c.bad++;
 		} else {
@@ -424,33 +458,12 @@ void teardown()
 }
 
 struct Totals {
-	int kills = 0, mid_write = 0, pinned = 0;
+	int kills = 0, mid_write = 0, pinned = 0, while_evicting = 0;
 	uint64_t ops = 0, puts = 0, removes = 0, hits = 0, misses = 0, pins = 0, bad = 0, lost = 0,
 		 nospace = 0;
 };
 
 // Final state: reclaim every host, check structure, read every key.
-// With eviction on, @slots puts of keys the storm never used must all
-// succeed: whether the storm itself filled the cache depends on the seed,
-// so this fills it for sure and the eviction path is always exercised.
-bool fill_evicts(beluga_kvc *kv, uint64_t slots)
-{
-	std::vector<uint8_t> data(g_opt.block, 0x5a);
-	for (uint64_t i = 0; i < slots; i++) {
-		beluga_kvc_put p{};
-		make_key(uint64_t(g_opt.keys) + 1000000 + i, p.key);
-		p.data = data.data();
-		p.len = data.size();
-		int res = -1;
-		beluga_kvc_put_batch(kv, &p, 1, &res);
-		if (res != 0) {
-			std::printf("fill: put %" PRIu64 " of %" PRIu64 " returned %d\n", i, slots, res);
-			return false;
-		}
-	}
-	return true;
-}
-
 bool verify()
 {
 	bool ok = true;
@@ -516,8 +529,6 @@ bool verify()
 		std::printf("final read: %" PRIu64 " blocks present, %" PRIu64 " wrong\n", present,
 			    wrong);
 		ok &= wrong == 0;
-		if (g_opt.evict != "none")
-			ok &= fill_evicts(kv, rep.slots);
 		beluga_kvc_detach(kv);
 		beluga_pool_close(pool);
 	}
@@ -532,7 +543,7 @@ bool verify()
 	ok &= all.reservations_reclaimed > 0 && all.pins_reclaimed > 0 &&
 	      all.sessions_reclaimed > 0;
 	if (g_opt.evict != "none")
-		ok &= all.evictions > 0; // the storm, or at least fill_evicts(), filled it
+		ok &= all.evictions > 0; // the storm overfilled the writers' partitions
 	return ok;
 }
 
@@ -561,14 +572,16 @@ void stop_child(pid_t pid, int i)
 }
 
 // Whom to kill.  Kind 0: a writer caught mid-write; kind 1: a reader caught
-// holding pins (children are stopped and let go again until one is, a
-// bounded number of times); kind 2: a child at work; kind 3: anyone,
-// including one still attaching or reclaiming.  Random moments throughout.
+// holding pins; kind 2: a child at work; kind 3: anyone, including one still
+// attaching or reclaiming.  Kinds 0 and 1 first stop random working children
+// at random moments (a bounded number of tries); when none was caught in that
+// state, one is asked to stop itself at its next write or pin, so that every
+// run has such kills however the machine schedules the children.
 int pick_victim(std::mt19937_64 &rng, int n, int kind)
 {
 	timespec pause = {0, long(100000 + rng() % 2000000)};
 	nanosleep(&pause, nullptr);
-	for (int tries = 0; tries < 4000; tries++) {
+	for (int tries = 0; tries < 200; tries++) {
 		int i = kind == 0 ? int(rng() % g_opt.writers)
 		      : kind == 1 ? g_opt.writers + int(rng() % g_opt.readers)
 				  : int(rng() % n);
@@ -586,9 +599,83 @@ int pick_victim(std::mt19937_64 &rng, int n, int kind)
 		timespec gap = {0, long(50000 + rng() % 200000)};
 		nanosleep(&gap, nullptr);
 	}
-	int i = int(rng() % n);
-	stop_child(g_pids[i], i);
+	if (kind >= 2) {
+		int i = int(rng() % n);
+		stop_child(g_pids[i], i);
+		return i;
+	}
+	int i = kind == 0 ? int(rng() % g_opt.writers) : g_opt.writers + int(rng() % g_opt.readers);
+	ChildStats &c = g_sh->child[i];
+	c.stop_at = kind == 0 ? bkv::test::write_begin : bkv::test::pinned;
+	int st;
+	if (waitpid(g_pids[i], &st, WUNTRACED) != g_pids[i] || !WIFSTOPPED(st)) {
+		std::fprintf(stderr, "child %d ended on its own (status %d)\n", i, st);
+		std::exit(1);
+	}
 	return i;
+}
+
+// The storm's size: blocks the writers must store.  Without eviction, half
+// the keys (the partition never fills by much); with eviction, three times
+// the capacity of the partitions the writers store into.
+uint64_t g_target;
+uint64_t g_writer_capacity; // blocks the writers' partitions hold
+
+// Wait until the writers stored @blocks blocks (and, with @hit, a reader
+// had a hit).  Bounded by work, not time: false when the writers tried
+// fifty times that many puts without storing them.
+bool wait_for_work(uint64_t blocks, bool hit)
+{
+	uint64_t limit = 50 * g_target + 10000;
+	while (g_sh->stored.load() < blocks || (hit && g_sh->reader_hits.load() == 0)) {
+		if (g_sh->put_tries.load() > limit) {
+			std::printf("storm: the writers tried %" PRIu64 " puts and stored %" PRIu64
+				    " blocks (%" PRIu64 " needed), readers hit %" PRIu64 " times\n",
+				    g_sh->put_tries.load(), g_sh->stored.load(), blocks,
+				    g_sh->reader_hits.load());
+			return false;
+		}
+		timespec gap = {0, 1000000};
+		nanosleep(&gap, nullptr); // polling, not a timing condition
+	}
+	return true;
+}
+
+// Capacity of the partitions the writers fill, read from the cache; with
+// eviction, raise --keys so that there are more keys than room.
+bool size_storm()
+{
+	beluga_pool *pool;
+	beluga_kvc *kv = attach(0, &pool);
+	if (!kv)
+		return false;
+	beluga_kvc_eviction ev;
+	int r = beluga_kvc_get_eviction(kv, 0, &ev);
+	beluga_kvc_detach(kv);
+	beluga_pool_close(pool);
+	if (r)
+		return false;
+	// Coherent: every writer stores into host 0; sim: each into its own.
+	g_writer_capacity = ev.capacity_blocks * (g_opt.sim ? uint64_t(g_opt.writers) : 1);
+	if (g_opt.evict == "none") {
+		g_target = g_opt.keys / 2;
+		return true;
+	}
+	uint64_t keys = 4 * g_writer_capacity;
+	if (keys > kMaxKeys) {
+		std::printf("the writers' partitions hold %" PRIu64 " blocks: too many for %u keys; "
+			    "use a smaller --region-mib or a larger --block\n",
+			    g_writer_capacity, kMaxKeys);
+		return false;
+	}
+	if (g_opt.keys < keys) {
+		std::printf("keys: %" PRIu64 " (four times the %" PRIu64
+			    " blocks the writers' partitions hold)\n",
+			    keys, g_writer_capacity);
+		g_opt.keys = uint32_t(keys);
+	}
+	g_target = 3 * g_writer_capacity;
+	return true;
 }
 
 int run()
@@ -601,6 +688,14 @@ int run()
 	if (p == MAP_FAILED)
 		return 1;
 	g_sh = new (p) Shared();
+	if (!size_storm()) {
+		teardown();
+		std::printf("FAIL\n");
+		return 1;
+	}
+	std::printf("storm: %d kills spread over %" PRIu64 " stored blocks (partitions hold %" PRIu64
+		    ")\n", g_opt.kills, g_target, g_writer_capacity);
+	std::fflush(stdout);
 	std::mt19937_64 rng(g_opt.seed);
 	int n = g_opt.writers + g_opt.readers;
 	std::vector<pid_t> &pids = g_pids;
@@ -608,7 +703,10 @@ int run()
 	for (int i = 0; i < n; i++)
 		pids[i] = spawn(i, rng());
 	Totals t;
-	for (int k = 0; k < g_opt.kills; k++) {
+	bool storm_ok = true;
+	for (int k = 0; k < g_opt.kills && storm_ok; k++) {
+		// Kill k once the writers stored their share of the storm's blocks.
+		storm_ok = wait_for_work(g_target * uint64_t(k + 1) / uint64_t(g_opt.kills + 1), false);
 		// Random pauses (not timing assertions: they only spread the kills
 		// over the children's work); the victim comes back stopped.
 		int i = pick_victim(rng, n, k % 4);
@@ -616,6 +714,7 @@ int run()
 		ChildStats &c = g_sh->child[i];
 		t.mid_write += c.in_write.load() > 0;
 		t.pinned += c.pins.load() > 0;
+		t.while_evicting += g_sh->evicting.load();
 		kill(pids[i], SIGKILL);
 		waitpid(pids[i], &st, 0);
 		t.kills++;
@@ -623,8 +722,10 @@ int run()
 		c.working = 0; // before the replacement runs: the next kill must wait for it
 		c.in_write = 0;
 		c.pins = 0;
+		c.stop_at = 0;
 		pids[i] = spawn(i, rng());
 	}
+	storm_ok = storm_ok && wait_for_work(g_target, true);
 	g_sh->stop = 1;
 	int failed_children = 0;
 	for (int i = 0; i < n; i++) {
@@ -633,15 +734,19 @@ int run()
 		failed_children += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		collect(t, g_sh->child[i]);
 	}
-	std::printf("kills %d (mid-write %d, holding pins %d); ops %" PRIu64 " puts %" PRIu64
-		    " removes %" PRIu64 " full %" PRIu64 " hits %" PRIu64 " misses %" PRIu64
-		    " pinned reads %" PRIu64 "; bad reads %" PRIu64 " lost blocks %" PRIu64 "\n",
-		    t.kills, t.mid_write, t.pinned, t.ops, t.puts, t.removes, t.nospace, t.hits,
-		    t.misses, t.pins, t.bad, t.lost);
+	std::printf("kills %d (mid-write %d, holding pins %d, while evicting %d); ops %" PRIu64
+		    " puts %" PRIu64 " removes %" PRIu64 " full %" PRIu64 " hits %" PRIu64
+		    " misses %" PRIu64 " pinned reads %" PRIu64 "; bad reads %" PRIu64
+		    " lost blocks %" PRIu64 "\n",
+		    t.kills, t.mid_write, t.pinned, t.while_evicting, t.ops, t.puts, t.removes,
+		    t.nospace, t.hits, t.misses, t.pins, t.bad, t.lost);
 	bool ok = verify();
 	teardown();
-	ok &= failed_children == 0 && t.bad == 0 && t.lost == 0 && t.mid_write > 0 &&
+	ok &= storm_ok && failed_children == 0 && t.bad == 0 && t.lost == 0 && t.mid_write > 0 &&
 	      t.pinned > 0 && t.hits > 0 && t.puts > 0;
+	// With eviction: the store evicted while processes were being killed.
+	if (g_opt.evict != "none")
+		ok &= t.while_evicting > 0;
 	std::printf("%s\n", ok ? "PASS" : "FAIL");
 	return ok ? 0 : 1;
 }
