@@ -143,12 +143,7 @@ uint64_t f64_final(const F64 &s, uint64_t len)
 		h ^= x;
 		h = (h << 27 | h >> 37) * k;
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
+	return fmix64(h);
 }
 
 void copy_sum(void *dst, const void *src, size_t len, F64 &s, bool nt)

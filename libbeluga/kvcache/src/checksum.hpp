@@ -10,6 +10,18 @@
 
 namespace bkv {
 
+// The 64-bit finalizer of MurmurHash3 (fmix64): every input bit affects
+// every output bit.  Ends the block checksum and mixes index keys.
+constexpr uint64_t fmix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
 struct F64 {
 	uint64_t a[4] = {0, 0, 0, 0};
 	uint64_t b[4] = {0, 0, 0, 0};

@@ -7,13 +7,12 @@
 //   copy     -> invalidate the payload (another host's), copy and checksum
 //   verify   -> generation unchanged and checksum equal, else a miss
 #include "internal.hpp"
+#include "pieces.hpp"
 
 #include <cerrno>
 
 namespace bkv {
 namespace {
-
-constexpr size_t kPiece = 512 * 1024;
 
 // Find @key and pin it; 0, -ENOENT or -ENOBUFS (no pin entry).
 int find_and_pin(beluga_kvc *kv, const uint8_t key[32], Found &f, uint32_t &pin)
@@ -70,27 +69,12 @@ struct Job {
 	size_t item;
 	Found f;
 	uint32_t pin;
-	uint64_t first_piece, pieces;
-};
-
-struct Piece {
-	size_t job;
-	uint64_t off, len;
-	F64 sum;
 };
 
 void copy_out(beluga_kvc *kv, const beluga_kvc_get *items, std::vector<Job> &jobs,
 	      std::vector<uint64_t> &sums)
 {
-	std::vector<Piece> pieces;
-	bool split = kv->copier.threads() > 1;
-	for (size_t j = 0; j < jobs.size(); j++) {
-		uint64_t len = jobs[j].f.len, step = split ? kPiece : len;
-		jobs[j].first_piece = pieces.size();
-		for (uint64_t off = 0; off < len; off += step)
-			pieces.push_back({j, off, std::min(step, len - off), F64{}});
-		jobs[j].pieces = pieces.size() - jobs[j].first_piece;
-	}
+	Pieces pieces(jobs.size(), kv->copier.threads() > 1, [&](size_t j) { return jobs[j].f.len; });
 	View &v = kv->v();
 	kv->copier.run(pieces.size(), [&](size_t i) {
 		Piece &p = pieces[i];
@@ -102,12 +86,8 @@ void copy_out(beluga_kvc *kv, const beluga_kvc_get *items, std::vector<Job> &job
 			 p.len, p.sum, false);
 	});
 	sums.resize(jobs.size());
-	for (size_t j = 0; j < jobs.size(); j++) {
-		F64 s;
-		for (uint64_t k = 0; k < jobs[j].pieces; k++)
-			f64_combine(s, pieces[jobs[j].first_piece + k].sum);
-		sums[j] = f64_final(s, jobs[j].f.len);
-	}
+	for (size_t j = 0; j < jobs.size(); j++)
+		sums[j] = pieces.checksum(j, jobs[j].f.len);
 }
 
 } // namespace
@@ -136,7 +116,7 @@ long get_batch(beluga_kvc *kv, const beluga_kvc_get *items, size_t n, int *res)
 				res[i] = -EINVAL;
 				continue;
 			}
-			Job j{i, {}, 0, 0, 0};
+			Job j{i, {}, 0};
 			int r = find_and_pin(kv, it.key, j.f, j.pin);
 			if (r == -ENOBUFS && !jobs.empty())
 				break; // copy what we hold, unpin, then go on

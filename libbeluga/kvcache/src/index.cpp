@@ -13,16 +13,6 @@
 namespace bkv {
 namespace {
 
-inline uint64_t fmix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
 inline uint64_t rd64(const uint8_t *p)
 {
 	uint64_t v;
@@ -86,10 +76,12 @@ void set_overflow(View &v, uint64_t off)
 void key_hash(const uint8_t key[32], uint64_t buckets, uint64_t &bucket, uint32_t &tag)
 {
 	// Keys are usually SHA-256 already, but callers may pass weaker ones.
-	uint64_t h = fmix(rd64(key) ^ fmix(rd64(key + 8) ^ fmix(rd64(key + 16) ^
-									   fmix(rd64(key + 24)))));
+	uint64_t h = fmix64(rd64(key + 24));
+	h = fmix64(rd64(key + 16) ^ h);
+	h = fmix64(rd64(key + 8) ^ h);
+	h = fmix64(rd64(key) ^ h);
 	bucket = uint64_t((unsigned __int128)h * buckets >> 64);
-	tag = uint32_t(fmix(h ^ 0x5bd1e9955bd1e995ull));
+	tag = uint32_t(fmix64(h ^ 0x5bd1e9955bd1e995ull));
 }
 
 bool read_desc(beluga_kvc *kv, uint32_t p, uint32_t slot, const uint8_t *key, Found &f)

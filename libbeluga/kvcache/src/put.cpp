@@ -9,6 +9,7 @@
 //   settle   -> the writer lets go of the slot
 #include "error.hpp"
 #include "internal.hpp"
+#include "pieces.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -16,35 +17,18 @@
 namespace bkv {
 namespace {
 
-constexpr size_t kPiece = 512 * 1024; // multiple of 64: pieces stay line-aligned
-
 struct Job {
 	size_t item;
 	uint32_t slot;
 	uint32_t resv;
 	uint64_t gen;
 	uint64_t len;
-	uint64_t first_piece, pieces;
 	uint64_t sum;
-};
-
-struct Piece {
-	size_t job;
-	uint64_t off, len;
-	F64 sum;
 };
 
 void copy_in(beluga_kvc *kv, const beluga_kvc_put *items, std::vector<Job> &jobs)
 {
-	std::vector<Piece> pieces;
-	bool split = kv->copier.threads() > 1;
-	for (size_t j = 0; j < jobs.size(); j++) {
-		uint64_t len = jobs[j].len, step = split ? kPiece : len;
-		jobs[j].first_piece = pieces.size();
-		for (uint64_t off = 0; off < len; off += step)
-			pieces.push_back({j, off, std::min(step, len - off), F64{}});
-		jobs[j].pieces = pieces.size() - jobs[j].first_piece;
-	}
+	Pieces pieces(jobs.size(), kv->copier.threads() > 1, [&](size_t j) { return jobs[j].len; });
 	View &v = kv->v();
 	kv->copier.run(pieces.size(), [&](size_t i) {
 		Piece &p = pieces[i];
@@ -60,12 +44,8 @@ void copy_in(beluga_kvc *kv, const beluga_kvc_put *items, std::vector<Job> &jobs
 			v.flush(dst, p.len, Point::payload_wb);
 		}
 	});
-	for (Job &j : jobs) {
-		F64 s;
-		for (uint64_t k = 0; k < j.pieces; k++)
-			f64_combine(s, pieces[j.first_piece + k].sum);
-		j.sum = f64_final(s, j.len);
-	}
+	for (size_t j = 0; j < jobs.size(); j++)
+		jobs[j].sum = pieces.checksum(j, jobs[j].len);
 }
 
 void publish(beluga_kvc *kv, const beluga_kvc_put *items, const Job &j, int *res, long &stored)
@@ -152,7 +132,7 @@ size_t reserve(beluga_kvc *kv, const beluga_kvc_put *items, size_t i, size_t n, 
 		uint32_t r = resv_take(kv);
 		if (r == ~0u)
 			break; // the batch is as large as it can be: copy these first
-		Job j{i, 0, r, 0, it.len, 0, 0, 0};
+		Job j{i, 0, r, 0, it.len, 0};
 		int err = claim(kv, j, reclaimed);
 		if (err) {
 			resv_give(kv, r);
