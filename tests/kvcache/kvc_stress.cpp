@@ -43,6 +43,8 @@
 
 #include <beluga/beluga.h>
 
+#include <CLI/CLI.hpp>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -374,38 +376,55 @@ pid_t spawn(int idx, uint64_t seed)
 
 // -------------------------------------------------------------- parent ---
 
-bool parse(int argc, char **argv)
+// Parse the command line into g_opt: -1 to go on, else the exit status
+// (0 after --help, 2 for a usage error).
+int parse(int argc, char **argv)
 {
-	for (int i = 1; i + 1 < argc; i += 2) {
-		std::string a = argv[i], v = argv[i + 1];
-		if (a == "--mode")
-			g_opt.sim = v == "sim";
-		else if (a == "--backend")
-			g_opt.backend = v;
-		else if (a == "--writers")
-			g_opt.writers = std::stoi(v);
-		else if (a == "--readers")
-			g_opt.readers = std::stoi(v);
-		else if (a == "--kills")
-			g_opt.kills = std::stoi(v);
-		else if (a == "--seed")
-			g_opt.seed = std::stoull(v);
-		else if (a == "--keys")
-			g_opt.keys = uint32_t(std::stoul(v));
-		else if (a == "--block")
-			g_opt.block = std::stoull(v);
-		else if (a == "--region-mib")
-			g_opt.region_mib = std::stoull(v);
-		else if (a == "--evict")
-			g_opt.evict = v;
-		else
-			return false;
+	CLI::App app{"Multi-process stress test of the KV-block store, with SIGKILLs.\n"
+		     "Exit status: 0 pass, 1 fail, 2 usage, 77 backend unavailable."};
+	std::string mode = "coherent";
+	app.add_option("--mode", mode, "coherent, or sim: every process a host of the "
+				       "non-coherent simulation")
+		->check(CLI::IsMember({"coherent", "sim"}))
+		->capture_default_str();
+	app.add_option("--backend", g_opt.backend, "where the cache lives")
+		->check(CLI::IsMember({"memfd", "user", "kernel"}))
+		->capture_default_str();
+	app.add_option("--writers", g_opt.writers, "writer processes")
+		->check(CLI::Range(1, kMaxChildren - 1))
+		->capture_default_str();
+	app.add_option("--readers", g_opt.readers, "reader processes")
+		->check(CLI::Range(1, kMaxChildren - 1))
+		->capture_default_str();
+	app.add_option("--kills", g_opt.kills, "SIGKILLs during the storm")
+		->check(CLI::NonNegativeNumber)
+		->capture_default_str();
+	app.add_option("--seed", g_opt.seed, "random seed (default: $BELUGA_TEST_SEED, else the clock)");
+	app.add_option("--keys", g_opt.keys, "distinct keys (raised with --evict)")
+		->check(CLI::Range(1u, kMaxKeys))
+		->capture_default_str();
+	app.add_option("--block", g_opt.block, "block size in bytes")
+		->check(CLI::Range(size_t(16), size_t(1) << 30))
+		->capture_default_str();
+	app.add_option("--region-mib", g_opt.region_mib, "region size in MiB")
+		->check(CLI::Range(size_t(1), size_t(1) << 20))
+		->capture_default_str();
+	app.add_option("--evict", g_opt.evict, "eviction policy")
+		->check(CLI::IsMember({"none", "clock", "lru"}))
+		->capture_default_str();
+	try {
+		app.parse(argc, argv);
+		if (g_opt.writers + g_opt.readers > kMaxChildren)
+			throw CLI::ValidationError("--writers + --readers",
+						   "at most " + std::to_string(kMaxChildren));
+		if (g_opt.keys < uint32_t(g_opt.writers))
+			throw CLI::ValidationError("--keys", "at least one key per writer");
+	} catch (const CLI::ParseError &e) {
+		int r = app.exit(e);
+		return r == 0 ? 0 : 2;
 	}
-	return argc % 2 == 1 && g_opt.writers >= 1 && g_opt.readers >= 1 &&
-	       g_opt.writers + g_opt.readers <= kMaxChildren && g_opt.keys <= kMaxKeys &&
-	       g_opt.keys >= uint32_t(g_opt.writers) && g_opt.block >= 16 &&
-	       (g_opt.backend == "memfd" || g_opt.backend == "user" || g_opt.backend == "kernel") &&
-	       (g_opt.evict == "none" || g_opt.evict == "clock" || g_opt.evict == "lru");
+	g_opt.sim = mode == "sim";
+	return -1;
 }
 
 beluga_kvc_config make_config()
@@ -755,13 +774,8 @@ int run()
 
 int main(int argc, char **argv)
 {
-	if (!parse(argc, argv)) {
-		std::fprintf(stderr, "usage: %s [--mode coherent|sim] [--backend memfd|user|kernel] "
-				     "[--writers N] [--readers N] [--kills N] [--seed N] [--keys N] "
-				     "[--block BYTES] [--region-mib N] [--evict none|clock|lru]\n",
-			     argv[0]);
-		return 2;
-	}
+	if (int r = parse(argc, argv); r >= 0)
+		return r;
 	if (!g_opt.seed) {
 		const char *env = std::getenv("BELUGA_TEST_SEED");
 		g_opt.seed = env ? std::strtoull(env, nullptr, 0)
