@@ -17,6 +17,8 @@
 #   make run-unit / run-vm   the same tests without building first
 #   make deps         install missing Debian packages (scripts/debian-packages.txt)
 #   make checkpatch   the kernel's checkpatch.pl --strict on the driver (part of make check)
+#   make check-kmod-deps  fail on a file-level dependency cycle in kmod/ (read
+#                     with nm from the built objects; part of make check)
 #   make check-debug  the VM suite on the debug kernel (KASAN, lockdep, kmemleak,
 #                     UBSAN, fault injection; built once per machine, cached)
 #   make fuzz         the 10-minute fuzzing run on Debian's kernel
@@ -60,7 +62,7 @@ SUBMAKE := $(MAKE)
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all build kmod helper user deps check check-unit check-vm run-unit run-vm demo bench clean \
-	install install-dkms checkpatch check-debug fuzz bench-e2e
+	install install-dkms checkpatch check-kmod-deps check-debug fuzz bench-e2e
 
 all: build
 
@@ -107,12 +109,13 @@ run-vm:
 # suite runs even when unit tests or checkpatch failed: one run reports all.
 check: deps
 	@$(SUBMAKE) build
-	@unit=0; vm=0; cp=0; \
+	@unit=0; vm=0; cp=0; kd=0; \
 	$(SUBMAKE) checkpatch || cp=1; \
+	$(SUBMAKE) check-kmod-deps || kd=1; \
 	$(SUBMAKE) run-unit || unit=1; \
 	$(SUBMAKE) run-vm || vm=1; \
-	if [ $$unit$$vm$$cp != 000 ]; then \
-		echo "make check: FAILED:$$([ $$cp = 1 ] && echo ' checkpatch')$$([ $$unit = 1 ] && echo ' unit tests')$$([ $$vm = 1 ] && echo ' VM suite')"; \
+	if [ $$unit$$vm$$cp$$kd != 0000 ]; then \
+		echo "make check: FAILED:$$([ $$cp = 1 ] && echo ' checkpatch')$$([ $$kd = 1 ] && echo ' kmod dependency cycle')$$([ $$unit = 1 ] && echo ' unit tests')$$([ $$vm = 1 ] && echo ' VM suite')"; \
 		exit 1; \
 	fi
 
@@ -120,6 +123,12 @@ check: deps
 # header; ignores are listed, with reasons, in the script.
 checkpatch:
 	@bash scripts/debug-kernel/checkpatch.sh
+
+# One direction between the driver's files: the graph is read with nm from
+# the objects kbuild built (kmod/*.o), so run it after make kmod.  Its own
+# test (tests/kmod-deps/) runs it on made-up objects with cycles.
+check-kmod-deps:
+	@bash scripts/check-kmod-deps.sh
 
 # The VM suite on the debug kernel (Documentation/hardening.md).  The kernel
 # is built on first use (over an hour on 2 cores) into

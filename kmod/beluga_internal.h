@@ -5,20 +5,42 @@
  * Objects
  *   pool    one per module: the sources, the free chunks, the region
  *           namespace.  Global singleton beluga_pool.
- *   source  one CXL memory source (a CPU-less NUMA node in this version),
- *           carved into chunks at module load.
+ *   source  one CXL memory source (a CPU-less NUMA node or a reserved
+ *           physical range), carved into chunks at module load.
  *   chunk   2 MiB of physically contiguous memory: an order-9 compound page
  *           whose head page holds one reference owned by the pool for the
  *           life of the module.
  *   region  a set of chunks with an owner, a mode and (unless ephemeral) a
  *           name; user space reaches it through region files.
  *
- * Locking
+ * Files, each calling only files listed before it (scripts/check-kmod-deps.sh,
+ * part of make check, fails on a file-level cycle):
+ *   beluga_pool.c    the pool: sources' registration, chunk hand-out and
+ *                    return, the quarantine
+ *   beluga_node.c    NUMA-node sources: checks, carving, nodes=
+ *   beluga_range.c   physical-range sources: claiming, struct pages, ranges=
+ *   beluga_stats.c   region stats and pinned-chunk counts (ioctls and sysfs)
+ *   beluga_sysfs.c   /sys/kernel/beluga
+ *   beluga_quota.c   per-uid limits and their ioctls
+ *   beluga_region.c  regions: namespace, permissions, lifetime
+ *   beluga_mmap.c    mapping region memory
+ *   beluga_gpu.c     GPU registration
+ *   beluga_file.c    region files: creation, file operations, fd ioctls
+ *   beluga_ioctl.c   the ioctls of /dev/beluga
+ *   beluga_main.c    module parameters, init and exit
+ *   Calls through function pointers do not show in that check.  The only
+ *   ones the driver makes itself go through struct beluga_source_ops:
+ *   beluga_pool.c calls them on sources that beluga_node.c or beluga_range.c
+ *   created, and they work on that source alone and call nothing in
+ *   beluga_pool.c.
+ *
+ * Locking (the lock order is written at each lock's declaration)
  *   beluga_pool.lock (mutex) protects: every source's free list and counts,
  *   the quarantine list, the name tree, the region xarray, nr_regions, and
  *   each region's name/named/uid/gid/mode fields.  It is taken only on
  *   control paths (ioctls, release, sysfs reads, the quarantine worker),
  *   never in the page-fault path.
+ *   beluga_rfile.lock (mutex) protects one region file's GPU registrations.
  *   A region's chunk array is written once before the region is published
  *   and is read-only afterwards, so faults read it without a lock; the
  *   region file pinned by the VMA keeps the region alive during a fault.
@@ -50,6 +72,7 @@
 #include <linux/memremap.h>
 #include <linux/mutex.h>
 #include <linux/rbtree.h>
+#include <linux/string.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
 #include <linux/workqueue.h>
@@ -71,9 +94,29 @@ struct beluga_chunk {
 	struct list_head node;		/* free list or quarantine */
 };
 
+/**
+ * struct beluga_source_ops - what differs between kinds of source
+ * @chunk_idle: whether nothing but the pool references the pages of a chunk
+ *	of this source (it may then go back to the free list)
+ * @chunk_pinned: whether a page of the chunk has a FOLL_PIN pin
+ * @free: give the source's memory back to the kernel and free the source;
+ *	called once, at unload or when creating the source failed, with none
+ *	of its chunks in a region or the quarantine
+ *
+ * Set by the file that creates sources of a kind (beluga_node.c,
+ * beluga_range.c), called by beluga_pool.c.  The functions touch only the
+ * source and chunk they are given and call nothing in beluga_pool.c.
+ */
+struct beluga_source_ops {
+	bool (*chunk_idle)(struct beluga_chunk *c);
+	bool (*chunk_pinned)(struct beluga_chunk *c);
+	void (*free)(struct beluga_source *src);
+};
+
 struct beluga_source {
 	unsigned int index;
 	u32 kind;			/* BELUGA_SOURCE_* */
+	const struct beluga_source_ops *ops;
 	int nid;
 	bool has_cpus;
 	/* BELUGA_SOURCE_RANGE only: the claimed range and its struct pages. */
@@ -98,7 +141,16 @@ struct beluga_counters {
 };
 
 struct beluga_pool {
-	struct mutex lock;		/* see "Locking" above */
+	/*
+	 * What it protects: "Locking" above.  Lock order: beluga_rfile.lock,
+	 * then this lock, then the kernel's own (allocator, kernfs when a
+	 * quota's sysfs directory is created).  Never held while copying
+	 * to or from user space (mmap_lock), nor across beluga_region_put()
+	 * (the release takes this lock), kobject_del() of a region or quota
+	 * directory (it waits for sysfs show() calls, which take this lock)
+	 * or cancel_delayed_work_sync(&quarantine_work) (the worker takes it).
+	 */
+	struct mutex lock;
 	struct beluga_source *sources[BELUGA_MAX_SOURCES];
 	unsigned int nr_sources;
 	unsigned long nr_chunks;
@@ -162,7 +214,12 @@ struct beluga_region {
  */
 struct beluga_rfile {
 	struct beluga_region *region;
-	struct mutex lock;		/* protects gpus */
+	/*
+	 * Protects gpus.  Lock order: taken before beluga_pool.lock (dropping
+	 * a registration updates the region's count under it) and held while
+	 * copying to user space, so never taken under beluga_pool.lock.
+	 */
+	struct mutex lock;
 	struct list_head gpus;		/* struct beluga_gpu_reg */
 };
 
@@ -173,21 +230,47 @@ static inline struct beluga_region *beluga_file_region(struct file *file)
 	return ((struct beluga_rfile *)file->private_data)->region;
 }
 
+/* Whether @len bytes at @p are all zero (ioctl arguments' padding). */
+static inline bool beluga_zeroed(const void *p, size_t len)
+{
+	return !memchr_inv(p, 0, len);
+}
+
+#define BELUGA_RESERVED_OK(s) beluga_zeroed((s)->reserved, sizeof((s)->reserved))
+
 /* beluga_pool.c */
-int beluga_pool_init(const char *nodes_param, const char *ranges_param);
-bool beluga_chunk_idle(struct beluga_chunk *c);
-bool beluga_chunk_is_pinned(struct beluga_chunk *c);
-struct beluga_source *beluga_source_new(u32 kind, int nid);
-int beluga_source_register(struct beluga_source *src);
+void beluga_pool_init(void);
 void beluga_pool_exit(void);
+struct beluga_source *beluga_source_new(u32 kind, int nid,
+					const struct beluga_source_ops *ops);
+int beluga_source_register(struct beluga_source *src);
 int beluga_pool_resolve_kind(u32 kind, int source_index);
 int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index);
 void beluga_pool_give_back(struct beluga_region *r);
-unsigned long beluga_pool_pinned_chunks(void);
+
+/* Whether nothing but the pool references @c (it can be reused). */
+static inline bool beluga_chunk_idle(struct beluga_chunk *c)
+{
+	return c->src->ops->chunk_idle(c);
+}
+
+/* Whether a page of @c has a FOLL_PIN pin. */
+static inline bool beluga_chunk_is_pinned(struct beluga_chunk *c)
+{
+	return c->src->ops->chunk_pinned(c);
+}
+
+/* beluga_node.c */
+int beluga_nodes_parse(const char *param);
 
 /* beluga_range.c */
-int beluga_range_add(phys_addr_t start, u64 bytes);
-void beluga_range_free(struct beluga_source *src);
+int beluga_ranges_parse(const char *param);
+
+/* beluga_stats.c */
+void beluga_region_fill_stat(struct beluga_region *r,
+			     struct beluga_region_stat *st);
+int beluga_region_stat_by_id(u64 id, struct beluga_region_stat *st);
+unsigned long beluga_pool_pinned_chunks(void);
 
 /* beluga_gpu.c */
 long beluga_gpu_register(struct file *file, void __user *argp);
@@ -214,13 +297,6 @@ bool beluga_region_is_owner(struct beluga_region *r);
 int beluga_region_destroy(const char *name);
 int beluga_region_unpublish(struct beluga_region *r);
 int beluga_region_setattr(const struct beluga_region_setattr *req);
-struct file *beluga_region_file(struct beluga_region *r, bool write);
-bool beluga_is_region_file(struct file *file);
-void __beluga_region_fill_stat(struct beluga_region *r,
-			       struct beluga_region_stat *st);
-void beluga_region_fill_stat(struct beluga_region *r,
-			     struct beluga_region_stat *st);
-unsigned int beluga_region_pinned_chunks(struct beluga_region *r);
 
 /* beluga_mmap.c */
 int beluga_region_mmap(struct file *file, struct vm_area_struct *vma);
@@ -230,10 +306,12 @@ unsigned long beluga_region_get_unmapped_area(struct file *file,
 					      unsigned long pgoff,
 					      unsigned long flags);
 
+/* beluga_file.c */
+struct file *beluga_region_file(struct beluga_region *r, bool write);
+bool beluga_is_region_file(struct file *file);
+
 /* beluga_ioctl.c */
 long beluga_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
-long beluga_region_ioctl(struct file *file, unsigned int cmd,
-			 unsigned long arg);
 
 /* beluga_sysfs.c */
 int beluga_sysfs_init(void);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * beluga_ioctl.c - the ioctl ABI of /dev/beluga and of region files.
+ * beluga_ioctl.c - the ioctl ABI of /dev/beluga (region files' own ioctls
+ * are in beluga_file.c).
  *
  * Every handler copies its structure in, rejects unknown flags and non-zero
  * padding or reserved fields with EINVAL, does the work, and copies a fully
@@ -20,13 +21,6 @@
 #include "beluga_internal.h"
 
 #define BELUGA_LIST_MAX	65536	/* entries returned by one REGION_LIST */
-
-static bool beluga_zeroed(const void *p, size_t len)
-{
-	return !memchr_inv(p, 0, len);
-}
-
-#define BELUGA_RESERVED_OK(s) beluga_zeroed((s)->reserved, sizeof((s)->reserved))
 
 static long beluga_ioc_info(void __user *argp)
 {
@@ -369,62 +363,6 @@ long beluga_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return beluga_ioc_quota_get(argp);
 	case BELUGA_IOC_QUOTA_SET:
 		return beluga_ioc_quota_set(argp);
-	default:
-		return -ENOTTY;
-	}
-}
-
-static long beluga_ioc_region_fd_stat(struct beluga_region *r,
-				      void __user *argp)
-{
-	struct beluga_region_stat st;
-
-	if (copy_from_user(&st, argp, sizeof(st)))
-		return -EFAULT;
-	if (!beluga_zeroed(&st, sizeof(st)))
-		return -EINVAL;
-	beluga_region_fill_stat(r, &st);
-	return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
-}
-
-static long beluga_ioc_region_layout(struct beluga_region *r,
-				     void __user *argp)
-{
-	struct beluga_region_layout req;
-	s32 __user *nodes;
-	unsigned long i, n;
-
-	if (copy_from_user(&req, argp, sizeof(req)))
-		return -EFAULT;
-	if (req.flags || req.nr_chunks || req.__pad || req.chunk_size ||
-	    !BELUGA_RESERVED_OK(&req) || (req.capacity && !req.nodes))
-		return -EINVAL;
-
-	nodes = u64_to_user_ptr(req.nodes);
-	n = min_t(unsigned long, req.capacity, r->nr_chunks);
-	for (i = 0; i < n; i++)
-		if (put_user(r->chunks[i]->src->nid, nodes + i))
-			return -EFAULT;
-	req.nr_chunks = r->nr_chunks;
-	req.chunk_size = BELUGA_CHUNK_BYTES;
-	return copy_to_user(argp, &req, sizeof(req)) ? -EFAULT : 0;
-}
-
-long beluga_region_ioctl(struct file *file, unsigned int cmd,
-			 unsigned long arg)
-{
-	struct beluga_region *r = beluga_file_region(file);
-	void __user *argp = (void __user *)arg;
-
-	switch (cmd) {
-	case BELUGA_IOC_REGION_FD_STAT:
-		return beluga_ioc_region_fd_stat(r, argp);
-	case BELUGA_IOC_REGION_LAYOUT:
-		return beluga_ioc_region_layout(r, argp);
-	case BELUGA_IOC_GPU_REGISTER:
-		return beluga_gpu_register(file, argp);
-	case BELUGA_IOC_GPU_UNREGISTER:
-		return beluga_gpu_unregister(file, argp);
 	default:
 		return -ENOTTY;
 	}

@@ -52,6 +52,27 @@ static struct miscdevice beluga_misc = {
 	.fops = &beluga_dev_fops,
 };
 
+/* The pool and its sources, from nodes= and ranges=. */
+static int beluga_sources_init(void)
+{
+	bool have_nodes = nodes && *nodes;
+	bool have_ranges = ranges && *ranges;
+	int ret = 0;
+
+	beluga_pool_init();
+	if (!have_nodes && !have_ranges) {
+		pr_err("no memory source: load with nodes=<nid>[:<size>],... (CXL NUMA nodes) or ranges=<start>+<size>,... (reserved physical ranges)\n");
+		return -EINVAL;
+	}
+	if (have_nodes)
+		ret = beluga_nodes_parse(nodes);
+	if (!ret && have_ranges)
+		ret = beluga_ranges_parse(ranges);
+	if (ret)
+		beluga_pool_exit();
+	return ret;
+}
+
 static int __init beluga_init(void)
 {
 	int ret;
@@ -74,7 +95,7 @@ static int __init beluga_init(void)
 	}
 	beluga_pool.default_quota_regions = quota_regions;
 
-	ret = beluga_pool_init(nodes, ranges);
+	ret = beluga_sources_init();
 	if (ret)
 		return ret;
 	ret = beluga_region_fs_init();

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * beluga_range.c - physical-range sources (the paper's pool mode).
+ * beluga_range.c - physical-range sources (the paper's pool mode), ranges=.
  *
  * A range is memory the kernel does not manage: BIOS- or memmap=-reserved,
  * soft-reserved, or a CXL region released from device-dax.  The driver
@@ -22,6 +22,7 @@
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 
 #include "beluga_internal.h"
 
@@ -120,6 +121,38 @@ static int beluga_range_map_pages(struct beluga_source *src)
 	return 0;
 }
 
+/*
+ * Range chunks are 512 order-0 ZONE_DEVICE pages idling at one reference
+ * each (devmap page-table entries take none; GUP and pipes do).
+ */
+static bool beluga_range_chunk_idle(struct beluga_chunk *c)
+{
+	unsigned long i;
+
+	for (i = 0; i < BELUGA_CHUNK_PAGES; i++)
+		if (page_ref_count(nth_page(c->page, i)) != 1)
+			return false;
+	return true;
+}
+
+static bool beluga_range_chunk_pinned(struct beluga_chunk *c)
+{
+	unsigned long i;
+
+	for (i = 0; i < BELUGA_CHUNK_PAGES; i++)
+		if (page_maybe_dma_pinned(nth_page(c->page, i)))
+			return true;
+	return false;
+}
+
+static void beluga_range_free(struct beluga_source *src);
+
+static const struct beluga_source_ops beluga_range_ops = {
+	.chunk_idle = beluga_range_chunk_idle,
+	.chunk_pinned = beluga_range_chunk_pinned,
+	.free = beluga_range_free,
+};
+
 static int beluga_range_chunks(struct beluga_source *src)
 {
 	unsigned long i, pfn = PHYS_PFN(src->phys);
@@ -137,7 +170,7 @@ static int beluga_range_chunks(struct beluga_source *src)
 	return 0;
 }
 
-int beluga_range_add(phys_addr_t start, u64 bytes)
+static int beluga_range_add(phys_addr_t start, u64 bytes)
 {
 	struct beluga_source *src;
 	int ret;
@@ -146,7 +179,8 @@ int beluga_range_add(phys_addr_t start, u64 bytes)
 	if (ret)
 		return ret;
 	src = beluga_source_new(BELUGA_SOURCE_RANGE,
-				memory_add_physaddr_to_nid(start));
+				memory_add_physaddr_to_nid(start),
+				&beluga_range_ops);
 	if (!src)
 		return -ENOMEM;
 	src->phys = start;
@@ -169,12 +203,12 @@ int beluga_range_add(phys_addr_t start, u64 bytes)
 }
 
 /* Undo beluga_range_add(); refuses (leaks) if any page is still in use. */
-void beluga_range_free(struct beluga_source *src)
+static void beluga_range_free(struct beluga_source *src)
 {
 	unsigned long i;
 
 	for (i = 0; i < src->nr_chunks; i++) {
-		if (WARN_ON_ONCE(!beluga_chunk_idle(&src->chunks[i]))) {
+		if (WARN_ON_ONCE(!beluga_range_chunk_idle(&src->chunks[i]))) {
 			pr_err("range %pa: pages still referenced; leaking the range\n",
 			       &src->phys);
 			return;
@@ -186,4 +220,55 @@ void beluga_range_free(struct beluga_source *src)
 		release_mem_region(src->phys, src->bytes);
 	kvfree(src->chunks);
 	kfree(src);
+}
+
+/**
+ * beluga_ranges_parse() - create the sources named by the ranges= parameter
+ * @param: "start+size,start+size,..." (memparse syntax)
+ *
+ * Claims, maps and registers each range in turn, printing one line per
+ * source or one line saying what to fix.  Called at module load, after
+ * beluga_pool_init(); the sources already registered when it fails are
+ * freed by beluga_pool_exit().
+ *
+ * Return: 0 or a negative errno.
+ */
+int beluga_ranges_parse(const char *param)
+{
+	char *buf, *cur, *tok;
+	int ret = 0;
+
+	buf = kstrdup(param, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	cur = buf;
+	while ((tok = strsep(&cur, ",")) != NULL) {
+		char *plus = strchr(tok, '+'), *end;
+		unsigned long long start, bytes;
+
+		if (!plus) {
+			pr_err("bad range '%s' in ranges=: use <start>+<size>, e.g. 0x100000000+64G\n",
+			       tok);
+			ret = -EINVAL;
+			break;
+		}
+		*plus++ = '\0';
+		start = memparse(tok, &end);
+		if (*end || !*tok) {
+			pr_err("bad range start '%s' in ranges=\n", tok);
+			ret = -EINVAL;
+			break;
+		}
+		bytes = memparse(plus, &end);
+		if (*end || !bytes) {
+			pr_err("bad range size '%s' in ranges=\n", plus);
+			ret = -EINVAL;
+			break;
+		}
+		ret = beluga_range_add(start, bytes);
+		if (ret)
+			break;
+	}
+	kfree(buf);
+	return ret;
 }

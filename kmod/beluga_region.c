@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * beluga_region.c - regions: namespace, permissions, lifetime, region files.
+ * beluga_region.c - regions: namespace, permissions, lifetime.
  *
- * A region is reached only through region files.  Each region has its own
+ * A region is reached only through region files (beluga_file.c).  Each
+ * region has its own
  * anonymous inode on a private pseudo filesystem (as dma-buf does), so the
  * mapping code can decide per region how pages are mapped, and fstat() on a
  * region fd shows the region's owner, mode and size.
@@ -450,109 +451,4 @@ int beluga_region_setattr(const struct beluga_region_setattr *req)
 	}
 	mutex_unlock(&beluga_pool.lock);
 	return ret;
-}
-
-unsigned int beluga_region_pinned_chunks(struct beluga_region *r)
-{
-	unsigned int n = 0;
-	unsigned long i;
-
-	for (i = 0; i < r->nr_chunks; i++)
-		n += beluga_chunk_is_pinned(r->chunks[i]);
-	return n;
-}
-
-/* Fill @st from @r; caller holds the pool lock. */
-void __beluga_region_fill_stat(struct beluga_region *r,
-			       struct beluga_region_stat *st)
-{
-	struct user_namespace *ns = current_user_ns();
-
-	lockdep_assert_held(&beluga_pool.lock);
-	memset(st, 0, sizeof(*st));
-	memcpy(st->name, r->name, BELUGA_NAME_MAX);
-	st->mode = r->mode;
-	st->uid = from_kuid_munged(ns, r->uid);
-	st->gid = from_kgid_munged(ns, r->gid);
-	if (r->ephemeral)
-		st->flags |= BELUGA_REGION_F_EPHEMERAL;
-	else if (!r->named)
-		st->flags |= BELUGA_REGION_F_DESTROYED;
-	st->source_kind = r->source_kind;
-	st->nr_chunks = r->nr_chunks;
-	st->id = r->id;
-	st->size = r->size;
-	st->open_count = atomic_read(&r->open_count);
-	st->map_count = atomic_read(&r->map_count);
-	st->pinned_chunks = beluga_region_pinned_chunks(r);
-}
-
-void beluga_region_fill_stat(struct beluga_region *r,
-			     struct beluga_region_stat *st)
-{
-	mutex_lock(&beluga_pool.lock);
-	__beluga_region_fill_stat(r, st);
-	mutex_unlock(&beluga_pool.lock);
-}
-
-static int beluga_region_file_release(struct inode *inode, struct file *file)
-{
-	struct beluga_rfile *rf = file->private_data;
-	struct beluga_region *r = rf->region;
-
-	beluga_gpu_release_all(rf);
-	atomic_dec(&r->open_count);
-	beluga_region_put(r);
-	mutex_destroy(&rf->lock);
-	kfree(rf);
-	return 0;
-}
-
-static const struct file_operations beluga_region_fops = {
-	.owner = THIS_MODULE,
-	.release = beluga_region_file_release,
-	.mmap = beluga_region_mmap,
-	.get_unmapped_area = beluga_region_get_unmapped_area,
-	.unlocked_ioctl = beluga_region_ioctl,
-	.compat_ioctl = compat_ptr_ioctl,
-	.fsync = noop_fsync,	/* msync(MS_SYNC) must not fail */
-	.llseek = noop_llseek,
-};
-
-bool beluga_is_region_file(struct file *file)
-{
-	return file->f_op == &beluga_region_fops;
-}
-
-/*
- * A new open file description for @r.  It takes its own region reference
- * (dropped in ->release) and a module reference (dropped by fput()).
- */
-struct file *beluga_region_file(struct beluga_region *r, bool write)
-{
-	struct beluga_rfile *rf;
-	struct file *file;
-
-	rf = kzalloc(sizeof(*rf), GFP_KERNEL);
-	if (!rf)
-		return ERR_PTR(-ENOMEM);
-	rf->region = r;
-	mutex_init(&rf->lock);
-	INIT_LIST_HEAD(&rf->gpus);
-
-	__module_get(THIS_MODULE);	/* put by fput() via fops_put() */
-	ihold(r->inode);
-	file = alloc_file_pseudo(r->inode, beluga_pool.mnt,
-				 r->name[0] ? r->name : "[ephemeral]",
-				 write ? O_RDWR : O_RDONLY, &beluga_region_fops);
-	if (IS_ERR(file)) {
-		iput(r->inode);
-		module_put(THIS_MODULE);
-		kfree(rf);
-		return file;
-	}
-	kref_get(&r->ref);
-	atomic_inc(&r->open_count);
-	file->private_data = rf;
-	return file;
 }

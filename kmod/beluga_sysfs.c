@@ -220,20 +220,11 @@ static const struct attribute_group source_group = {
 /* Snapshot the region named by @k's directory; -ENODEV once it is gone. */
 static int region_stat_of(struct kobject *k, struct beluga_region_stat *st)
 {
-	struct beluga_region *r;
 	u64 id;
-	int ret = 0;
 
 	if (kstrtou64(kobject_name(k), 10, &id))
 		return -ENODEV;
-	mutex_lock(&beluga_pool.lock);
-	r = xa_load(&beluga_pool.regions, id);
-	if (r)
-		__beluga_region_fill_stat(r, st);
-	else
-		ret = -ENODEV;
-	mutex_unlock(&beluga_pool.lock);
-	return ret;
+	return beluga_region_stat_by_id(id, st);
 }
 
 #define BELUGA_REGION_ATTR(_name, _fmt, _expr) \
