@@ -45,11 +45,14 @@ HELPER_DIR := tests/driver/helper
 PYTHON ?= /usr/bin/python3
 BENCH_E2E_ARGS ?=
 
-# The kernel: KDIR given -> its release; otherwise the newest Debian kernel
-# with headers.  Computed per make invocation, so `make check` (which runs a
-# sub-make after installing packages) sees a kernel installed moments ago.
+# The kernel: KDIR given -> its release (UTS_RELEASE: Debian's headers say
+# e.g. 6.1.192 in include/config/kernel.release for the 6.1.0-57-amd64
+# image, which is what /boot and /lib/modules are named by); otherwise the
+# newest Debian kernel with headers.  Computed per make invocation, so
+# `make check` (which runs a sub-make after installing packages) sees a
+# kernel installed moments ago.
 ifneq ($(strip $(KDIR)),)
-KVER ?= $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
+KVER ?= $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"/\1/p' $(KDIR)/include/generated/utsrelease.h 2>/dev/null)
 else
 KVER ?= $(shell bash scripts/kernel-version.sh 2>/dev/null)
 KDIR := $(if $(strip $(KVER)),/lib/modules/$(strip $(KVER))/build)
