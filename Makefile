@@ -90,7 +90,7 @@ ifneq ($(HELPER_SOURCES),)
 		$(if $(wildcard kmod/Module.symvers),KBUILD_EXTRA_SYMBOLS=$(CURDIR)/kmod/Module.symvers) modules
 endif
 
-# Configure every time: tests/CMakeLists.txt globs for new test folders.
+# Configure every time (cheap when nothing changed): picks up new files and options.
 user:
 	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
 	cmake --build $(BUILD_DIR) -j2

@@ -4,7 +4,6 @@
 #include "error.hpp"
 #include "fingerprint.hpp"
 #include "internal.hpp"
-#include "platform.hpp"
 
 #include <unistd.h>
 

@@ -2,7 +2,7 @@
 // View: the three coherence modes (see view.hpp) and the omission hook.
 #include "view.hpp"
 
-#include "platform.hpp"
+#include <beluga/cpu.h>
 
 #include <sys/mman.h>
 
@@ -152,12 +152,12 @@ void View::flush(uint64_t off, uint64_t len, Point p)
 	if (!len || omitted(p))
 		return;
 	if (mode_ == noncoherent)
-		cpu::writeback(mem_ + off, len);
+		bcpu_writeback(mem_ + off, len);
 	if (sim_)
 		for (uint64_t l = off / 64; l <= (off + len - 1) / 64; l++)
 			if (sim_->test_and_clear(l))
 				sim_writeback(l);
-	cpu::fence_full();
+	bcpu_fence_full();
 }
 
 void View::invalidate(uint64_t off, uint64_t len, Point p)
@@ -165,7 +165,7 @@ void View::invalidate(uint64_t off, uint64_t len, Point p)
 	if (!len || omitted(p))
 		return;
 	if (mode_ == noncoherent)
-		cpu::invalidate(mem_ + off, len);
+		bcpu_flush(mem_ + off, len);
 	if (sim_)
 		for (uint64_t l = off / 64; l <= (off + len - 1) / 64; l++) {
 			// clflush writes a dirty line back before dropping it; for a
@@ -177,18 +177,18 @@ void View::invalidate(uint64_t off, uint64_t len, Point p)
 				copy_line(base_ + l * 64, mem_ + l * 64);
 			}
 		}
-	cpu::fence_full();
+	bcpu_fence_full();
 }
 
 void View::nt_done(uint64_t off, uint64_t len)
 {
-	cpu::fence_store();
+	bcpu_fence_store();
 	if (!len)
 		return;
 	if (mode_ == noncoherent) {
 		// The unaligned tail was written with ordinary stores.
-		cpu::writeback(mem_ + (off + len - 1) / 64 * 64, 64);
-		cpu::writeback(mem_ + off / 64 * 64, 64);
+		bcpu_writeback(mem_ + (off + len - 1) / 64 * 64, 64);
+		bcpu_writeback(mem_ + off / 64 * 64, 64);
 	}
 	if (!sim_)
 		return;
@@ -196,10 +196,10 @@ void View::nt_done(uint64_t off, uint64_t len)
 		sim_->test_and_clear(l);
 		sim_writeback(l);
 	}
-	cpu::fence_full();
+	bcpu_fence_full();
 }
 
-void View::fence() { cpu::fence_full(); }
+void View::fence() { bcpu_fence_full(); }
 
 uint64_t View::violations() const { return sim_ ? sim_->violations.load() : 0; }
 

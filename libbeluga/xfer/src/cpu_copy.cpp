@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CPU data path: memcpy of the plan's contiguous pieces, large transfers
-// split across a worker pool, pool writes with non-temporal stores.
+// split across a worker pool, pool writes with non-temporal stores (or, for
+// small ones, ordinary stores written back: the pool is read by hosts that
+// do not see this one's caches).
 #include <beluga/xfer.h>
 
-#include "nt_copy.hpp"
+#include <beluga/cpu.h>
+
 #include "plan.hpp"
 #include "worker_pool.hpp"
 
@@ -55,13 +58,14 @@ void copy_units(const Job &j, uint64_t begin, uint64_t end)
 		char *pool_p = static_cast<char *>(ref.pool) + a.pool_off + off;
 		char *dst = gather ? pool_p : paged_p;
 		const char *src = gather ? paged_p : pool_p;
-		if (j.nt)
-			beluga::xfer::copy_nt(dst, src, len);
-		else
+		if (j.nt) {
+			bcpu_copy_nt(dst, src, len); // ends with a store fence
+		} else {
 			std::memcpy(dst, src, len);
+			if (gather)
+				bcpu_writeback(dst, len);
+		}
 	}
-	if (j.nt)
-		beluga::xfer::store_fence();
 }
 
 beluga_kv_cpu_opts fill_defaults(const beluga_kv_cpu_opts *in)

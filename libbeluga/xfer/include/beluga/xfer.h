@@ -27,6 +27,9 @@ enum beluga_kv_nt_mode {
 	BELUGA_KV_NT_ALWAYS = 1, /* for every destination */
 	BELUGA_KV_NT_NEVER = 2,
 };
+/* Whatever the mode, a gather (a pool write) returns with every byte it
+ * wrote on its way to memory: non-temporal stores, or ordinary stores whose
+ * lines are then written back (clwb), followed by a store fence. */
 
 struct beluga_kv_cpu_opts {
 	uint32_t threads;     /* worker threads including the caller; 0: all online CPUs, capped at 16 */

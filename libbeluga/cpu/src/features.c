@@ -1,21 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Description: run-time CPU feature detection (cpuid).
+ * Description: run-time CPU feature detection (cpuid), and the test-build
+ * trace hook.
  *
  * The result is computed once and never changes: the hardware cannot gain
  * or lose instructions while we run, and cpuid traps (slowly) in many VMs,
- * so it is cached in a write-once static rather than asked per call.  This
- * is the library's only static data and holds no per-user state.
+ * so it is cached in a write-once static rather than asked per call.
  */
 #include <pthread.h>
 
-#include "cpu.h"
+#include <beluga/cpu.h>
+
+#include "trace.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
 
-static struct beluga_cpu cpu;
+static struct bcpu_features cpu;
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 
 static void detect(void)
@@ -32,6 +34,7 @@ static void detect(void)
 	if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
 		cpu.clflushopt = b & (1U << 23);
 		cpu.clwb = b & (1U << 24);
+		cpu.movdir64b = c & (1U << 28);
 	}
 	/* These also check that the OS saves the wide registers (XGETBV). */
 	__builtin_cpu_init();
@@ -40,8 +43,34 @@ static void detect(void)
 #endif
 }
 
-const struct beluga_cpu *beluga_cpu(void)
+const struct bcpu_features *bcpu_features(void)
 {
 	pthread_once(&cpu_once, detect);
 	return &cpu;
 }
+
+#ifdef BCPU_TRACE
+static bcpu_trace_fn trace_fn;
+static void *trace_arg;
+
+bool bcpu_set_trace(bcpu_trace_fn fn, void *arg)
+{
+	trace_arg = arg;
+	__atomic_store_n(&trace_fn, fn, __ATOMIC_RELEASE);
+	return true;
+}
+
+void bcpu_trace(enum bcpu_event ev, const void *p, size_t len)
+{
+	bcpu_trace_fn fn = __atomic_load_n(&trace_fn, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(ev, p, len, trace_arg);
+}
+#else
+bool bcpu_set_trace(bcpu_trace_fn fn, void *arg)
+{
+	(void)fn; (void)arg;
+	return false;
+}
+#endif

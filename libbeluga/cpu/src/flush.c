@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Description: cache-line flush, write-back and fences (the paper's O1).
+ * Description: cache-line write-back, invalidate and fences.
  *
- * CXL memory shared between hosts is not kept coherent across them: a reader
- * must drop stale lines before reading (flush), a writer must push its lines
- * out (write-back, or non-temporal stores in copy.c).  The instruction is
- * chosen at run time: clwb keeps the line cached, clflushopt is weakly
- * ordered (hence the sfence), clflush is the baseline.
+ * The instruction is chosen at run time: clwb writes back and keeps the
+ * line, clflushopt writes back and invalidates and is weakly ordered (hence
+ * the sfence), clflush is the baseline.  On other architectures there is no
+ * user-space cache maintenance: fences only.
  */
 #include <stdint.h>
 
-#include <beluga/beluga.h>
+#include <beluga/cpu.h>
 
-#include "cpu.h"
+#include "trace.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -39,7 +38,7 @@ static void lines_clflush(uintptr_t p, uintptr_t end, unsigned int line)
 
 static void each_line(const void *addr, size_t len, bool keep)
 {
-	const struct beluga_cpu *c = beluga_cpu();
+	const struct bcpu_features *c = bcpu_features();
 	uintptr_t p = (uintptr_t)addr & ~(uintptr_t)(c->line - 1);
 	uintptr_t end = (uintptr_t)addr + len;
 
@@ -51,37 +50,31 @@ static void each_line(const void *addr, size_t len, bool keep)
 		lines_clflushopt(p, end, c->line);
 	else if (c->clflush)
 		lines_clflush(p, end, c->line);
+	bcpu_trace(keep ? BCPU_EV_WRITEBACK : BCPU_EV_FLUSH, (void *)p, end - p);
 	_mm_sfence();
+	bcpu_trace(BCPU_EV_FENCE, NULL, 0);
 }
 
-void beluga_flush(const void *addr, size_t len)
-{
-	each_line(addr, len, false);
-}
-
-void beluga_writeback(const void *addr, size_t len)
-{
-	each_line(addr, len, true);
-}
-
-void beluga_fence_store(void)
+void bcpu_fence_store(void)
 {
 	_mm_sfence();
+	bcpu_trace(BCPU_EV_FENCE, NULL, 0);
 }
 
-void beluga_fence_load(void)
+void bcpu_fence_load(void)
 {
 	_mm_lfence();
 }
 
-void beluga_fence_full(void)
+void bcpu_fence_full(void)
 {
 	_mm_mfence();
+	bcpu_trace(BCPU_EV_FENCE, NULL, 0);
 }
 
-const char *beluga_cpu_flush_method(void)
+const char *bcpu_flush_method(void)
 {
-	const struct beluga_cpu *c = beluga_cpu();
+	const struct bcpu_features *c = bcpu_features();
 
 	if (c->clflushopt && c->clwb)
 		return "clflushopt+clwb";
@@ -90,37 +83,44 @@ const char *beluga_cpu_flush_method(void)
 	return c->clflush ? "clflush" : "none";
 }
 
-#else	/* not x86: no user-space cache maintenance; fences only */
+#else	/* not x86 */
 
-void beluga_flush(const void *addr, size_t len)
+static void each_line(const void *addr, size_t len, bool keep)
 {
-	(void)addr; (void)len;
+	bcpu_trace(keep ? BCPU_EV_WRITEBACK : BCPU_EV_FLUSH, addr, len);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	bcpu_trace(BCPU_EV_FENCE, NULL, 0);
 }
 
-void beluga_writeback(const void *addr, size_t len)
-{
-	(void)addr; (void)len;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-}
-
-void beluga_fence_store(void)
+void bcpu_fence_store(void)
 {
 	__atomic_thread_fence(__ATOMIC_RELEASE);
+	bcpu_trace(BCPU_EV_FENCE, NULL, 0);
 }
 
-void beluga_fence_load(void)
+void bcpu_fence_load(void)
 {
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 }
 
-void beluga_fence_full(void)
+void bcpu_fence_full(void)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	bcpu_trace(BCPU_EV_FENCE, NULL, 0);
 }
 
-const char *beluga_cpu_flush_method(void)
+const char *bcpu_flush_method(void)
 {
 	return "none";
 }
 #endif
+
+void bcpu_flush(const void *addr, size_t len)
+{
+	each_line(addr, len, false);
+}
+
+void bcpu_writeback(const void *addr, size_t len)
+{
+	each_line(addr, len, true);
+}

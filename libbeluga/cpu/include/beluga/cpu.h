@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Description: Beluga's CPU primitives, the one place user space touches
+ * cache-maintenance instructions and streaming stores: write-back,
+ * invalidate, fences, non-temporal copy and CPU feature detection.
+ *
+ * CXL memory shared between hosts is not kept coherent across them (the
+ * paper's guideline O1): a writer must push every line it wrote to memory
+ * (non-temporal stores, or ordinary stores followed by a write-back) and a
+ * reader must drop stale lines before reading.  libbeluga (beluga_flush(),
+ * beluga_copy_nt(), ...), the KV store (libbeluga/kvcache) and the data path
+ * (libbeluga/xfer) all call these; nothing else issues clwb, clflushopt,
+ * clflush or movnt.
+ *
+ * Static library `beluga_cpu`, no dependencies but pthreads; not installed.
+ * Every function may be called from any thread.
+ */
+#ifndef BELUGA_CPU_H
+#define BELUGA_CPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct bcpu_features {
+	bool clflush;		/* CPUID.1:EDX.CLFSH */
+	bool clflushopt;	/* CPUID.7.0:EBX bit 23 */
+	bool clwb;		/* CPUID.7.0:EBX bit 24 */
+	bool avx2;		/* and the OS saves the registers (XGETBV) */
+	bool avx512f;
+	bool movdir64b;		/* CPUID.7.0:ECX bit 28 (reported, not used) */
+	unsigned int line;	/* cache-line size in bytes */
+};
+
+/* Detected once (cpuid, pthread_once), read-only afterwards. */
+const struct bcpu_features *bcpu_features(void);
+
+/*
+ * bcpu_writeback - write the lines of [addr, addr+len) back to memory,
+ * keeping them cached where the CPU can (clwb; else clflushopt, clflush),
+ * then sfence.  Every line the range touches, partial ones included.
+ */
+void bcpu_writeback(const void *addr, size_t len);
+
+/*
+ * bcpu_flush - write back and invalidate the lines of [addr, addr+len)
+ * (clflushopt, else clflush), then sfence: the next loads come from memory.
+ */
+void bcpu_flush(const void *addr, size_t len);
+
+void bcpu_fence_store(void);	/* sfence */
+void bcpu_fence_load(void);	/* lfence */
+void bcpu_fence_full(void);	/* mfence */
+
+/*
+ * bcpu_copy_nt - copy @len bytes with non-temporal stores: the whole
+ * 64-byte lines of @dst with the widest streaming stores the CPU has
+ * (AVX-512, AVX2, SSE2), the unaligned head and tail with ordinary stores
+ * that are then written back, and one sfence at the end.  On return every
+ * byte of the destination is on its way to memory and ordered before the
+ * caller's later stores, whatever the alignment of @dst, @src and @len.
+ */
+void bcpu_copy_nt(void *dst, const void *src, size_t len);
+
+/*
+ * "clflushopt+clwb", "clflushopt", "clflush" or "none": the instructions
+ * bcpu_flush() and bcpu_writeback() use.
+ */
+const char *bcpu_flush_method(void);
+/* "avx512", "avx2", "sse2" or "memcpy": the stores of bcpu_copy_nt(). */
+const char *bcpu_copy_method(void);
+
+/*
+ * Instrumentation for tests, compiled only into the `beluga_cpu_traced`
+ * build of this library (BCPU_TRACE): every store range a primitive makes,
+ * every line range it writes back and every fence, in order, so a test can
+ * prove that each byte written reaches memory.  The production library has
+ * no hook and no cost.
+ */
+enum bcpu_event {
+	BCPU_EV_STORE = 1,	/* ordinary stores to [p, p+len) */
+	BCPU_EV_NTSTORE,	/* non-temporal stores to [p, p+len) */
+	BCPU_EV_WRITEBACK,	/* lines of [p, p+len) written back */
+	BCPU_EV_FLUSH,		/* lines of [p, p+len) written back, invalidated */
+	BCPU_EV_FENCE,		/* sfence or mfence */
+};
+typedef void (*bcpu_trace_fn)(enum bcpu_event ev, const void *p, size_t len, void *arg);
+/* Install @fn (NULL: none).  Returns false when built without BCPU_TRACE. */
+bool bcpu_set_trace(bcpu_trace_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BELUGA_CPU_H */
