@@ -19,7 +19,8 @@
  *    memory returns to the pool only after that process unmaps;
  *  - 4 processes x 2 threads doing random create/open/map/touch/GPU
  *    register/destroy/close, and 24 children SIGKILLed at random moments in
- *    such loops.
+ *    such loops (each after a random number of operations, whatever the
+ *    machine's speed).
  * Every test ends with the pool whole: no region left, free and quarantined
  * bytes as before, one sysfs directory per region.
  * Random choices come from bt_seed() (BELUGA_TEST_SEED replays them);
@@ -498,8 +499,13 @@ static void test_destroy_while_mapped(void **state)
 
 /* --- many processes, and processes killed mid-operation ---------------------- */
 
-/* Random operations on shared names until @rounds are done (or SIGKILL). */
-static int chaos(uint64_t seed, char (*names)[BELUGA_NAME_MAX], int rounds)
+/*
+ * Random operations on shared names until @rounds are done (or SIGKILL).
+ * With @ready >= 0, one byte is written to it once @ready_after operations
+ * are done, and the fd is closed.
+ */
+static int chaos(uint64_t seed, char (*names)[BELUGA_NAME_MAX], int rounds,
+		 int ready, int ready_after)
 {
 	uint64_t s = seed;
 	int d = bt_dev_open(), fds[4] = { -1, -1, -1, -1 }, i;
@@ -510,6 +516,13 @@ static int chaos(uint64_t seed, char (*names)[BELUGA_NAME_MAX], int rounds)
 	for (i = 0; i < rounds; i++) {
 		unsigned int n = rnd(&s) % NAMES, slot = rnd(&s) % 4;
 		int fd;
+
+		if (ready >= 0 && i == ready_after) {
+			if (write(ready, "r", 1) != 1)
+				return 21;
+			close(ready);
+			ready = -1;
+		}
 
 		switch (rnd(&s) % 7) {
 		case 0:
@@ -569,7 +582,7 @@ static void *chaos_thread(void *arg)
 {
 	struct chaos_arg *a = arg;
 
-	return (void *)(intptr_t)chaos(a->seed, a->names, 120);
+	return (void *)(intptr_t)chaos(a->seed, a->names, 120, -1, 0);
 }
 
 static void destroy_names(char (*names)[BELUGA_NAME_MAX])
@@ -631,17 +644,38 @@ static void test_killed_mid_operation(void **state)
 	}
 	fflush(NULL);
 	for (i = 0; i < 24; i++) {
-		/* Whatever it is doing at that moment (a random one), stop it. */
+		/*
+		 * Whatever it is doing at a random moment, stop it; but only
+		 * after it has done a random number of operations (1 to 64):
+		 * a kill after a fixed delay lands, on a slow or loaded
+		 * machine, before the child has done anything.
+		 */
+		uint64_t seed = rnd(&s) + i;
+		int after = 1 + (int)(rnd(&s) % 64), ready[2];
 		struct timespec ts = { 0, (long)(rnd(&s) % 20000000) };
-		pid_t pid = fork();
+		pid_t pid;
+		char c;
 
+		assert_int_equal(pipe(ready), 0);
+		pid = fork();
 		assert_true(pid >= 0);
-		if (!pid)
-			_exit(chaos(rnd(&s) + i, names, 1000000));
+		if (!pid) {
+			close(ready[0]);
+			_exit(chaos(seed, names, 1000000, ready[1], after));
+		}
+		close(ready[1]);
+		if (read(ready[0], &c, 1) != 1) {
+			assert_int_equal(waitpid(pid, &status, 0), pid);
+			fail_msg("child %u ended before %d operations (status %#x)", i, after,
+				 status);
+		}
+		close(ready[0]);
 		nanosleep(&ts, NULL);
 		assert_int_equal(kill(pid, SIGKILL), 0);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
-		assert_true(WIFSIGNALED(status) || (WIFEXITED(status) && !WEXITSTATUS(status)));
+		/* Our SIGKILL: not an exit, not a signal of its own. */
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+			fail_msg("child %u: status %#x, want killed by SIGKILL", i, status);
 	}
 	destroy_names(names);
 	pool_whole();

@@ -7,9 +7,13 @@
 # Sets BELUGA_PARAMS; records the dax device in /etc/beluga/cxl-dax so the
 # range tests can give it back to device-dax and check Beluga's refusal.
 
-cxl_wait() { # cxl_wait PATH-GLOB: wait up to 10 s for a sysfs path
+# cxl_wait PATH-GLOB: wait for a sysfs path that a driver's probe creates.
+# The limit (60 s) is there to end a hang only: under TCG on a loaded host a
+# probe takes many times its usual time, and a short limit would fail the
+# whole cxl boot.
+cxl_wait() {
 	i=0
-	while [ $i -lt 100 ]; do
+	while [ $i -lt 600 ]; do
 		# shellcheck disable=SC2086 # a glob
 		ls -d $1 >/dev/null 2>&1 && return 0
 		sleep 0.1
