@@ -184,7 +184,7 @@ def _run(a, out, nonce, shm, procs):
         for key, suffix in (("img", ".cpio"), ("log", ".log"), ("res", ".results"),
                             ("pid", ".pid"), ("counts", ".counts")):
             g[key] = os.path.join(out, g["tag"] + suffix)
-        for key in ("pid", "counts"):
+        for key in ("pid", "counts", "log", "res"):
             if os.path.exists(g[key]):
                 os.unlink(g[key])
         cmd = [*a.mkinitramfs, "--out", g["img"], "--kver", a.kver, "--build-dir", a.build_dir,
@@ -212,8 +212,12 @@ def _run(a, out, nonce, shm, procs):
                "--machine", a.machine, "--qemu-extra", qemu, "--smp", str(a.smp)]
         if a.live:
             cmd.append("--live")
-        g["proc"] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                     stdout=None if a.live else subprocess.DEVNULL)
+        # boot.sh's stderr: bash reports the QEMU a kill request killed;
+        # shown below only for guests that were not killed on request.
+        g["stderr"] = os.path.join(out, g["tag"] + ".boot-stderr")
+        with open(g["stderr"], "w") as err:
+            g["proc"] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=err,
+                                         stdout=None if a.live else subprocess.DEVNULL)
         procs.append(g["proc"])
         g["watch"] = Watch(g["host"], nonce)
         g["killed_during"] = None
@@ -253,6 +257,9 @@ def _run(a, out, nonce, shm, procs):
             cmd += ["--killed-during", g["killed_during"]]
         if a.show_output:
             cmd.append("--show-output")
+        if not g["killed_during"]:
+            with open(g["stderr"], errors="replace") as f:
+                sys.stdout.write(f.read())
         sys.stdout.flush()
         subprocess.run(cmd, check=False)
         np_, nf, ns, ok, _ = read_counts(g["counts"])
