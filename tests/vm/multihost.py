@@ -162,8 +162,10 @@ def run(a):
     try:
         return _run(a, out, nonce, shm, procs)
     finally:
-        for p in procs:
+        # Interrupted (^C, an exception): no QEMU may outlive the runner.
+        for p, pidfile in procs:
             if p.poll() is None:
+                kill_qemu(pidfile, bound=10)
                 p.kill()
                 p.wait()
         shutil.rmtree(shm, ignore_errors=True)
@@ -197,8 +199,11 @@ def _run(a, out, nonce, shm, procs):
         if subprocess.run(cmd + a.lists, check=False).returncode:
             return fail(a, f"building the image of host {h} failed")
         guests.append(g)
-    ntests = sum(1 for line in open(guests[0]["img"] + ".d/etc/beluga/tests") if line.strip()) \
-        if os.path.exists(guests[0]["img"] + ".d/etc/beluga/tests") else "?"
+    try:
+        with open(guests[0]["img"] + ".d/etc/beluga/tests") as f:
+            ntests = sum(1 for line in f if line.strip())
+    except OSError:
+        ntests = "?"
     print(f"vm[{name}]: booting {hosts} guests of {a.kver} at once (-smp {a.smp}) with '{a.cmdline}'"
           f" beluga params '{a.params}', {ntests} tests each, nonce {nonce:016x}", flush=True)
 
@@ -218,7 +223,7 @@ def _run(a, out, nonce, shm, procs):
         with open(g["stderr"], "w") as err:
             g["proc"] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=err,
                                          stdout=None if a.live else subprocess.DEVNULL)
-        procs.append(g["proc"])
+        procs.append((g["proc"], g["pid"]))
         g["watch"] = Watch(g["host"], nonce)
         g["killed_during"] = None
         g["problems"] = g["watch"].problems
