@@ -27,7 +27,7 @@
 # Variables: KDIR (kernel build tree; default the newest /boot/vmlinuz-*-amd64
 # that has /lib/modules/<ver>/build), KVER (kernel booted by the VM suite,
 # matches KDIR), BUILD_DIR (CMake build directory, default build),
-# CMAKE_FLAGS, VM_PROFILES (default "default slub-debug ranges-gpu cxl"),
+# CMAKE_FLAGS, VM_PROFILES (default "default slub-debug ranges-gpu cxl multihost"),
 # DESTDIR and PREFIX (make install).
 #
 #   make install      install beluga.ko (never loads it), the UAPI header,
@@ -36,7 +36,7 @@
 
 BUILD_DIR ?= build
 CMAKE_FLAGS ?=
-VM_PROFILES ?= default slub-debug ranges-gpu cxl
+VM_PROFILES ?= default slub-debug ranges-gpu cxl multihost
 PREFIX ?= /usr/local
 DESTDIR ?=
 VERSION := $(shell grep -m1 '^project' CMakeLists.txt | grep -o 'VERSION [0-9.]*' | cut -d' ' -f2)

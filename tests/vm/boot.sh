@@ -6,18 +6,19 @@
 #
 #   boot.sh --kernel VMLINUZ --initrd IMG --log FILE --results FILE
 #           [--append "extra cmdline"] [--timeout SECS] [--live]
-#           [--machine "QEMU args"] [--qemu-extra "QEMU args"]
+#           [--machine "QEMU args"] [--qemu-extra "QEMU args"] [--smp N]
 #
 # Guest (default machine): 2 CPUs on node 0 with 1 GiB; nodes 1 and 2,
 # 512 MiB each and no CPUs, stand in for CXL expanders (distance 20
-# everywhere).  --machine replaces the machine, memory and NUMA arguments
+# everywhere).  --smp sets the number of CPUs (default 2; the multi-host
+# profile boots its guests with 1).  --machine replaces the machine, memory and NUMA arguments
 # (a profile's `machine`); --qemu-extra adds devices (a profile's `qemu`).  ttyS0 is the
 # console, written to --log without carriage returns; ttyS1 is the results
 # channel (--results).  With --live, result lines are echoed as they come.
 # Exit status: QEMU's, or 124 when --timeout expired.
 set -euo pipefail
 
-kernel='' initrd='' log='' results='' append='' timeout=900 live=0
+kernel='' initrd='' log='' results='' append='' timeout=900 live=0 smp=2
 while (($#)); do
 	case $1 in
 	--kernel) kernel=$2; shift ;;
@@ -29,6 +30,7 @@ while (($#)); do
 	--live) live=1 ;;
 	--machine) machine=$2; shift ;;
 	--qemu-extra) extra=$2; shift ;;
+	--smp) smp=$2; shift ;;
 	*) echo "boot: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -61,7 +63,7 @@ if [[ -n $machine ]]; then machine_args=($machine); else machine_args=("${defaul
 extra_args=($extra)
 qemu=(
 	qemu-system-x86_64 -nodefaults -no-reboot -display none -nic none
-	-accel tcg,thread=multi -cpu max -smp 2
+	-accel tcg,thread=multi -cpu max -smp "$smp"
 	"${machine_args[@]}" "${extra_args[@]}"
 	-serial stdio -serial "file:$results"
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline"

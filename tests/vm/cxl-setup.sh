@@ -6,6 +6,13 @@
 # would, release it from device-dax, and hand its range to Beluga.
 # Sets BELUGA_PARAMS; records the dax device in /etc/beluga/cxl-dax so the
 # range tests can give it back to device-dax and check Beluga's refusal.
+# Two variables (from the image's /etc/beluga/env) change that for the
+# multi-host profile, whose guests share the device:
+#   CXL_NAMESPACE_MAP=mem  struct pages of the namespace in guest RAM, not
+#                          on the device (every guest would overwrite the
+#                          others' with its own)
+#   CXL_KEEP_DAX=1         leave the device with device-dax (/dev/daxX.Y) and
+#                          BELUGA_PARAMS as the profile set them
 
 # cxl_wait PATH-GLOB: wait for a sysfs path that a driver's probe creates.
 # The limit (60 s) is there to end a hang only: under TCG on a loaded host a
@@ -30,10 +37,14 @@ cxl_wait /sys/bus/cxl/devices/mem0 &&
 	cxl create-region -m -t pmem -d decoder0.0 -w 1 -g 256 mem0 &&
 	cxl_wait '/sys/bus/nd/devices/region*/driver' &&
 	ndctl create-namespace -r "$(cd /sys/bus/nd/devices && ls -d region* | head -n1)" \
-		-m devdax -a 2M >/dev/null &&
+		-m devdax ${CXL_NAMESPACE_MAP:+-M "$CXL_NAMESPACE_MAP"} -a 2M >/dev/null &&
 	cxl_wait '/sys/bus/dax/devices/dax*'
 dax=$(ls /sys/bus/dax/devices 2>/dev/null | head -n1)
-if [ -n "$dax" ]; then
+if [ -n "$dax" ] && [ "${CXL_KEEP_DAX:-0}" = 1 ]; then
+	echo "$dax" >/etc/beluga/cxl-dax
+	echo "cxl-setup: /dev/$dax ($(cat "/sys/bus/dax/devices/$dax/resource")," \
+		"$(cat "/sys/bus/dax/devices/$dax/size") bytes) left with device-dax"
+elif [ -n "$dax" ]; then
 	start=$(cat "/sys/bus/dax/devices/$dax/resource")
 	size=$(cat "/sys/bus/dax/devices/$dax/size")
 	daxctl disable-device "$dax" >/dev/null

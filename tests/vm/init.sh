@@ -44,7 +44,7 @@ echo "beluga-vm: init-start $uptime"
 export HOME=/tmp PATH=/bin:/sbin:/usr/bin:/usr/sbin BELUGA_VM=1
 # The project's shared libraries (see copy_libs in mkinitramfs.sh).
 export LD_LIBRARY_PATH=/opt/beluga/lib
-hostname beluga-vm
+hostname "beluga-vm${BELUGA_VM_HOST:+-$BELUGA_VM_HOST}"
 
 # Results channel: raw mode so the host sees exactly what is written.
 if stty -F /dev/ttyS1 raw -echo 2>/dev/null; then

@@ -6,19 +6,21 @@
 #   mkinitramfs.sh --out IMG --kver VER --build-dir DIR --ko beluga.ko
 #                  [--test-ko beluga_test.ko] [--params "nodes=..."]
 #                  [--profile NAME] [--test-timeout SECS]
-#                  [--setup guest-script] [--bins "host binaries"] LIST...
+#                  [--setup guest-script] [--bins "host binaries"]
+#                  [--env VAR=VALUE]... LIST...
 #
 # LIST files hold `<test-name> <path relative to DIR> [args...]` lines.
 # The image holds busybox, tests/vm/init.sh as /init, the modules, the test
 # programs under /opt/beluga/<path> and every shared library ldd lists for
-# them, so dynamically linked tests run unchanged.  No root needed: the
+# them, so dynamically linked tests run unchanged.  Each --env is exported
+# to the guest's setup script and tests (/etc/beluga/env).  No root needed: the
 # archive is written with owner 0:0 and /init mounts devtmpfs itself.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out='' kver='' build_dir='' ko='' test_ko='' params='' profile=default test_timeout=300
 setup='' bins=''
-lists=()
+lists=() envs=()
 while (($#)); do
 	case $1 in
 	--out) out=$2; shift ;;
@@ -31,6 +33,9 @@ while (($#)); do
 	--test-timeout) test_timeout=$2; shift ;;
 	--setup) setup=$2; shift ;;
 	--bins) bins=$2; shift ;;
+	--env)
+		[[ $2 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "mkinitramfs: bad --env '$2'" >&2; exit 2; }
+		envs+=("$2"); shift ;;
 	-*) echo "mkinitramfs: unknown option $1" >&2; exit 2 ;;
 	*) lists+=("$1") ;;
 	esac
@@ -93,10 +98,15 @@ add_etc() {
 		printf 'BELUGA_PARAMS=%q\n' "$params"
 		printf 'TEST_TIMEOUT=%q\n' "$test_timeout"
 	} >"$root/etc/beluga/harness.conf"
-	# Variables the tests honour, passed through from the host.
+	# Variables the tests honour, passed through from the host, and --env.
+	local e
+	: >"$root/etc/beluga/env"
 	if [[ -n ${BELUGA_TEST_SEED:-} ]]; then
-		printf 'export BELUGA_TEST_SEED=%q\n' "$BELUGA_TEST_SEED" >"$root/etc/beluga/env"
+		printf 'export BELUGA_TEST_SEED=%q\n' "$BELUGA_TEST_SEED" >>"$root/etc/beluga/env"
 	fi
+	for e in "${envs[@]}"; do
+		printf 'export %s=%q\n' "${e%%=*}" "${e#*=}" >>"$root/etc/beluga/env"
+	done
 }
 
 add_modules() {

@@ -20,6 +20,8 @@
 #   VM_TIMEOUT      wall-clock limit of one boot in seconds (default 900)
 #   VM_TEST_TIMEOUT limit of one test inside the guest (default 300)
 #   VM_LIVE=1       echo result lines while the guest runs
+#   VM_HOSTS        number of guests of a multi-host profile (one with
+#                   `hosts=`), instead of the profile's (tests/vm/multihost.py)
 #   BELUGA_TEST_SEED passed to the tests
 # Prints each test's result, the boot time, and a closing
 # `N passed, N failed, N skipped` line for all boots; exit 0 when all passed.
@@ -66,6 +68,7 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (mak
 # boot_profile CONF: build the image, boot it, judge it; appends to totals.
 boot_profile() {
 	local name cmdline params lists show_output machine='' qemu='' setup='' bins='' host_setup=''
+	local hosts='' smp=1 guest_env=''
 	# shellcheck disable=SC1090
 	source "$1"
 	local img=$out/$name.cpio log=$out/$name.log res=$out/$name.results
@@ -74,6 +77,22 @@ boot_profile() {
 	# shellcheck disable=SC2086,SC2012 # globs of plain repository paths
 	mapfile -t list_files < <(cd "$repo" && ls -1d ${VM_LISTS:-$lists} 2>/dev/null | LC_ALL=C sort)
 	((${#list_files[@]})) || echo "vm[$name]: warning: no test list matches '${VM_LISTS:-$lists}'"
+
+	# Several guests at once: tests/vm/multihost.py boots and judges them.
+	if [[ -n $hosts ]]; then
+		local envs=() e
+		for e in $guest_env; do envs+=(--env "$e"); done
+		local mh=(--name "$name" --hosts "${VM_HOSTS:-$hosts}" --kver "$kver" --kernel "$kernel"
+			--ko "$ko" --test-ko "$test_ko" --build-dir "$build_dir" --out "$out"
+			--cmdline "$cmdline" --params "$params" --machine "$machine" --qemu "$qemu"
+			--host-setup "$host_setup" --setup "$setup" --bins "$bins" --smp "$smp"
+			--timeout "${VM_TIMEOUT:-900}" --test-timeout "${VM_TEST_TIMEOUT:-300}"
+			--counts "$out/$name.counts" "${envs[@]}")
+		[[ $show_output == 1 ]] && mh+=(--show-output)
+		[[ ${VM_LIVE:-0} == 1 ]] && mh+=(--live)
+		python3 "$vm/multihost.py" "${mh[@]}" -- "${list_files[@]}" || true
+		return
+	fi
 
 	bash "$vm/mkinitramfs.sh" --out "$img" --kver "$kver" --build-dir "$build_dir" \
 		--ko "$ko" --test-ko "$test_ko" --params "$params" --profile "$name" \

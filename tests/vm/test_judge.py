@@ -49,6 +49,25 @@ def judge(kernel_lines, tainted):
         return p.returncode, p.stdout
 
 
+def judge_killed(results_lines, extra_args, rc=137):
+    """Run judge.py on a guest of a multi-host run that ends without summary."""
+    with tempfile.TemporaryDirectory() as d:
+        console = os.path.join(d, "console.log")
+        results = os.path.join(d, "results.log")
+        with open(console, "w") as f:
+            f.write("beluga-vm: init-start 2.5\nbeluga-vm: begin mh-kill\nhost 1: asking\n")
+        with open(results, "w") as f:
+            f.write("\n".join(results_lines) + "\n")
+        p = subprocess.run([sys.executable, JUDGE, "--name", "t", "--console", console,
+                            "--results", results, "--rc", str(rc), *extra_args],
+                           capture_output=True, text=True, check=False)
+        return p.returncode, p.stdout
+
+
+KILLED_RESULTS = ["PASS harness/load-beluga", "beluga-vm: begin mh-bytes", "PASS mh-bytes",
+                  "beluga-vm: begin mh-kill", "beluga-vm: kill-request 1 0123456789abcdef"]
+
+
 class Judge(unittest.TestCase):
     def test_clean_boot_passes(self):
         rc, out = judge([], TAINT_O)
@@ -79,6 +98,29 @@ class Judge(unittest.TestCase):
     def test_injected_allocation_failure_dump_is_accepted(self):
         rc, out = judge(INJECTED, TAINT_O)
         self.assertEqual(rc, 0, out)
+
+    def test_guest_killed_on_request_is_judged_on_what_it_reported(self):
+        rc, out = judge_killed(KILLED_RESULTS, ["--killed-during", "mh-kill"])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("KILLED mh-kill", out)
+        self.assertIn("2 passed, 0 failed, 0 skipped", out)
+
+    def test_guest_that_died_unasked_fails(self):
+        rc, out = judge_killed(KILLED_RESULTS, [], rc=0)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("the boot ended while mh-kill was running", out)
+        self.assertIn("no summary line", out)
+
+    def test_guest_killed_during_another_test_fails(self):
+        rc, out = judge_killed(KILLED_RESULTS, ["--killed-during", "mh-bytes"])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("killed during mh-bytes, but the guest was running mh-kill", out)
+
+    def test_killed_guest_with_a_failed_test_fails(self):
+        rc, out = judge_killed(KILLED_RESULTS[:2] + ["FAIL mh-bytes (rc=1)"] + KILLED_RESULTS[3:],
+                               ["--killed-during", "mh-kill"])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("1 failed", out)
 
 
 if __name__ == "__main__":
