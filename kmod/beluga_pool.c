@@ -158,7 +158,7 @@ bool beluga_chunk_is_pinned(struct beluga_chunk *c)
 	if (c->src->kind == BELUGA_SOURCE_NODE)
 		return beluga_chunk_pinned(c->page);
 	for (i = 0; i < BELUGA_CHUNK_PAGES; i++)
-		if (page_maybe_dma_pinned(nth_page(c->page, i)))
+		if (beluga_page_pinned(nth_page(c->page, i)))
 			return true;
 	return false;
 }
