@@ -68,7 +68,7 @@ endif
 CHECK_KVERS ?= $(shell bash scripts/kernel-version.sh --each-series 2>/dev/null)
 CHECK_KVER_NEWEST = $(lastword $(CHECK_KVERS))
 # make check's boots: on the newest kernel (6.12) and on each older one (6.1).
-# Every profile on both would add about 8 minutes under load; split this
+# Every profile on both would add about 6 minutes under load; split this
 # way, each kernel runs every test list once (default, slub-debug) and the
 # range-source tests (ranges-gpu: memmap= ranges and GPU stand-ins on both;
 # cxl: QEMU's CXL device on 6.12).  Every profile on both:

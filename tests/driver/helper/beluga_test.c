@@ -81,9 +81,9 @@ static void bt_describe_pfn(struct beluga_test_walk_entry *e, unsigned long pfn)
  * __pte_offset_map_lock() ("mm/pgtable: allow pte_offset_map[_lock]() to
  * fail"), which modules cannot call.  It is called only on a PMD that points
  * to a PTE table, so it allocates nothing.  apply_to_existing_page_range()
- * would be the read-only form, but until "mm: fix
- * apply_to_existing_page_range()" (6.15) it reads the wrong entries after
- * an empty one.
+ * would be the read-only form, but kernels without "mm: fix
+ * apply_to_existing_page_range()" (6.15, and stable backports) read the
+ * wrong entries after an empty one.
  */
 struct bt_pte_walk {
 	struct beluga_test_walk_entry *e;
@@ -221,7 +221,8 @@ static pmd_t *bt_walk_step(struct mm_struct *mm, unsigned long addr,
 	spin_unlock(ptl);
 	/*
 	 * A PTE table.  mmap_read_lock keeps it from being freed (collapse and
-	 * free_pgtables need the write lock), so it may be mapped unlocked.
+	 * free_pgtables need the write lock), so it may be walked after the
+	 * PMD lock is dropped.
 	 */
 	bt_walk_ptes(mm, addr, e);
 	return pmdp;
