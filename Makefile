@@ -10,11 +10,16 @@
 #   make bench-e2e    end-to-end TTFT benchmark: two engine processes, no cache
 #                     vs Beluga vs Redis (Documentation/performance.md; minutes,
 #                     not part of make check; BENCH_E2E_ARGS, e.g. --smoke)
-#   make check        install missing packages, build, run every test
+#   make check        install missing packages, build, run every test, the
+#                     VM suite on each kernel in CHECK_KVERS (6.1 and 6.12)
 #   make / make build build beluga.ko, the test helper module and user space
 #   make check-unit   host unit tests (ctest)
 #   make check-vm     VM suite, one boot per profile in VM_PROFILES
 #   make run-unit / run-vm   the same tests without building first
+#   make kmod-kernels build beluga.ko and the helper for every other kernel in
+#                     CHECK_KVERS, in BUILD_DIR/kernels/<ver>/
+#   make run-vm-kernels      make check's boots: CHECK_PROFILES_NEWEST on
+#                     the newest kernel, CHECK_PROFILES_OLDER on the others
 #   make deps         install missing Debian packages (scripts/debian-packages.txt)
 #   make checkpatch   the kernel's checkpatch.pl --strict on the driver (part of make check)
 #   make check-kmod-deps  fail on a file-level dependency cycle in kmod/ (read
@@ -28,7 +33,9 @@
 # that has /lib/modules/<ver>/build), KVER (kernel booted by the VM suite,
 # matches KDIR), BUILD_DIR (CMake build directory, default build),
 # CMAKE_FLAGS, VM_PROFILES (default "default slub-debug ranges-gpu cxl multihost"),
-# DESTDIR and PREFIX (make install).
+# CHECK_KVERS (default: the newest installed kernel of each series),
+# CHECK_PROFILES_NEWEST and CHECK_PROFILES_OLDER, DESTDIR and PREFIX
+# (make install).
 #
 #   make install      install beluga.ko (never loads it), the UAPI header,
 #                     the udev rule, libbeluga and beluga-tool
@@ -58,6 +65,27 @@ KVER ?= $(shell bash scripts/kernel-version.sh 2>/dev/null)
 KDIR := $(if $(strip $(KVER)),/lib/modules/$(strip $(KVER))/build)
 endif
 
+# make check's kernels: the newest installed kernel of each series, oldest
+# first (6.1 and 6.12 once make deps has run).  The default kernel's modules
+# are the in-tree kmod/beluga.ko and helper; every other kernel's are built
+# in $(BUILD_DIR)/kernels/<ver>/, where tests/vm/run.sh looks for them.
+# Recursive: evaluated in the sub-makes that run after deps installed them.
+CHECK_KVERS ?= $(shell bash scripts/kernel-version.sh --each-series 2>/dev/null)
+CHECK_KVER_NEWEST = $(lastword $(CHECK_KVERS))
+# make check's boots: on the newest kernel (6.12) and on each older one (6.1).
+# Every profile on both would add about 6 minutes under load; split this
+# way, each kernel runs every test list once (default, slub-debug) and the
+# range-source tests (ranges-gpu: memmap= ranges and GPU stand-ins on both;
+# cxl: QEMU's CXL device on 6.12; multihost: two 6.12 guests sharing one).  Every profile on both:
+#   make check CHECK_PROFILES_NEWEST="default slub-debug ranges-gpu cxl" \
+#              CHECK_PROFILES_OLDER="default slub-debug ranges-gpu cxl"
+# With a single kernel installed, it boots VM_PROFILES.
+CHECK_PROFILES_NEWEST ?= default ranges-gpu cxl multihost
+CHECK_PROFILES_OLDER ?= slub-debug ranges-gpu
+CHECK_BOOTS = $(if $(word 2,$(CHECK_KVERS)),$(foreach k,$(CHECK_KVERS),$(addsuffix @$(k),$(if \
+	$(filter $(k),$(CHECK_KVER_NEWEST)),$(CHECK_PROFILES_NEWEST),$(CHECK_PROFILES_OLDER)))),$(addsuffix \
+	@$(CHECK_KVERS),$(VM_PROFILES)))
+
 KMOD_SOURCES := $(wildcard kmod/*.c)
 HELPER_SOURCES := $(wildcard $(HELPER_DIR)/*.c)
 SUBMAKE := $(MAKE)
@@ -65,7 +93,8 @@ SUBMAKE := $(MAKE)
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all build kmod helper user deps check check-unit check-vm run-unit run-vm demo bench clean \
-	install install-dkms checkpatch check-kmod-deps check-debug fuzz bench-e2e
+	install install-dkms checkpatch check-kmod-deps check-debug fuzz bench-e2e kmod-kernels \
+	run-vm-kernels
 
 all: build
 
@@ -90,6 +119,18 @@ ifneq ($(HELPER_SOURCES),)
 		$(if $(wildcard kmod/Module.symvers),KBUILD_EXTRA_SYMBOLS=$(CURDIR)/kmod/Module.symvers) modules
 endif
 
+# The driver and the helper for each kernel in CHECK_KVERS but KVER, built
+# from copies of their sources so the in-tree build is left alone.
+kmod-kernels:
+ifneq ($(KMOD_SOURCES),)
+	@for k in $(CHECK_KVERS); do \
+		[ "$$k" = "$(strip $(KVER))" ] && continue; \
+		echo "kmod: beluga.ko and beluga_test.ko for $$k in $(BUILD_DIR)/kernels/$$k/"; \
+		bash scripts/debug-kernel/build-modules.sh /lib/modules/$$k/build \
+			$(BUILD_DIR)/kernels/$$k >/dev/null || exit 1; \
+	done
+endif
+
 # Configure every time (cheap when nothing changed): picks up new files and options.
 user:
 	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
@@ -108,15 +149,21 @@ run-unit:
 run-vm:
 	KVER=$(KVER) bash tests/vm/run.sh --build-dir $(BUILD_DIR) $(VM_PROFILES)
 
+# make check's boots, PROFILE@KVER, in one run.sh run (one closing line).
+run-vm-kernels:
+	@test -n "$(strip $(CHECK_KVERS))" || { echo "run-vm-kernels: no kernel installed (make deps)" >&2; exit 1; }
+	KVER=$(KVER) bash tests/vm/run.sh --build-dir $(BUILD_DIR) $(CHECK_BOOTS)
+
 # Sub-makes run after deps so that they see what deps installed.  The VM
 # suite runs even when unit tests or checkpatch failed: one run reports all.
 check: deps
 	@$(SUBMAKE) build
+	@$(SUBMAKE) kmod-kernels
 	@unit=0; vm=0; cp=0; kd=0; \
 	$(SUBMAKE) checkpatch || cp=1; \
 	$(SUBMAKE) check-kmod-deps || kd=1; \
 	$(SUBMAKE) run-unit || unit=1; \
-	$(SUBMAKE) run-vm || vm=1; \
+	$(SUBMAKE) run-vm-kernels || vm=1; \
 	if [ $$unit$$vm$$cp$$kd != 0000 ]; then \
 		echo "make check: FAILED:$$([ $$cp = 1 ] && echo ' checkpatch')$$([ $$kd = 1 ] && echo ' kmod dependency cycle')$$([ $$unit = 1 ] && echo ' unit tests')$$([ $$vm = 1 ] && echo ' VM suite')"; \
 		exit 1; \

@@ -2,14 +2,17 @@
 /*
  * beluga_compat.h - every kernel-version difference Beluga depends on.
  *
- * The driver is developed and tested on Debian 12's 6.1 kernel.  Anything
- * that changed upstream since, and that the driver touches, is wrapped here
- * so that porting means editing this file only.
+ * The driver builds and is tested on Debian 12's 6.1 kernel and on 6.12 LTS
+ * (Debian 12's bookworm-security, Debian 13).  Anything that changed upstream
+ * between them, and that the driver touches, is wrapped here, each with the
+ * upstream change it covers, so that porting means editing this file only.
  */
 #ifndef _BELUGA_COMPAT_H
 #define _BELUGA_COMPAT_H
 
 #include <linux/mm.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/version.h>
 
 /* 6.3 made vma->vm_flags read-only behind vm_flags_set()/vm_flags_clear(). */
@@ -38,9 +41,66 @@ static inline bool beluga_chunk_pinned(struct page *head)
 }
 
 /*
+ * Whether a single page (a range chunk's order-0 ZONE_DEVICE page) has a
+ * FOLL_PIN pin.  page_maybe_dma_pinned() went away in 6.11 ("mm: remove
+ * page_maybe_dma_pinned()"); the folio call it wrapped exists on 6.1 too.
+ */
+static inline bool beluga_page_pinned(struct page *page)
+{
+	return folio_maybe_dma_pinned(page_folio(page));
+}
+
+/*
+ * Whether FOLL_LONGTERM pins accept @page where it is (not ZONE_MOVABLE,
+ * CMA or coherent device memory).  6.5 removed is_longterm_pinnable_page()
+ * ("mm: remove is_longterm_pinnable_page() and reimplement
+ * folio_is_longterm_pinnable()"); the folio form exists on 6.1 too.
+ */
+static inline bool beluga_page_longterm_pinnable(struct page *page)
+{
+	return folio_is_longterm_pinnable(page_folio(page));
+}
+
+/*
+ * Whether the 2 MiB-aligned range around @addr lies inside @vma at a file
+ * offset congruent to it, i.e. can be one PMD.  6.8 renamed
+ * transhuge_vma_suitable() to thp_vma_suitable_order() with an order
+ * argument ("mm: thp: introduce multi-size THP sysfs interface").
+ */
+static inline bool beluga_pmd_suitable(struct vm_area_struct *vma,
+				       unsigned long addr)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+	return transhuge_vma_suitable(vma, addr);
+#else
+	return thp_vma_suitable_order(vma, addr, PMD_ORDER);
+#endif
+}
+
+/*
+ * The process's default get_unmapped_area (top-down or legacy layout).
+ * 6.10 replaced the mm->get_unmapped_area pointer with a flag and the
+ * exported mm_get_unmapped_area() ("mm: switch mm->get_unmapped_area() to
+ * a flag").
+ */
+static inline unsigned long beluga_mm_get_unmapped_area(struct file *file,
+							unsigned long addr,
+							unsigned long len,
+							unsigned long pgoff,
+							unsigned long flags)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 10, 0)
+	return current->mm->get_unmapped_area(file, addr, len, pgoff, flags);
+#else
+	return mm_get_unmapped_area(current->mm, file, addr, len, pgoff, flags);
+#endif
+}
+
+/*
  * Mapping a chunk with one PMD relies on finish_fault() -> do_set_pmd()
- * mapping any compound page of HPAGE_PMD_ORDER returned by ->fault (6.1;
- * measured in the mapping matrix, variant V4).  Since 6.14 drivers can call
+ * mapping any compound page of HPAGE_PMD_ORDER returned by ->fault (6.1
+ * and 6.12: drv-pmd checks it on both; measured in the mapping matrix,
+ * variant V4).  Since 6.14 drivers can call
  * vmf_insert_folio_pmd() explicitly; a port to such kernels should switch to
  * a ->huge_fault handler here.
  */

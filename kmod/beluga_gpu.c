@@ -77,7 +77,7 @@ static int beluga_region_pinnable(struct beluga_region *r)
 	for (i = 0; i < r->nr_chunks; i++) {
 		struct page *page = r->chunks[i] ? r->chunks[i]->page : NULL;
 
-		if (!page || !is_longterm_pinnable_page(page))
+		if (!page || !beluga_page_longterm_pinnable(page))
 			return -EINVAL;
 	}
 	return 0;

@@ -53,7 +53,7 @@ static bool beluga_fault_is_pmd(struct vm_fault *vmf)
 {
 	pmd_t pmd = READ_ONCE(*vmf->pmd);
 
-	return pmd_none(pmd) && transhuge_vma_suitable(vmf->vma, vmf->address);
+	return pmd_none(pmd) && beluga_pmd_suitable(vmf->vma, vmf->address);
 }
 
 static vm_fault_t beluga_vm_fault(struct vm_fault *vmf)
@@ -198,8 +198,8 @@ unsigned long beluga_region_get_unmapped_area(struct file *file,
 	if (check_add_overflow(len, align, &len_align) || len_align > TASK_SIZE)
 		return -ENOMEM;
 
-	addr_align = current->mm->get_unmapped_area(file, addr, len_align,
-						    pgoff, flags);
+	addr_align = beluga_mm_get_unmapped_area(file, addr, len_align, pgoff,
+						 flags);
 	if (IS_ERR_VALUE(addr_align))
 		return addr_align;
 	return addr_align + ((off - addr_align) & (align - 1));

@@ -140,7 +140,7 @@ static bool beluga_range_chunk_pinned(struct beluga_chunk *c)
 	unsigned long i;
 
 	for (i = 0; i < BELUGA_CHUNK_PAGES; i++)
-		if (page_maybe_dma_pinned(nth_page(c->page, i)))
+		if (beluga_page_pinned(nth_page(c->page, i)))
 			return true;
 	return false;
 }

@@ -3,10 +3,23 @@
 #
 # Print the newest Debian kernel version <ver> that has both a bootable image
 # /boot/vmlinuz-<ver> (ending in -amd64) and a kbuild tree
-# /lib/modules/<ver>/build: the kernel the module is built against and booted
-# in the VM suite.  The ABI name moves (6.1.0-56, -57, ...) when the archive
-# updates, so it is never hard-coded.  Prints nothing and fails if none.
+# /lib/modules/<ver>/build: the kernel `make` builds the module against and
+# the VM suite boots.  The ABI name moves (6.1.0-56, -57, 6.12.118+deb12, ...)
+# when the archive updates, so it is never hard-coded.  Prints nothing and
+# fails if none.
+#
+#   kernel-version.sh                 the newest such kernel
+#   kernel-version.sh --each-series   the newest of each series (major.minor:
+#                                     6.1, 6.12), oldest series first, one a
+#                                     line: the kernels `make check` tests
 set -euo pipefail
+
+each_series=0
+case ${1:-} in
+--each-series) each_series=1 ;;
+'') ;;
+*) echo "kernel-version: unknown argument $1" >&2; exit 2 ;;
+esac
 
 shopt -s nullglob
 versions=()
@@ -19,4 +32,11 @@ done
 		"install linux-image-amd64 linux-headers-amd64 (make deps)" >&2
 	exit 1
 }
-printf '%s\n' "${versions[@]}" | sort -V | tail -n1
+if ((each_series)); then
+	# Sorted oldest first, so the last of each series is its newest.
+	printf '%s\n' "${versions[@]}" | sort -V |
+		awk -F. '{ s = $1 "." $2; if (!(s in last)) order[n++] = s; last[s] = $0 }
+			END { for (i = 0; i < n; i++) print last[order[i]] }'
+else
+	printf '%s\n' "${versions[@]}" | sort -V | tail -n1
+fi

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# Build beluga.ko and the test helper beluga_test.ko against the debug
-# kernel's tree, in copies of their sources under OUT, so the normal build
-# (kmod/, tests/driver/helper/, built against Debian's kernel) is untouched:
+# Build beluga.ko and the test helper beluga_test.ko against another kernel's
+# tree (the debug kernel's; `make kmod-kernels`: each kernel make check tests
+# besides the default one), in copies of their sources under OUT, so the
+# normal build (kmod/, tests/driver/helper/) is untouched:
 #
 #   scripts/debug-kernel/build-modules.sh KDIR OUT
 #

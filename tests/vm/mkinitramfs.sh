@@ -109,6 +109,20 @@ add_etc() {
 	done
 }
 
+# copy_module PATH DEST: a kernel module, decompressed (6.12's Debian modules
+# are .ko.xz): the guest's busybox modprobe then needs no decompressor, and
+# depmod in the image indexes plain .ko files.
+copy_module() {
+	local dest=$root$2
+	mkdir -p "$(dirname "$dest")"
+	case $1 in
+	*.ko.xz) xz -dc "$1" >"${dest%.xz}" ;;
+	*.ko.zst) zstd -q -dc "$1" >"${dest%.zst}" ;;
+	*.ko.gz) gzip -dc "$1" >"${dest%.gz}" ;;
+	*) cp -L "$1" "$dest" ;;
+	esac
+}
+
 add_modules() {
 	copy_file "$ko" /lib/beluga/beluga.ko
 	[[ -n $test_ko && -f $test_ko ]] && copy_file "$test_ko" /lib/beluga/beluga_test.ko
@@ -125,7 +139,7 @@ add_modules() {
 			continue
 		fi
 		while read -r path; do
-			copy_file "$path" "${path#"$mroot"}"
+			copy_module "$path" "${path#"$mroot"}"
 		done < <(modprobe -C /nonexistent -d "${mroot:-/}" -S "$kver" --show-depends "$mod" | awk '$1 == "insmod" { print $2 }')
 	done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/guest-modules.list")
 	for f in modules.builtin modules.builtin.modinfo modules.order; do

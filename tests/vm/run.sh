@@ -3,14 +3,22 @@
 #
 # Run the VM suite: one QEMU boot per profile, judged from its logs.
 #
-#   tests/vm/run.sh [--build-dir DIR] [--out DIR] PROFILE...
+#   tests/vm/run.sh [--build-dir DIR] [--out DIR] PROFILE[@KVER]...
 #
 # PROFILE is a name in tests/vm/profiles/ (default, slub-debug, demo) or a
-# path to a .conf file.  DIR is the CMake build directory (default build);
-# logs and images go to --out (default DIR/vm).  Environment overrides:
-#   KVER            kernel version to boot (default: scripts/kernel-version.sh)
-#   BELUGA_KO       driver module        (default kmod/beluga.ko)
-#   BELUGA_TEST_KO  test helper module   (default tests/driver/helper/beluga_test.ko)
+# path to a .conf file; @KVER boots it on kernel KVER instead of the
+# default one (make check boots 6.1 and 6.12 in one run).  DIR
+# is the CMake build directory (default build); logs and images go to --out
+# (default DIR/vm), named after the profile, or PROFILE@KVER with @KVER.
+# The modules for a kernel are the first of kmod/beluga.ko,
+# tests/driver/helper/beluga_test.ko (the in-tree build, `make`) and
+# DIR/kernels/KVER/{kmod/beluga.ko,helper/beluga_test.ko} (make check builds
+# them there for its other kernels) whose vermagic names that kernel.
+# Environment overrides:
+#   KVER            kernel version to boot without @ (default:
+#                   scripts/kernel-version.sh, the newest installed)
+#   BELUGA_KO       driver module, used as is on every kernel
+#   BELUGA_TEST_KO  test helper module, used as is on every kernel
 #   VM_KERNEL       kernel image to boot (default /boot/vmlinuz-$KVER; the
 #                   debug kernel: scripts/debug-kernel/check-debug.sh)
 #   VM_MODULES_ROOT directory holding lib/modules/$KVER (default /), and
@@ -52,31 +60,69 @@ die() {
 	exit 1
 }
 
-kver=${KVER:-$(bash "$repo/scripts/kernel-version.sh")} || die "no kernel to boot"
-kernel=${VM_KERNEL:-/boot/vmlinuz-$kver}
-ko=${BELUGA_KO:-$repo/kmod/beluga.ko}
-test_ko=${BELUGA_TEST_KO:-$repo/tests/driver/helper/beluga_test.ko}
-[[ -r $kernel ]] || die "$kernel not readable (install linux-image-amd64)"
-if [[ ! -f $ko ]]; then
-	if ! compgen -G "$repo/kmod/*.c" >/dev/null; then
-		die "$ko missing: kmod/ has no driver sources (kmod/*.c) yet"
-	fi
-	die "$ko missing: build it first (make build)"
-fi
+default_kver=${KVER:-$(bash "$repo/scripts/kernel-version.sh")} || die "no kernel to boot"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (make deps)"
 
-# boot_profile CONF: build the image, boot it, judge it; appends to totals.
+# vermagic_is FILE KVER: whether module FILE was built for kernel KVER.
+vermagic_is() {
+	local magic
+	magic=$(modinfo -F vermagic "$1" 2>/dev/null) || return 1
+	[[ ${magic%% *} == "$2" ]]
+}
+
+# pick_modules KVER: set kernel, ko and test_ko for kernel KVER, or die.
+pick_modules() {
+	local k=$1 cand
+	kernel=${VM_KERNEL:-/boot/vmlinuz-$k}
+	[[ -r $kernel ]] || die "$kernel not readable (make deps installs the kernels)"
+	if [[ -n ${BELUGA_KO:-} ]]; then
+		ko=$BELUGA_KO
+		[[ -f $ko ]] || die "$ko missing: build it first"
+	else
+		ko=
+		for cand in "$repo/kmod/beluga.ko" "$build_dir/kernels/$k/kmod/beluga.ko"; do
+			if [[ -f $cand ]] && vermagic_is "$cand" "$k"; then
+				ko=$cand
+				break
+			fi
+		done
+		if [[ -z $ko ]]; then
+			compgen -G "$repo/kmod/*.c" >/dev/null ||
+				die "beluga.ko missing: kmod/ has no driver sources (kmod/*.c) yet"
+			die "no beluga.ko built for $k: make kmod KDIR=/lib/modules/$k/build (or make check)"
+		fi
+	fi
+	if [[ -n ${BELUGA_TEST_KO:-} ]]; then
+		test_ko=$BELUGA_TEST_KO
+	else
+		# Optional (no helper sources: no helper module), but never one
+		# built for another kernel.
+		test_ko=
+		for cand in "$repo/tests/driver/helper/beluga_test.ko" \
+			"$build_dir/kernels/$k/helper/beluga_test.ko"; do
+			if [[ -f $cand ]] && vermagic_is "$cand" "$k"; then
+				test_ko=$cand
+				break
+			fi
+		done
+	fi
+}
+
+# boot_profile CONF KVER BOOT: build the image, boot kernel KVER, judge it;
+# BOOT names the files and the result lines.
 boot_profile() {
 	local name cmdline params lists show_output machine='' qemu='' setup='' bins='' host_setup=''
 	local hosts='' smp=1 guest_env=''
+	local kver=$2 boot=$3 kernel ko test_ko
+	pick_modules "$kver"
 	# shellcheck disable=SC1090
 	source "$1"
-	local img=$out/$name.cpio log=$out/$name.log res=$out/$name.results
+	local img=$out/$boot.cpio log=$out/$boot.log res=$out/$boot.results
 	local list_files=()
 	# Globs are relative to the repository root; sorted, as the convention says.
 	# shellcheck disable=SC2086,SC2012 # globs of plain repository paths
 	mapfile -t list_files < <(cd "$repo" && ls -1d ${VM_LISTS:-$lists} 2>/dev/null | LC_ALL=C sort)
-	((${#list_files[@]})) || echo "vm[$name]: warning: no test list matches '${VM_LISTS:-$lists}'"
+	((${#list_files[@]})) || echo "vm[$boot]: warning: no test list matches '${VM_LISTS:-$lists}'"
 
 	# Several guests at once: tests/vm/multihost.py boots and judges them.
 	if [[ -n $hosts ]]; then
@@ -87,7 +133,7 @@ boot_profile() {
 			--cmdline "$cmdline" --params "$params" --machine "$machine" --qemu "$qemu"
 			--host-setup "$host_setup" --setup "$setup" --bins "$bins" --smp "$smp"
 			--timeout "${VM_TIMEOUT:-900}" --test-timeout "${VM_TEST_TIMEOUT:-300}"
-			--counts "$out/$name.counts" "${envs[@]}")
+			--counts "$out/$boot.counts" "${envs[@]}")
 		[[ $show_output == 1 ]] && mh+=(--show-output)
 		[[ ${VM_LIVE:-0} == 1 ]] && mh+=(--live)
 		python3 "$vm/multihost.py" "${mh[@]}" -- "${list_files[@]}" || true
@@ -98,17 +144,17 @@ boot_profile() {
 		--ko "$ko" --test-ko "$test_ko" --params "$params" --profile "$name" \
 		--test-timeout "${VM_TEST_TIMEOUT:-300}" --setup "$setup" --bins "$bins" \
 		"${list_files[@]}" ||
-		die "building the $name image failed"
+		die "building the $boot image failed"
 	local ntests
 	ntests=$(wc -l <"$img.d/etc/beluga/tests")
-	echo "vm[$name]: booting $kver with '${cmdline}' beluga params '$params'," \
+	echo "vm[$boot]: booting $kver with '${cmdline}' beluga params '$params'," \
 		"$ntests tests, image $(du -m "$img" | cut -f1) MiB"
 
 	# @OUT@ in a profile's QEMU arguments is the output directory.
 	qemu=${qemu//@OUT@/$out}
 	# Host-side preparation (e.g. fresh CXL backing files), in $out.
 	if [[ -n $host_setup ]]; then
-		(cd "$out" && eval "$host_setup") || die "$name: host_setup failed"
+		(cd "$out" && eval "$host_setup") || die "$boot: host_setup failed"
 	fi
 	local t0 t1 rc=0 timeout=${VM_TIMEOUT:-900} live=()
 	[[ ${VM_LIVE:-0} == 1 ]] && live=(--live)
@@ -120,20 +166,23 @@ boot_profile() {
 
 	local show=()
 	[[ $show_output == 1 ]] && show=(--show-output)
-	python3 "$vm/judge.py" --name "$name" --console "$log" --results "$res" \
-		--rc "$rc" --timeout "$timeout" --counts "$out/$name.counts" \
+	python3 "$vm/judge.py" --name "$boot" --console "$log" --results "$res" \
+		--rc "$rc" --timeout "$timeout" --counts "$out/$boot.counts" \
 		--wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')" "${show[@]}" ||
 		true
 }
 
 total_pass=0 total_fail=0 total_skip=0 all_ok=1
-for p in "${profiles[@]}"; do
+for spec in "${profiles[@]}"; do
+	p=${spec%@*} kver=$default_kver
+	[[ $spec == *@* ]] && kver=${spec##*@}
 	conf=$p
 	[[ -f $conf ]] || conf=$vm/profiles/$p.conf
 	[[ -f $conf ]] || die "no profile $p (see tests/vm/profiles/)"
 	name=$(sed -n 's/^name=//p' "$conf")
+	[[ $spec == *@* ]] && name+=@$kver
 	rm -f "$out/$name.counts"
-	boot_profile "$conf"
+	boot_profile "$conf" "$kver" "$name"
 	read -r np nf ns ok _ <"$out/$name.counts" || die "$name: no verdict"
 	# A boot that failed without a failed test (timeout, kernel warning,
 	# missing summary) still counts as one failure in the closing line.

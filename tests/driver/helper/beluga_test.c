@@ -75,39 +75,61 @@ static void bt_describe_pfn(struct beluga_test_walk_entry *e, unsigned long pfn)
 	e->order = compound_order(compound_head(page));
 }
 
-/* Count the present PTEs of one 2 MiB step; the caller holds mmap_lock. */
-static void bt_walk_ptes(struct mm_struct *mm, pmd_t *pmdp, unsigned long addr,
+/*
+ * PTE tables are read through apply_to_page_range(), which maps and locks
+ * them itself: 6.5 moved pte_offset_map_lock() out of line into
+ * __pte_offset_map_lock() ("mm/pgtable: allow pte_offset_map[_lock]() to
+ * fail"), which modules cannot call.  It is called only on a PMD that points
+ * to a PTE table, so it allocates nothing.  apply_to_existing_page_range()
+ * would be the read-only form, but kernels without "mm: fix
+ * apply_to_existing_page_range()" (6.15, and stable backports) read the
+ * wrong entries after an empty one.
+ */
+struct bt_pte_walk {
+	struct beluga_test_walk_entry *e;
+	unsigned long step;		/* 2 MiB-aligned start of the step */
+	unsigned long first_pfn;
+};
+
+static int bt_count_pte(pte_t *ptep, unsigned long addr, void *data)
+{
+	struct bt_pte_walk *w = data;
+	struct beluga_test_walk_entry *e = w->e;
+	unsigned int i = (addr - w->step) >> PAGE_SHIFT;
+	pte_t pte = ptep_get(ptep);
+
+	if (!pte_present(pte))
+		return 0;
+	if (!e->nr_present) {
+		w->first_pfn = pte_pfn(pte);
+		e->first_index = i;
+		if (pte_devmap(pte))
+			e->flags |= BELUGA_TEST_WALK_F_DEVMAP;
+		if (pte_special(pte))
+			e->flags |= BELUGA_TEST_WALK_F_SPECIAL;
+		if (pte_write(pte))
+			e->flags |= BELUGA_TEST_WALK_F_WRITE;
+	}
+	if (pte_pfn(pte) == w->first_pfn + (i - e->first_index))
+		e->nr_contig++;
+	e->nr_present++;
+	return 0;
+}
+
+/*
+ * Count the present PTEs of the 2 MiB step at @addr, which a PTE table maps;
+ * the caller holds mmap_lock.
+ */
+static void bt_walk_ptes(struct mm_struct *mm, unsigned long addr,
 			 struct beluga_test_walk_entry *e)
 {
-	unsigned long first_pfn = 0;
-	spinlock_t *ptl;
-	pte_t *ptes;
-	int i;
+	struct bt_pte_walk w = { .e = e, .step = addr };
 
 	e->kind = BELUGA_TEST_MAP_PTE;
-	ptes = pte_offset_map_lock(mm, pmdp, addr, &ptl);
-	for (i = 0; i < PTRS_PER_PTE; i++) {
-		pte_t pte = ptep_get(ptes + i);
-
-		if (!pte_present(pte))
-			continue;
-		if (!e->nr_present) {
-			first_pfn = pte_pfn(pte);
-			e->first_index = i;
-			if (pte_devmap(pte))
-				e->flags |= BELUGA_TEST_WALK_F_DEVMAP;
-			if (pte_special(pte))
-				e->flags |= BELUGA_TEST_WALK_F_SPECIAL;
-			if (pte_write(pte))
-				e->flags |= BELUGA_TEST_WALK_F_WRITE;
-		}
-		if (pte_pfn(pte) == first_pfn + (i - e->first_index))
-			e->nr_contig++;
-		e->nr_present++;
-	}
-	pte_unmap_unlock(ptes, ptl);
-	if (e->nr_present)
-		bt_describe_pfn(e, first_pfn);
+	if (apply_to_page_range(mm, addr, BELUGA_TEST_STEP, bt_count_pte, &w))
+		e->kind = BELUGA_TEST_MAP_OTHER;	/* changed under us */
+	else if (e->nr_present)
+		bt_describe_pfn(e, w.first_pfn);
 }
 
 /* Describe a PMD leaf; called under the PMD lock. */
@@ -199,9 +221,10 @@ static pmd_t *bt_walk_step(struct mm_struct *mm, unsigned long addr,
 	spin_unlock(ptl);
 	/*
 	 * A PTE table.  mmap_read_lock keeps it from being freed (collapse and
-	 * free_pgtables need the write lock), so it may be mapped unlocked.
+	 * free_pgtables need the write lock), so it may be walked after the
+	 * PMD lock is dropped.
 	 */
-	bt_walk_ptes(mm, pmdp, addr, e);
+	bt_walk_ptes(mm, addr, e);
 	return pmdp;
 }
 
@@ -261,6 +284,15 @@ out:
 	return ret;
 }
 
+static int bt_read_pfn(pte_t *ptep, unsigned long addr, void *data)
+{
+	pte_t pte = ptep_get(ptep);
+
+	if (pte_present(pte))
+		*(unsigned long *)data = pte_pfn(pte);
+	return 0;
+}
+
 /* The pfn the page table maps at @addr, or 0; caller holds mmap_lock. */
 static unsigned long bt_lookup_pfn(struct mm_struct *mm, unsigned long addr)
 {
@@ -268,19 +300,17 @@ static unsigned long bt_lookup_pfn(struct mm_struct *mm, unsigned long addr)
 	unsigned long idx = (addr - step) >> PAGE_SHIFT;
 	struct beluga_test_walk_entry e;
 	unsigned long pfn = 0;
-	spinlock_t *ptl;
-	pte_t *ptep;
-	pmd_t *pmdp;
 
-	pmdp = bt_walk_step(mm, step, &e);
-	if (e.kind == BELUGA_TEST_MAP_PMD || e.kind == BELUGA_TEST_MAP_PUD)
-		return e.pfn + idx;
-	if (!pmdp)
+	if (!bt_walk_step(mm, step, &e)) {
+		if (e.kind == BELUGA_TEST_MAP_PMD ||
+		    e.kind == BELUGA_TEST_MAP_PUD)
+			return e.pfn + idx;
 		return 0;
-	ptep = pte_offset_map_lock(mm, pmdp, addr, &ptl);
-	if (pte_present(ptep_get(ptep)))
-		pfn = pte_pfn(ptep_get(ptep));
-	pte_unmap_unlock(ptep, ptl);
+	}
+	/* A PTE table (see bt_walk_ptes()). */
+	if (apply_to_page_range(mm, addr & PAGE_MASK, PAGE_SIZE, bt_read_pfn,
+				&pfn))
+		return 0;
 	return pfn;
 }
 
