@@ -4,8 +4,8 @@
 --output-junit, with --test-output-size-passed large enough to keep the
 whole output): every case that skipped inside a passing test, by name with
 its reason (the "beluga-skip: <case>: <reason>" lines test programs print,
-tests/common/skip_report.h), their count, then the tests that skipped as a
-whole with their reason.  Run by `make run-unit` after ctest; always exits 0
+tests/common/skip_report.h), the tests that skipped as a whole with their
+reason, then the count of the former.  Run by `make run-unit` after ctest; always exits 0
 (ctest's own status is the verdict).
 
     scripts/ctest-skips.py JUNIT_XML
@@ -31,9 +31,12 @@ def main():
         out = (tc.findtext("system-out") or "").splitlines()
         cases = [line[len(MARK):] for line in out if line.startswith(MARK)]
         if tc.find("skipped") is not None:
-            # A program that skipped as a whole says why in its output.
-            reason = next((line for line in reversed(out) if line.strip()), "(no output)")
-            whole += [(test, c) for c in cases] or [(test, reason)]
+            # Its reason: the first case it reported, or the end of its output.
+            if cases:
+                reason = cases[0] + (f" (and {len(cases) - 1} more cases)" if len(cases) > 1 else "")
+            else:
+                reason = next((line for line in reversed(out) if line.strip()), "(no output)")
+            whole.append((test, reason))
         elif tc.get("status") == "run" and tc.find("failure") is None:
             inside += [(test, c) for c in cases]
     if inside:
