@@ -89,7 +89,9 @@ bool beluga_name_valid(const char *name, bool allow_empty)
 	for (i = 0; i < len; i++) {
 		char c = name[i];
 
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+		/* isalnum() alone would accept Latin-1 letters (0xc0-0xff). */
+		if (!isascii(c) ||
+		    (!isalnum(c) && c != '.' && c != '_' && c != '-'))
 			return false;
 	}
 	for (; i < BELUGA_NAME_MAX; i++)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Description: region name rules, identical to the driver's:
- * 1..63 bytes of [A-Za-z0-9._-].
+ * Description: region name rules, identical to the driver's
+ * (beluga_name_valid() in kmod/beluga_region.c): 1..63 bytes of
+ * [A-Za-z0-9._-], ASCII only.  No <ctype.h>: isalnum() depends on the
+ * locale and may accept bytes >= 0x80.
  */
 #include <string.h>
 

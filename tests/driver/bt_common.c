@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "bt_common.h"
+#include "skip_report.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,23 +28,44 @@
 #define BT_PARAMS_FILE "/etc/beluga/params"
 
 static size_t bt_skipped;
+/* The group bt_main() runs and the case running now (for skip reports). */
+static const struct CMUnitTest *bt_cases;
+static size_t bt_nr_cases, bt_next_case;
+static const char *bt_case_name = "(group set-up)";
 
 void bt_note_skip(const char *fmt, ...)
 {
+	char why[512];
 	va_list ap;
 
 	bt_skipped++;
-	fputs("SKIP: ", stdout);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	fputc('\n', stdout);
-	fflush(stdout);
+	beluga_skip_report(bt_case_name, why);
+}
+
+/*
+ * Every case's setup in the group bt_main() runs: CMocka runs the cases in
+ * order and calls the setup first, so the n-th call starts the n-th case.
+ * Then the case's own setup, if any.
+ */
+static int bt_case_setup(void **state)
+{
+	size_t i = bt_next_case++;
+
+	if (i >= bt_nr_cases) {
+		bt_case_name = "(unknown case)";
+		return 0;
+	}
+	bt_case_name = bt_cases[i].name;
+	return bt_cases[i].setup_func ? bt_cases[i].setup_func(state) : 0;
 }
 
 int bt_main(const char *name, const struct CMUnitTest *tests, size_t n,
 	    CMFixtureFunction setup, CMFixtureFunction teardown)
 {
+	struct CMUnitTest *cases;
 	int failed;
 
 	/*
@@ -54,8 +76,11 @@ int bt_main(const char *name, const struct CMUnitTest *tests, size_t n,
 		int ret = bt_module_restore();
 
 		if (ret == -ENOENT) {
-			printf("%s: no %s and no driver to load: skipped\n",
-			       name, BELUGA_DEVICE_PATH);
+			char why[128];
+
+			snprintf(why, sizeof(why), "no %s and no driver to load",
+				 BELUGA_DEVICE_PATH);
+			beluga_skip_report(name, why);
 			return BT_EXIT_SKIP;
 		}
 		if (ret) {
@@ -65,7 +90,20 @@ int bt_main(const char *name, const struct CMUnitTest *tests, size_t n,
 		}
 	}
 	(void)bt_seed();
-	failed = _cmocka_run_group_tests(name, tests, n, setup, teardown);
+	cases = calloc(n, sizeof(*cases));
+	if (!cases) {
+		printf("%s: out of memory\n", name);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		cases[i] = tests[i];
+		cases[i].setup_func = bt_case_setup;
+	}
+	bt_cases = tests;
+	bt_nr_cases = n;
+	failed = _cmocka_run_group_tests(name, cases, n, setup, teardown);
+	bt_case_name = "(group tear-down)";
+	free(cases);
 	/* Leave the driver as the next program expects it. */
 	if (bt_module_restore()) {
 		printf("%s: could not restore beluga with '%s'\n", name,

@@ -8,7 +8,9 @@
  *    where a CMocka failure must not longjmp, can use them;
  *  - bt_*_ok() assert with CMocka and are for the test bodies.
  * A program exits 0 (pass), 77 (skip: everything skipped) or 1 (failure):
- * see bt_main().
+ * see bt_main().  A case skips with bt_skip("reason"), which reports it by
+ * name with the reason (tests/common/skip_report.h), so that the VM suite
+ * lists and counts the cases skipped inside passing programs.
  */
 #ifndef BT_COMMON_H
 #define BT_COMMON_H
@@ -36,7 +38,11 @@
 /* Program entry: runs the group, maps failures/skips to the exit code. */
 int bt_main(const char *name, const struct CMUnitTest *tests, size_t n,
 	    CMFixtureFunction setup, CMFixtureFunction teardown);
-/* Mark the current test skipped (counted, so all-skipped exits 77). */
+/*
+ * Mark the current test skipped (counted, so all-skipped exits 77) and
+ * report it with its name and the printf-style reason.  bt_note_skip()
+ * reports only; the caller then calls CMocka's skip().
+ */
 #define bt_skip(...) do { bt_note_skip(__VA_ARGS__); skip(); } while (0)
 void bt_note_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -5,8 +5,9 @@
  * Covers: struct layouts identical for 32/64-bit (compile time) and the size
  * encoded in each command; INFO; SOURCE_INFO (incl. ENOENT past the end);
  * REGION_CREATE (flags, padding, reserved, mode, source selection, sizes
- * incl. overflowing ones and ENOSPC, names of length 0/63/64, bad bytes, no
- * NUL, bytes after the NUL, EEXIST, ephemeral regions, CLOEXEC, EFAULT with
+ * incl. overflowing ones and ENOSPC, names of length 0/63/64, every byte
+ * value 0x01..0xff (only ASCII [A-Za-z0-9._-] passes), no NUL, bytes after
+ * the NUL, EEXIST, ephemeral regions, CLOEXEC, EFAULT with
  * no region or fd leaked when the result cannot be copied out);
  * REGION_OPEN; REGION_DESTROY (shm_unlink semantics); REGION_STAT;
  * REGION_LIST (count-only, small capacity, huge capacity, order);
@@ -434,6 +435,53 @@ static void test_create_names(void **state)
 	name[63] = '\0';
 	assert_int_equal(strlen(name), 63);
 	bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+}
+
+/*
+ * Every byte value 0x01..0xff, alone and inside a name: only
+ * [A-Za-z0-9._-] is accepted, ASCII only (the kernel's isalnum() also
+ * accepts the Latin-1 letters 0xc0..0xff).  STAT checks the name before the
+ * lookup (EINVAL for a bad name, ENOENT for a good absent one); CREATE with
+ * the byte inside a unique name fails with EINVAL or creates the region.
+ */
+static void test_name_bytes(void **state)
+{
+	static const char allowed[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+	struct beluga_region_create c;
+	struct beluga_region_stat st;
+	char name[BELUGA_NAME_MAX];
+	int nr_valid = 0;
+
+	(void)state;
+	for (int b = 1; b <= 0xff; b++) {
+		bool valid = memchr(allowed, b, sizeof(allowed) - 1) != NULL;
+		const char alone[2] = { (char)b, 0 };
+		int ret, fd;
+
+		snprintf(name, sizeof(name), "bt-byte-%d-%c-x", (int)getpid(),
+			 (char)b);
+		ret = bt_stat(dev, alone, &st);
+		if (ret != (valid ? -ENOENT : -EINVAL))
+			fail_msg("stat of the name 0x%02x: %s, want %s", b,
+				 strerror(-ret), valid ? "ENOENT" : "EINVAL");
+		ret = bt_stat(dev, name, &st);
+		if (ret != (valid ? -ENOENT : -EINVAL))
+			fail_msg("stat of a name holding 0x%02x: %s, want %s", b,
+				 strerror(-ret), valid ? "ENOENT" : "EINVAL");
+		fill_create(&c, name, BT_CHUNK);
+		if (!valid) {
+			create_fails(&c, EINVAL);
+			continue;
+		}
+		nr_valid++;
+		fd = bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+		assert_int_equal(bt_stat(dev, name, &st), 0);
+		assert_string_equal(st.name, name);
+		bt_destroy_ok(dev, name);
+		bt_close(fd);
+	}
+	assert_int_equal(nr_valid, 26 + 26 + 10 + 3);
 }
 
 static void test_create_eexist(void **state)
@@ -868,6 +916,7 @@ int main(void)
 		T(test_create_basic), T(test_create_cloexec),
 		T(test_create_flag_errors), T(test_create_sizes),
 		T(test_create_whole_pool), T(test_create_names),
+		T(test_name_bytes),
 		T(test_create_eexist), T(test_create_ephemeral),
 		T(test_create_efault), T(test_open), T(test_destroy),
 		T(test_stat_errors), T(test_list), T(test_setattr),

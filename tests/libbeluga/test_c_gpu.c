@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "skip_report.h"
+
 #include "sweep.h"
 
 #define MiB (1ULL << 20)
@@ -79,7 +81,8 @@ static void gpu_default_ops_report_no_gpu_or_no_cuda(void **state)
 	/* a CI host: built with CUDA but no driver, or built without CUDA */
 	if (ret >= 0) {
 		assert_true(n > 0);
-		skip();		/* a GPU machine: tests/libbeluga/test_gpu covers it */
+		beluga_skip_report(__func__, "a GPU machine: tests/libbeluga/test_gpu covers it");
+		skip();
 	}
 	assert_true(ret == -BELUGA_ENOGPU || ret == -BELUGA_ENOCUDA);
 	assert_int_equal(n, 0);

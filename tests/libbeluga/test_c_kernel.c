@@ -358,6 +358,52 @@ static void region_create_rejects_invalid_names(void **state)
 	assert_int_equal(c->f.calls > 0, 1);
 }
 
+/*
+ * Every byte value 0x01..0xff, alone and between two letters: only
+ * [A-Za-z0-9._-] passes (the driver's rule, ASCII only).  The library must
+ * reject before the driver sees the name, and pass every valid name on.
+ */
+static void region_names_are_ascii_only(void **state)
+{
+	static const char allowed[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+	struct ctx *c = *state;
+	struct beluga_region_info info;
+	int nr_valid = 0;
+
+	for (int b = 1; b <= 0xff; b++) {
+		const char alone[2] = { (char)b, 0 };
+		const char mid[4] = { 'a', (char)b, 'z', 0 };
+		bool valid = memchr(allowed, b, sizeof(allowed) - 1) != NULL;
+
+		for (int k = 0; k < 2; k++) {
+			const char *name = k ? mid : alone;
+			long calls = c->f.calls;
+			int ret = beluga_region_stat(c->pool, name, &info);
+
+			if (valid && (ret != -ENOENT || c->f.calls == calls))
+				fail_msg("byte 0x%02x (%s): %d, driver %scalled; want -ENOENT from the driver",
+					 b, k ? "mid" : "alone", ret,
+					 c->f.calls == calls ? "not " : "");
+			if (!valid && (ret != -EINVAL || c->f.calls != calls))
+				fail_msg("byte 0x%02x (%s): %d, driver %scalled; want -EINVAL before the driver",
+					 b, k ? "mid" : "alone", ret,
+					 c->f.calls == calls ? "not " : "");
+		}
+		nr_valid += valid;
+	}
+	assert_int_equal(nr_valid, 26 + 26 + 10 + 3);
+	/* empty, NULL, 63 bytes (longest) and 64 bytes (too long) */
+	assert_int_equal(beluga_region_stat(c->pool, "", &info), -EINVAL);
+	assert_int_equal(beluga_region_stat(c->pool, NULL, &info), -EINVAL);
+	assert_int_equal(beluga_region_stat(c->pool,
+		"012345678901234567890123456789012345678901234567890123456789._-",
+		&info), -ENOENT);
+	assert_int_equal(beluga_region_stat(c->pool,
+		"0123456789012345678901234567890123456789012345678901234567890123",
+		&info), -EINVAL);
+}
+
 static void region_create_rejects_bad_size_mode_flags_source(void **state)
 {
 	struct ctx *c = *state;
@@ -773,6 +819,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(pool_source_past_end_is_enoent, setup, teardown),
 		cmocka_unit_test(pool_counters_read_sysfs),
 		cmocka_unit_test_setup_teardown(region_create_rejects_invalid_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(region_names_are_ascii_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(region_create_rejects_bad_size_mode_flags_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(region_create_open_stat_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(region_create_existing_name_is_eexist, setup, teardown),

@@ -18,8 +18,17 @@
 #   beluga-vm: begin <name>               before a test; its output follows
 #   beluga-vm: end <name> rc=<rc> <secs>  after it
 #   PASS <name> | FAIL <name> (rc=N) | SKIP <name>
-#   N passed, N failed, N skipped         last result line
+#   beluga-vm: skipped-case <name> <case>: <reason>
+#                                         after a test's result line, one per
+#                                         case it reported skipped (below)
+#   M cases skipped inside passing tests  the skipped-case lines of tests that
+#                                         passed, counted; just before
+#   N passed, N failed, N skipped         the last result line
 #   beluga-vm: dmesg-begin / dmesg-end    around the full kernel log
+#
+# A skipped case is reported by the test program (tests/common/skip_report.h)
+# as a line "<case>: <reason>" in the file $BELUGA_SKIP_LOG, which /init
+# empties before each test.
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /bin /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
@@ -57,6 +66,10 @@ fi
 passed=0
 failed=0
 skipped=0
+cases_skipped=0
+# Where test programs report skipped cases; writable by the unprivileged
+# users tests drop to.
+export BELUGA_SKIP_LOG=/run/beluga-skipped-cases
 
 # say LINE: a line for the console and the results channel.
 say() {
@@ -73,6 +86,16 @@ record() {
 	77) skipped=$((skipped + 1)); say "SKIP $1" ;;
 	*) failed=$((failed + 1)); say "FAIL $1 (rc=$2)" ;;
 	esac
+}
+
+# skipped_cases NAME RC: forward the cases test NAME reported skipped;
+# count them when it passed.
+skipped_cases() {
+	[ -s "$BELUGA_SKIP_LOG" ] || return 0
+	while IFS= read -r line; do
+		say "beluga-vm: skipped-case $1 $line"
+		[ "$2" = 0 ] && cases_skipped=$((cases_skipped + 1))
+	done <"$BELUGA_SKIP_LOG"
 }
 
 now() {
@@ -105,6 +128,8 @@ run_test() {
 		return
 	fi
 	cd /tmp || return
+	: >"$BELUGA_SKIP_LOG"
+	chmod 666 "$BELUGA_SKIP_LOG"
 	setsid "$@" </dev/null &
 	pid=$!
 	(
@@ -121,6 +146,7 @@ run_test() {
 	kill -KILL "-$pid" 2>/dev/null
 	cd /
 	record "$name" "$rc" "$(elapsed "$t0")"
+	skipped_cases "$name" "$rc"
 }
 
 # step NAME FUNCTION: a harness check, counted like a test.
@@ -222,6 +248,7 @@ step harness/final-unload final_unload
 [ -n "$kmemleak" ] && step harness/kmemleak kmemleak_check
 
 echo "beluga-vm: tainted $(cat /proc/sys/kernel/tainted)" >&3
+say "$cases_skipped cases skipped inside passing tests"
 say "$passed passed, $failed failed, $skipped skipped"
 echo "beluga-vm: dmesg-begin"
 dmesg

@@ -6,8 +6,10 @@ Reads the results channel (ttyS1, written only by /init) for the counts and
 the console log (ttyS0) for test output, boot time and kernel messages.
 The boot fails on: a timeout, no summary line, any failed test, no test run,
 a kernel log line with BUG/WARNING/Oops/Call Trace/UBSAN/general protection
-(or a few other signs of a sick kernel), or a taint other than the expected
-out-of-tree/unsigned-module ones.  Prints a report; exit status 0 = pass.
+(or a few other signs of a sick kernel), a taint other than the expected
+out-of-tree/unsigned-module ones, or a skip the profile does not allow
+(--expect).  Prints a report, with every skipped case by name and reason and
+the number of cases that skipped inside passing tests; exit status 0 = pass.
 
 A guest of a multi-host run (tests/vm/multihost.py) that the runner killed
 because a test asked for it (--killed-during TEST) is judged on what it
@@ -20,6 +22,10 @@ import re
 import sys
 
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$")
+CASES_SUMMARY = re.compile(r"^(\d+) cases skipped inside passing tests$")
+SKIPPED_CASE = re.compile(r"^beluga-vm: skipped-case (\S+) (.*?)(?:: (.*))?$")
+# CMocka and GoogleTest announce each case they start with this.
+RUN_LINE = re.compile(r"^\[ RUN +\] (\S+)")
 RESULT = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(rc=(-?\d+)\))?$")
 KTIME = re.compile(r"\[\s*\d+\.\d+\] ")
 BAD = re.compile(r"\bBUG[: ]|WARNING:|Oops|Call Trace|UBSAN|general protection"
@@ -61,7 +67,9 @@ class Results:
     def __init__(self, lines):
         self.tests = []  # (status, name, rc)
         self.times = {}
+        self.skipped_cases = {}  # test name -> [(case, reason)]
         self.summary = None
+        self.cases_summary = None
         self.tainted = None
         self.last_begun = None
         for line in lines:
@@ -76,6 +84,14 @@ class Results:
         if m:
             self.summary = tuple(int(x) for x in m.groups())
             return
+        m = CASES_SUMMARY.match(line)
+        if m:
+            self.cases_summary = int(m[1])
+            return
+        m = SKIPPED_CASE.match(line)
+        if m:
+            self.skipped_cases.setdefault(m[1], []).append((m[2], m[3] or "(no reason given)"))
+            return
         words = line.split()
         if line.startswith("beluga-vm: time ") and len(words) == 4:
             self.times[words[2]] = words[3]
@@ -86,6 +102,12 @@ class Results:
 
     def finished(self, name):
         return any(t[1] == name for t in self.tests)
+
+    def status(self, name):
+        return next((t[0] for t in self.tests if t[1] == name), None)
+
+    def cases_skipped_inside_passing(self):
+        return sum(len(self.skipped_cases.get(t[1], [])) for t in self.tests if t[0] == "PASS")
 
 
 class Console:
@@ -188,6 +210,37 @@ def show_output(lines, indent="    | ", drop_kernel=False):
         print(indent + line)
 
 
+def check_expected(res, con, expect):
+    """Problems with the profile's expectations.  Entries of @expect:
+    <test>       the test must run and none of its cases may skip;
+    <test>:<case> that case must run (a "[ RUN ] <case>" line in the test's
+                 output) and must not skip;
+    *            every test of the boot but the harness's is a <test> entry,
+    !<test>      except this one (its own <test>:<case> entries still hold)."""
+    entries = [e for e in expect if e != "*" and not e.startswith("!")]
+    if "*" in expect:
+        excluded = {e[1:] for e in expect if e.startswith("!")}
+        entries += [t[1] for t in res.tests
+                    if not t[1].startswith("harness/") and t[1] not in excluded and t[1] not in entries]
+    problems = []
+    for entry in entries:
+        test, _, case = entry.partition(":")
+        status = res.status(test)
+        if status is None:
+            problems.append(f"expected test {test} did not run")
+            continue
+        if status == "SKIP":
+            problems.append(f"{test} skipped, but this profile expects it to run")
+            continue
+        for skipped, why in res.skipped_cases.get(test, []):
+            if not case or skipped == case:
+                problems.append(f"{test}: case {skipped} skipped ({why}), but this profile expects it to run")
+        if case and not any((m := RUN_LINE.match(line)) and m[1] == case
+                            for line in con.output.get(test, [])):
+            problems.append(f"{test}: expected case {case} not found in its output (renamed?)")
+    return list(dict.fromkeys(problems))  # a skipped test, once for all its entries
+
+
 def judge(args):
     res = Results(read_lines(args.results))
     con = Console(read_lines(args.console))
@@ -199,6 +252,11 @@ def judge(args):
     for status, test, rc in res.tests:
         line = f"{status} {test}" + (f" (rc={rc})" if rc is not None else "")
         print(f"{line:<48} {res.times.get(test, '?')} s")
+        for case, why in res.skipped_cases.get(test, []):
+            print(f"    skipped: {case}: {why}")
+        if status == "SKIP" and not res.skipped_cases.get(test) and not args.show_output:
+            # A program that skipped as a whole says why in its output.
+            show_output(con.output.get(test, [])[-5:], indent="    skipped: ", drop_kernel=True)
         if args.show_output and status != "FAIL" and not test.startswith("harness/"):
             show_output(con.output.get(test, []), indent="    ", drop_kernel=True)
         if status == "FAIL":
@@ -224,6 +282,11 @@ def judge(args):
         problems.append(f"summary {res.summary} disagrees with the result lines {tuple(counts)}")
     if counts[1]:
         problems.append(f"{counts[1]} failed")
+    inside = res.cases_skipped_inside_passing()
+    if res.cases_summary is not None and res.cases_summary != inside:
+        problems.append(f"'{res.cases_summary} cases skipped inside passing tests' disagrees"
+                        f" with the skipped-case lines ({inside})")
+    problems += check_expected(res, con, args.expect.split())
     if res.summary is not None and not any(not t[1].startswith("harness/") for t in res.tests):
         problems.append("no test ran (empty test lists?)")
     taint_ok = TAINT_OK | (TAINT_WARN if con.known else 0)
@@ -240,11 +303,13 @@ def judge(args):
         for text, test in con.bad:
             print(f"    {text}" + (f"   <- during {test}" if test else ""))
 
+    print(f"vm[{name}]: {inside} cases skipped inside passing tests")
     print(f"vm[{name}]: {counts[0]} passed, {counts[1]} failed, {counts[2]} skipped"
           + (f"; FAILED: {'; '.join(problems)}" if problems else ""))
     if args.counts:
         with open(args.counts, "w") as f:
-            f.write(f"{counts[0]} {counts[1]} {counts[2]} {0 if problems else 1} {con.init_start or '?'}\n")
+            f.write(f"{counts[0]} {counts[1]} {counts[2]} {0 if problems else 1} {con.init_start or '?'}"
+                    f" {inside}\n")
     return 1 if problems else 0
 
 
@@ -257,9 +322,12 @@ def main():
     p.add_argument("--timeout", default="?")
     p.add_argument("--wall", default="?")
     p.add_argument("--show-output", action="store_true")
-    p.add_argument("--counts", help="write 'passed failed skipped ok init-time' here")
+    p.add_argument("--counts", help="write 'passed failed skipped ok init-time cases-skipped' here")
     p.add_argument("--killed-during", metavar="TEST",
                    help="the multi-host runner killed this guest at TEST's request")
+    p.add_argument("--expect", default="",
+                   help="space-separated: tests (test) or cases (test:case) that must not skip;"
+                        " '*' for every test, '!test' to leave one out of '*'")
     sys.exit(judge(p.parse_args()))
 
 

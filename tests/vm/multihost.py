@@ -144,12 +144,15 @@ def substitute(text, **values):
 
 
 def read_counts(path):
+    """judge.py's counts: passed failed skipped ok init-time [cases-skipped]."""
     try:
         with open(path) as f:
-            np_, nf, ns, ok, init = f.read().split()
-        return int(np_), int(nf), int(ns), int(ok), init
-    except (OSError, ValueError):
-        return 0, 1, 0, 0, "?"
+            fields = f.read().split()
+        np_, nf, ns, ok = (int(x) for x in fields[:4])
+        nc = int(fields[5]) if len(fields) > 5 else 0
+        return np_, nf, ns, ok, fields[4], nc
+    except (OSError, ValueError, IndexError):
+        return 0, 1, 0, 0, "?", 0
 
 
 def run(a):
@@ -252,7 +255,7 @@ def _run(a, out, nonce, shm, procs):
         time.sleep(0.2)
     wall = time.monotonic() - t0
 
-    total = [0, 0, 0]
+    total = [0, 0, 0, 0]
     all_ok = 1
     for g in guests:
         cmd = [sys.executable, os.path.join(HERE, "judge.py"), "--name", g["tag"],
@@ -260,6 +263,8 @@ def _run(a, out, nonce, shm, procs):
                "--timeout", str(a.timeout), "--counts", g["counts"], "--wall", f"{g['wall']:.1f}"]
         if g["killed_during"]:
             cmd += ["--killed-during", g["killed_during"]]
+        if a.expect and not g["killed_during"]:  # its last test never finished
+            cmd += ["--expect", a.expect]
         if a.show_output:
             cmd.append("--show-output")
         if not g["killed_during"]:
@@ -267,24 +272,24 @@ def _run(a, out, nonce, shm, procs):
                 sys.stdout.write(f.read())
         sys.stdout.flush()
         subprocess.run(cmd, check=False)
-        np_, nf, ns, ok, _ = read_counts(g["counts"])
+        np_, nf, ns, ok, _, nc = read_counts(g["counts"])
         for p in g["problems"]:
             print(f"vm[{g['tag']}]: FAILED: {p}")
             ok = 0
         if not ok and nf == 0:
             nf = 1
-        total = [total[0] + np_, total[1] + nf, total[2] + ns]
+        total = [total[0] + np_, total[1] + nf, total[2] + ns, total[3] + nc]
         all_ok &= ok
     print(f"vm[{name}]: {hosts} guests, boot + tests {wall:.1f} s wall; "
           f"{total[0]} passed, {total[1]} failed, {total[2]} skipped", flush=True)
-    write_counts(a, *total, all_ok)
+    write_counts(a, *total[:3], all_ok, total[3])
     return 0 if all_ok else 1
 
 
-def write_counts(a, np_, nf, ns, ok):
+def write_counts(a, np_, nf, ns, ok, nc=0):
     if a.counts:
         with open(a.counts, "w") as f:
-            f.write(f"{np_} {nf} {ns} {ok} ?\n")
+            f.write(f"{np_} {nf} {ns} {ok} ? {nc}\n")
 
 
 def fail(a, why):
@@ -313,6 +318,8 @@ def parse_args(argv):
     p.add_argument("--bins", default="")
     p.add_argument("--env", action="append", default=[], help="VAR=VALUE for every guest")
     p.add_argument("--smp", type=int, default=1)
+    p.add_argument("--expect", default="",
+                   help="judge.py --expect for every guest: what must not skip")
     p.add_argument("--timeout", type=int, default=900)
     p.add_argument("--test-timeout", type=int, default=300)
     p.add_argument("--show-output", action="store_true")

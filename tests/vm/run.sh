@@ -31,7 +31,8 @@
 #   VM_HOSTS        number of guests of a multi-host profile (one with
 #                   `hosts=`), instead of the profile's (tests/vm/multihost.py)
 #   BELUGA_TEST_SEED passed to the tests
-# Prints each test's result, the boot time, and a closing
+# Prints each test's result with the cases it skipped (name and reason), the
+# boot time, a line `M cases skipped inside passing tests` and a closing
 # `N passed, N failed, N skipped` line for all boots; exit 0 when all passed.
 set -euo pipefail
 
@@ -56,6 +57,7 @@ mkdir -p "$out"
 
 die() {
 	echo "vm: $*"
+	echo "0 cases skipped inside passing tests"
 	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 }
@@ -111,7 +113,7 @@ pick_modules() {
 # boot_profile CONF KVER BOOT: build the image, boot kernel KVER, judge it;
 # BOOT names the files and the result lines.
 boot_profile() {
-	local name cmdline params lists show_output machine='' qemu='' setup='' bins='' host_setup=''
+	local name cmdline params lists show_output machine='' qemu='' setup='' bins='' host_setup='' expect=''
 	local hosts='' smp=1 guest_env=''
 	local kver=$2 boot=$3 kernel ko test_ko
 	pick_modules "$kver"
@@ -133,7 +135,7 @@ boot_profile() {
 			--cmdline "$cmdline" --params "$params" --machine "$machine" --qemu "$qemu"
 			--host-setup "$host_setup" --setup "$setup" --bins "$bins" --smp "$smp"
 			--timeout "${VM_TIMEOUT:-900}" --test-timeout "${VM_TEST_TIMEOUT:-300}"
-			--counts "$out/$boot.counts" "${envs[@]}")
+			--counts "$out/$boot.counts" --expect "${expect//$'\n'/ }" "${envs[@]}")
 		[[ $show_output == 1 ]] && mh+=(--show-output)
 		[[ ${VM_LIVE:-0} == 1 ]] && mh+=(--live)
 		python3 "$vm/multihost.py" "${mh[@]}" -- "${list_files[@]}" || true
@@ -166,13 +168,22 @@ boot_profile() {
 
 	local show=()
 	[[ $show_output == 1 ]] && show=(--show-output)
+	# With VM_LISTS, expectations hold only for the tests that were listed.
+	local want=() exp=() e
+	read -ra exp <<<"${expect//$'\n'/ }"	# no globbing: '*' is an entry
+	for e in "${exp[@]}"; do
+		if [[ -z ${VM_LISTS:-} || $e == '*' || $e == '!'* ]] ||
+			grep -q "^${e%%:*} " "$img.d/etc/beluga/tests"; then
+			want+=("$e")
+		fi
+	done
 	python3 "$vm/judge.py" --name "$boot" --console "$log" --results "$res" \
-		--rc "$rc" --timeout "$timeout" --counts "$out/$boot.counts" \
+		--rc "$rc" --timeout "$timeout" --counts "$out/$boot.counts" --expect "${want[*]}" \
 		--wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')" "${show[@]}" ||
 		true
 }
 
-total_pass=0 total_fail=0 total_skip=0 all_ok=1
+total_pass=0 total_fail=0 total_skip=0 total_cases=0 all_ok=1
 for spec in "${profiles[@]}"; do
 	p=${spec%@*} kver=$default_kver
 	[[ $spec == *@* ]] && kver=${spec##*@}
@@ -183,12 +194,14 @@ for spec in "${profiles[@]}"; do
 	[[ $spec == *@* ]] && name+=@$kver
 	rm -f "$out/$name.counts"
 	boot_profile "$conf" "$kver" "$name"
-	read -r np nf ns ok _ <"$out/$name.counts" || die "$name: no verdict"
+	read -r np nf ns ok _ nc _ <"$out/$name.counts" || die "$name: no verdict"
 	# A boot that failed without a failed test (timeout, kernel warning,
 	# missing summary) still counts as one failure in the closing line.
 	((ok == 0 && nf == 0)) && nf=1
 	((ok)) || all_ok=0
 	total_pass=$((total_pass + np)) total_fail=$((total_fail + nf)) total_skip=$((total_skip + ns))
+	total_cases=$((total_cases + ${nc:-0}))
 done
+echo "$total_cases cases skipped inside passing tests"
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 ((all_ok))

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Host test of tests/vm/judge.py on made-up boot logs: kernel warnings fail
 a boot, except the stack dumps of injected allocation failures and the
-warnings of KNOWN_KERNEL_BUGS, whose W taint is then accepted too."""
+warnings of KNOWN_KERNEL_BUGS, whose W taint is then accepted too; skipped
+cases are listed by name and reason and counted, and a skip the profile
+does not allow (--expect) fails the boot."""
 import os
 import subprocess
 import sys
@@ -33,20 +35,31 @@ TAINT_O = 1 << 12
 TAINT_W = 1 << 9
 
 
-def judge(kernel_lines, tainted):
-    """Run judge.py on one passing test plus @kernel_lines in the dmesg dump."""
+def run_judge(console_lines, result_lines, *extra):
+    """Run judge.py on the given console and results-channel lines; returns
+    its exit status, its report and the counts file's fields."""
     with tempfile.TemporaryDirectory() as d:
         console = os.path.join(d, "console.log")
         results = os.path.join(d, "results.log")
+        counts = os.path.join(d, "counts")
         with open(console, "w") as f:
-            f.write("\n".join(["beluga-vm: init-start 2.5", "beluga-vm: dmesg-begin",
-                               *kernel_lines, "beluga-vm: dmesg-end", ""]))
+            f.write("\n".join([*console_lines, ""]))
         with open(results, "w") as f:
-            f.write(f"PASS drv-x\nbeluga-vm: tainted {tainted}\n1 passed, 0 failed, 0 skipped\n")
+            f.write("\n".join([*result_lines, ""]))
         p = subprocess.run([sys.executable, JUDGE, "--name", "t", "--console", console,
-                            "--results", results, "--rc", "0"],
+                            "--results", results, "--rc", "0", "--counts", counts, *extra],
                            capture_output=True, text=True, check=False)
-        return p.returncode, p.stdout
+        with open(counts) as f:
+            return p.returncode, p.stdout, f.read().split()
+
+
+def judge(kernel_lines, tainted):
+    """Run judge.py on one passing test plus @kernel_lines in the dmesg dump."""
+    rc, out, _ = run_judge(["beluga-vm: init-start 2.5", "beluga-vm: dmesg-begin",
+                            *kernel_lines, "beluga-vm: dmesg-end"],
+                           ["PASS drv-x", f"beluga-vm: tainted {tainted}",
+                            "1 passed, 0 failed, 0 skipped"])
+    return rc, out
 
 
 def judge_killed(results_lines, extra_args, rc=137):
@@ -121,6 +134,97 @@ class Judge(unittest.TestCase):
                                ["--killed-during", "mh-kill"])
         self.assertEqual(rc, 1, out)
         self.assertIn("1 failed", out)
+
+
+# A boot where drv-range passed with one case skipped, drv-gpu skipped as a
+# whole (reporting its case) and drv-fault skipped without reporting a case.
+SKIP_CONSOLE = [
+    "beluga-vm: init-start 2.5",
+    "beluga-vm: begin drv-range",
+    "[ RUN      ] test_busy_owner",
+    "beluga-skip: test_busy_owner: needs the cxl boot",
+    "[  SKIPPED ] test_busy_owner",
+    "[ RUN      ] test_ranges",
+    "[       OK ] test_ranges",
+    "beluga-vm: end drv-range rc=0 1.0",
+    "beluga-vm: begin drv-gpu",
+    "[ RUN      ] test_register",
+    "beluga-vm: end drv-gpu rc=77 1.0",
+    "beluga-vm: begin drv-fault",
+    "drv_fault: no failslab here",
+    "beluga-vm: end drv-fault rc=77 1.0",
+    "beluga-vm: dmesg-begin", "beluga-vm: dmesg-end",
+]
+SKIP_RESULTS = [
+    "PASS drv-range",
+    "beluga-vm: skipped-case drv-range test_busy_owner: needs the cxl boot",
+    "SKIP drv-gpu",
+    "beluga-vm: skipped-case drv-gpu test_register: needs the ranges-gpu boot",
+    "SKIP drv-fault",
+    f"beluga-vm: tainted {TAINT_O}",
+    "1 cases skipped inside passing tests",
+    "1 passed, 0 failed, 2 skipped",
+]
+
+
+class Skips(unittest.TestCase):
+    def test_skipped_cases_are_listed_and_counted(self):
+        rc, out, counts = run_judge(SKIP_CONSOLE, SKIP_RESULTS)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("    skipped: test_busy_owner: needs the cxl boot", out)
+        self.assertIn("    skipped: test_register: needs the ranges-gpu boot", out)
+        # a program that skipped without reporting a case: its output says why
+        self.assertIn("    skipped: drv_fault: no failslab here", out)
+        # only the case inside the passing program is counted
+        self.assertIn("vm[t]: 1 cases skipped inside passing tests\nvm[t]: 1 passed, 0 failed, 2 skipped", out)
+        self.assertEqual(counts[5], "1")
+
+    def test_count_line_must_agree(self):
+        results = [("5 cases skipped inside passing tests" if "cases skipped" in r else r)
+                   for r in SKIP_RESULTS]
+        rc, out, _ = run_judge(SKIP_CONSOLE, results)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("disagrees with the skipped-case lines (1)", out)
+
+    def test_expected_test_skipping_fails(self):
+        rc, out, counts = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect",
+                                    "drv-gpu drv-gpu:test_register drv-gpu:test_other")
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(out.count("drv-gpu skipped, but this profile expects it to run"), 1, out)
+        self.assertEqual(counts[3], "0")
+
+    def test_expected_test_with_a_skipped_case_fails(self):
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect", "drv-range")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("drv-range: case test_busy_owner skipped (needs the cxl boot)", out)
+
+    def test_expected_case(self):
+        # the case that ran passes; the one that skipped fails
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect", "drv-range:test_ranges")
+        self.assertEqual(rc, 0, out)
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect", "drv-range:test_busy_owner")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("case test_busy_owner skipped", out)
+
+    def test_every_test_but_some(self):
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect", "* !drv-gpu !drv-fault")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("drv-range: case test_busy_owner skipped", out)
+        self.assertNotIn("drv-gpu skipped, but", out)
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect",
+                               "* !drv-gpu !drv-fault !drv-range drv-range:test_ranges")
+        self.assertEqual(rc, 0, out)
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect", "* !drv-range !drv-fault")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("drv-gpu skipped, but this profile expects it to run", out)
+
+    def test_expected_but_missing_fails(self):
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect", "drv-pmd")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("expected test drv-pmd did not run", out)
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect", "drv-range:test_renamed")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("expected case test_renamed not found in its output", out)
 
 
 if __name__ == "__main__":
