@@ -12,6 +12,8 @@
 // it to --out as well.
 #include "bench.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <cstdarg>
 #include <cstdio>
 #include <fstream>
@@ -86,37 +88,28 @@ int main(int argc, char **argv)
 	using namespace bench;
 	Options o;
 	std::string only, out = "beluga-bench.md", command = "beluga-bench";
-	for (int i = 1; i < argc; i++) {
-		std::string a = argv[i];
-		command += " " + a;
-		auto value = [&]() -> std::string {
-			if (i + 1 >= argc) {
-				std::fprintf(stderr, "beluga-bench: %s needs a value\n", a.c_str());
-				std::exit(2);
-			}
-			command += std::string(" ") + argv[i + 1];
-			return argv[++i];
-		};
-		if (a == "--quick")
-			o.quick = true;
-		else if (a == "--seconds")
-			o.seconds = std::stod(value());
-		else if (a == "--region-mib")
-			o.region_mib = std::stoul(value());
-		else if (a == "--threads")
-			o.threads = unsigned(std::stoul(value()));
-		else if (a == "--only")
-			only = value();
-		else if (a == "--redis-server")
-			o.redis_server = value();
-		else if (a == "--out")
-			out = value();
-		else {
-			std::fprintf(stderr, "usage: beluga-bench [--quick] [--seconds S] [--region-mib N] "
-					     "[--threads N] [--only throughput,latency,lookup,redis,eviction] "
-					     "[--redis-server PATH] [--out FILE]\n");
-			return 2;
-		}
+	for (int i = 1; i < argc; i++)
+		command += std::string(" ") + argv[i];
+	CLI::App app{"The KV store's benchmarks against memcpy, non-temporal copy, Redis and exact "
+		     "LRU, each with its baseline measured in the same run (make bench)"};
+	app.add_flag("--quick", o.quick, "short windows and a smaller region (smoke run)");
+	app.add_option("--seconds", o.seconds, "measuring window per point")
+		->check(CLI::PositiveNumber)
+		->capture_default_str();
+	app.add_option("--region-mib", o.region_mib, "region size")
+		->check(CLI::PositiveNumber)
+		->capture_default_str();
+	app.add_option("--threads", o.threads, "most copy threads measured")
+		->check(CLI::Range(1u, 256u))
+		->capture_default_str();
+	app.add_option("--only", only, "comma-separated subset: throughput,latency,lookup,redis,eviction");
+	app.add_option("--redis-server", o.redis_server, "redis-server to start, or none")
+		->capture_default_str();
+	app.add_option("--out", out, "Markdown report file")->capture_default_str();
+	try {
+		app.parse(argc, argv);
+	} catch (const CLI::ParseError &e) {
+		return app.exit(e) == 0 ? 0 : 2;
 	}
 	if (o.quick) {
 		o.seconds = std::min(o.seconds, 0.3);

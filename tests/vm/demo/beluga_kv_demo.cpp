@@ -16,6 +16,8 @@
 //   beluga-kv-demo [--backend kernel|user] [--docs N] [--prefill-tps N]
 //                  [--tool PATH] [--redis-server PATH|none]
 // Exit status 0 when everything worked and every restored block was right.
+#include <CLI/CLI.hpp>
+
 #include <beluga/beluga.hpp>
 #include <beluga/kvcache.hpp>
 
@@ -403,31 +405,29 @@ int main(int argc, char **argv)
 {
 	Options o;
 	o.tool = self_dir() + "/../../../tools/beluga-tool"; // same layout in the build and the VM
-	for (int i = 1; i + 1 < argc; i += 2) {
-		std::string a = argv[i], v = argv[i + 1];
-		if (a == "--backend" && (v == "kernel" || v == "user"))
-			o.backend = v;
-		else if (a == "--docs")
-			o.docs = std::max(1, std::stoi(v));
-		else if (a == "--prefill-tps")
-			o.prefill_tps = std::max(1.0, std::stod(v));
-		else if (a == "--tool")
-			o.tool = v;
-		else if (a == "--redis-server")
-			o.redis_server = v;
-		else if (a == "--redis-port")
-			o.redis_port = std::stoi(v);
-		else if (a == "--instance")
-			o.instance = v;
-		else {
-			std::fprintf(stderr, "usage: beluga-kv-demo [--backend kernel|user] [--docs N] "
-					     "[--prefill-tps N] [--tool PATH] [--redis-server PATH|none]\n");
-			return 2;
-		}
-	}
-	if (argc % 2 == 0) {
-		std::fprintf(stderr, "beluga-kv-demo: %s needs a value\n", argv[argc - 1]);
-		return 2;
+	CLI::App app{"make demo's two inference instances sharing a prefix cache through Beluga, "
+		     "against Redis and recompute"};
+	app.add_option("--backend", o.backend, "libbeluga backend")
+		->check(CLI::IsMember({"kernel", "user"}))
+		->capture_default_str();
+	app.add_option("--docs", o.docs, "long documents instance A serves")
+		->check(CLI::PositiveNumber)
+		->capture_default_str();
+	app.add_option("--prefill-tps", o.prefill_tps, "stated prefill rate for the recompute line")
+		->check(CLI::PositiveNumber)
+		->capture_default_str();
+	app.add_option("--tool", o.tool, "beluga-tool to run kv stats with")->capture_default_str();
+	app.add_option("--redis-server", o.redis_server, "redis-server to start, or none")
+		->capture_default_str();
+	app.add_option("--redis-port", o.redis_port, "internal: loopback port of the Redis server "
+						     "the parent started (-1: none)")
+		->check(CLI::Range(-1, 65535))
+		->capture_default_str();
+	app.add_option("--instance", o.instance, "internal: run one instance (A or B)");
+	try {
+		app.parse(argc, argv);
+	} catch (const CLI::ParseError &e) {
+		return app.exit(e) == 0 ? 0 : 2;
 	}
 	try {
 		return o.instance.empty() ? orchestrate(o) : run_instance(o);
