@@ -299,7 +299,7 @@ static void test_stat_and_sysfs(void **state)
 {
 	struct beluga_region_stat st;
 	char name[BELUGA_NAME_MAX];
-	uint64_t id;
+	uint64_t id = 0;
 	int fd;
 
 	(void)state;
