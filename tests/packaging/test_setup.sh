@@ -19,10 +19,16 @@ check() { # check DESCRIPTION COMMAND...
 	fi
 }
 
-# sysfs: one dax device; after "modprobe", two node and two range sources.
-mkdir -p "$t/sys/bus/dax/devices/dax0.0/driver" "$t/bin"
-echo 0x4080000000 >"$t/sys/bus/dax/devices/dax0.0/resource"
-echo $(((256 << 20) + 4096)) >"$t/sys/bus/dax/devices/dax0.0/size"
+# sysfs: one dax device in an NVDIMM region (as QEMU's CXL device shows it on
+# 6.1), one without a region; after "modprobe", two node and two range sources.
+region=$t/sys/devices/platform/ACPI0017:00/root0/nvdimm-bridge0/ndbus0/region0
+mkdir -p "$region/dax0.0/dax0.0/driver" "$t/sys/devices/hmem/dax1.0" "$t/sys/bus/dax/devices" "$t/bin"
+echo 0x1b2f00cafe >"$region/set_cookie"
+ln -s ../../../devices/platform/ACPI0017:00/root0/nvdimm-bridge0/ndbus0/region0/dax0.0/dax0.0 \
+	"$t/sys/bus/dax/devices/dax0.0"
+ln -s ../../../devices/hmem/dax1.0 "$t/sys/bus/dax/devices/dax1.0"
+echo 0x4080000000 >"$region/dax0.0/dax0.0/resource"
+echo $(((256 << 20) + 4096)) >"$region/dax0.0/dax0.0/size"
 cat >"$t/bin/daxctl" <<SH
 #!/bin/bash
 echo "daxctl \$*" >>"$t/log"
@@ -58,7 +64,7 @@ cat >"$t/conf" <<CONF
 # a comment, then a blank line
 
 range 0x100000000+64M
-dax dax0.0
+dax dax0.0 cookie=0x1B2F00CAFE
 shared kv-pool dax0.0 0 128M 0660 1000 990
 shared scratch 0x100000000+64M 2M 4M
 CONF
@@ -82,14 +88,30 @@ out=$("$setup" "$t/conf" 2>&1) && st=0 || st=$?
 check "other extent exits 2 (got $st)" test "$st" -eq 2
 check "other extent is named" grep -q "already defined with another extent" <<<"$out"
 
+# Identity: --identity prints the line to use; a wrong cookie, or a device
+# without a region, is refused before anything is released.
+check "--identity prints the cookie" test "$("$setup" --identity dax0.0)" = "dax dax0.0 cookie=0x1b2f00cafe"
+out=$("$setup" --identity dax1.0 2>&1) && st=0 || st=$?
+check "--identity without a region exits 2 (got $st)" test "$st" -eq 2
+check "--identity without a region says so" grep -q "no interleave-set cookie" <<<"$out"
+mkdir -p "$region/dax0.0/dax0.0/driver"
+: >"$t/log"
+printf 'dax dax0.0 cookie=0x1b2f00caff\n' >"$t/other"
+out=$("$setup" "$t/other" 2>&1) && st=0 || st=$?
+check "wrong cookie exits 2 (got $st)" test "$st" -eq 2
+check "wrong cookie is explained" grep -q "its cookie is 0x1b2f00cafe, the configuration says 0x1b2f00caff" <<<"$out"
+check "wrong cookie releases nothing" test ! -s "$t/log"
+rmdir "$region/dax0.0/dax0.0/driver"
+
 # Configuration errors: exit 1, naming the line.
 bad() { # bad LINE EXPECTED-TEXT
 	printf 'range 0x100000000+64M\n%s\n' "$1" >"$t/bad"
 	out=$("$setup" "$t/bad" 2>&1) && st=0 || st=$?
 	check "'$1' exits 1 (got $st: $out)" test "$st" -eq 1
-	check "'$1' says '$2' (got: $out)" grep -q "$2" <<<"$out"
+	check "'$1' says '$2' (got: $out)" grep -qF "$2" <<<"$out"
 }
-bad "dax 0.0" "bad:2: expected 'dax daxX.Y'"
+bad "dax 0.0" "bad:2: expected 'dax daxX.Y"
+bad "dax dax0.0 cookie=12" "bad:2: expected 'dax daxX.Y [cookie=0x...]'"
 bad "range 0x1000" "bad:2: expected 'range START+SIZE'"
 bad "shared x 0x100000000+64M 0" "bad:2: expected 'shared NAME"
 bad "shared x 0x100000000+64M 1.5G 2M" "OFFSET and SIZE are integers"
