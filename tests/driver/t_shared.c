@@ -17,7 +17,7 @@
  * of the source but never the extent's; destroy is EBUSY while an fd or a
  * mapping holds the region; a FOLL_LONGTERM pin outlives the region and
  * keeps the extent quarantined (a new definition is EBUSY) until unpinned;
- * stat, sysfs and open permissions.
+ * stat, sysfs, no quota charge, and open permissions.
  */
 #define _GNU_SOURCE
 #include "bt_common.h"
@@ -297,6 +297,7 @@ static void test_permissions(void **state)
 
 static void test_stat_and_sysfs(void **state)
 {
+	struct beluga_quota q0 = { .uid = 0 }, q1 = { .uid = 0 };
 	struct beluga_region_stat st;
 	char name[BELUGA_NAME_MAX];
 	uint64_t id = 0;
@@ -304,6 +305,7 @@ static void test_stat_and_sysfs(void **state)
 
 	(void)state;
 	need_range();
+	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_GET, &q0), 0);
 	bt_name(name, "shs");
 	fd = define_on(dev, name, range_src, tail(6), 3 * BT_CHUNK, 0640, &id);
 	assert_true(fd >= 0);
@@ -321,6 +323,10 @@ static void test_stat_and_sysfs(void **state)
 	assert_int_equal(st.id, id);
 	assert_int_equal(st.open_count, 1);
 	assert_int_equal(bt_sysfs_u64_ok("regions/%" PRIu64 "/shared", id), 1);
+	/* Charged to no quota. */
+	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_GET, &q1), 0);
+	assert_int_equal(q1.used_regions, q0.used_regions);
+	assert_int_equal(q1.used_bytes, q0.used_bytes);
 	/* The fd from the definition is read-write. */
 	assert_int_equal(bt_fd_stat(fd, &st), 0);
 	assert_true(st.flags & BELUGA_REGION_F_SHARED);
