@@ -231,6 +231,9 @@ install:
 	install -D -m 0644 include/uapi/linux/beluga.h $(DESTDIR)/usr/include/linux/beluga.h
 	install -D -m 0644 packaging/60-beluga.rules $(DESTDIR)/etc/udev/rules.d/60-beluga.rules
 	install -D -m 0644 packaging/beluga.conf.example $(DESTDIR)/etc/modprobe.d/beluga.conf.example
+	install -D -m 0755 packaging/beluga-setup $(DESTDIR)/usr/libexec/beluga/beluga-setup
+	install -D -m 0644 packaging/beluga-setup.service $(DESTDIR)/lib/systemd/system/beluga-setup.service
+	install -D -m 0644 packaging/beluga-setup.conf.example $(DESTDIR)/etc/beluga/beluga-setup.conf.example
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 	@if [ -z "$(DESTDIR)" ]; then depmod -a $(KVER); \
 		getent group beluga >/dev/null || groupadd --system beluga; fi

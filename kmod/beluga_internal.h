@@ -23,6 +23,7 @@
  *   beluga_sysfs.c   /sys/kernel/beluga
  *   beluga_quota.c   per-uid limits and their ioctls
  *   beluga_region.c  regions: namespace, permissions, lifetime
+ *   beluga_shared.c  shared regions: the rules of a fixed-extent definition
  *   beluga_mmap.c    mapping region memory
  *   beluga_gpu.c     GPU registration
  *   beluga_file.c    region files: creation, file operations, fd ioctls
@@ -36,7 +37,7 @@
  *
  * Locking (the lock order is written at each lock's declaration)
  *   beluga_pool.lock (mutex) protects: every source's free list and counts,
- *   the quarantine list, the name tree, the region xarray, nr_regions, and
+ *   every chunk's state, the quarantine list, the name tree, the region xarray, nr_regions, and
  *   each region's name/named/uid/gid/mode fields.  It is taken only on
  *   control paths (ioctls, release, sysfs reads, the quarantine worker),
  *   never in the page-fault path.
@@ -88,10 +89,19 @@
 
 struct beluga_source;
 
+/* Where a chunk is; 0 (free) is what a zeroed chunk array starts with. */
+enum beluga_chunk_state {
+	BELUGA_CHUNK_FREE = 0,		/* on its source's free list */
+	BELUGA_CHUNK_PRIVATE,		/* in a region placed by the pool */
+	BELUGA_CHUNK_SHARED,		/* in a shared region's fixed extent */
+	BELUGA_CHUNK_QUARANTINED,	/* freed but still referenced */
+};
+
 struct beluga_chunk {
 	struct page *page;		/* compound head, order BELUGA_CHUNK_ORDER */
 	struct beluga_source *src;
 	struct list_head node;		/* free list or quarantine */
+	enum beluga_chunk_state state;	/* pool lock */
 };
 
 /**
@@ -192,6 +202,13 @@ struct beluga_region {
 	char name[BELUGA_NAME_MAX];	/* pool lock */
 	bool named;			/* pool lock: in the namespace */
 	bool ephemeral;
+	/*
+	 * A shared region maps the fixed extent [shared_offset, + size) of
+	 * source shared_source and is never zeroed (beluga_shared.c).
+	 */
+	bool shared;
+	unsigned int shared_source;
+	u64 shared_offset;
 	kuid_t uid;			/* pool lock */
 	kgid_t gid;			/* pool lock */
 	umode_t mode;			/* pool lock */
@@ -246,6 +263,8 @@ struct beluga_source *beluga_source_new(u32 kind, int nid,
 int beluga_source_register(struct beluga_source *src);
 int beluga_pool_resolve_kind(u32 kind, int source_index);
 int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index);
+int beluga_pool_take_extent(struct beluga_region *r, struct beluga_source *src,
+			    unsigned long first);
 void beluga_pool_give_back(struct beluga_region *r);
 
 /* Whether nothing but the pool references @c (it can be reused). */
@@ -290,6 +309,10 @@ void beluga_region_fs_exit(void);
 bool beluga_name_valid(const char *name, bool allow_empty);
 struct beluga_region *beluga_region_create(const struct beluga_region_create *req,
 					   u32 kind);
+struct beluga_region *beluga_region_create_shared(const char *name, u64 size,
+						  u32 mode,
+						  struct beluga_source *src,
+						  u64 offset);
 struct beluga_region *beluga_region_lookup(const char *name);
 void beluga_region_put(struct beluga_region *r);
 int beluga_region_may_open(struct beluga_region *r, bool write);
@@ -297,6 +320,9 @@ bool beluga_region_is_owner(struct beluga_region *r);
 int beluga_region_destroy(const char *name);
 int beluga_region_unpublish(struct beluga_region *r);
 int beluga_region_setattr(const struct beluga_region_setattr *req);
+
+/* beluga_shared.c */
+struct beluga_region *beluga_shared_define(const struct beluga_shared_define *req);
 
 /* beluga_mmap.c */
 int beluga_region_mmap(struct file *file, struct vm_area_struct *vma);

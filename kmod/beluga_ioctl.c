@@ -37,7 +37,7 @@ static long beluga_ioc_info(void __user *argp)
 	info.features = BELUGA_FEAT_NODE_SOURCES | BELUGA_FEAT_EPHEMERAL |
 			BELUGA_FEAT_PMD_MAPPINGS | BELUGA_FEAT_LONGTERM_PIN |
 			BELUGA_FEAT_RANGE_SOURCES | BELUGA_FEAT_GPU_REGISTER |
-			BELUGA_FEAT_QUOTAS;
+			BELUGA_FEAT_QUOTAS | BELUGA_FEAT_SHARED_REGIONS;
 	info.chunk_size = BELUGA_CHUNK_BYTES;
 	mutex_lock(&beluga_pool.lock);
 	info.total_bytes = (u64)beluga_pool.nr_chunks * BELUGA_CHUNK_BYTES;
@@ -168,6 +168,42 @@ undo:
 	/* Nobody could have opened it by name who may not see it vanish. */
 	if (!r->ephemeral)
 		beluga_region_unpublish(r);
+	beluga_region_put(r);
+	return ret;
+}
+
+static long beluga_ioc_shared_define(void __user *argp)
+{
+	struct beluga_shared_define req;
+	struct beluga_region *r;
+	struct file *file;
+	long ret;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if ((req.flags & ~BELUGA_SHARED_FLAGS_ALL) || req.fd || req.id ||
+	    !BELUGA_RESERVED_OK(&req))
+		return -EINVAL;
+
+	r = beluga_shared_define(&req);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+
+	file = beluga_region_file(r, true);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto undo;
+	}
+	req.id = r->id;
+	ret = beluga_install_fd(file, req.flags & BELUGA_SHARED_CLOEXEC,
+				&req.fd, argp, &req, sizeof(req));
+	if (ret)
+		goto undo;
+	beluga_region_put(r);	/* the file and the name hold it now */
+	return 0;
+
+undo:
+	beluga_region_unpublish(r);
 	beluga_region_put(r);
 	return ret;
 }
@@ -363,6 +399,8 @@ long beluga_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return beluga_ioc_quota_get(argp);
 	case BELUGA_IOC_QUOTA_SET:
 		return beluga_ioc_quota_set(argp);
+	case BELUGA_IOC_SHARED_DEFINE:
+		return beluga_ioc_shared_define(argp);
 	default:
 		return -ENOTTY;
 	}

@@ -75,6 +75,7 @@ int beluga_source_register(struct beluga_source *src)
 
 static void beluga_chunk_return(struct beluga_chunk *c)
 {
+	c->state = BELUGA_CHUNK_FREE;
 	list_add(&c->node, &c->src->free_list);
 	c->src->nr_free++;
 	beluga_pool.nr_free++;
@@ -258,12 +259,53 @@ int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index)
 		c = list_first_entry(&cand[pos]->free_list, struct beluga_chunk,
 				     node);
 		list_del_init(&c->node);
+		c->state = BELUGA_CHUNK_PRIVATE;
 		cand[pos]->nr_free--;
 		r->chunks[i] = c;
 		pos = (pos + 1) % n;
 	}
 	beluga_pool.nr_free -= r->nr_chunks;
 	r->source_kind = cand[0]->kind;
+	return 0;
+}
+
+/**
+ * beluga_pool_take_extent() - give a shared region a fixed extent of a source
+ * @r: the region; @r->nr_chunks says how many, @r->chunks receives them
+ * @src: the source
+ * @first: index in @src->chunks of the extent's first chunk; the caller has
+ *	checked that the extent lies inside @src
+ *
+ * All or nothing: every chunk of the extent must be free.  Taken off the
+ * free list, they can be in no other region until @r gives them back, so
+ * private regions never receive them.  Sets @r->source_kind.
+ * Caller holds the pool lock.
+ *
+ * Return: 0; -EADDRINUSE when a chunk is in another shared region's
+ * extent; -EBUSY when a chunk is in a private region or the quarantine.
+ */
+int beluga_pool_take_extent(struct beluga_region *r, struct beluga_source *src,
+			    unsigned long first)
+{
+	unsigned long i;
+
+	lockdep_assert_held(&beluga_pool.lock);
+	for (i = 0; i < r->nr_chunks; i++)
+		if (src->chunks[first + i].state == BELUGA_CHUNK_SHARED)
+			return -EADDRINUSE;
+	for (i = 0; i < r->nr_chunks; i++)
+		if (src->chunks[first + i].state != BELUGA_CHUNK_FREE)
+			return -EBUSY;
+	for (i = 0; i < r->nr_chunks; i++) {
+		struct beluga_chunk *c = &src->chunks[first + i];
+
+		list_del_init(&c->node);
+		c->state = BELUGA_CHUNK_SHARED;
+		r->chunks[i] = c;
+	}
+	src->nr_free -= r->nr_chunks;
+	beluga_pool.nr_free -= r->nr_chunks;
+	r->source_kind = src->kind;
 	return 0;
 }
 
@@ -293,6 +335,7 @@ void beluga_pool_give_back(struct beluga_region *r)
 			beluga_chunk_return(c);
 			continue;
 		}
+		c->state = BELUGA_CHUNK_QUARANTINED;
 		list_add_tail(&c->node, &beluga_pool.quarantine);
 		beluga_pool.nr_quarantined++;
 		quarantined = true;

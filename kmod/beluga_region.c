@@ -215,15 +215,30 @@ static void beluga_region_zero(struct beluga_region *r)
 	}
 }
 
-static struct beluga_region *beluga_region_alloc(const struct beluga_region_create *req,
-						 u32 kind)
+/*
+ * What a new region is made of.  A private region's chunks are placed by
+ * the pool (@kind, @source_index) and zeroed; a shared region (@extent_src
+ * set) maps a fixed extent of one source and is never zeroed.
+ */
+struct beluga_region_spec {
+	const char *name;
+	u64 size;
+	u32 mode;
+	bool ephemeral;
+	u32 kind;
+	int source_index;
+	struct beluga_source *extent_src;
+	u64 extent_offset;
+};
+
+static struct beluga_region *beluga_region_alloc(const struct beluga_region_spec *spec)
 {
 	struct beluga_region *r;
 
 	r = kzalloc(sizeof(*r), GFP_KERNEL);
 	if (!r)
 		return NULL;
-	r->nr_chunks = req->size / BELUGA_CHUNK_BYTES;
+	r->nr_chunks = spec->size / BELUGA_CHUNK_BYTES;
 	r->chunks = kvcalloc(r->nr_chunks, sizeof(*r->chunks), GFP_KERNEL);
 	if (!r->chunks)
 		goto fail;
@@ -233,13 +248,18 @@ static struct beluga_region *beluga_region_alloc(const struct beluga_region_crea
 		goto fail;
 	}
 	kref_init(&r->ref);
-	r->size = req->size;
-	r->ephemeral = req->flags & BELUGA_CREATE_EPHEMERAL;
-	memcpy(r->name, req->name, BELUGA_NAME_MAX);
+	r->size = spec->size;
+	r->ephemeral = spec->ephemeral;
+	strscpy_pad(r->name, spec->name, BELUGA_NAME_MAX);
 	r->uid = current_fsuid();
 	r->gid = current_fsgid();
-	r->mode = req->mode;
-	r->source_kind = kind;
+	r->mode = spec->mode;
+	r->source_kind = spec->kind;
+	if (spec->extent_src) {
+		r->shared = true;
+		r->shared_source = spec->extent_src->index;
+		r->shared_offset = spec->extent_offset;
+	}
 	RB_CLEAR_NODE(&r->name_node);
 	r->inode->i_size = r->size;
 	r->inode->i_private = r;
@@ -271,16 +291,41 @@ static int beluga_region_publish(struct beluga_region *r)
 }
 
 /*
- * Create a region from a validated request.  Returns it with one reference
+ * Give @r its chunks; pool lock held.  A private region is charged to its
+ * creator's quota and placed by the pool; a shared region takes its fixed
+ * extent and is charged to no one (only CAP_SYS_ADMIN defines one).
+ */
+static int beluga_region_take(struct beluga_region *r,
+			      const struct beluga_region_spec *spec)
+{
+	int ret;
+
+	if (spec->extent_src)
+		return beluga_pool_take_extent(r, spec->extent_src,
+					       spec->extent_offset /
+					       BELUGA_CHUNK_BYTES);
+	ret = beluga_quota_charge(r);
+	if (ret)
+		return ret;
+	ret = beluga_pool_take(r, spec->kind, spec->source_index);
+	if (ret) {
+		if (ret == -ENOSPC)
+			atomic64_inc(&beluga_pool.counters.alloc_failures);
+		beluga_quota_uncharge(r);
+	}
+	return ret;
+}
+
+/*
+ * Create a region from a validated spec.  Returns it with one reference
  * for the caller (plus the name's reference if named), or an ERR_PTR.
  */
-struct beluga_region *beluga_region_create(const struct beluga_region_create *req,
-					   u32 kind)
+static struct beluga_region *__beluga_region_create(const struct beluga_region_spec *spec)
 {
 	struct beluga_region *r;
 	int ret;
 
-	r = beluga_region_alloc(req, kind);
+	r = beluga_region_alloc(spec);
 	if (!r) {
 		atomic64_inc(&beluga_pool.counters.alloc_failures);
 		return ERR_PTR(-ENOMEM);
@@ -291,16 +336,9 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
 		ret = -EEXIST;
 		goto unlock_free;
 	}
-	ret = beluga_quota_charge(r);
+	ret = beluga_region_take(r, spec);
 	if (ret)
 		goto unlock_free;
-	ret = beluga_pool_take(r, kind, req->source_index);
-	if (ret) {
-		if (ret == -ENOSPC)
-			atomic64_inc(&beluga_pool.counters.alloc_failures);
-		beluga_quota_uncharge(r);
-		goto unlock_free;
-	}
 	r->id = beluga_pool.next_id++;
 	mutex_unlock(&beluga_pool.lock);
 
@@ -315,8 +353,12 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
 		r->inode->i_flags |= S_DAX;
 	beluga_region_sync_inode(r);
 
-	/* Not yet visible to anyone: zero and add sysfs without the lock. */
-	beluga_region_zero(r);
+	/*
+	 * Not yet visible to anyone: zero and add sysfs without the lock.  A
+	 * shared region's bytes may be in use by another host: never zeroed.
+	 */
+	if (!r->shared)
+		beluga_region_zero(r);
 	ret = beluga_sysfs_add_region(r);
 	if (ret)
 		goto give_back;
@@ -341,6 +383,55 @@ unlock_free:
 	mutex_unlock(&beluga_pool.lock);
 	beluga_region_free(r);
 	return ERR_PTR(ret);
+}
+
+/* A private region from a validated REGION_CREATE request. */
+struct beluga_region *beluga_region_create(const struct beluga_region_create *req,
+					   u32 kind)
+{
+	const struct beluga_region_spec spec = {
+		.name = req->name,
+		.size = req->size,
+		.mode = req->mode,
+		.ephemeral = req->flags & BELUGA_CREATE_EPHEMERAL,
+		.kind = kind,
+		.source_index = req->source_index,
+	};
+
+	return __beluga_region_create(&spec);
+}
+
+/**
+ * beluga_region_create_shared() - a named region over a fixed extent
+ * @name: a valid, non-empty name
+ * @size: bytes, a non-zero multiple of BELUGA_CHUNK_BYTES
+ * @mode: permission bits
+ * @src: the source, of kind BELUGA_SOURCE_RANGE
+ * @offset: bytes into @src, chunk aligned; the extent ends inside @src
+ *
+ * The caller (beluga_shared.c) has checked all of the above.  The region's
+ * memory is never zeroed.
+ *
+ * Return: the region with one reference for the caller and one for the
+ * name, or an ERR_PTR: -EEXIST (name), -EADDRINUSE, -EBUSY
+ * (beluga_pool_take_extent()), -ENOMEM.
+ */
+struct beluga_region *beluga_region_create_shared(const char *name, u64 size,
+						  u32 mode,
+						  struct beluga_source *src,
+						  u64 offset)
+{
+	const struct beluga_region_spec spec = {
+		.name = name,
+		.size = size,
+		.mode = mode,
+		.kind = src->kind,
+		.source_index = src->index,
+		.extent_src = src,
+		.extent_offset = offset,
+	};
+
+	return __beluga_region_create(&spec);
 }
 
 /* Find a named region and take a reference to it. */
@@ -407,6 +498,13 @@ int beluga_region_destroy(const char *name)
 		ret = -EPERM;
 	else if (r->gpu_registrations)
 		ret = -EBUSY;	/* a GPU may be using it: unregister first */
+	else if (r->shared && kref_read(&r->ref) > 1)
+		/*
+		 * Only the name holds a shared region: a file (and so a
+		 * mapping) or an ioctl holds a reference.  Lookups take theirs
+		 * under this lock, so none can appear before the name is gone.
+		 */
+		ret = -EBUSY;
 	else
 		beluga_name_remove(r);
 	mutex_unlock(&beluga_pool.lock);

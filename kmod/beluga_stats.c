@@ -41,6 +41,11 @@ static void __beluga_region_fill_stat(struct beluga_region *r,
 		st->flags |= BELUGA_REGION_F_EPHEMERAL;
 	else if (!r->named)
 		st->flags |= BELUGA_REGION_F_DESTROYED;
+	if (r->shared) {
+		st->flags |= BELUGA_REGION_F_SHARED;
+		st->shared_offset = r->shared_offset;
+		st->shared_source = r->shared_source;
+	}
 	st->source_kind = r->source_kind;
 	st->nr_chunks = r->nr_chunks;
 	st->id = r->id;

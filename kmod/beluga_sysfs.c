@@ -250,6 +250,7 @@ BELUGA_REGION_ATTR(ephemeral, "%d",
 		   !!(st.flags & BELUGA_REGION_F_EPHEMERAL));
 BELUGA_REGION_ATTR(destroyed, "%d",
 		   !!(st.flags & BELUGA_REGION_F_DESTROYED));
+BELUGA_REGION_ATTR(shared, "%d", !!(st.flags & BELUGA_REGION_F_SHARED));
 
 static ssize_t region_gpu_registrations_show(struct kobject *k,
 					     struct kobj_attribute *a,
@@ -283,6 +284,7 @@ static struct attribute *region_attrs[] = {
 	&region_pinned_chunks_attr.attr,
 	&region_ephemeral_attr.attr,
 	&region_destroyed_attr.attr,
+	&region_shared_attr.attr,
 	NULL,
 };
 

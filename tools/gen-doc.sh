@@ -18,9 +18,12 @@ if [[ $# -ne 2 ]]; then
 fi
 tool=$1
 out=$2
+# The subcommands a --help lists, in its order.
+subcommand_names() {
+	awk '/^Subcommands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { exit }'
+}
 # Every subcommand --help lists (the table in main.cpp), in its order.
-mapfile -t subcommands < <("$tool" --help |
-	awk '/^Subcommands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { exit }')
+mapfile -t subcommands < <("$tool" --help | subcommand_names)
 ((${#subcommands[@]})) || { echo "$0: no subcommands in $tool --help" >&2; exit 1; }
 
 section() {
@@ -39,7 +42,7 @@ generate() {
 
 `beluga-tool` is the operator's command line for a Beluga memory pool. It works on both libbeluga backends:
 the kernel driver (`/dev/beluga`) and the user-space backend (shared-memory files under
-`/dev/shm/beluga-<pool>/`, or hugetlbfs). Every read command (`info`, `ls`, `stat`, `gpu`, `top`) takes
+`/dev/shm/beluga-<pool>/`, or hugetlbfs). Every read command (`info`, `ls`, `stat`, `gpu`, `top`, `shared list`) takes
 `--json`; sizes print in binary units (`4.0 MiB`) unless `--bytes` is given, and are accepted as `4M`, `1.5G`,
 `64MiB`. Errors go to stderr as one line saying what failed and what to do; the exit code tells the class of
 error (table below). Global options may come before or after the subcommand.
@@ -51,6 +54,7 @@ beluga-tool info                          # backend, ABI, features, sources
 beluga-tool create kv-cache 64G -m 0660   # a region every group member can map
 beluga-tool ls --json | jq '.[].name'
 beluga-tool stat kv-cache --layout        # chunks per NUMA node
+beluga-tool shared define kv-pool -s 2 -o 0 -S 64G   # the same extent on every host (root)
 beluga-tool gpu --register kv-cache -d 0  # check cudaHostRegister + placement
 beluga-tool top -i 1                      # live view; --once in scripts
 BELUGA_BACKEND=user beluga-tool ls        # force the user-space backend
@@ -73,6 +77,13 @@ HEAD
 		echo
 		echo "## beluga-tool $sub"
 		section "$sub"
+		# Its own subcommands (kv, shared), one section each.
+		mapfile -t nested < <("$tool" "$sub" --help | subcommand_names)
+		for n in "${nested[@]}"; do
+			echo
+			echo "### beluga-tool $sub $n"
+			section "$sub" "$n"
+		done
 	done
 }
 

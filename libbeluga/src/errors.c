@@ -57,9 +57,15 @@ static const char *errno_hint(int err)
 		return "over your quota of pool memory or regions (ask the "
 		       "administrator, or destroy regions you no longer need)";
 	case ENXIO:
-		return "range past the end of the region";
+		return "range past the end of the region (or a shared extent past "
+		       "the end of its source)";
 	case EBUSY:
-		return "resource busy: the region is still mapped or pinned";
+		return "resource busy: the region is still mapped or pinned (a shared "
+		       "region is destroyed only when no fd or mapping holds it; a "
+		       "shared extent cannot take memory a private region holds)";
+	case EADDRINUSE:
+		return "that extent overlaps a shared region already defined on this "
+		       "host (list them with 'beluga-tool shared list')";
 	default:
 		return NULL;
 	}

@@ -101,6 +101,10 @@ struct beluga_backend_ops {
 		      struct region_handle *out);
 	int (*open)(struct beluga_pool *pool, const char *name, uint32_t flags,
 		    struct region_handle *out);
+	/* NULL: the backend has no shared regions (-EOPNOTSUPP). */
+	int (*shared_define)(struct beluga_pool *pool, const char *name,
+			     uint32_t source, uint64_t offset, uint64_t size,
+			     uint32_t mode, struct region_handle *out);
 	int (*destroy)(struct beluga_pool *pool, const char *name);
 	int (*stat)(struct beluga_pool *pool, const char *name,
 		    struct beluga_region_info *info);

@@ -155,6 +155,9 @@ int beluga_kernel_create(struct beluga_pool *pool, const char *name,
 			 int32_t source, struct region_handle *out);
 int beluga_kernel_open_region(struct beluga_pool *pool, const char *name,
 			      uint32_t flags, struct region_handle *out);
+int beluga_kernel_shared_define(struct beluga_pool *pool, const char *name,
+				uint32_t source, uint64_t offset, uint64_t size,
+				uint32_t mode, struct region_handle *out);
 int beluga_kernel_destroy(struct beluga_pool *pool, const char *name);
 int beluga_kernel_stat(struct beluga_pool *pool, const char *name,
 		       struct beluga_region_info *info);
@@ -180,6 +183,7 @@ const struct beluga_backend_ops beluga_kernel_backend = {
 	.counters = kernel_counters,
 	.create = beluga_kernel_create,
 	.open = beluga_kernel_open_region,
+	.shared_define = beluga_kernel_shared_define,
 	.destroy = beluga_kernel_destroy,
 	.stat = beluga_kernel_stat,
 	.fd_stat = beluga_kernel_fd_stat,

@@ -18,6 +18,8 @@
 _Static_assert(BELUGA_REGION_NAME_MAX == BELUGA_NAME_MAX, "name size");
 _Static_assert(BELUGA_REGION_ALIGN == BELUGA_CHUNK_SIZE, "chunk size");
 _Static_assert(BELUGA_FEATURE_QUOTAS == BELUGA_FEAT_QUOTAS, "feature bits");
+_Static_assert(BELUGA_FEATURE_SHARED_REGIONS == BELUGA_FEAT_SHARED_REGIONS,
+	       "feature bits");
 _Static_assert(BELUGA_SOURCE_KIND_NODE == BELUGA_SOURCE_NODE, "source kind");
 _Static_assert(BELUGA_SOURCE_KIND_RANGE == BELUGA_SOURCE_RANGE, "source kind");
 
@@ -38,6 +40,11 @@ static void info_from_stat(struct beluga_region_info *out,
 		out->flags |= BELUGA_INFO_EPHEMERAL;
 	if (s->flags & BELUGA_REGION_F_DESTROYED)
 		out->flags |= BELUGA_INFO_DESTROYED;
+	if (s->flags & BELUGA_REGION_F_SHARED) {
+		out->flags |= BELUGA_INFO_SHARED;
+		out->shared_source = s->shared_source;
+		out->shared_offset = s->shared_offset;
+	}
 	out->mode = s->mode;
 	out->uid = s->uid;
 	out->gid = s->gid;
@@ -70,6 +77,31 @@ int beluga_kernel_create(struct beluga_pool *pool, const char *name,
 		return ret;
 	out->fd = c.fd;
 	out->id = c.id;
+	out->size = size;
+	return 0;
+}
+
+int beluga_kernel_shared_define(struct beluga_pool *pool, const char *name,
+				uint32_t source, uint64_t offset, uint64_t size,
+				uint32_t mode, struct region_handle *out)
+{
+	struct beluga_shared_define s;
+	int ret;
+
+	if (!(pool->k.features & BELUGA_FEAT_SHARED_REGIONS))
+		return -BELUGA_EDRIVER_TOO_OLD;
+	memset(&s, 0, sizeof(s));
+	strcpy(s.name, name);
+	s.offset = offset;
+	s.size = size;
+	s.flags = BELUGA_SHARED_CLOEXEC;
+	s.mode = mode;
+	s.source_index = source;
+	ret = dev_ioctl(pool, BELUGA_IOC_SHARED_DEFINE, &s);
+	if (ret)
+		return ret;
+	out->fd = s.fd;
+	out->id = s.id;
 	out->size = size;
 	return 0;
 }

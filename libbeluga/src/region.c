@@ -103,6 +103,35 @@ int beluga_region_create(struct beluga_pool *pool, const char *name,
 	return wrap_or_close(pool, &h, name, false, out);
 }
 
+int beluga_shared_define(struct beluga_pool *pool, const char *name,
+			 uint32_t source, uint64_t offset, uint64_t size,
+			 uint32_t mode, struct beluga_region **out)
+{
+	struct region_handle h = { .fd = -1 };
+	int ret;
+
+	if (!pool || !out)
+		return -EINVAL;
+	*out = NULL;
+	if (!beluga_name_valid(name) || !size || size % BELUGA_CHUNK ||
+	    offset % BELUGA_CHUNK || mode > 0777)
+		return -EINVAL;
+	if (!pool->be->shared_define) {
+		blog_err(pool, "shared region %s: the %s backend has no memory another host can map",
+			 name, pool->be->name);
+		return -EOPNOTSUPP;
+	}
+	ret = pool->be->shared_define(pool, name, source, offset, size, mode,
+				      &h);
+	if (ret) {
+		blog_dbg(pool, "define shared %s (source %u, offset %llu, %llu bytes): %s",
+			 name, source, (unsigned long long)offset,
+			 (unsigned long long)size, beluga_strerror(ret));
+		return ret;
+	}
+	return wrap_or_close(pool, &h, name, false, out);
+}
+
 int beluga_region_open(struct beluga_pool *pool, const char *name,
 		       uint32_t flags, struct beluga_region **out)
 {

@@ -41,6 +41,11 @@ py::dict region_info_dict(const beluga_region_info &i)
 	d["ephemeral"] = bool(i.flags & BELUGA_INFO_EPHEMERAL);
 	d["destroyed"] = bool(i.flags & BELUGA_INFO_DESTROYED);
 	d["hugetlb"] = bool(i.flags & BELUGA_INFO_HUGETLB);
+	d["shared"] = bool(i.flags & BELUGA_INFO_SHARED);
+	if (i.flags & BELUGA_INFO_SHARED) {
+		d["shared_source"] = i.shared_source;
+		d["shared_offset"] = i.shared_offset;
+	}
 	d["mode"] = i.mode;
 	d["uid"] = i.uid;
 	d["gid"] = i.gid;
@@ -222,6 +227,18 @@ Errors raise BelugaError (an OSError with .errno).
 		     py::arg("source") = BELUGA_ALL_SOURCES,
 		     "Create a named region (size: a multiple of REGION_ALIGN) and open it read-write.")
 		.def("open_region", &Pool::open_region, py::arg("name"), py::arg("readonly") = false)
+		.def("define_shared", [](const Pool &p, const std::string &name, uint32_t source,
+					 uint64_t offset, uint64_t size, uint32_t mode) {
+			beluga_region *r = nullptr;
+			check(beluga_shared_define(p.get(), name.c_str(), source, offset, size, mode,
+						   &r),
+			      "define shared region '" + name + "'");
+			return Region(r);
+		}, py::arg("name"), py::arg("source"), py::arg("offset"), py::arg("size"),
+		     py::arg("mode") = 0600,
+		     "Define a shared region: the fixed extent [offset, offset + size) of range "
+		     "source `source`, the same bytes on every host, never zeroed (kernel backend, "
+		     "CAP_SYS_ADMIN; the user backend raises EOPNOTSUPP).")
 		.def("destroy_region", [](const Pool &p, const std::string &name) {
 			check(beluga_region_destroy(p.get(), name.c_str()), "destroy region '" + name + "'");
 		}, py::arg("name"))

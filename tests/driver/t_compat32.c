@@ -5,10 +5,11 @@
  * Built with -m32 -static (no CMocka: Debian ships no 32-bit one), so the
  * guest runs it through the kernel's IA32 emulation and every ioctl goes
  * through the driver's compat_ioctl.  Covers: INFO, SOURCE_INFO, CREATE,
- * OPEN, STAT, FD_STAT, LIST and LAYOUT (user pointers carried in __u64
- * fields), SETATTR, DESTROY, a 2 MiB-aligned mmap shared with a 64-bit-sized
- * view of the same region, EINVAL for bad flags and ENOTTY for an unknown
- * command, and that the pool is whole again afterwards.
+ * SHARED_DEFINE (refused on a node source), OPEN, STAT, FD_STAT, LIST and
+ * LAYOUT (user pointers carried in __u64 fields), SETATTR, DESTROY, a
+ * 2 MiB-aligned mmap shared with a 64-bit-sized view of the same region,
+ * EINVAL for bad flags and ENOTTY for an unknown command, and that the pool
+ * is whole again afterwards.
  * Exit: 0 pass, 77 skip (no /dev/beluga), 1 fail.
  */
 #define _GNU_SOURCE
@@ -73,6 +74,16 @@ static void check_info(int dev)
 	info.flags = 1;
 	CHECK(ioc(dev, BELUGA_IOC_INFO, &info) == -EINVAL);
 	CHECK(ioc(dev, _IO(BELUGA_IOC_MAGIC, 0x3f), NULL) == -ENOTTY);
+	/* SHARED_DEFINE (1.2) reaches the driver: source 0 is a node source. */
+	{
+		struct beluga_shared_define sd;
+
+		memset(&sd, 0, sizeof(sd));
+		strcpy(sd.name, "c32-shared");
+		sd.size = CHUNK;
+		sd.mode = 0600;
+		CHECK(ioc(dev, BELUGA_IOC_SHARED_DEFINE, &sd) == -EOPNOTSUPP);
+	}
 }
 
 static int create(int dev, const char *name, uint64_t *id)

@@ -41,7 +41,7 @@ static const char *const source_files[] = {
 };
 static const char *const region_files[] = {
 	"name", "size", "uid", "gid", "mode", "open_count", "map_count",
-	"pinned_chunks", "ephemeral", "destroyed",
+	"pinned_chunks", "ephemeral", "destroyed", "shared",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -155,6 +155,8 @@ static void expect_region_matches(int fd)
 			 !!(st.flags & BELUGA_REGION_F_EPHEMERAL));
 	assert_int_equal(bt_sysfs_u64_ok("%sdestroyed", dir),
 			 !!(st.flags & BELUGA_REGION_F_DESTROYED));
+	assert_int_equal(bt_sysfs_u64_ok("%sshared", dir),
+			 !!(st.flags & BELUGA_REGION_F_SHARED));
 }
 
 static void wait_dir_gone(uint64_t id)

@@ -525,6 +525,43 @@ static void fz_quota(struct fz_ctx *c, bool set)
 	}
 }
 
+/*
+ * SHARED_DEFINE (1.2), never a request the driver would grant: the pool
+ * checks count every chunk, and a shared region would take a fixed extent
+ * for the rest of the run.  A broken rule is EINVAL for anyone; an
+ * unprivileged process with a valid request gets EPERM.
+ */
+static void fz_shared(struct fz_ctx *c)
+{
+	struct beluga_shared_define *s = fz_arg_buf(c, sizeof(*s));
+	struct fz_plan p = fz_plan(c);
+	long ret;
+
+	snprintf(s->name, sizeof(s->name), "fz-shared");
+	s->size = FZ_CHUNK;
+	s->mode = 0600;
+	s->source_index = (uint32_t)fz_rand(c, c->env->nr_sources);
+	if (!c->env->unpriv && !p.must_fail) {
+		p.must_fail = true;
+		p.ptr = FZ_PTR_GOOD;
+	}
+	if (p.must_fail) {
+		switch (fz_rand(c, 4)) {
+		case 0: s->flags |= 2U << fz_rand(c, 31); p.what = "flags"; break;
+		case 1: FZ_BREAK(c, &p, s->fd, "fd"); break;
+		case 2: FZ_BREAK(c, &p, s->id, "id"); break;
+		default: FZ_BREAK(c, &p, s->reserved[fz_rand(c, 4)], "reserved"); break;
+		}
+	}
+	fz_trail(c, "SHARED_DEFINE source %u %s %s", s->source_index, p.what,
+		 fz_ptr_name(p.ptr));
+	ret = fz_ioctl(c->dev, BELUGA_IOC_SHARED_DEFINE, fz_arg_ptr(c, s, sizeof(*s), p.ptr));
+	fz_count(c, FZ_OP_SHARED_DEFINE, ret);
+	fz_expect(c, "SHARED_DEFINE", ret, &p, true);
+	if (!p.must_fail && p.ptr == FZ_PTR_GOOD && ret != -EPERM)
+		fz_violation(c, "SHARED_DEFINE by an unprivileged user: got %ld, want -EPERM", ret);
+}
+
 /* A command with Beluga's magic that is not one of the device's. */
 static void fz_dev_unknown(struct fz_ctx *c)
 {
@@ -536,7 +573,7 @@ static void fz_dev_unknown(struct fz_ctx *c)
 		BELUGA_IOC_INFO, BELUGA_IOC_SOURCE_INFO, BELUGA_IOC_REGION_CREATE,
 		BELUGA_IOC_REGION_OPEN, BELUGA_IOC_REGION_DESTROY, BELUGA_IOC_REGION_STAT,
 		BELUGA_IOC_REGION_LIST, BELUGA_IOC_REGION_SETATTR, BELUGA_IOC_QUOTA_GET,
-		BELUGA_IOC_QUOTA_SET,
+		BELUGA_IOC_QUOTA_SET, BELUGA_IOC_SHARED_DEFINE,
 	};
 	unsigned long cmd;
 	unsigned int i;
@@ -584,6 +621,8 @@ void fz_dev_op(struct fz_ctx *c)
 		fz_quota(c, false);
 	else if (r < 93)
 		fz_quota(c, true);
+	else if (r < 95)
+		fz_shared(c);
 	else
 		fz_dev_unknown(c);
 }

@@ -28,6 +28,7 @@ static const char *const fz_op_names[FZ_OP_COUNT] = {
 	[FZ_OP_SETATTR] = "REGION_SETATTR",
 	[FZ_OP_QUOTA_GET] = "QUOTA_GET",
 	[FZ_OP_QUOTA_SET] = "QUOTA_SET",
+	[FZ_OP_SHARED_DEFINE] = "SHARED_DEFINE",
 	[FZ_OP_DEV_UNKNOWN] = "dev: unknown cmd",
 	[FZ_OP_FD_STAT] = "REGION_FD_STAT",
 	[FZ_OP_LAYOUT] = "REGION_LAYOUT",

@@ -100,6 +100,8 @@ static void fill_stat(struct fake *f, struct fake_region *r,
 	s->id = r->id;
 	s->size = r->size;
 	s->open_count = 1;
+	s->shared_offset = r->shared_offset;
+	s->shared_source = r->shared_source;
 }
 
 static int do_create(struct fake *f, struct beluga_region_create *c)
@@ -144,6 +146,37 @@ static int do_create(struct fake *f, struct beluga_region_create *c)
 		return fd;
 	c->fd = fd;
 	c->id = r->id;
+	return 0;
+}
+
+/*
+ * SHARED_DEFINE: the driver's argument checks, then a region like any other
+ * (the fake has no physical extents, overlaps or source kinds).
+ */
+static int do_shared(struct fake *f, struct beluga_shared_define *s)
+{
+	struct beluga_region_create c;
+	struct fake_region *r;
+	int ret;
+
+	if ((s->flags & ~BELUGA_SHARED_FLAGS_ALL) || s->fd || s->id ||
+	    !all_zero(s->reserved, sizeof(s->reserved)) ||
+	    s->offset % BELUGA_CHUNK_SIZE || s->source_index >= f->info.nr_sources)
+		return -EINVAL;
+	memset(&c, 0, sizeof(c));
+	memcpy(c.name, s->name, sizeof(c.name));
+	c.size = s->size;
+	c.mode = s->mode;
+	c.source_index = -1;
+	ret = do_create(f, &c);
+	if (ret)
+		return ret;
+	r = by_name(f, s->name);
+	r->flags |= BELUGA_REGION_F_SHARED;
+	r->shared_offset = s->offset;
+	r->shared_source = s->source_index;
+	s->fd = c.fd;
+	s->id = c.id;
 	return 0;
 }
 
@@ -270,6 +303,8 @@ static int dev_ioctl(struct fake *f, unsigned long req, void *arg)
 		return do_list(f, arg);
 	case BELUGA_IOC_REGION_SETATTR:
 		return do_setattr(f, arg);
+	case BELUGA_IOC_SHARED_DEFINE:
+		return do_shared(f, arg);
 	default:
 		return -ENOTTY;
 	}
@@ -542,7 +577,8 @@ void fake_init(struct fake *f)
 	f->info.abi_version = BELUGA_ABI_CURRENT;
 	f->info.min_abi_version = BELUGA_ABI_VERSION(1, 0);
 	f->info.features = BELUGA_FEAT_NODE_SOURCES | BELUGA_FEAT_EPHEMERAL |
-			   BELUGA_FEAT_PMD_MAPPINGS | BELUGA_FEAT_LONGTERM_PIN;
+			   BELUGA_FEAT_PMD_MAPPINGS | BELUGA_FEAT_LONGTERM_PIN |
+			   BELUGA_FEAT_SHARED_REGIONS;
 	f->info.chunk_size = BELUGA_CHUNK_SIZE;
 	f->info.total_bytes = 512ULL << 20;
 	f->info.free_bytes = 256ULL << 20;

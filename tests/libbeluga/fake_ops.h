@@ -24,6 +24,8 @@ struct fake_region {
 	uint64_t size;
 	uint64_t id;
 	uint32_t mode, uid, gid, flags;
+	uint64_t shared_offset;		/* BELUGA_REGION_F_SHARED only */
+	uint32_t shared_source;
 	int memfd;
 	uint64_t ino;
 };

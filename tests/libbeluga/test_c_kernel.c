@@ -800,6 +800,84 @@ static void every_failure_of_region_passing_is_reported(void **state)
 	assert_true(sweep(sc_pass, NULL, kernel_tolerated) >= 6);
 }
 
+/* ---- shared regions (driver ABI 1.2) ------------------------------------ */
+
+static void shared_define_sends_the_extent(void **state)
+{
+	struct ctx *c = *state;
+	struct beluga_region *r = NULL, *o = NULL, *again = NULL;
+	struct beluga_region_info info;
+
+	assert_int_equal(beluga_shared_define(c->pool, "kv-pool", 1, 4 * MiB, 6 * MiB, 0640,
+					      &r), 0);
+	assert_int_equal(beluga_region_size(r), 6 * MiB);
+	assert_int_equal(beluga_region_fstat(r, &info), 0);
+	assert_true(info.flags & BELUGA_INFO_SHARED);
+	assert_int_equal(info.shared_offset, 4 * MiB);
+	assert_int_equal(info.shared_source, 1);
+	assert_int_equal(info.mode, 0640);
+	/* Opened by name like any region, and listed as shared. */
+	assert_int_equal(beluga_region_open(c->pool, "kv-pool", BELUGA_REGION_RDONLY, &o), 0);
+	assert_int_equal(beluga_region_stat(c->pool, "kv-pool", &info), 0);
+	assert_true(info.flags & BELUGA_INFO_SHARED);
+	assert_int_equal(beluga_shared_define(c->pool, "kv-pool", 1, 0, 2 * MiB, 0600, &again),
+			 -EEXIST);
+	assert_null(again);
+	beluga_region_close(o);
+	beluga_region_close(r);
+}
+
+static void shared_define_rejects_bad_arguments(void **state)
+{
+	struct ctx *c = *state;
+	struct beluga_region *r = NULL;
+
+	assert_int_equal(beluga_shared_define(NULL, "s", 0, 0, 2 * MiB, 0600, &r), -EINVAL);
+	assert_int_equal(beluga_shared_define(c->pool, "s", 0, 0, 2 * MiB, 0600, NULL), -EINVAL);
+	assert_int_equal(beluga_shared_define(c->pool, "", 0, 0, 2 * MiB, 0600, &r), -EINVAL);
+	assert_int_equal(beluga_shared_define(c->pool, NULL, 0, 0, 2 * MiB, 0600, &r), -EINVAL);
+	assert_int_equal(beluga_shared_define(c->pool, "s", 0, 0, 0, 0600, &r), -EINVAL);
+	assert_int_equal(beluga_shared_define(c->pool, "s", 0, 0, 3 * MiB, 0600, &r), -EINVAL);
+	assert_int_equal(beluga_shared_define(c->pool, "s", 0, MiB, 2 * MiB, 0600, &r), -EINVAL);
+	assert_int_equal(beluga_shared_define(c->pool, "s", 0, 0, 2 * MiB, 01000, &r), -EINVAL);
+	/* The driver's checks come back as they are. */
+	assert_int_equal(beluga_shared_define(c->pool, "s", 7, 0, 2 * MiB, 0600, &r), -EINVAL);
+	assert_null(r);
+}
+
+static void shared_define_driver_errnos_come_back(void **state)
+{
+	static const int errs[] = { EPERM, EOPNOTSUPP, ENXIO, EADDRINUSE, EBUSY, ENOMEM };
+	struct ctx *c = *state;
+	struct beluga_region *r = NULL;
+
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		c->f.cmd_errno[_IOC_NR(BELUGA_IOC_SHARED_DEFINE)] = errs[i];
+		assert_int_equal(beluga_shared_define(c->pool, "s", 0, 0, 2 * MiB, 0600, &r),
+				 -errs[i]);
+		assert_null(r);
+	}
+	assert_non_null(strstr(beluga_strerror(-EADDRINUSE), "overlaps a shared region"));
+}
+
+static void shared_define_on_a_1_1_driver_is_driver_too_old(void **state)
+{
+	struct fake f;
+	struct beluga_pool *pool = NULL;
+	struct beluga_region *r = NULL;
+
+	(void)state;
+	fake_init(&f);
+	f.info.abi_version = BELUGA_ABI_VERSION(1, 1);
+	f.info.features &= ~BELUGA_FEAT_SHARED_REGIONS;
+	assert_int_equal(open_with(&f, &pool), 0);
+	assert_int_equal(beluga_shared_define(pool, "s", 0, 0, 2 * MiB, 0600, &r),
+			 -BELUGA_EDRIVER_TOO_OLD);
+	assert_null(r);
+	beluga_pool_close(pool);
+	fake_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +912,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(layout_reports_driver_nodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(send_recv_passes_the_region, setup, teardown),
 		cmocka_unit_test_setup_teardown(from_fd_rejects_non_regions, setup, teardown),
+		cmocka_unit_test_setup_teardown(shared_define_sends_the_extent, setup, teardown),
+		cmocka_unit_test_setup_teardown(shared_define_rejects_bad_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(shared_define_driver_errnos_come_back, setup, teardown),
+		cmocka_unit_test(shared_define_on_a_1_1_driver_is_driver_too_old),
 		cmocka_unit_test(every_failure_of_pool_open_is_reported),
 		cmocka_unit_test(every_failure_of_region_lifecycle_is_reported),
 		cmocka_unit_test(every_failure_of_region_passing_is_reported),

@@ -892,6 +892,17 @@ static void every_failure_of_user_lifecycle_is_reported(void **state)
 	clean_dir(dir);
 }
 
+/* The user backend has no memory another host can map: it refuses. */
+static void user_shared_define_is_eopnotsupp(void **state)
+{
+	struct ctx *c = *state;
+	struct beluga_region *r = NULL;
+
+	assert_int_equal(beluga_shared_define(c->pool, "s", 0, 0, BELUGA_REGION_ALIGN, 0600, &r),
+			 -EOPNOTSUPP);
+	assert_null(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -924,6 +935,7 @@ int main(void)
 		cmocka_unit_test(user_hugetlbfs_failure_falls_back_to_tmpfs),
 		cmocka_unit_test(user_hugetlbfs_found_in_proc_mounts),
 		cmocka_unit_test_setup_teardown(user_send_recv_and_backend_mismatch, setup, teardown),
+		cmocka_unit_test_setup_teardown(user_shared_define_is_eopnotsupp, setup, teardown),
 		cmocka_unit_test(every_failure_of_user_lifecycle_is_reported),
 	};
 

@@ -13,7 +13,9 @@ make -s -C "$src" install DESTDIR="$stage" BUILD_DIR="$build" >"$stage.log" 2>&1
 rm -f "$stage.log"
 fail=0
 for f in lib/modules/*/extra/beluga.ko usr/include/linux/beluga.h \
-	etc/udev/rules.d/60-beluga.rules etc/modprobe.d/beluga.conf.example; do
+	etc/udev/rules.d/60-beluga.rules etc/modprobe.d/beluga.conf.example \
+	usr/libexec/beluga/beluga-setup lib/systemd/system/beluga-setup.service \
+	etc/beluga/beluga-setup.conf.example; do
 	# shellcheck disable=SC2086 # the glob names the kernel version
 	if ! ls $stage/$f >/dev/null 2>&1; then
 		echo "FAIL: $f not installed"

@@ -22,6 +22,16 @@ def test_pool_info_and_backend(pool):
     assert beluga.version() and beluga.abi_version() > 0
 
 
+def test_shared_regions_are_refused_by_the_user_backend(pool):
+    with pytest.raises(beluga.BelugaError) as e:
+        pool.define_shared("kv-pool", 0, 0, 2 * MiB)
+    assert e.value.errno == errno.EOPNOTSUPP
+    r = pool.create_region("r-private", 2 * MiB)
+    assert pool.stat_region("r-private")["shared"] is False
+    r.close()
+    pool.destroy_region("r-private")
+
+
 def test_bad_backend_and_missing_device():
     with pytest.raises(ValueError):
         beluga.Pool("floppy")

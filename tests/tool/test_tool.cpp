@@ -81,7 +81,8 @@ TEST(Tool, HelpOnEverySubcommand)
 	EXPECT_EQ(top.status, 0);
 	EXPECT_NE(top.out.find("Exit codes:"), std::string::npos);
 	auto subs = subcommands(top.out);
-	for (const char *required : { "info", "ls", "create", "destroy", "stat", "gpu", "top", "bench" })
+	for (const char *required :
+	     { "info", "ls", "create", "destroy", "shared", "stat", "gpu", "top", "bench" })
 		EXPECT_NE(std::find(subs.begin(), subs.end(), required), subs.end()) << required;
 	for (const auto &sub : subs) {
 		auto r = run({ sub, "--help" });
@@ -100,6 +101,12 @@ TEST(Tool, UsageErrorsExitOne)
 		{}, { "bogus" }, { "create", "x", "3M" }, { "create", "x", "4Q" },
 		{ "create", "x", "4M", "--mode", "999" }, { "--backend", "bogus", "info" },
 		{ "stat" }, { "top", "--once", "-i", "0" },
+		{ "shared" }, { "shared", "define", "x", "--offset", "0", "--size", "2M" },
+		{ "shared", "define", "x", "-s", "0", "--offset", "1M", "--size", "2M" },
+		{ "shared", "define", "x", "-s", "0", "--offset", "0", "--size", "3M" },
+		{ "shared", "define", "x", "-s", "0", "--offset", "0", "--size", "0" },
+		{ "shared", "define", "x", "-s", "0", "-o", "0", "-S", "2M", "--mode", "888" },
+		{ "shared", "undefine" },
 	};
 	for (const auto &c : cases) {
 		auto r = run(c, { { "BELUGA_BACKEND", "user" },
@@ -190,6 +197,60 @@ TEST_P(ToolBackend, RegionLifecycleExitCodes)
 	EXPECT_NE(gone.err.find("beluga-tool ls"), std::string::npos) << gone.err;
 	EXPECT_EQ(tool({ "destroy", "-f", name_ }).status, 0);
 	EXPECT_EQ(tool({ "stat", name_ }).status, 2);
+}
+
+// Shared regions: the user backend refuses (exit 4); the driver refuses a
+// node source (exit 1) and, with a range source, defines, lists, refuses an
+// overlap (8) and a taken name (5), and undefines.
+TEST_P(ToolBackend, SharedRegions)
+{
+	auto list = tool({ "shared", "list", "--json" });
+	ASSERT_EQ(list.status, 0) << list.err;
+	EXPECT_TRUE(json::parse(list.out).is_array());
+	if (GetParam() == "user") {
+		auto r = tool({ "shared", "define", name_, "-s", "0", "-o", "0", "-S", "2M" });
+		EXPECT_EQ(r.status, 4);
+		EXPECT_NE(r.err.find("kernel backend"), std::string::npos) << r.err;
+		return;
+	}
+	auto info = json::parse(tool({ "info", "--json" }).out);
+	int node = -1, range = -1;
+	std::uint64_t range_bytes = 0;
+	for (const auto &s : info["sources"]) {
+		if (s["kind"] == "node" && node < 0)
+			node = s["index"];
+		if (s["kind"] == "range" && range < 0) {
+			range = s["index"];
+			range_bytes = s["total_bytes"];
+		}
+	}
+	if (node >= 0) {
+		auto r = tool({ "shared", "define", name_, "-s", std::to_string(node), "-o", "0",
+				"-S", "2M" });
+		EXPECT_EQ(r.status, 1);
+		EXPECT_NE(r.err.find("only range sources"), std::string::npos) << r.err;
+	}
+	if (range < 0)
+		GTEST_SKIP() << "no range source in this boot: define not exercised";
+	const std::string off = std::to_string(range_bytes - (4u << 20));
+	auto d = tool({ "shared", "define", name_, "-s", std::to_string(range), "-o", off, "-S",
+			"4M", "--mode", "0640", "--uid", "65534", "--json" });
+	ASSERT_EQ(d.status, 0) << d.err;
+	auto j = json::parse(d.out);
+	EXPECT_EQ(j["offset"], range_bytes - (4u << 20));
+	EXPECT_EQ(j["uid"], 65534);
+	EXPECT_EQ(tool({ "shared", "define", name_, "-s", std::to_string(range), "-o", "0", "-S",
+			 "2M" }).status,
+		  5);
+	auto overlap = tool({ "shared", "define", name_ + "-b", "-s", std::to_string(range), "-o",
+			      off, "-S", "2M" });
+	EXPECT_EQ(overlap.status, 8);
+	EXPECT_NE(overlap.err.find("overlaps"), std::string::npos) << overlap.err;
+	auto ls = tool({ "shared", "list" });
+	EXPECT_NE(ls.out.find(name_), std::string::npos) << ls.out;
+	EXPECT_EQ(tool({ "shared", "undefine", name_ }).status, 0);
+	EXPECT_EQ(tool({ "shared", "undefine", name_ }).status, 2);
+	EXPECT_EQ(tool({ "shared", "undefine", "-f", name_ }).status, 0);
 }
 
 TEST_P(ToolBackend, InfoJsonDescribesThePool)

@@ -23,7 +23,7 @@ const char kExitCodeHelp[] =
 	"  5   region already exists\n"
 	"  6   not enough memory in the pool (or over quota)\n"
 	"  7   no usable GPU, no such GPU, or built without CUDA\n"
-	"  8   busy\n"
+	"  8   busy: in use, or a shared extent overlaps one already defined\n"
 	"  10  any other error\n"
 	"\n"
 	"Environment: BELUGA_BACKEND=kernel|user, BELUGA_POOL, BELUGA_USER_DIR,\n"
@@ -75,6 +75,7 @@ int exit_code(int err)
 	case ENODEV:
 		return kNoGpu;
 	case EBUSY:
+	case EADDRINUSE:	// a shared extent overlaps one already defined
 		return kBusy;
 	default:
 		return kOther;
@@ -171,6 +172,7 @@ std::vector<std::string> feature_names(std::uint64_t f)
 		{ BELUGA_FEATURE_RANGE_SOURCES, "range-sources" },
 		{ BELUGA_FEATURE_GPU_REGISTER, "gpu-register" },
 		{ BELUGA_FEATURE_QUOTAS, "quotas" },
+		{ BELUGA_FEATURE_SHARED_REGIONS, "shared-regions" },
 		{ BELUGA_FEATURE_USAGE_COUNTS, "usage-counts" },
 		{ BELUGA_FEATURE_COUNTERS, "counters" },
 	};
@@ -192,6 +194,8 @@ std::vector<std::string> region_flag_names(std::uint32_t flags)
 		v.emplace_back("destroyed");
 	if (flags & BELUGA_INFO_HUGETLB)
 		v.emplace_back("hugetlb");
+	if (flags & BELUGA_INFO_SHARED)
+		v.emplace_back("shared");
 	return v;
 }
 

@@ -3,7 +3,9 @@
  * beluga.h - user-space ABI of the Beluga CXL memory-pool driver (/dev/beluga)
  *
  * Beluga carves CXL memory (CPU-less NUMA nodes, and from ABI 1.1 reserved
- * physical ranges) into pinned 2 MiB chunks and hands out named regions.  A region
+ * physical ranges) into pinned 2 MiB chunks and hands out named regions.
+ * From ABI 1.2 a region may instead map a fixed extent of a range source
+ * that several hosts share (BELUGA_IOC_SHARED_DEFINE), never zeroed.  A region
  * is reached through a *region file descriptor*: mmap it (MAP_SHARED, 2 MiB
  * aligned) to get huge, long-term pinnable mappings; pass it to another
  * process over a unix socket; or open the region again by name from any
@@ -38,7 +40,7 @@
  * serves, so both sides can tell "driver too old" from "library too old".
  */
 #define BELUGA_ABI_MAJOR 1
-#define BELUGA_ABI_MINOR 1
+#define BELUGA_ABI_MINOR 2
 #define BELUGA_ABI_VERSION(major, minor) (((__u32)(major) << 16) | (__u32)(minor))
 #define BELUGA_ABI_CURRENT BELUGA_ABI_VERSION(BELUGA_ABI_MAJOR, BELUGA_ABI_MINOR)
 
@@ -54,6 +56,7 @@
 #define BELUGA_FEAT_RANGE_SOURCES	(1ULL << 4) /* ranges= sources (1.1) */
 #define BELUGA_FEAT_GPU_REGISTER	(1ULL << 5) /* BELUGA_IOC_GPU_* (1.1) */
 #define BELUGA_FEAT_QUOTAS		(1ULL << 6) /* BELUGA_IOC_QUOTA_* (1.1) */
+#define BELUGA_FEAT_SHARED_REGIONS	(1ULL << 7) /* BELUGA_IOC_SHARED_DEFINE (1.2) */
 
 /* Source kinds. */
 #define BELUGA_SOURCE_ANY	0	/* create: any kind (never mixes kinds) */
@@ -190,9 +193,14 @@ struct beluga_region_name {
  * @open_count:  out: open region file descriptions.
  * @map_count:   out: VMAs mapping the region, all processes.
  * @pinned_chunks: out: chunks with at least one long-term (FOLL_PIN) pin.
+ * @shared_offset: out (1.2): with BELUGA_REGION_F_SHARED, the byte offset of
+ *               the region's extent in its source; 0 otherwise.
+ * @shared_source: out (1.2): with BELUGA_REGION_F_SHARED, the source index;
+ *               0 otherwise.
  */
 #define BELUGA_REGION_F_EPHEMERAL	(1U << 0)
 #define BELUGA_REGION_F_DESTROYED	(1U << 1) /* name removed, still open */
+#define BELUGA_REGION_F_SHARED		(1U << 2) /* fixed extent (1.2) */
 
 struct beluga_region_stat {
 	char name[BELUGA_NAME_MAX];
@@ -208,7 +216,10 @@ struct beluga_region_stat {
 	__u32 map_count;
 	__u32 pinned_chunks;
 	__u32 __pad;
-	__u64 reserved[4];
+	__u64 shared_offset;
+	__u32 shared_source;
+	__u32 __pad2;
+	__u64 reserved[2];
 };
 
 /*
@@ -345,6 +356,43 @@ struct beluga_gpu_unregister {
 	__u64 reserved[4];
 };
 
+/*
+ * struct beluga_shared_define - BELUGA_IOC_SHARED_DEFINE (ABI 1.2): define a
+ * shared region, a named region over a fixed extent of one range source.
+ * Every host that shares the source defines the same extent under the same
+ * name and maps the same bytes.  The driver never zeroes a shared region's
+ * memory: not when it is defined, opened or destroyed.  Its chunks leave the
+ * pool's free list while the region exists, so private regions never get
+ * them.  Needs CAP_SYS_ADMIN; opening and mapping follow @mode and the owner
+ * (the caller's fsuid/fsgid; change them with REGION_SETATTR) as for any
+ * region.  REGION_DESTROY of a shared region fails with EBUSY while any fd
+ * or mapping of it exists; after it the extent's chunks return to the pool.
+ * @name:   in: the region's name (1..63 bytes, as for REGION_CREATE).
+ * @offset: in: bytes from the start of the source, a multiple of
+ *          BELUGA_CHUNK_SIZE.
+ * @size:   in: bytes, a non-zero multiple of BELUGA_CHUNK_SIZE; the extent
+ *          must end inside the source.
+ * @flags:  in: BELUGA_SHARED_* bits.
+ * @mode:   in: permission bits (0..0777).
+ * @source_index: in: the source, which must be of kind BELUGA_SOURCE_RANGE.
+ * @fd:     out: a region file descriptor, opened read-write.
+ * @id:     out: region id.
+ */
+#define BELUGA_SHARED_CLOEXEC	(1U << 0) /* O_CLOEXEC on the new fd */
+#define BELUGA_SHARED_FLAGS_ALL	BELUGA_SHARED_CLOEXEC
+
+struct beluga_shared_define {
+	char name[BELUGA_NAME_MAX];
+	__u64 offset;
+	__u64 size;
+	__u32 flags;
+	__u32 mode;
+	__u32 source_index;
+	__s32 fd;
+	__u64 id;
+	__u64 reserved[4];
+};
+
 /* Commands on /dev/beluga. */
 #define BELUGA_IOC_INFO		_IOWR(BELUGA_IOC_MAGIC, 0x00, struct beluga_info)
 #define BELUGA_IOC_SOURCE_INFO	_IOWR(BELUGA_IOC_MAGIC, 0x01, struct beluga_source_info)
@@ -356,6 +404,7 @@ struct beluga_gpu_unregister {
 #define BELUGA_IOC_REGION_SETATTR _IOW(BELUGA_IOC_MAGIC, 0x07, struct beluga_region_setattr)
 #define BELUGA_IOC_QUOTA_GET	_IOWR(BELUGA_IOC_MAGIC, 0x08, struct beluga_quota)
 #define BELUGA_IOC_QUOTA_SET	_IOWR(BELUGA_IOC_MAGIC, 0x09, struct beluga_quota)
+#define BELUGA_IOC_SHARED_DEFINE _IOWR(BELUGA_IOC_MAGIC, 0x0a, struct beluga_shared_define)
 
 /* Commands on a region file descriptor (0x40 and up). */
 #define BELUGA_IOC_REGION_FD_STAT _IOWR(BELUGA_IOC_MAGIC, 0x40, struct beluga_region_stat)

@@ -8,6 +8,8 @@
  *  - kernel: the beluga driver (/dev/beluga): regions are pinned 2 MiB chunks
  *    of CXL memory (CPU-less NUMA nodes), mappable with 2 MiB page tables and
  *    long-term pinnable (RDMA, GPU registration);
+ *    From driver ABI 1.2 the kernel backend can also define shared regions:
+ *    a fixed extent of a range source that several hosts map identically;
  *  - user:   hosts without the driver (containers, laptops, CI): regions are
  *    shared-memory files (hugetlbfs where a mount with free 2 MiB pages exists,
  *    else tmpfs under /dev/shm/beluga-<pool>/) bound to NUMA nodes with mbind,
@@ -87,6 +89,7 @@ enum beluga_backend {
 #define BELUGA_FEATURE_RANGE_SOURCES	(1ULL << 4)
 #define BELUGA_FEATURE_GPU_REGISTER	(1ULL << 5)	/* driver-side GPU accounting */
 #define BELUGA_FEATURE_QUOTAS		(1ULL << 6)
+#define BELUGA_FEATURE_SHARED_REGIONS	(1ULL << 7)	/* beluga_shared_define() */
 #define BELUGA_FEATURE_USAGE_COUNTS	(1ULL << 32)	/* open/map/pin counts tracked */
 #define BELUGA_FEATURE_COUNTERS		(1ULL << 33)	/* beluga_pool_get_counters() */
 
@@ -105,6 +108,7 @@ enum beluga_backend {
 #define BELUGA_INFO_DESTROYED	(1U << 1)	/* name removed, still open */
 #define BELUGA_INFO_NO_USAGE	(1U << 2)	/* open/map/pinned counts unknown */
 #define BELUGA_INFO_HUGETLB	(1U << 3)	/* user backend: hugetlbfs file */
+#define BELUGA_INFO_SHARED	(1U << 4)	/* a shared region (fixed extent) */
 
 /* beluga_region_map() protection. */
 #define BELUGA_PROT_READ	(1U << 0)
@@ -181,6 +185,8 @@ struct beluga_pool_source_info {
  * struct beluga_region_info - one region's state.
  * @open_count, @map_count, @pinned_chunks are 0 with BELUGA_INFO_NO_USAGE
  * set where the backend cannot count them (user backend).
+ * @shared_source, @shared_offset: with BELUGA_INFO_SHARED, the source index
+ * and the byte offset of the region's extent in it; 0 otherwise.
  */
 struct beluga_region_info {
 	char name[BELUGA_REGION_NAME_MAX];
@@ -195,8 +201,9 @@ struct beluga_region_info {
 	uint32_t open_count;
 	uint32_t map_count;
 	uint32_t pinned_chunks;
-	uint32_t reserved0;
-	uint64_t reserved[4];
+	uint32_t shared_source;
+	uint64_t shared_offset;
+	uint64_t reserved[3];
 };
 
 /* struct beluga_pool_counters - driver activity counters (kernel backend). */
@@ -407,6 +414,32 @@ BELUGA_API int beluga_pool_get_counters(struct beluga_pool *pool,
 BELUGA_API int beluga_region_create(struct beluga_pool *pool, const char *name,
 				    uint64_t size, uint32_t mode, uint32_t flags,
 				    int32_t source, struct beluga_region **out);
+
+/*
+ * beluga_shared_define - define a shared region: a named region over the
+ * fixed extent [@offset, @offset + @size) of range source @source, and open
+ * it read-write.  Every host that shares the source defines the same extent
+ * under the same name and maps the same bytes.  The memory is never zeroed,
+ * not here and not when the region is opened or destroyed: the first host
+ * to use it initialises it.  The extent's chunks are kept from private
+ * regions while the region exists.  Needs CAP_SYS_ADMIN; open, map, chmod,
+ * chown and destroy work as for any region, except that destroy fails with
+ * -EBUSY while any handle or mapping of it exists (on this host).
+ * @source: index of a range source (beluga_pool_get_source()).
+ * @offset, @size: multiples of BELUGA_REGION_ALIGN, @size non-zero.
+ * Errors: -EINVAL bad name, mode, offset, size or source index; -EPERM no
+ * CAP_SYS_ADMIN; -EOPNOTSUPP a node source (each host's own memory), or the
+ * user backend (no memory another host can map: it refuses rather than
+ * emulate); -BELUGA_EDRIVER_TOO_OLD driver without
+ * BELUGA_FEATURE_SHARED_REGIONS; -ENXIO extent past the end of the source;
+ * -EEXIST name taken; -EADDRINUSE overlaps another shared region's extent;
+ * -EBUSY a chunk of the extent is in a private region or still referenced
+ * by a destroyed one; -ENOMEM; -errno.
+ */
+BELUGA_API int beluga_shared_define(struct beluga_pool *pool, const char *name,
+				    uint32_t source, uint64_t offset,
+				    uint64_t size, uint32_t mode,
+				    struct beluga_region **out);
 
 /*
  * beluga_region_open - open an existing region by name.

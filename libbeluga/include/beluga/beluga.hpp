@@ -254,6 +254,19 @@ public:
 			      "create region " + name);
 		return Region(r);
 	}
+	// A shared region: the fixed extent [offset, offset + size) of range
+	// source `source`, never zeroed (beluga_shared_define() in beluga.h).
+	Region define_shared(const std::string &name, std::uint32_t source,
+			     std::uint64_t offset, std::uint64_t size,
+			     std::uint32_t mode = 0600) const
+	{
+		beluga_region *r = nullptr;
+
+		detail::check(beluga_shared_define(h_.get(), name.c_str(), source, offset,
+						   size, mode, &r),
+			      "define shared region " + name);
+		return Region(r);
+	}
 	Region open_region(const std::string &name, bool read_only = false) const
 	{
 		beluga_region *r = nullptr;
