@@ -2,8 +2,10 @@
 // Description: beluga-tool kv - opening caches as observers, snapshots of
 // their counters, and the Prometheus text exposition (format 0.0.4) of the
 // same figures `kv stats` prints.
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 
 #include "cmd_kv.hpp"
 
@@ -14,7 +16,27 @@ beluga::kvc::Cache observe(const beluga::Pool &pool, const std::string &name)
 	return beluga::kvc::Cache::observe(pool.get(), name);
 }
 
-Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name)
+namespace {
+
+std::vector<beluga_kvc_host_info> host_infos(beluga::kvc::Cache &cache, std::uint32_t hosts)
+{
+	std::vector<beluga_kvc_host_info> v(hosts);
+
+	for (std::uint32_t h = 0; h < hosts; h++)
+		beluga_kvc_get_host(cache.get(), h, &v[h]);
+	return v;
+}
+
+} // namespace
+
+std::string host_state_name(std::uint32_t state)
+{
+	static const char *const names[] = { "free", "self", "alive", "silent", "dead" };
+
+	return state < 5 ? names[state] : "?";
+}
+
+Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name, long watch_ms)
 {
 	Snapshot s;
 
@@ -24,6 +46,20 @@ Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name)
 	for (std::uint32_t h = 0; h < s.info.max_hosts; h++) {
 		s.hosts.push_back(cache.stats(int(h)));
 		s.eviction.push_back(cache.eviction(int(h)));
+	}
+	if (s.info.max_hosts > 1) {
+		s.host_info = host_infos(cache, s.info.max_hosts);
+		if (watch_ms < 0) { // two heartbeat periods (lease / 8, at most 1 s) of the slowest
+			watch_ms = 0;
+			for (const auto &hi : s.host_info)
+				if (hi.machine_id)
+					watch_ms = std::max<long>(watch_ms, 2 * std::clamp<long>(hi.lease_ms / 8, 1, 1000) + 20);
+		}
+		if (watch_ms > 0) {
+			timespec ts{ time_t(watch_ms / 1000), long(watch_ms % 1000) * 1000000 };
+			nanosleep(&ts, nullptr);
+			s.host_info = host_infos(cache, s.info.max_hosts);
+		}
 	}
 	s.check = cache.check_all(false);
 	return s;

@@ -184,7 +184,7 @@ int beluga_kvc_get_host(beluga_kvc *kv, uint32_t host, beluga_kvc_host_info *inf
 	uint64_t live = live_hosts(kv);
 	// An observer of several hosts may run on any of them: it judges every
 	// host by its heartbeat.
-	bool foreign = kv->foreign(host) || (kv->observer && kv->g.hosts > 1);
+	bool foreign = kv->remote(host);
 	for (uint32_t s = 0; s < kv->g.sessions; s++) {
 		uint64_t so = kv->g.session(host, s);
 		if (foreign)

@@ -113,6 +113,14 @@ int read_super(View &v, uint64_t size, Super &s)
 	if (!std::memcmp(s.magic, zero, 8) && ready == 0)
 		return fail(-BELUGA_KVC_ENOTREADY, "the region is empty: not formatted yet (or its "
 						   "creator died before formatting it)");
+	// Without the ready word, a magic being written (each byte 0 or the
+	// magic's) is a format in progress; any other bytes are not a cache.
+	bool magic_so_far = true;
+	for (int i = 0; i < 8; i++)
+		magic_so_far &= s.magic[i] == 0 || s.magic[i] == kMagic[i];
+	if (ready == 0 && !magic_so_far)
+		return fail(-BELUGA_KVC_EFORMAT, "the region does not hold a Beluga KV cache "
+						 "(no BELUGAKV magic)");
 	// Formatting clears the ready word first and sets it last: anything
 	// but 0 or the magic is damage, not a format in progress.
 	if (ready != kReadyMagic)

@@ -12,12 +12,12 @@ bool session_live(beluga_kvc *kv, uint32_t h, uint32_t s, uint64_t live)
 {
 	View &v = kv->v();
 	uint64_t off = kv->g.session(h, s);
-	if (kv->foreign(h))
+	if (kv->remote(h))
 		v.invalidate(off, kLine);
 	uint64_t lock = v.ld(off + kSesLock);
 	if (!lock)
 		return false;
-	if (kv->foreign(h))
+	if (kv->remote(h))
 		return foreign_session_live(kv, h, off, live);
 	return local_alive(kv, lock, v.ld(off + kSesBoot), v.ld(off + kSesStart));
 }
@@ -37,7 +37,7 @@ void check_sessions(beluga_kvc *kv, beluga_kvc_check_report &r, uint64_t live)
 	for (uint32_t h = 0; h < kv->g.hosts; h++)
 		for (uint32_t s = 0; s < kv->g.sessions; s++) {
 			uint64_t off = kv->g.session(h, s);
-			if (kv->foreign(h))
+			if (kv->remote(h))
 				v.invalidate(off, kv->g.session_bytes);
 			if (!v.ld(off + kSesLock))
 				continue;

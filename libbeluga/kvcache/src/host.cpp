@@ -201,7 +201,8 @@ int host_claim(beluga_kvc *kv)
 	if (c0.machine && c0.machine == kv->machine) {
 		// This machine rebooted (simulated: a process of it restarted);
 		// a machine runs one boot at a time, so the old one is gone.
-		write_claim(kv, h, kv->machine, kv->boot, c0.beat + 1, 0, Point::claim_flush);
+		write_claim(kv, h, kv->machine, kv->boot, c0.beat + 1, c0.served_by,
+			    Point::claim_flush);
 		return 0;
 	}
 	if (c0.machine) {

@@ -151,6 +151,10 @@ struct beluga_kvc {
 
 	bkv::View &v() { return *view; }
 	bool foreign(uint32_t h) const { return h != host; }
+	// Sessions of host @h are judged by its heartbeat and their leases, not
+	// by /proc: another host's, or any host's for an observer of several
+	// hosts (it may run on any machine).
+	bool remote(uint32_t h) const { return g.hosts > 1 && (h != host || observer); }
 	uint32_t inc() const { return uint32_t(lock_word >> 32); }
 	void stat(unsigned i, uint64_t n)
 	{
