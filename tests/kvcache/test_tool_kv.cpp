@@ -518,6 +518,11 @@ TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 		EXPECT_FALSE(hj["name"].get<std::string>().empty());
 	}
 	EXPECT_EQ(j["hosts"][1]["used_blocks"], 1);
+	r = run({ "kv", "metrics", name });
+	ASSERT_EQ(r.status, 0) << r.err;
+	EXPECT_TRUE(valid_prometheus(r.out));
+	EXPECT_EQ(sample_value(r.out, "beluga_kv_host_up{cache=\"" + name + "\",host=\"1\"}"), 1);
+	EXPECT_EQ(sample_value(r.out, "beluga_kv_host_processes{cache=\"" + name + "\",host=\"1\"}"), 1);
 	r = run({ "kv", "stats", name });
 	ASSERT_EQ(r.status, 0) << r.err;
 	EXPECT_NE(r.out.find("host 1:"), std::string::npos) << r.out;

@@ -253,6 +253,31 @@ std::string prometheus(const std::vector<Snapshot> &snaps)
 							   ? double(s.eviction[h].used_blocks) /
 								     double(s.eviction[h].capacity_blocks)
 							   : 0.0);
+	// Several hosts: liveness as this exporter observed it (a long-running
+	// exporter watches the heartbeats across scrapes; one look says "up").
+	bool hosts = false;
+	for (const auto &s : snaps)
+		hosts |= !s.host_info.empty();
+	if (hosts) {
+		auto each = [&](auto value) {
+			for (const auto &s : snaps)
+				for (const auto &hi : s.host_info)
+					if (hi.machine_id)
+						t.sample(host_label(s, hi.host), value(hi));
+		};
+		t.family("beluga_kv_host_up", "gauge",
+			 "1 while the host's heartbeat has not stood still for longer than its lease.");
+		each([](const beluga_kvc_host_info &hi) {
+			return std::uint64_t(hi.state != BELUGA_KVC_HOST_DEAD);
+		});
+		t.family("beluga_kv_host_heartbeat", "gauge", "The host's heartbeat counter.");
+		each([](const beluga_kvc_host_info &hi) { return hi.heartbeat; });
+		t.family("beluga_kv_host_heartbeat_age_seconds", "gauge",
+			 "Since the heartbeat was last seen to change (or first seen).");
+		each([](const beluga_kvc_host_info &hi) { return double(hi.observed_ms) / 1e3; });
+		t.family("beluga_kv_host_processes", "gauge", "Processes of the host attached now.");
+		each([](const beluga_kvc_host_info &hi) { return hi.sessions; });
+	}
 	for (const Counter &c : kCounters) {
 		t.family(c.name, "counter", c.help);
 		for (const auto &s : snaps)
