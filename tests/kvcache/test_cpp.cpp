@@ -66,4 +66,17 @@ TEST(Cpp, ErrorsThrow)
 	EXPECT_THROW(beluga::kvc::Cache::format(r.base(), r.size(), c), beluga::kvc::Error);
 }
 
+TEST(Cpp, Hosts)
+{
+	ShmRegion r(8 << 20);
+	beluga_kvc_config c = config(opaque_fp(4096), 2);
+	beluga::kvc::Cache::format(r.base(), r.size(), c);
+	auto cache = beluga::kvc::Cache::attach(r.base(), r.size(), c.fingerprint);
+	EXPECT_EQ(cache.host(0).state, uint32_t(BELUGA_KVC_HOST_SELF));
+	EXPECT_EQ(cache.host(1).state, uint32_t(BELUGA_KVC_HOST_FREE));
+	EXPECT_THROW(cache.host(2), beluga::kvc::Error);
+	EXPECT_EQ(cache.take_over(1, BELUGA_KVC_TAKEOVER_RELEASE), 0); // free already
+	EXPECT_THROW(cache.take_over(0), beluga::kvc::Error);	     // its own
+}
+
 } // namespace

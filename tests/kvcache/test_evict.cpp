@@ -467,7 +467,7 @@ TEST_P(Evict, ObserverWritesNothing)
 	// Attach errors of observers.
 	o.flags = 0;
 	EXPECT_EQ(beluga_kvc_attach(r_->base(), r_->size(), nullptr, &o, &obs), -EINVAL);
-	o.flags = 4;
+	o.flags = 1u << 3; // no such flag
 	EXPECT_EQ(beluga_kvc_attach(r_->base(), r_->size(), &cfg_.fingerprint, &o, &obs), -EINVAL);
 	o.flags = BELUGA_KVC_ATTACH_OBSERVE;
 	o.coherence = BELUGA_KVC_SIMULATE;

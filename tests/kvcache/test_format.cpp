@@ -3,6 +3,8 @@
 // the fingerprint check that names the differing field.
 #include "kvc_util.hpp"
 
+#include "kvcache_test.h"
+
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -47,7 +49,7 @@ TEST(Format, GeometryFromShape)
 	EXPECT_EQ(info.capacity_slots, info.slots_per_host);
 	EXPECT_EQ(info.high_watermark_pct, 95u);
 	EXPECT_EQ(info.low_watermark_pct, 85u);
-	EXPECT_EQ(info.format_major, 1u);
+	EXPECT_EQ(info.format_major, 2u);
 	EXPECT_EQ(beluga_kvc_get_info(kv, nullptr), -EINVAL);
 	EXPECT_EQ(beluga_kvc_get_info(nullptr, &info), -EINVAL);
 	beluga_kvc_detach(kv);
@@ -206,9 +208,9 @@ TEST_F(Attach, Errors)
 	EXPECT_NE(err().find("checksum"), std::string::npos);
 	r_.bytes()[300] ^= 1;
 	uint32_t *major = reinterpret_cast<uint32_t *>(r_.bytes() + 8);
-	*major = 2;
+	*major = 3;
 	EXPECT_EQ(attach(fp), -BELUGA_KVC_EVERSION);
-	*major = 1;
+	*major = 2;
 	uint64_t *ready = reinterpret_cast<uint64_t *>(r_.bytes() + 4096);
 	uint64_t saved = *ready;
 	*ready = 0;
@@ -240,6 +242,52 @@ TEST_F(Attach, SessionsRunOut)
 	EXPECT_EQ(s.sessions_opened, 3u);
 	beluga_kvc_detach(b);
 	beluga_kvc_detach(d);
+}
+
+// Test vector of format 2.0's host claim (kvcache-format.md, "Host area"):
+// the bytes a host with machine id 0x1111, boot id 0x2222 and name
+// "vec-host" leaves when it claims host index 1 with a 1000 ms lease.
+TEST(Format, HostClaimVector)
+{
+	ShmRegion r(kRegion);
+	beluga_kvc_config c = config(opaque_fp(4096), 2);
+	ASSERT_EQ(beluga_kvc_format(r.base(), r.size(), &c), 0);
+	auto u32 = [&](uint64_t off) { uint32_t v; std::memcpy(&v, r.bytes() + off, 4); return v; };
+	auto u64 = [&](uint64_t off) { uint64_t v; std::memcpy(&v, r.bytes() + off, 8); return v; };
+	EXPECT_EQ(u32(8), 2u);	    // version_major
+	EXPECT_EQ(u32(12), 0u);	    // version_minor
+	EXPECT_EQ(u64(136), 512u);  // session_off: sessions follow the claim and name lines
+	uint64_t area = u64(80) + u64(88); // host_area_off + 1 * host_area_bytes
+	for (uint64_t o = 384; o < 512; o += 8)
+		EXPECT_EQ(u64(area + o), 0u) << o; // a fresh index is free
+	bkv::test::set_mono(5000);
+	bkv::test::set_identity(0x1111, 0x2222, "vec-host");
+	auto o = opts(1, BELUGA_KVC_COHERENT);
+	o.lease_ms = 1000;
+	beluga_kvc *kv = nullptr;
+	ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o, &kv), 0) << err();
+	bkv::test::set_identity(0, 0, nullptr);
+	EXPECT_EQ(u64(area + 384), 0x1111u); // machine
+	EXPECT_EQ(u64(area + 392), 0x2222u); // boot
+	EXPECT_EQ(u64(area + 400), 1u);	     // heartbeat: 0 + 1 at the claim
+	EXPECT_EQ(u64(area + 408), 5000u);   // the holder's monotonic ms at it
+	EXPECT_EQ(u32(area + 416), 1000u);   // lease_ms
+	EXPECT_EQ(u32(area + 420), 0u);	     // served_by + 1: 0, itself
+	EXPECT_NE(u64(area + 424), 0u);	     // claimed at (CLOCK_REALTIME ns)
+	EXPECT_EQ(std::string(reinterpret_cast<const char *>(r.bytes() + area + 448)), "vec-host");
+	// The session's lease: a deadline on the holder's clock (ms), not the wall clock.
+	uint64_t ses = area + 512;
+	EXPECT_EQ(u64(ses + 32), 5000u + 1000u);
+	bkv::test::beat(kv);
+	EXPECT_EQ(u64(area + 400), 2u);
+	beluga_kvc_detach(kv);
+	bkv::test::set_mono(0);
+	// The format lock of beluga_kvc_format_once: 1 << 63 | pid of the formatter.
+	ShmRegion r2(kRegion);
+	ASSERT_EQ(beluga_kvc_format_once(r2.base(), r2.size(), &c), 0);
+	uint64_t lock;
+	std::memcpy(&lock, r2.bytes() + 4104, 8);
+	EXPECT_EQ(lock, 1ull << 63 | uint32_t(getpid()));
 }
 
 } // namespace

@@ -126,4 +126,69 @@ TEST_F(Region, Errors)
 	beluga_region_destroy(pool_, "kvc-raw");
 }
 
+// Several hosts share a region none of them created through the cache (the
+// driver's shared regions): only the host configured as the formatter
+// (BELUGA_KVC_ATTACH_FORMAT) formats it; another waits for it, bounded.
+TEST_F(Region, TheConfiguredFormatterFormatsARegionItDidNotCreate)
+{
+	beluga_region *reg = nullptr;
+	int r = beluga_region_create(pool_, name_.c_str(), kRegion, 0600, 0, BELUGA_ALL_SOURCES, &reg);
+	ASSERT_EQ(r, 0) << beluga_strerror(r);
+	beluga_region_close(reg);
+	cfg_.max_hosts = 2;
+	int go[2];
+	ASSERT_EQ(pipe(go), 0);
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) { // host 1: no config, waits for the cache
+		beluga_pool_options po;
+		beluga_pool_options_init(&po);
+		po.backend = kernel_ ? BELUGA_BACKEND_KERNEL : BELUGA_BACKEND_USER;
+		po.user_dir = kernel_ ? nullptr : dir_.c_str();
+		po.hugetlbfs_dir = "none";
+		beluga_pool *p = nullptr;
+		char c;
+		if (beluga_pool_open(&po, &p) || read(go[0], &c, 1) != 1)
+			_exit(2);
+		auto o = opts(1, BELUGA_KVC_AUTO);
+		o.lease_ms = 80;
+		o.ready_wait_ms = 30000;
+		beluga_kvc *kv = nullptr;
+		if (beluga_kvc_open(p, name_.c_str(), &cfg_.fingerprint, nullptr, 0, 0, &o, &kv))
+			_exit(3);
+		beluga_kvc_info info;
+		beluga_kvc_get_info(kv, &info);
+		beluga_kvc_detach(kv);
+		_exit(info.max_hosts == 2 ? 0 : 4);
+	}
+	ASSERT_EQ(write(go[1], "g", 1), 1); // the waiter may come before, during or after the format
+	auto o = opts(0, BELUGA_KVC_AUTO);
+	o.lease_ms = 80;
+	o.flags = BELUGA_KVC_ATTACH_FORMAT;
+	beluga_kvc *a = nullptr, *b = nullptr;
+	ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &cfg_.fingerprint, &cfg_, kRegion, 0600, &o, &a),
+		  0) << beluga_kvc_last_error();
+	int st;
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+	std::vector<uint8_t> buf(5000);
+	fill_block(7, buf.data(), buf.size());
+	beluga_kvc_put p{};
+	make_key(7, p.key);
+	p.data = buf.data();
+	p.len = buf.size();
+	int res;
+	ASSERT_EQ(beluga_kvc_put_batch(a, &p, 1, &res), 1);
+	// The formatter starting again finds the cache and does not format it.
+	ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &cfg_.fingerprint, &cfg_, kRegion, 0600, &o, &b),
+		  0) << beluga_kvc_last_error();
+	uint8_t key[1][32];
+	make_key(7, key[0]);
+	EXPECT_EQ(beluga_kvc_lookup_prefix(b, key, 1), 1);
+	beluga_kvc_detach(b);
+	beluga_kvc_detach(a);
+	close(go[0]);
+	close(go[1]);
+}
+
 } // namespace

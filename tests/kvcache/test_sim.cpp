@@ -218,11 +218,13 @@ INSTANTIATE_TEST_SUITE_P(Points, Omit,
 TEST(SimPoints, EveryPointHasADetectionTest)
 {
 	// Adding a flush point without a test above must fail here.
-	// (The eviction points are detected in test_evict.cpp, EvictOmit.)
+	// (The eviction points are detected in test_evict.cpp, EvictOmit; the
+	// hosts' claim, heartbeat and takeover points in test_hosts.cpp, HostOmit.)
 	std::vector<std::string> tested = {"payload_wb",  "desc_commit",   "index_publish",
 					   "inval_index", "inval_desc",	   "inval_payload",
 					   "pin_flush",	  "inval_pins",	   "evict_take",
-					   "tick_flush",  "inval_ticks"};
+					   "tick_flush",  "inval_ticks",   "claim_flush",
+					   "inval_claim", "beat_flush",	   "takeover_flush"};
 	size_t n = 0;
 	for (const char *const *p = bkv::test::points(); *p; p++, n++)
 		EXPECT_NE(std::find(tested.begin(), tested.end(), *p), tested.end()) << *p;

@@ -444,6 +444,122 @@ TEST_F(ToolKv, HttpEndpointStopsAfterMaxRequests)
 
 } // namespace
 
+// ---- several hosts: stats per host, and taking a dead host over ----
+
+// Host 0 is this process, host 1 a child on the same machine (its own
+// boot id is this machine's too: the tool sees the child's process alive).
+TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
+{
+	if (g_backend == "kernel")
+		GTEST_SKIP() << "user backend only (the VM suite covers the driver)";
+	std::string name = "kvhosts-" + std::to_string(getpid());
+	std::string dir = "/dev/shm/" + name;
+	setenv("BELUGA_BACKEND", "user", 1);
+	setenv("BELUGA_USER_DIR", dir.c_str(), 1);
+	setenv("BELUGA_HUGETLBFS", "none", 1);
+	beluga_pool *pool = nullptr;
+	ASSERT_EQ(beluga_pool_open(nullptr, &pool), 0);
+	constexpr size_t kPayload = 64 * 1024;
+	beluga_kvc_config c = config(opaque_fp(kPayload, "tool-hosts-model"), 2);
+	beluga_kvc_attach_opts o;
+	beluga_kvc_attach_opts_init(&o);
+	o.lease_ms = 300; // the claim windows and the takeover's watch follow it
+	beluga_kvc *kv0 = nullptr;
+	ASSERT_EQ(beluga_kvc_open(pool, name.c_str(), &c.fingerprint, &c, 8 << 20, 0600, &o, &kv0), 0)
+		<< beluga_kvc_last_error();
+	int ready[2], go[2];
+	ASSERT_EQ(pipe(ready), 0);
+	ASSERT_EQ(pipe(go), 0);
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		beluga_pool *p = nullptr;
+		beluga_kvc *k = nullptr;
+		auto o1 = o;
+		o1.host_id = 1;
+		if (beluga_pool_open(nullptr, &p) ||
+		    beluga_kvc_open(p, name.c_str(), &c.fingerprint, nullptr, 0, 0, &o1, &k))
+			_exit(1);
+		std::vector<uint8_t> buf(kPayload);
+		fill_block(7, buf.data(), buf.size());
+		beluga_kvc_put put{};
+		make_key(7, put.key);
+		put.data = buf.data();
+		put.len = buf.size();
+		int r;
+		if (beluga_kvc_put_batch(k, &put, 1, &r) != 1 || write(ready[1], "r", 1) != 1)
+			_exit(2);
+		char x;
+		if (read(go[0], &x, 1) != 1)
+			_exit(3);
+		_exit(0); // dies attached: no detach, its heartbeat stops
+	}
+	char x;
+	ASSERT_EQ(read(ready[0], &x, 1), 1);
+	// Host 1 is alive (its process runs here): refused, exit status 8 (busy).
+	Result r = run({ "kv", "takeover", name, "--host", "1", "--by", "0" });
+	EXPECT_EQ(r.status, 8) << r.out << r.err;
+	EXPECT_NE(r.err.find("alive"), std::string::npos) << r.err;
+	r = run({ "kv", "takeover", name, "--host", "1", "--by", "1" });
+	EXPECT_EQ(r.status, 1) << r.err;
+	// Every host in stats: attached, occupancy, heartbeat, state.
+	r = run({ "kv", "stats", name, "--json", "--watch-ms", "0" });
+	ASSERT_EQ(r.status, 0) << r.err;
+	json j = json::parse(r.out);
+	ASSERT_EQ(j["hosts"].size(), 2u);
+	for (int h = 0; h < 2; h++) {
+		const json &hj = j["hosts"][size_t(h)];
+		EXPECT_EQ(hj["attached"], true) << h;
+		EXPECT_EQ(hj["processes"], 1) << h;
+		EXPECT_GE(hj["heartbeat"].get<uint64_t>(), 1u) << h;
+		EXPECT_EQ(hj["lease_ms"], 300) << h;
+		EXPECT_EQ(hj["state"], "silent") << h; // one look cannot tell more
+		EXPECT_EQ(hj["served_by"], h);
+		EXPECT_FALSE(hj["name"].get<std::string>().empty());
+	}
+	EXPECT_EQ(j["hosts"][1]["used_blocks"], 1);
+	r = run({ "kv", "metrics", name });
+	ASSERT_EQ(r.status, 0) << r.err;
+	EXPECT_TRUE(valid_prometheus(r.out));
+	EXPECT_EQ(sample_value(r.out, "beluga_kv_host_up{cache=\"" + name + "\",host=\"1\"}"), 1);
+	EXPECT_EQ(sample_value(r.out, "beluga_kv_host_processes{cache=\"" + name + "\",host=\"1\"}"), 1);
+	r = run({ "kv", "stats", name });
+	ASSERT_EQ(r.status, 0) << r.err;
+	EXPECT_NE(r.out.find("host 1:"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find("heartbeat"), std::string::npos) << r.out;
+	// Host 1 dies; once its heartbeat stood still for its lease, host 0
+	// takes it over.  Its block stays readable.
+	ASSERT_EQ(write(go[1], "g", 1), 1);
+	int st;
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+	r = run({ "kv", "takeover", name, "--host", "1", "--by", "0", "--json" });
+	ASSERT_EQ(r.status, 0) << r.out << r.err;
+	j = json::parse(r.out);
+	EXPECT_EQ(j["sessions_reclaimed"], 1);
+	EXPECT_EQ(j["by"], 0);
+	EXPECT_EQ(j["released"], false);
+	std::vector<uint8_t> buf(kPayload);
+	beluga_kvc_get g{};
+	make_key(7, g.key);
+	g.dst = buf.data();
+	g.cap = buf.size();
+	int res;
+	EXPECT_EQ(beluga_kvc_get_batch(kv0, &g, 1, &res), 1);
+	EXPECT_TRUE(check_block(7, buf.data(), kPayload));
+	r = run({ "kv", "stats", name, "--json", "--watch-ms", "0" });
+	ASSERT_EQ(r.status, 0) << r.err;
+	j = json::parse(r.out);
+	EXPECT_EQ(j["hosts"][1]["served_by"], 0);
+	EXPECT_EQ(j["hosts"][1]["processes"], 0);
+	beluga_kvc_detach(kv0);
+	for (int fd : { ready[0], ready[1], go[0], go[1] })
+		close(fd);
+	beluga_region_destroy(pool, name.c_str());
+	beluga_pool_close(pool);
+	std::filesystem::remove_all(dir);
+}
+
 int main(int argc, char **argv)
 {
 	std::vector<char *> rest{argv[0]};

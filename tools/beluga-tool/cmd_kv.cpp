@@ -3,7 +3,9 @@
 // observer (nothing is written to the cache): `kv stats` (hit rate,
 // occupancy, evictions, reclaimed leases, fingerprint), `kv ls` (blocks:
 // key, size, age, pins, checksum), `kv inspect` (one block), `kv metrics`
-// (Prometheus text, optionally served over HTTP: cmd_kv_http.cpp).
+// (Prometheus text, optionally served over HTTP: cmd_kv_http.cpp), and the
+// one subcommand that writes: `kv takeover` (a dead host's index taken over
+// by a surviving host, beluga_kvc_take_over).
 #include <cstdio>
 #include <ctime>
 
@@ -20,6 +22,9 @@ struct Args {
 	int host = -1;
 	bool verify = false;
 	std::uint64_t limit = 0;
+	long watch_ms = -1;		 // stats: how long to watch the heartbeats
+	std::uint32_t by = 0;		 // takeover: the surviving host
+	bool release = false;		 // takeover: free the index instead
 	Output out;
 	HttpOptions http;
 };
@@ -85,6 +90,20 @@ json stats_json(const Snapshot &s)
 				  { "high_watermark_pct", e.high_watermark_pct },
 				  { "low_watermark_pct", e.low_watermark_pct },
 				  { "puts", x.puts }, { "evictions", x.evictions } });
+		if (h < s.host_info.size()) {
+			const beluga_kvc_host_info &i = s.host_info[h];
+			json &j = hosts.back();
+			j["name"] = i.name;
+			j["state"] = host_state_name(i.state);
+			j["attached"] = i.sessions > 0;
+			j["processes"] = i.sessions;
+			j["heartbeat"] = i.heartbeat;
+			j["heartbeat_age_ms"] = i.observed_ms;
+			j["lease_ms"] = i.lease_ms;
+			j["served_by"] = i.served_by;
+			j["machine_id"] = i.machine_id;
+			j["boot_id"] = i.boot_id;
+		}
 	}
 	return {
 		{ "cache", s.name },
@@ -144,6 +163,24 @@ void print_stats(const Snapshot &s, const Output &out)
 			    pct(e.used_blocks, e.capacity_blocks).c_str(), policy_name(e.policy).c_str(),
 			    e.high_watermark_pct, e.low_watermark_pct);
 	}
+	for (const beluga_kvc_host_info &hi : s.host_info) {
+		if (!hi.machine_id) {
+			std::printf("host %u:       free (no host holds this index)\n", hi.host);
+			continue;
+		}
+		char served[48] = "";
+		if (hi.served_by != hi.host)
+			std::snprintf(served, sizeof(served), ", taken over by host %u", hi.served_by);
+		std::printf("host %u:       \"%s\" %s, heartbeat %llu (%s %.1f s ago as seen here, "
+			    "lease %.1f s), %llu process%s attached, %llu of %llu blocks%s\n",
+			    hi.host, hi.name, host_state_name(hi.state).c_str(),
+			    (unsigned long long)hi.heartbeat,
+			    hi.state == BELUGA_KVC_HOST_ALIVE ? "moved" : "unchanged since",
+			    double(hi.observed_ms) / 1e3, double(hi.lease_ms) / 1e3,
+			    (unsigned long long)hi.sessions, hi.sessions == 1 ? "" : "es",
+			    (unsigned long long)hi.used_blocks, (unsigned long long)hi.capacity_blocks,
+			    served);
+	}
 	std::printf("evictions:    %llu (%llu rounds, %llu blocks scanned, %llu kept as pinned)\n",
 		    (unsigned long long)t.evictions, (unsigned long long)t.evict_rounds,
 		    (unsigned long long)t.evict_scanned, (unsigned long long)t.evict_pinned);
@@ -182,7 +219,7 @@ int run_stats(const Globals &g, const Args &a)
 
 	for (std::size_t n = 0; n < names.size(); n++) {
 		auto cache = observe(pool, names[n]);
-		Snapshot s = snapshot(cache, names[n]);
+		Snapshot s = snapshot(cache, names[n], a.watch_ms);
 		if (a.out.json) {
 			all.push_back(stats_json(s));
 			continue;
@@ -284,6 +321,55 @@ int run_metrics(const Globals &g, const Args &a)
 	return kOk;
 }
 
+// Take host a.host of cache a.cache over for host a.by, which runs here:
+// attach as a.by (its index must be this machine's, or free), then
+// beluga_kvc_take_over.
+int run_takeover(const Globals &g, const Args &a)
+{
+	auto pool = open_pool(g);
+	beluga_kvc_info info;
+	{
+		auto obs = observe(pool, a.cache);
+		info = obs.info();
+	}
+	if (info.max_hosts < 2 || a.host < 0 || std::uint32_t(a.host) >= info.max_hosts ||
+	    a.by >= info.max_hosts || std::uint32_t(a.host) == a.by) {
+		std::fprintf(stderr, "beluga-tool: %s has %u host%s: --host and --by must be two "
+				     "different hosts below that\n", a.cache.c_str(), info.max_hosts,
+			     info.max_hosts == 1 ? "" : "s");
+		return kUsage;
+	}
+	beluga_kvc_attach_opts o;
+	beluga_kvc_attach_opts_init(&o);
+	o.host_id = a.by;
+	o.lease_ms = 1000; // this short-lived process's own lease; claim window 250 ms
+	auto cache = beluga::kvc::Cache::open(pool.get(), a.cache, info.fingerprint, nullptr, 0, 0, &o);
+	beluga_kvc_host_info before;
+	beluga_kvc_get_host(cache.get(), std::uint32_t(a.host), &before);
+	int n = beluga_kvc_take_over(cache.get(), std::uint32_t(a.host),
+				     a.release ? BELUGA_KVC_TAKEOVER_RELEASE : 0);
+	if (n < 0) {
+		std::fprintf(stderr, "beluga-tool: %s\n", beluga_kvc_last_error());
+		return exit_for(-n);
+	}
+	if (a.out.json) {
+		json j = { { "cache", a.cache }, { "host", a.host }, { "name", before.name },
+			   { "by", a.by }, { "released", a.release },
+			   { "sessions_reclaimed", n } };
+		std::printf("%s\n", j.dump(2).c_str());
+	} else if (a.release) {
+		std::printf("host %d (\"%s\") declared dead; its index is free; %d session%s "
+			    "reclaimed; its blocks stay cached\n", a.host, before.name, n,
+			    n == 1 ? "" : "s");
+	} else {
+		std::printf("host %d (\"%s\") declared dead and taken over by host %u: processes "
+			    "of this machine may attach with host_id %d; %d session%s reclaimed; its "
+			    "blocks stay cached\n", a.host, before.name, a.by, a.host, n,
+			    n == 1 ? "" : "s");
+	}
+	return kOk;
+}
+
 // Runs @fn, turning the cache library's errors into exit codes.
 int guarded(const std::function<int()> &fn)
 {
@@ -315,7 +401,8 @@ int exit_for(int err)
 
 Subcommand kv_command()
 {
-	return { "kv", "Beluga KV caches: statistics, blocks, Prometheus metrics (read-only)",
+	return { "kv", "Beluga KV caches: statistics, blocks, Prometheus metrics (read-only); "
+		       "taking a dead host over",
 		 [](CLI::App &sub, const Globals &g) {
 			 auto a = std::make_shared<kv::Args>();
 			 sub.require_subcommand(1);
@@ -323,6 +410,10 @@ Subcommand kv_command()
 			 auto *stats = sub.add_subcommand(
 				 "stats", "Hit rate, occupancy, evictions, reclaimed leases, fingerprint");
 			 stats->add_option("NAME", a->names, "Cache regions (default: every cache)");
+			 stats->add_option("--watch-ms", a->watch_ms,
+					   "Several hosts: watch the heartbeats this long (default: two "
+					   "heartbeat periods; 0: one look)")
+				 ->check(CLI::Range(0L, 600000L));
 			 add_output_flags(*stats, a->out);
 
 			 auto *ls = sub.add_subcommand("ls", "List the cached blocks of a cache");
@@ -348,10 +439,23 @@ Subcommand kv_command()
 					   "Allow a --listen address other than loopback");
 			 metrics->add_option("--max-requests", a->http.max_requests,
 					     "Stop after answering this many requests");
-			 for (auto *s : { stats, ls, inspect, metrics })
+			 auto *takeover = sub.add_subcommand(
+				 "takeover", "Declare a host dead (its heartbeat stopped) and take its partition over "
+					     "(writes to the cache; run it on the surviving host)");
+			 takeover->add_option("NAME", a->cache, "Cache region")->required();
+			 takeover->add_option("--host", a->host, "The dead host's index")
+				 ->required()->check(CLI::Range(0, BELUGA_KVC_MAX_HOSTS - 1));
+			 takeover->add_option("--by", a->by, "The surviving host's index (this machine's)")
+				 ->required()->check(CLI::Range(0, BELUGA_KVC_MAX_HOSTS - 1));
+			 takeover->add_flag("--release", a->release,
+					    "Only declare it dead: free its index for any host to claim");
+			 add_output_flags(*takeover, a->out);
+			 for (auto *s : { stats, ls, inspect, metrics, takeover })
 				 s->fallthrough();
-			 return [&g, a, stats, ls, inspect] {
+			 return [&g, a, stats, ls, inspect, takeover] {
 				 return kv::guarded([&] {
+					 if (takeover->parsed())
+						 return kv::run_takeover(g, *a);
 					 if (stats->parsed())
 						 return kv::run_stats(g, *a);
 					 if (ls->parsed())

@@ -23,13 +23,18 @@ struct Snapshot {
 	beluga_kvc_stats total{};
 	std::vector<beluga_kvc_stats> hosts;	   // per host partition
 	std::vector<beluga_kvc_eviction> eviction; // per host partition
+	std::vector<beluga_kvc_host_info> host_info; // several hosts: claim, heartbeat
 	beluga_kvc_check_report check{};
 };
 
 // A cache opened as an observer (beluga_kvc_open with ATTACH_OBSERVE): it
 // never writes to the region.  Throws beluga::kvc::Error.
 beluga::kvc::Cache observe(const beluga::Pool &pool, const std::string &name);
-Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name);
+// @watch_ms (several hosts): look at the heartbeats, wait that long and
+// look again, so that a host seen moving shows as alive (-1: two heartbeat
+// periods of the slowest host).
+Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name, long watch_ms = 0);
+std::string host_state_name(std::uint32_t state);
 
 // Names of the regions of the pool that hold a KV cache this user may read.
 std::vector<std::string> discover(const beluga::Pool &pool);

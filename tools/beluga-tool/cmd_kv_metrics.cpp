@@ -2,8 +2,10 @@
 // Description: beluga-tool kv - opening caches as observers, snapshots of
 // their counters, and the Prometheus text exposition (format 0.0.4) of the
 // same figures `kv stats` prints.
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 
 #include "cmd_kv.hpp"
 
@@ -14,7 +16,27 @@ beluga::kvc::Cache observe(const beluga::Pool &pool, const std::string &name)
 	return beluga::kvc::Cache::observe(pool.get(), name);
 }
 
-Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name)
+namespace {
+
+std::vector<beluga_kvc_host_info> host_infos(beluga::kvc::Cache &cache, std::uint32_t hosts)
+{
+	std::vector<beluga_kvc_host_info> v(hosts);
+
+	for (std::uint32_t h = 0; h < hosts; h++)
+		beluga_kvc_get_host(cache.get(), h, &v[h]);
+	return v;
+}
+
+} // namespace
+
+std::string host_state_name(std::uint32_t state)
+{
+	static const char *const names[] = { "free", "self", "alive", "silent", "dead" };
+
+	return state < 5 ? names[state] : "?";
+}
+
+Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name, long watch_ms)
 {
 	Snapshot s;
 
@@ -24,6 +46,20 @@ Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name)
 	for (std::uint32_t h = 0; h < s.info.max_hosts; h++) {
 		s.hosts.push_back(cache.stats(int(h)));
 		s.eviction.push_back(cache.eviction(int(h)));
+	}
+	if (s.info.max_hosts > 1) {
+		s.host_info = host_infos(cache, s.info.max_hosts);
+		if (watch_ms < 0) { // two heartbeat periods (lease / 8, at most 1 s) of the slowest
+			watch_ms = 0;
+			for (const auto &hi : s.host_info)
+				if (hi.machine_id)
+					watch_ms = std::max<long>(watch_ms, 2 * std::clamp<long>(hi.lease_ms / 8, 1, 1000) + 20);
+		}
+		if (watch_ms > 0) {
+			timespec ts{ time_t(watch_ms / 1000), long(watch_ms % 1000) * 1000000 };
+			nanosleep(&ts, nullptr);
+			s.host_info = host_infos(cache, s.info.max_hosts);
+		}
 	}
 	s.check = cache.check_all(false);
 	return s;
@@ -217,6 +253,31 @@ std::string prometheus(const std::vector<Snapshot> &snaps)
 							   ? double(s.eviction[h].used_blocks) /
 								     double(s.eviction[h].capacity_blocks)
 							   : 0.0);
+	// Several hosts: liveness as this exporter observed it (a long-running
+	// exporter watches the heartbeats across scrapes; one look says "up").
+	bool hosts = false;
+	for (const auto &s : snaps)
+		hosts |= !s.host_info.empty();
+	if (hosts) {
+		auto each = [&](auto value) {
+			for (const auto &s : snaps)
+				for (const auto &hi : s.host_info)
+					if (hi.machine_id)
+						t.sample(host_label(s, hi.host), value(hi));
+		};
+		t.family("beluga_kv_host_up", "gauge",
+			 "1 while the host's heartbeat has not stood still for longer than its lease.");
+		each([](const beluga_kvc_host_info &hi) {
+			return std::uint64_t(hi.state != BELUGA_KVC_HOST_DEAD);
+		});
+		t.family("beluga_kv_host_heartbeat", "gauge", "The host's heartbeat counter.");
+		each([](const beluga_kvc_host_info &hi) { return hi.heartbeat; });
+		t.family("beluga_kv_host_heartbeat_age_seconds", "gauge",
+			 "Since the heartbeat was last seen to change (or first seen).");
+		each([](const beluga_kvc_host_info &hi) { return double(hi.observed_ms) / 1e3; });
+		t.family("beluga_kv_host_processes", "gauge", "Processes of the host attached now.");
+		each([](const beluga_kvc_host_info &hi) { return hi.sessions; });
+	}
 	for (const Counter &c : kCounters) {
 		t.family(c.name, "counter", c.help);
 		for (const auto &s : snaps)

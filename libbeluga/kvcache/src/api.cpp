@@ -24,12 +24,18 @@ template <typename Fn> long guarded(const char *what, Fn fn)
 	}
 }
 
-// Calls that write to the region are refused to observers.
+// Calls that write to the region are refused to observers, and to a host
+// whose index another host has taken over (it stalled for longer than its
+// lease): it must not write lines that are not its own any more.
 int refuse_observer(beluga_kvc *kv, const char *what)
 {
-	return kv->observer ? fail(-EPERM, "%s: this handle is a read-only observer "
-					   "(BELUGA_KVC_ATTACH_OBSERVE)", what)
-			    : 0;
+	if (kv->observer)
+		return fail(-EPERM, "%s: this handle is a read-only observer "
+				    "(BELUGA_KVC_ATTACH_OBSERVE)", what);
+	if (kv->lost.load())
+		return fail(-ESTALE, "%s: host index %u has been claimed by another host (this "
+				     "host was taken over); detach and attach again", what, kv->host);
+	return 0;
 }
 
 } // namespace
@@ -149,6 +155,62 @@ int beluga_kvc_reclaim(beluga_kvc *kv)
 		return r;
 	lease_renew(kv, false);
 	return reclaim_dead(kv);
+}
+
+int beluga_kvc_get_host(beluga_kvc *kv, uint32_t host, beluga_kvc_host_info *info)
+{
+	if (!kv || !info || host >= kv->g.hosts)
+		return fail(-EINVAL, "beluga_kvc_get_host: NULL argument or host %u out of range",
+			    host);
+	std::memset(info, 0, sizeof(*info));
+	HostView hv = host_view(kv, host);
+	info->host = host;
+	info->state = hv.state;
+	info->served_by = hv.served_by;
+	info->lease_ms = hv.lease_ms;
+	info->machine_id = hv.machine;
+	info->boot_id = hv.boot;
+	info->heartbeat = hv.beat;
+	info->observed_ms = hv.observed_ms;
+	info->claimed_ns = hv.since;
+	View &v = kv->v();
+	uint64_t off = kv->g.host(host);
+	for (unsigned i = 0; i < sizeof(info->name) - 1; i++) {
+		char c = char(v.ptr(off + kHostName)[i]); // invalidated by host_view
+		if (!c)
+			break;
+		info->name[i] = c >= 0x20 && c < 0x7f ? c : '?';
+	}
+	uint64_t live = live_hosts(kv);
+	// An observer of several hosts may run on any of them: it judges every
+	// host by its heartbeat.
+	bool foreign = kv->remote(host);
+	for (uint32_t s = 0; s < kv->g.sessions; s++) {
+		uint64_t so = kv->g.session(host, s);
+		if (foreign)
+			v.invalidate(so, kLine);
+		uint64_t lock = v.ld(so + kSesLock);
+		if (!lock)
+			continue;
+		info->sessions += foreign
+					  ? foreign_session_live(kv, host, so, live)
+					  : local_alive(kv, lock, v.ld(so + kSesBoot), v.ld(so + kSesStart));
+	}
+	beluga_kvc_eviction ev;
+	beluga_kvc_get_eviction(kv, int(host), &ev);
+	info->used_blocks = ev.used_blocks;
+	info->capacity_blocks = ev.capacity_blocks;
+	return 0;
+}
+
+int beluga_kvc_take_over(beluga_kvc *kv, uint32_t host, uint32_t flags)
+{
+	if (!kv)
+		return fail(-EINVAL, "beluga_kvc_take_over: NULL argument");
+	if (int r = refuse_observer(kv, "beluga_kvc_take_over"))
+		return r;
+	lease_renew(kv, false);
+	return int(guarded("beluga_kvc_take_over", [&] { return long(take_over(kv, host, flags)); }));
 }
 
 int beluga_kvc_check(beluga_kvc *kv, int verify_data, beluga_kvc_check_report *report)

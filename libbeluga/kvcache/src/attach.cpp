@@ -100,12 +100,32 @@ int read_super(View &v, uint64_t size, Super &s)
 	if (size < kHeaderBytes)
 		return fail(-BELUGA_KVC_EFORMAT, "the region (%" PRIu64 " bytes) is too small "
 						 "to hold a Beluga KV cache", size);
-	v.invalidate(0, kHeaderBytes);
+	// The ready word first, the superblock after it: the formatter writes
+	// them in the other order, so a header read after the ready word is
+	// complete.  A header read before it is never used.
+	v.invalidate(kReadyOff, kLine);
+	uint64_t ready = v.ld(kReadyOff);
+	v.fence();
+	v.invalidate(0, kPage);
 	std::memcpy(&s, v.ptr(0), sizeof(s));
 	static const char zero[8] = {};
-	if (!std::memcmp(s.magic, zero, 8) && v.ld(kReadyOff) == 0)
+	if (!std::memcmp(s.magic, zero, 8) && ready == 0)
 		return fail(-BELUGA_KVC_ENOTREADY, "the region is empty: not formatted yet (or its "
 						   "creator died before formatting it)");
+	// Without the ready word, a magic being written (each byte 0 or the
+	// magic's) is a format in progress; any other bytes are not a cache.
+	bool magic_so_far = true;
+	for (int i = 0; i < 8; i++)
+		magic_so_far &= s.magic[i] == 0 || s.magic[i] == kMagic[i];
+	if (ready == 0 && !magic_so_far)
+		return fail(-BELUGA_KVC_EFORMAT, "the region does not hold a Beluga KV cache "
+						 "(no BELUGAKV magic)");
+	// Formatting clears the ready word first and sets it last: anything
+	// but 0 or the magic is damage, not a format in progress.
+	if (ready != kReadyMagic)
+		return ready ? fail(-BELUGA_KVC_EFORMAT, "the cache's ready word is damaged "
+							 "(0x%016" PRIx64 ")", ready)
+			     : fail(-BELUGA_KVC_ENOTREADY, "the cache is still being formatted");
 	if (std::memcmp(s.magic, kMagic, 8))
 		return fail(-BELUGA_KVC_EFORMAT, "the region does not hold a Beluga KV cache "
 						 "(no BELUGAKV magic)");
@@ -113,16 +133,30 @@ int read_super(View &v, uint64_t size, Super &s)
 		return fail(-BELUGA_KVC_EVERSION, "the cache's format version is %u.%u; this "
 						  "library reads %u.x", s.version_major,
 			    s.version_minor, BELUGA_KVC_FORMAT_MAJOR);
-	// Formatting clears the ready word first and sets it last: anything
-	// but 0 or the magic is damage, not a format in progress.
-	if (uint64_t ready = v.ld(kReadyOff); ready != kReadyMagic)
-		return ready ? fail(-BELUGA_KVC_EFORMAT, "the cache's ready word is damaged "
-							 "(0x%016" PRIx64 ")", ready)
-			     : fail(-BELUGA_KVC_ENOTREADY, "the cache is still being formatted");
 	if (s.header_sum != f64(&s, offsetof(Super, header_sum)))
 		return fail(-BELUGA_KVC_EFORMAT, "the cache header's checksum is wrong (damaged "
 						 "header)");
+	// A newer minor may have given meaning to bytes this library leaves
+	// alone (and would not keep up): refuse it.  Rolling upgrades: every
+	// host's library first, then a cache formatted at the new version.
+	if (s.version_minor > BELUGA_KVC_FORMAT_MINOR)
+		return fail(-BELUGA_KVC_EVERSION, "the cache's format version is %u.%u, newer than "
+						  "this library's %u.%u: upgrade libbeluga on this "
+						  "host", s.version_major, s.version_minor,
+			    BELUGA_KVC_FORMAT_MAJOR, BELUGA_KVC_FORMAT_MINOR);
 	return 0;
+}
+
+// read_super, waiting up to @wait_ms while the region is being formatted.
+int read_super_wait(View &v, uint64_t size, Super &s, unsigned wait_ms)
+{
+	for (unsigned waited = 0;; waited++) {
+		int r = read_super(v, size, s);
+		if (r != -BELUGA_KVC_ENOTREADY || waited >= wait_ms)
+			return r;
+		timespec ms = {0, 1000000};
+		nanosleep(&ms, nullptr);
+	}
 }
 
 unsigned default_threads()
@@ -131,13 +165,16 @@ unsigned default_threads()
 	return unsigned(std::clamp<long>(n, 1, 4));
 }
 
+// Several hosts: the heartbeat (every heartbeat period) and the lease.
 void keeper_loop(beluga_kvc *kv)
 {
-	std::unique_lock<std::mutex> l(kv->mu);
+	auto period = std::chrono::milliseconds(beat_period_ms(kv->lease_ns / 1000000));
+	std::unique_lock<std::mutex> l(kv->keeper_mu);
 	while (!kv->keeper_stop) {
-		kv->keeper_cv.wait_for(l, std::chrono::nanoseconds(kv->lease_ns / 3));
-		if (!kv->keeper_stop)
-			lease_renew(kv, true);
+		kv->keeper_cv.wait_for(l, period);
+		// Tests that freeze the clock beat hosts themselves.
+		if (!kv->keeper_stop && !g_test_mono.load())
+			lease_renew(kv, false);
 	}
 }
 
@@ -155,7 +192,8 @@ int check_opts(const beluga_kvc_attach_opts &o)
 		return fail(-EINVAL, "attach options: size is %zu, expected %zu "
 				     "(use beluga_kvc_attach_opts_init)", o.size, sizeof(o));
 	if (o.coherence > BELUGA_KVC_SIMULATE ||
-	    (o.flags & ~(BELUGA_KVC_ATTACH_OBSERVE | BELUGA_KVC_ATTACH_PREFAULT)) ||
+	    (o.flags & ~(BELUGA_KVC_ATTACH_OBSERVE | BELUGA_KVC_ATTACH_PREFAULT |
+			 BELUGA_KVC_ATTACH_FORMAT)) ||
 	    o.copy_threads > 256)
 		return fail(-EINVAL, "attach options: unknown coherence mode or flags, or more "
 				     "than 256 copy threads");
@@ -167,14 +205,15 @@ int check_opts(const beluga_kvc_attach_opts &o)
 	return 0;
 }
 
-// @fp NULL: an observer that accepts any fingerprint.
+// @fp NULL: an observer that accepts any fingerprint.  @like: take_over's
+// handle acting as another host (@like's identity; no claim, no session).
 int attach(uint8_t *mem, size_t size, const beluga_kvc_fingerprint *fp,
-	   const beluga_kvc_attach_opts &o, beluga_kvc **out)
+	   const beluga_kvc_attach_opts &o, beluga_kvc **out, beluga_kvc *like = nullptr)
 {
 	if (int r = check_opts(o))
 		return r;
 	bool observer = o.flags & BELUGA_KVC_ATTACH_OBSERVE;
-	if (!fp && !observer)
+	if (!fp && !observer && !like)
 		return fail(-EINVAL, "beluga_kvc_attach: NULL fingerprint (only observers may "
 				     "omit it)");
 	beluga_kvc_fingerprint mine;
@@ -185,7 +224,7 @@ int attach(uint8_t *mem, size_t size, const beluga_kvc_fingerprint *fp,
 	Super s;
 	{
 		View probe(mem, size, View::noncoherent);
-		if (int r = read_super(probe, size, s))
+		if (int r = read_super_wait(probe, size, s, observer ? 0 : o.ready_wait_ms))
 			return r;
 	}
 	Geo g;
@@ -217,13 +256,29 @@ int attach(uint8_t *mem, size_t size, const beluga_kvc_fingerprint *fp,
 	kv->created_ns = s.created_ns;
 	kv->lease_ns = uint64_t(o.lease_ms ? o.lease_ms : 30000) * 1000000ull;
 	kv->nt_min = o.nt_min_bytes ? o.nt_min_bytes : 64 * 1024;
+	if (like) {
+		kv->internal = true;
+		kv->pid = like->pid;
+		kv->boot = like->boot;
+		kv->start = like->start;
+		kv->machine = like->machine;
+		std::memcpy(kv->name, like->name, sizeof(kv->name));
+		kv->lease_ns = like->lease_ns;
+		*out = kv.release();
+		return 0;
+	}
 	if (int r = identity(kv.get(), mode == View::simulate))
 		return r;
+	host_identity(kv.get());
 	if (o.flags & BELUGA_KVC_ATTACH_PREFAULT)
 		prefault(*kv->view);
 	if (observer) { // no session, no lease: it writes nothing
 		*out = kv.release();
 		return 0;
+	}
+	if (g.hosts > 1) {
+		if (int r = host_claim(kv.get()))
+			return r;
 	}
 	if (int r = session_open(kv.get()))
 		return r;
@@ -240,6 +295,36 @@ int attach(uint8_t *mem, size_t size, const beluga_kvc_fingerprint *fp,
 }
 
 } // namespace
+
+void stop_keeper(beluga_kvc *kv)
+{
+	if (kv->keeper.joinable()) {
+		{
+			std::lock_guard<std::mutex> l(kv->keeper_mu);
+			kv->keeper_stop = true;
+		}
+		kv->keeper_cv.notify_all();
+		kv->keeper.join();
+	}
+}
+
+int attach_internal(beluga_kvc *like, uint32_t host, beluga_kvc **out)
+{
+	beluga_kvc_attach_opts o;
+	beluga_kvc_attach_opts_init(&o);
+	o.host_id = host;
+	o.copy_threads = 1;
+	View::Mode m = like->v().mode();
+	o.coherence = m == View::simulate    ? BELUGA_KVC_SIMULATE
+		      : m == View::coherent ? BELUGA_KVC_COHERENT
+					    : BELUGA_KVC_NONCOHERENT;
+	try {
+		return attach(like->v().shared(0), like->v().size(), nullptr, o, out, like);
+	} catch (const std::bad_alloc &) {
+		return fail(-ENOMEM, "beluga_kvc_take_over: out of memory");
+	}
+}
+
 } // namespace bkv
 
 using namespace bkv;
@@ -274,15 +359,8 @@ void beluga_kvc_detach(beluga_kvc *kv)
 {
 	if (!kv)
 		return;
-	if (kv->keeper.joinable()) {
-		{
-			std::lock_guard<std::mutex> l(kv->mu);
-			kv->keeper_stop = true;
-		}
-		kv->keeper_cv.notify_all();
-		kv->keeper.join();
-	}
-	if (!kv->observer)
+	stop_keeper(kv);
+	if (!kv->observer && !kv->internal)
 		session_close(kv);
 	void (*release)(void *) = kv->release;
 	void *arg = kv->release_arg;

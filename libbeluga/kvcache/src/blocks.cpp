@@ -15,13 +15,13 @@ namespace {
 
 using PinCount = std::map<std::pair<uint64_t, uint64_t>, uint32_t>; // (ref, gen) -> pins
 
-bool session_alive(beluga_kvc *kv, uint32_t h, uint64_t off, uint64_t now)
+bool session_alive(beluga_kvc *kv, uint32_t h, uint64_t off, uint64_t live)
 {
 	View &v = kv->v();
 	if (!v.ld(off + kSesLock))
 		return false;
-	if (kv->foreign(h))
-		return v.ld(off + kSesLease) >= now;
+	if (kv->remote(h))
+		return foreign_session_live(kv, h, off, live);
 	return local_alive(kv, v.ld(off + kSesLock), v.ld(off + kSesBoot), v.ld(off + kSesStart));
 }
 
@@ -30,18 +30,18 @@ PinCount collect_pins(beluga_kvc *kv)
 	View &v = kv->v();
 	const Geo &g = kv->g;
 	PinCount pins;
-	uint64_t hosts = active_hosts(kv), now = now_ns();
+	uint64_t hosts = active_hosts(kv), live = live_hosts(kv);
 	for (uint32_t h = 0; h < g.hosts; h++) {
 		if (!(hosts >> h & 1))
 			continue;
 		for (uint32_t s = 0; s < g.sessions; s++) {
 			uint64_t off = g.session(h, s);
-			if (kv->foreign(h))
+			if (kv->remote(h))
 				v.invalidate(off, kLine);
-			if (!session_alive(kv, h, off, now))
+			if (!session_alive(kv, h, off, live))
 				continue;
 			uint64_t hwm = std::min<uint64_t>(v.ld(off + kSesPinsHwm), g.pins);
-			if (kv->foreign(h))
+			if (kv->remote(h))
 				v.invalidate(g.pin(h, s, 0), 16 * hwm);
 			for (uint64_t i = 0; i < hwm; i++)
 				if (uint64_t ref = v.ld(g.pin(h, s, i)))

@@ -8,40 +8,40 @@
 namespace bkv {
 namespace {
 
-bool session_live(beluga_kvc *kv, uint32_t h, uint32_t s, uint64_t now)
+bool session_live(beluga_kvc *kv, uint32_t h, uint32_t s, uint64_t live)
 {
 	View &v = kv->v();
 	uint64_t off = kv->g.session(h, s);
-	if (kv->foreign(h))
+	if (kv->remote(h))
 		v.invalidate(off, kLine);
 	uint64_t lock = v.ld(off + kSesLock);
 	if (!lock)
 		return false;
-	if (kv->foreign(h))
-		return v.ld(off + kSesLease) >= now;
+	if (kv->remote(h))
+		return foreign_session_live(kv, h, off, live);
 	return local_alive(kv, lock, v.ld(off + kSesBoot), v.ld(off + kSesStart));
 }
 
-bool owner_live(beluga_kvc *kv, uint32_t p, uint64_t own, uint64_t now)
+bool owner_live(beluga_kvc *kv, uint32_t p, uint64_t own, uint64_t live)
 {
 	uint32_t s = own_session(own);
 	if (s >= kv->g.sessions)
 		return false;
 	uint64_t lock = kv->v().ld(kv->g.session(p, s) + kSesLock);
-	return uint32_t(lock >> 32) == own_inc(own) && session_live(kv, p, s, now);
+	return uint32_t(lock >> 32) == own_inc(own) && session_live(kv, p, s, live);
 }
 
-void check_sessions(beluga_kvc *kv, beluga_kvc_check_report &r, uint64_t now)
+void check_sessions(beluga_kvc *kv, beluga_kvc_check_report &r, uint64_t live)
 {
 	View &v = kv->v();
 	for (uint32_t h = 0; h < kv->g.hosts; h++)
 		for (uint32_t s = 0; s < kv->g.sessions; s++) {
 			uint64_t off = kv->g.session(h, s);
-			if (kv->foreign(h))
+			if (kv->remote(h))
 				v.invalidate(off, kv->g.session_bytes);
 			if (!v.ld(off + kSesLock))
 				continue;
-			if (!session_live(kv, h, s, now)) {
+			if (!session_live(kv, h, s, live)) {
 				r.dead_sessions++;
 				continue;
 			}
@@ -78,7 +78,7 @@ void check_index(beluga_kvc *kv, uint32_t p, beluga_kvc_check_report &r)
 }
 
 void check_slots(beluga_kvc *kv, uint32_t p, bool verify, beluga_kvc_check_report &r,
-		 uint64_t now)
+		 uint64_t live)
 {
 	View &v = kv->v();
 	for (uint32_t slot = 0; slot < kv->g.slots; slot++) {
@@ -94,12 +94,12 @@ void check_slots(beluga_kvc *kv, uint32_t p, bool verify, beluga_kvc_check_repor
 			break;
 		case kEvicting: // counted as cached until the evictor is done
 			r.published_slots++;
-			if (!owner_live(kv, p, own, now))
+			if (!owner_live(kv, p, own, live))
 				r.errors++; // a dead evictor's slot not restored
 			break;
 		case kReserved:
 			r.reserved_slots++;
-			if (!owner_live(kv, p, own, now))
+			if (!owner_live(kv, p, own, live))
 				r.errors++; // a dead writer's reservation not given back
 			break;
 		case kPublished: {
@@ -107,7 +107,7 @@ void check_slots(beluga_kvc *kv, uint32_t p, bool verify, beluga_kvc_check_repor
 			uint8_t key[32];
 			std::memcpy(key, v.ptr(d + kDescKey), 32);
 			bool settled = own_session(own) == 0 && own_inc(own) == 0;
-			if (!index_points_to(kv, p, key, slot) && (settled || !owner_live(kv, p, own, now)))
+			if (!index_points_to(kv, p, key, slot) && (settled || !owner_live(kv, p, own, live)))
 				r.errors++; // unreachable block
 			uint64_t len = uint32_t(v.ld(d + kDescLen));
 			if (len == 0 || len > kv->g.payload || (v.ld(d + kDescGen) & 1))
@@ -132,15 +132,15 @@ void check_slots(beluga_kvc *kv, uint32_t p, bool verify, beluga_kvc_check_repor
 int check(beluga_kvc *kv, bool verify, beluga_kvc_check_report &r)
 {
 	std::memset(&r, 0, sizeof(r));
-	uint64_t now = now_ns();
-	check_sessions(kv, r, now);
+	uint64_t live = live_hosts(kv); // hosts whose sessions count
+	check_sessions(kv, r, live);
 	for (uint32_t p = 0; p < kv->g.hosts; p++) {
 		if (kv->foreign(p)) {
 			kv->v().invalidate(kv->g.bucket(p, 0), kv->g.buckets * kLine);
 			kv->v().invalidate(kv->g.desc(p, 0), kv->g.slots * kLine);
 		}
 		check_index(kv, p, r);
-		check_slots(kv, p, verify, r, now);
+		check_slots(kv, p, verify, r, live);
 	}
 	return 0;
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The on-media format, version 1 (Documentation/kvcache-format.md is the
+// The on-media format, version 2 (Documentation/kvcache-format.md is the
 // normative description; keep the two in step).  Everything is little-endian,
 // every structure is addressed by its offset from the region's start, and
 // every cache line has exactly one writing host.
@@ -61,6 +61,11 @@ static_assert(sizeof(Super) == 4080 + 16);
 // The ready word lives alone in the superblock's second page so that the
 // header checksum never covers it: [4096, 4160).
 constexpr uint64_t kReadyOff = 4096;
+// Format lock (beluga_kvc_format_once): the formatting process's identity,
+// taken by compare-and-swap among the processes of the formatting host and
+// re-read after the claim window (kvcache-format.md, "Formatting").
+constexpr uint64_t kFormatLock = 4104;	// u64 machine id of the formatter (0: none)
+constexpr uint64_t kFormatPid = 4112;	// u64 boot id of the formatter
 constexpr uint64_t kHeaderBytes = 8192;
 
 // ---- Host area (one per host, written only by that host). ----
@@ -84,14 +89,28 @@ constexpr uint64_t kPolicyLru = 2;
 // Lines 2..5: statistics, 32 counters of 8 bytes, in beluga_kvc_stats order.
 constexpr uint64_t kHostStats = 128;
 constexpr uint64_t kStatCount = 32;
-constexpr uint64_t kHostFixed = 128 + kStatCount * 8; // 384: sessions follow (aligned)
+// Line 6: the claim of this host index (host.cpp, kvcache-format.md "Host
+// identity and liveness").  Written by the host holding the index (and, while
+// claiming, by a host that found it free or dead: the claim protocol settles
+// which one keeps it without cross-host atomics).
+constexpr uint64_t kHostClaim = 384;
+constexpr uint64_t kClMachine = kHostClaim + 0;	// holder's machine id (0: free)
+constexpr uint64_t kClBoot = kHostClaim + 8;	// holder's boot id
+constexpr uint64_t kClBeat = kHostClaim + 16;	// heartbeat counter
+constexpr uint64_t kClClock = kHostClaim + 24;	// holder's CLOCK_MONOTONIC ms at that beat
+constexpr uint64_t kClLease = kHostClaim + 32;	// u32 lease_ms, u32 served_by + 1 (0: itself)
+constexpr uint64_t kClSince = kHostClaim + 40;	// holder's CLOCK_REALTIME ns at the claim (display)
+// Line 7: the holder's name (NUL-terminated, at most 63 bytes), for messages.
+constexpr uint64_t kHostName = 448;
+constexpr uint64_t kNameBytes = 64;
+constexpr uint64_t kHostFixed = 512; // sessions follow
 
 // Session record (session_bytes each, from session_off).
 constexpr uint64_t kSesLock = 0;	// 0 free, else (incarnation << 32) | pid
 constexpr uint64_t kSesReclaimer = 8;	// lock word of a process reclaiming this session
 constexpr uint64_t kSesBoot = 16;	// boot id of the owner's host boot
 constexpr uint64_t kSesStart = 24;	// owner's start time (clock ticks since boot)
-constexpr uint64_t kSesLease = 32;	// CLOCK_REALTIME ns until which foreign hosts honour its pins
+constexpr uint64_t kSesLease = 32;	// host clock (kClClock units, ms) until which other hosts honour its pins
 constexpr uint64_t kSesPinsHwm = 40;	// pin entries ever used (scan bound)
 constexpr uint64_t kSesResv = 64;	// max_batch u32 entries: slot + 1 being reserved (0: none)
 // Pins at pins_off: max_pins entries of 16 bytes: {ref, gen}

@@ -67,10 +67,22 @@ struct Found {
 enum HookEvent {
 	kHookWriteBegin = 1, kHookWriteEnd, kHookPinned, kHookUnpinned, kHookPublished,
 	kHookEvictChecked, // an eviction victim was found unpinned; it is about to go
+	kHookFormatHalf,   // format: the superblock is written, the ready word not yet
+	kHookFormatted,	   // format: done (count: 1)
 };
 using HookFn = void (*)(int event, int count);
 extern HookFn g_hook;
 extern std::atomic<uint32_t> g_test_tick; // tests: a fixed tick_now() (0: the clock)
+// Tests: a fixed monotonic clock (ms, 0: the real one), a function that
+// replaces the claim protocol's waits, and an identity for the next attaches.
+extern std::atomic<uint64_t> g_test_mono;
+extern std::atomic<int64_t> g_test_skew; // tests: added to CLOCK_REALTIME
+extern void (*g_test_wait)(uint64_t ms);
+struct TestIdentity {
+	uint64_t machine = 0, boot = 0; // 0: the real ones
+	char name[64] = {};
+};
+extern TestIdentity g_test_identity;
 inline void hook(int ev, int n)
 {
 	if (g_hook)
@@ -91,6 +103,22 @@ struct beluga_kvc {
 	// This process's identity and session.
 	uint32_t pid = 0;
 	uint64_t boot = 0, start = 0;
+	uint64_t machine = 0;	 // stable machine id (host.cpp)
+	char name[64] = {};	 // this host's name, for other hosts' messages
+	bool internal = false;	 // beluga_kvc_take_over's helper handle: no claim, no beats
+	// Our host index was claimed by another host (we stalled for longer
+	// than our lease and were taken over): every call that writes refuses.
+	std::atomic<bool> lost{false};
+	std::mutex beat_mu;
+
+	// What this handle saw of other hosts' heartbeats (host.cpp).
+	struct Seen {
+		bool valid = false, moved = false;
+		uint64_t machine = 0, boot = 0, beat = 0;
+		uint64_t at_ms = 0; // our monotonic clock when it last changed (or first looked)
+	};
+	std::mutex seen_mu;
+	Seen seen[BELUGA_KVC_MAX_HOSTS];
 	uint32_t session = 0;
 	uint64_t lock_word = 0; // (incarnation << 32) | pid
 	uint64_t lease_ns = 0;
@@ -111,6 +139,7 @@ struct beluga_kvc {
 
 	// Lease keeper (several hosts only): renews the lease while we live.
 	std::thread keeper;
+	std::mutex keeper_mu;
 	std::condition_variable keeper_cv;
 	bool keeper_stop = false;
 
@@ -122,6 +151,10 @@ struct beluga_kvc {
 
 	bkv::View &v() { return *view; }
 	bool foreign(uint32_t h) const { return h != host; }
+	// Sessions of host @h are judged by its heartbeat and their leases, not
+	// by /proc: another host's, or any host's for an observer of several
+	// hosts (it may run on any machine).
+	bool remote(uint32_t h) const { return g.hosts > 1 && (h != host || observer); }
 	uint32_t inc() const { return uint32_t(lock_word >> 32); }
 	void stat(unsigned i, uint64_t n)
 	{
@@ -131,6 +164,31 @@ struct beluga_kvc {
 };
 
 namespace bkv {
+
+// host.cpp: identity, the claim protocol, heartbeats, liveness, takeover.
+uint64_t mono_ms();
+uint64_t beat_period_ms(uint64_t lease_ms);
+void host_identity(beluga_kvc *kv);
+int host_claim(beluga_kvc *kv); // 0 or -EADDRINUSE (message names the holder)
+// Advance this host's heartbeat if a period has passed (@force: now).
+void host_beat(beluga_kvc *kv, bool force);
+// The state of host @h (BELUGA_KVC_HOST_*), updating what we saw of it.
+struct HostView {
+	uint64_t machine, boot, beat, clock, since;
+	uint32_t lease_ms, served_by;
+	uint32_t state;
+	uint64_t observed_ms;
+};
+HostView host_view(beluga_kvc *kv, uint32_t h);
+// Hosts whose sessions count for pins (not DEAD, not FREE; us always).
+uint64_t live_hosts(beluga_kvc *kv);
+// A session of another host @h, its record at @off (already invalidated):
+// held, its host not dead, its lease (in its host's clock) not passed.
+bool foreign_session_live(beluga_kvc *kv, uint32_t h, uint64_t off, uint64_t live);
+int take_over(beluga_kvc *kv, uint32_t h, uint32_t flags);
+// attach.cpp: attach for take_over (no claim, no keeper).
+int attach_internal(beluga_kvc *like, uint32_t host, beluga_kvc **out);
+void stop_keeper(beluga_kvc *kv);
 
 // session.cpp
 uint64_t now_ns();

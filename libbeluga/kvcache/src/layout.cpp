@@ -4,6 +4,9 @@
 #include "fingerprint.hpp"
 #include "internal.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -184,9 +187,65 @@ int beluga_kvc_format(void *base, size_t size, const beluga_kvc_config *cfg)
 		ev[2] = c.eviction;
 	}
 	View(mem, size, View::noncoherent).flush(0, g.part_off);
+	hook(kHookFormatHalf, 0);
 	__atomic_store_n(reinterpret_cast<uint64_t *>(mem + kReadyOff), kReadyMagic, __ATOMIC_RELEASE);
 	View(mem, size, View::noncoherent).flush(kReadyOff, 8);
+	hook(kHookFormatted, 1);
 	return 0;
+}
+
+int beluga_kvc_format_once(void *base, size_t size, const beluga_kvc_config *cfg)
+{
+	if (!base || !cfg || size < kHeaderBytes)
+		return fail(-EINVAL, "beluga_kvc_format_once: NULL argument or a region smaller "
+				     "than the %llu-byte header", (unsigned long long)kHeaderBytes);
+	auto *mem = static_cast<uint8_t *>(base);
+	auto *ready = reinterpret_cast<uint64_t *>(mem + kReadyOff);
+	auto *lock = reinterpret_cast<uint64_t *>(mem + kFormatLock);
+	auto *lock_boot = reinterpret_cast<uint64_t *>(mem + kFormatPid);
+	View v(mem, size, View::noncoherent);
+	v.invalidate(kReadyOff, kLine);
+	if (__atomic_load_n(ready, __ATOMIC_ACQUIRE) == kReadyMagic)
+		return BELUGA_KVC_EXISTS;
+	// The processes of the formatting host are coherent with each other:
+	// the one whose compare-and-swap takes the lock formats, the others
+	// wait.  The lock names the formatter (pid, boot), so that a formatter
+	// that died half-way is replaced.
+	uint64_t me = 1ull << 63 | uint32_t(getpid());
+	uint64_t boot = 0;
+	{
+		beluga_kvc probe(1);
+		if (identity(&probe, false) == 0)
+			boot = probe.boot;
+	}
+	for (int waited = 0;; waited++) {
+		uint64_t cur = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
+		bool dead = cur && __atomic_load_n(lock_boot, __ATOMIC_ACQUIRE) == boot &&
+			    kill(pid_t(uint32_t(cur)), 0) && errno == ESRCH;
+		if ((!cur || dead) &&
+		    __atomic_compare_exchange_n(lock, &cur, me, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST)) {
+			__atomic_store_n(lock_boot, boot, __ATOMIC_RELEASE);
+			v.flush(kFormatLock, 16);
+			if (__atomic_load_n(ready, __ATOMIC_ACQUIRE) == kReadyMagic)
+				return BELUGA_KVC_EXISTS; // formatted between our look and the lock
+			int r = beluga_kvc_format(base, size, cfg);
+			if (r) {
+				__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+				v.flush(kFormatLock, 16);
+			}
+			return r;
+		}
+		v.invalidate(kReadyOff, kLine);
+		if (__atomic_load_n(ready, __ATOMIC_ACQUIRE) == kReadyMagic)
+			return BELUGA_KVC_EXISTS;
+		if (waited >= 10000)
+			return fail(-BELUGA_KVC_ENOTREADY, "beluga_kvc_format_once: another process "
+							   "(pid %u) has been formatting the region "
+							   "for 10 s", unsigned(uint32_t(cur)));
+		timespec ms = {0, 1000000};
+		nanosleep(&ms, nullptr);
+	}
 }
 
 } // extern "C"

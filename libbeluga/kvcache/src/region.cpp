@@ -26,15 +26,6 @@ void release(void *arg)
 	delete h;
 }
 
-// Formatting is over: the ready word is set, or damaged (neither 0 nor the
-// magic; attach then says so) and waiting would not help.
-bool ready(const void *base)
-{
-	return __atomic_load_n(reinterpret_cast<const uint64_t *>(
-				       static_cast<const uint8_t *>(base) + bkv::kReadyOff),
-			       __ATOMIC_ACQUIRE) != 0;
-}
-
 // Open or create the region; *created says which.
 int get_region(beluga_pool *pool, const char *name, const beluga_kvc_config *cfg,
 	       uint64_t bytes, uint32_t mode, bool rdonly, beluga_region **out, bool *created)
@@ -88,19 +79,26 @@ extern "C" int beluga_kvc_open(beluga_pool *pool, const char *name,
 	}
 	void *base = r ? nullptr : beluga_mapping_addr(h->mapping);
 	size_t size = r ? 0 : beluga_mapping_size(h->mapping);
+	// Who formats: the process that created the region, or (several hosts,
+	// whose shared region none of them creates) the one configured with
+	// BELUGA_KVC_ATTACH_FORMAT, once.  Everybody else waits for the ready
+	// word (attach, ready_wait_ms); observers report what is there now.
 	if (!r && created)
 		r = beluga_kvc_format(base, size, cfg);
-	if (!r && !created) {
-		// Observers (tools) report what is there now; processes that will
-		// use the cache wait for its creator to finish formatting it.
-		unsigned wait = observe ? 0 : opts && opts->ready_wait_ms ? opts->ready_wait_ms : 5000;
-		for (unsigned waited = 0; !ready(base) && waited < wait; waited++) {
-			timespec ms = {0, 1000000};
-			nanosleep(&ms, nullptr);
-		}
+	else if (!r && cfg && opts && (opts->flags & BELUGA_KVC_ATTACH_FORMAT)) {
+		r = beluga_kvc_format_once(base, size, cfg);
+		if (r == BELUGA_KVC_EXISTS)
+			r = 0;
 	}
+	beluga_kvc_attach_opts o;
+	if (opts)
+		o = *opts;
+	else
+		beluga_kvc_attach_opts_init(&o);
+	if (!observe && !o.ready_wait_ms && o.size == sizeof(o))
+		o.ready_wait_ms = 5000;
 	if (!r)
-		r = beluga_kvc_attach(base, size, fp, opts, out);
+		r = beluga_kvc_attach(base, size, fp, &o, out);
 	if (r) {
 		release(h);
 		return r;

@@ -4,8 +4,10 @@
 // when the process dies (SIGKILL included) the next process of the same host
 // can undo exactly that: reservations go back to the allocator, pins vanish.
 // Liveness: processes of the same host are checked directly (boot id, pid,
-// start time from /proc); other hosts' sessions count while their lease
-// (renewed by each call, and by a keeper thread) has not expired.
+// start time from /proc); other hosts' sessions count while their host is
+// not dead (its heartbeat watched, host.cpp) and their lease, a deadline on
+// their host's clock renewed by each call and by a keeper thread, is not
+// behind the clock that host published at its latest heartbeat.
 #include "error.hpp"
 #include "internal.hpp"
 
@@ -23,12 +25,14 @@ namespace bkv {
 
 HookFn g_hook = nullptr;
 std::atomic<uint32_t> g_test_tick{0};
+std::atomic<int64_t> g_test_skew{0};
 
 uint64_t now_ns()
 {
 	timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+	return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec) +
+	       uint64_t(g_test_skew.load(std::memory_order_relaxed));
 }
 
 uint32_t tick_now(beluga_kvc *kv)
@@ -131,11 +135,14 @@ bool local_alive(beluga_kvc *kv, uint64_t lock, uint64_t boot, uint64_t start)
 
 void lease_renew(beluga_kvc *kv, bool force)
 {
+	if (kv->g.hosts == 1)
+		return; // nobody else to honour our pins
+	host_beat(kv, false);
 	uint64_t off = kv->g.session(kv->host, kv->session);
-	uint64_t now = now_ns();
-	if (!force && kv->v().ld(off + kSesLease) > now + kv->lease_ns / 2)
+	uint64_t now = mono_ms(), lease = kv->lease_ns / 1000000;
+	if (!force && kv->v().ld(off + kSesLease) > now + lease / 2)
 		return;
-	kv->v().st(off + kSesLease, now + kv->lease_ns);
+	kv->v().st(off + kSesLease, now + lease);
 	kv->v().flush(off, kLine);
 }
 
@@ -160,7 +167,7 @@ int session_open(beluga_kvc *kv)
 		kv->lock_word = lock;
 		v.st(off + kSesBoot, kv->boot);
 		v.st(off + kSesStart, kv->start);
-		v.st(off + kSesLease, now_ns() + kv->lease_ns);
+		v.st(off + kSesLease, mono_ms() + kv->lease_ns / 1000000);
 		v.st(off + kSesPinsHwm, 0);
 		v.flush(off, g.session_bytes);
 		if (v.ld(hctl + kHostActive) != kv->boot) {
@@ -284,8 +291,8 @@ bool slot_pinned(beluga_kvc *kv, uint32_t slot, uint64_t gen)
 	View &v = kv->v();
 	const Geo &g = kv->g;
 	uint64_t want = kPinValid | uint64_t(kv->host) << 32 | slot;
-	uint64_t now = now_ns();
 	uint64_t hosts = active_hosts(kv);
+	uint64_t live = live_hosts(kv);
 	for (uint32_t h = 0; h < g.hosts; h++) {
 		if (!(hosts >> h & 1))
 			continue;
@@ -297,8 +304,9 @@ bool slot_pinned(beluga_kvc *kv, uint32_t slot, uint64_t gen)
 			if (!v.ld(off + kSesLock))
 				continue;
 			// A dead process of our own host keeps its pins until it is
-			// reclaimed (conservative); another host's, until its lease ends.
-			if (foreign && v.ld(off + kSesLease) < now)
+			// reclaimed (conservative); another host's, until its lease ends
+			// or its host is dead.
+			if (foreign && !foreign_session_live(kv, h, off, live))
 				continue;
 			uint64_t hwm = std::min<uint64_t>(v.ld(off + kSesPinsHwm), g.pins);
 			if (foreign)

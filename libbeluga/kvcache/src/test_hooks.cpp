@@ -4,6 +4,8 @@
 
 #include "internal.hpp"
 
+#include <cstdio>
+
 namespace bkv::test {
 
 bool set_omit(const char *name)
@@ -35,6 +37,32 @@ const char *const *points()
 void set_hook(void (*fn)(int, int)) { g_hook = fn; }
 
 void set_tick(uint32_t tick) { g_test_tick.store(tick); }
+
+void set_mono(uint64_t ms) { g_test_mono.store(ms); }
+uint64_t mono() { return mono_ms(); }
+void set_realtime_skew(int64_t ns) { g_test_skew.store(ns); }
+void set_wait(void (*fn)(uint64_t ms)) { g_test_wait = fn; }
+
+void set_identity(uint64_t machine, uint64_t boot, const char *name)
+{
+	g_test_identity.machine = machine;
+	g_test_identity.boot = boot;
+	std::snprintf(g_test_identity.name, sizeof(g_test_identity.name), "%s", name ? name : "");
+}
+
+void beat(beluga_kvc *kv)
+{
+	host_beat(kv, true);
+	lease_renew(kv, false); // what the keeper thread does
+}
+
+void crash(beluga_kvc *kv)
+{
+	stop_keeper(kv);
+	delete kv;
+}
+
+uint64_t claim_offset(beluga_kvc *kv, uint32_t h) { return kv->g.host(h) + kHostClaim; }
 
 uint64_t sim_violations(beluga_kvc *kv) { return kv->v().violations(); }
 uint8_t *shared_ptr(beluga_kvc *kv, uint64_t off) { return kv->v().shared(off); }

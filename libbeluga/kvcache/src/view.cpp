@@ -17,6 +17,7 @@ constexpr const char *kPointNames[] = {
 	"none", "payload_wb", "desc_commit", "index_publish",
 	"pin_flush", "inval_index", "inval_desc", "inval_payload", "inval_pins",
 	"evict_take", "tick_flush", "inval_ticks",
+	"claim_flush", "inval_claim", "beat_flush", "takeover_flush",
 };
 static_assert(sizeof(kPointNames) / sizeof(kPointNames[0]) == size_t(Point::count));
 

@@ -33,6 +33,10 @@ enum class Point : int {
 	evict_take,	// evictor: the EVICTING state before reading the pins
 	tick_flush,	// reader: its access tick (eviction reads other hosts' ticks)
 	inval_ticks,	// evictor: other hosts' access ticks before judging a block
+	claim_flush,	// claimant: its claim of a host index, before the claim window
+	inval_claim,	// any host: another host's claim line (holder, heartbeat) before reading it
+	beat_flush,	// holder: its heartbeat counter (others watch it move)
+	takeover_flush,	// taker: its claim of a dead host's index
 	count
 };
 const char *point_name(Point p);

@@ -55,7 +55,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define BELUGA_KVC_KEY_BYTES		32
-#define BELUGA_KVC_FORMAT_MAJOR		1	/* on-media format version */
+#define BELUGA_KVC_FORMAT_MAJOR		2	/* on-media format version */
 #define BELUGA_KVC_FORMAT_MINOR		0
 #define BELUGA_KVC_MAX_HOSTS		64
 
@@ -218,11 +218,17 @@ struct beluga_kvc_config {
  *                at most the online CPUs; 1: the calling thread only).
  * @nt_min_bytes: puts of at least this many bytes use non-temporal stores
  *                (0: 64 KiB).
- * @lease_ms:     how long other hosts honour this process's pins after its
- *                last call (0: 30000).  Processes of the same host are
- *                checked directly (pid, start time, boot id).
- * @ready_wait_ms: beluga_kvc_open(): how long to wait for another process
- *                that is formatting the region (0: 5000; observers do not wait).
+ * @lease_ms:     several hosts: how long other hosts honour this process's
+ *                pins after it stopped renewing them, and how long they
+ *                wait for this host's heartbeat to move before they may
+ *                judge it dead (0: 30000).  Measured on the host's own
+ *                clock (leases) and on each observer's monotonic clock
+ *                (heartbeats): hosts never compare clocks.  The heartbeat
+ *                period is lease_ms / 8, at most 1 s.  Processes of the
+ *                same host are checked directly (pid, start time, boot id).
+ * @ready_wait_ms: how long to wait for another process or host that is
+ *                formatting the region (beluga_kvc_open: 0 means 5000;
+ *                beluga_kvc_attach: 0 means no wait).  Observers do not wait.
  * @flags:        BELUGA_KVC_ATTACH_OBSERVE: a read-only observer (tools,
  *                metrics exporters): takes no session and writes nothing to
  *                the region; @fp may be NULL (any fingerprint is accepted);
@@ -230,6 +236,18 @@ struct beluga_kvc_config {
  *                work, every call that stores, reads blocks, pins, removes,
  *                evicts or reclaims fails with -EPERM.  beluga_kvc_open()
  *                then opens and maps the region read-only.
+ *                BELUGA_KVC_ATTACH_FORMAT: beluga_kvc_open() formats the
+ *                region when it holds no cache yet, also when another
+ *                host created it (beluga_kvc_format_once); without it
+ *                only the process that created the region formats it and
+ *                every other one waits for the cache (@ready_wait_ms).
+ *
+ * Several hosts (max_hosts > 1): attaching claims @host_id for this host
+ * (its boot, identified by the kernel's boot id, and its machine, by
+ * /etc/machine-id; name: $BELUGA_KVC_HOST_NAME or the node name).  Another
+ * host holding the same index is refused with -EADDRINUSE naming it
+ * (kvcache-format.md, "Host identity and liveness"); claiming a free index
+ * waits about two heartbeat periods twice.
  */
 struct beluga_kvc_attach_opts {
 	size_t size;
@@ -251,6 +269,7 @@ struct beluga_kvc_attach_opts {
  * hugetlbfs) a first read costs one fault per page.
  */
 #define BELUGA_KVC_ATTACH_PREFAULT	(1U << 1)
+#define BELUGA_KVC_ATTACH_FORMAT	(1U << 2)	/* this process may format (see above) */
 
 struct beluga_kvc;			/* an attached cache (opaque) */
 struct beluga_pool;			/* beluga/beluga.h */
@@ -272,6 +291,20 @@ BELUGA_KVC_API int beluga_kvc_format(void *base, size_t size,
 				     const struct beluga_kvc_config *cfg);
 
 /*
+ * beluga_kvc_format_once - format [@base, @base + @size) unless a cache is
+ * there or being formatted: of the processes of one host that call it at
+ * once, exactly one formats (a compare-and-swap on the header's format
+ * lock) and the others wait for it (up to 10 s).  Exactly one host of a
+ * multi-host deployment may call it (its configuration names it): hosts
+ * have no atomics between them.  Returns 0 formatted here, BELUGA_KVC_EXISTS
+ * a cache was (or has now been) formatted by someone else, or an error of
+ * beluga_kvc_format; -BELUGA_KVC_ENOTREADY the other formatter did not
+ * finish in time.
+ */
+BELUGA_KVC_API int beluga_kvc_format_once(void *base, size_t size,
+					  const struct beluga_kvc_config *cfg);
+
+/*
  * beluga_kvc_attach - use the cache formatted at @base.
  * @fp:   this instance's fingerprint; must equal the stored one (NULL only
  *        for an observer, which then accepts any).
@@ -281,8 +314,11 @@ BELUGA_KVC_API int beluga_kvc_format(void *base, size_t size,
  * reservations, pins), then takes a session.
  * Errors: -EINVAL NULL or bad option, @host_id out of range;
  * -BELUGA_KVC_EFORMAT not a cache or damaged header; -BELUGA_KVC_EVERSION;
- * -BELUGA_KVC_ENOTREADY formatting not finished; -BELUGA_KVC_EFINGERPRINT;
- * -EBUSY every session of this host taken by live processes; -ENOMEM.
+ * -BELUGA_KVC_ENOTREADY formatting not finished (after waiting
+ * ready_wait_ms); -BELUGA_KVC_EFINGERPRINT; -BELUGA_KVC_EVERSION also when
+ * the cache's format is newer than this library's; -EADDRINUSE @host_id is
+ * held by another host (the message names it); -EBUSY every session of
+ * this host taken by live processes; -ENOMEM.
  */
 BELUGA_KVC_API int beluga_kvc_attach(void *base, size_t size,
 				     const struct beluga_kvc_fingerprint *fp,
@@ -603,6 +639,65 @@ BELUGA_KVC_API int beluga_kvc_reclaim(struct beluga_kvc *kv);
  */
 BELUGA_KVC_API int beluga_kvc_check(struct beluga_kvc *kv, int verify_data,
 				    struct beluga_kvc_check_report *report);
+
+/* Host states (struct beluga_kvc_host_info.state), as this handle observes them. */
+#define BELUGA_KVC_HOST_FREE	0	/* no host holds this index */
+#define BELUGA_KVC_HOST_SELF	1	/* this handle's own host */
+#define BELUGA_KVC_HOST_ALIVE	2	/* its heartbeat moved within its lease */
+#define BELUGA_KVC_HOST_SILENT	3	/* not seen moving yet, watched for less than its lease */
+#define BELUGA_KVC_HOST_DEAD	4	/* watched not moving for longer than its lease */
+
+/*
+ * One host index, as this handle sees it.  Liveness is judged on the
+ * handle's own monotonic clock from what it saw of the heartbeat counter
+ * (every call of this function or of the store looks): a handle that has
+ * just attached, or looked only once, cannot tell a live host from a dead
+ * one yet (SILENT).
+ * @heartbeat:   the counter the holder advances every heartbeat period.
+ * @observed_ms: how long ago this handle saw @heartbeat change (or first
+ *               looked, if it never saw it change).
+ * @served_by:   index of the host whose machine holds this index (itself,
+ *               or the surviving host that took it over).
+ * @sessions:    processes attached now (sessions held and not expired).
+ */
+struct beluga_kvc_host_info {
+	uint32_t host;
+	uint32_t state;			/* BELUGA_KVC_HOST_* */
+	uint32_t served_by;
+	uint32_t lease_ms;
+	uint64_t machine_id, boot_id;	/* 0: free */
+	uint64_t heartbeat;
+	uint64_t observed_ms;
+	uint64_t sessions;
+	uint64_t used_blocks, capacity_blocks;
+	uint64_t claimed_ns;		/* the holder's CLOCK_REALTIME when it claimed (display only) */
+	char name[64];
+	uint64_t reserved[4];
+};
+
+/* beluga_kvc_get_host - host index @host as seen now. Errors: -EINVAL. */
+BELUGA_KVC_API int beluga_kvc_get_host(struct beluga_kvc *kv, uint32_t host,
+				       struct beluga_kvc_host_info *info);
+
+#define BELUGA_KVC_TAKEOVER_RELEASE	(1U << 0)	/* free the index instead of holding it */
+
+/*
+ * beluga_kvc_take_over - declare host index @host dead and take it over for
+ * this handle's machine: watch its heartbeat for its lease plus a heartbeat
+ * period (a bounded wait, on this host's monotonic clock) and refuse with
+ * -EBUSY if it moves, or if a process of this machine still holds one of
+ * its sessions; otherwise claim the index for this machine (the claim
+ * protocol, re-read after the claim window: -EBUSY if another host claimed
+ * it meanwhile), and reclaim every session the dead host left (its
+ * reservations go back to its allocator, its pins vanish).  Its published
+ * blocks stay cached and readable.  Afterwards processes of this machine
+ * may attach with host_id @host to store into and evict from that
+ * partition; with BELUGA_KVC_TAKEOVER_RELEASE the index is left free
+ * instead, for any host (a replacement machine) to claim.
+ * Returns the number of sessions reclaimed, or -EINVAL (@host is this
+ * handle's host or out of range), -EPERM (observer), -EBUSY.
+ */
+BELUGA_KVC_API int beluga_kvc_take_over(struct beluga_kvc *kv, uint32_t host, uint32_t flags);
 
 /*
  * beluga_kvc_last_error - a sentence for the calling thread's latest failed

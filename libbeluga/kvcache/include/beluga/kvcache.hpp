@@ -233,6 +233,19 @@ public:
 		return e;
 	}
 	void set_eviction(const beluga_kvc_eviction &e) { check(beluga_kvc_set_eviction(kv_, &e)); }
+	// Several hosts: host index @host as this handle sees it.
+	beluga_kvc_host_info host(uint32_t host) const
+	{
+		beluga_kvc_host_info h;
+		check(beluga_kvc_get_host(kv_, host, &h));
+		return h;
+	}
+	// Declare host @host dead and take it over (beluga_kvc_take_over);
+	// returns the sessions reclaimed.
+	int take_over(uint32_t host, uint32_t flags = 0)
+	{
+		return int(check(beluga_kvc_take_over(kv_, host, flags)));
+	}
 	// Blocks evicted (0: down to the low watermark).
 	uint64_t evict(uint64_t max_blocks = 0) { return uint64_t(check(beluga_kvc_evict(kv_, max_blocks))); }
 	// Every cached block of @host (-1: all hosts).
