@@ -216,10 +216,13 @@ def check_expected(res, con, expect):
     <test>:<case> that case must run (a "[ RUN ] <case>" line in the test's
                  output) and must not skip;
     *            every test of the boot but the harness's is a <test> entry,
-    !<test>      except this one (its own <test>:<case> entries still hold)."""
+    !<test>      except this one (its own <test>:<case> entries still hold);
+    !<test>:<case> that case may skip although <test> is expected (the
+                 boot lacks what it needs; the rest of <test> must run)."""
     entries = [e for e in expect if e != "*" and not e.startswith("!")]
+    may_skip = {tuple(e[1:].split(":", 1)) for e in expect if e.startswith("!") and ":" in e}
     if "*" in expect:
-        excluded = {e[1:] for e in expect if e.startswith("!")}
+        excluded = {e[1:] for e in expect if e.startswith("!") and ":" not in e}
         entries += [t[1] for t in res.tests
                     if not t[1].startswith("harness/") and t[1] not in excluded and t[1] not in entries]
     problems = []
@@ -233,7 +236,7 @@ def check_expected(res, con, expect):
             problems.append(f"{test} skipped, but this profile expects it to run")
             continue
         for skipped, why in res.skipped_cases.get(test, []):
-            if not case or skipped == case:
+            if (not case and (test, skipped) not in may_skip) or skipped == case:
                 problems.append(f"{test}: case {skipped} skipped ({why}), but this profile expects it to run")
         if case and not any((m := RUN_LINE.match(line)) and m[1] == case
                             for line in con.output.get(test, [])):

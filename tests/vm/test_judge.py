@@ -218,6 +218,21 @@ class Skips(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         self.assertIn("drv-gpu skipped, but this profile expects it to run", out)
 
+    def test_a_case_that_may_skip(self):
+        # !test:case lets that case skip while the rest of the test is expected
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect",
+                               "* !drv-gpu !drv-fault !drv-range:test_busy_owner")
+        self.assertEqual(rc, 0, out)
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect",
+                               "* !drv-gpu !drv-fault !drv-range:test_other")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("drv-range: case test_busy_owner skipped", out)
+        # it does not excuse a test that skipped as a whole
+        rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect",
+                               "* !drv-fault !drv-range:test_busy_owner !drv-gpu:test_register")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("drv-gpu skipped, but this profile expects it to run", out)
+
     def test_expected_but_missing_fails(self):
         rc, out, _ = run_judge(SKIP_CONSOLE, SKIP_RESULTS, "--expect", "drv-pmd")
         self.assertEqual(rc, 1, out)
