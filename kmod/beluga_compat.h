@@ -99,8 +99,8 @@ static inline unsigned long beluga_mm_get_unmapped_area(struct file *file,
 /*
  * Mapping a chunk with one PMD relies on finish_fault() -> do_set_pmd()
  * mapping any compound page of HPAGE_PMD_ORDER returned by ->fault (6.1
- * and 6.12: drv-pmd checks it on both; measured in the mapping matrix,
- * variant V4).  Since 6.14 drivers can call
+ * and 6.12: drv-pmd checks it on both, through the test helper's page-table
+ * walk).  Since 6.14 drivers can call
  * vmf_insert_folio_pmd() explicitly; a port to such kernels should switch to
  * a ->huge_fault handler here.
  */

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""End-to-end time-to-first-token benchmark (issue 8; the paper's Table 5).
+"""End-to-end time-to-first-token benchmark (the paper's Table 5).
 
 Two engine processes (a small Llama-style model with a paged KV cache in
 vLLM's layout, real forward passes on the CPU) serve a shared-prefix

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Deliberate damage to a live cache (issue 10, item 6): garbage written into
+// Deliberate damage to a live cache (see "Corruption and recovery" in
+// Documentation/kvcache.md): garbage written into
 // payloads, descriptors, index buckets, host areas and the superblock, and a
 // full pool.  What must hold whatever the damage: no crash, no out-of-bounds
 // access (run the ASan build), no wrong block (every block a call returns is

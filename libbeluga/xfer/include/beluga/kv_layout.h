@@ -2,7 +2,7 @@
 /*
  * beluga/kv_layout.h - where the bytes of a KV block live, in the pool and in an
  * inference engine's paged KV cache.  C-compatible; shared by the KV-block store
- * (issue 5) and the data path (issue 7).
+ * (libbeluga/kvcache) and the data path (libbeluga/xfer).
  *
  * Pool block (one per engine KV block, all layers, contiguous):
  *
