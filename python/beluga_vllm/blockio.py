@@ -14,6 +14,9 @@ Two data paths:
   host tensors only;
 - ``"torch"``: torch indexing and copies, for tensors on any device (the
   GPU kernels of beluga/xfer_cuda.h are not bound to Python yet).
+
+The layout of the engine's tensors (which dimension is which) comes from
+the attention backend when the connector knows it (guess_dims()).
 """
 
 from __future__ import annotations
@@ -23,9 +26,16 @@ from dataclasses import dataclass, field
 
 import beluga
 
-# Dimension letters of a paged KV tensor: Block, K/V, Token, Head, head Dim.
+# Dimension letters of a paged KV tensor: Block, K/V, Token, Head, head Dim,
+# in the tensor's logical order (vLLM permutes its physical layout, e.g. HND,
+# back to the backend's logical shape; strides carry the physical order).
 FLASH_ATTN_DIMS = "KBTHD"   # vLLM FlashAttention: [2, num_blocks, block_size, heads, head_size]
 FLASHINFER_DIMS = "BKTHD"   # vLLM FlashInfer:     [num_blocks, 2, block_size, heads, head_size]
+CPU_ATTN_DIMS = "KBHTD"     # vLLM CPU attention:  [2, num_blocks, heads, block_size, head_size]
+KNOWN_DIMS = (FLASH_ATTN_DIMS, FLASHINFER_DIMS, CPU_ATTN_DIMS)
+
+# Sizes no real dimension has, to tell a backend's shape formula apart.
+_PROBE_BLOCKS, _PROBE_HEADS, _PROBE_HEAD_SIZE = 9973, 9949, 9931
 
 
 def layer_order(names):
@@ -35,18 +45,82 @@ def layer_order(names):
     return sorted(names, key=key)
 
 
-def guess_dims(shape, hint=None):
-    """The dimension letters of a per-layer KV tensor of logical `shape`."""
+def _check_dims(dims, where):
+    if len(dims) != 5 or sorted(dims) != sorted("BKTHD"):
+        raise ValueError(f"{where}: {dims!r} is not a KV layout Beluga knows: it must name the five "
+                         "dimensions of a paged KV tensor with B, K, T, H, D (e.g. 'KBTHD'); "
+                         "MLA and other layouts are not supported")
+    return dims
+
+
+def dims_from_backend(backend, block_size):
+    """The dimension letters of `backend`'s per-layer KV tensor.
+
+    Asks the attention backend's own get_kv_cache_shape() (vLLM's
+    AttentionBackend API) with sizes that identify each dimension, so the
+    order comes from vLLM and not from a guess.  Refuses a shape that is not
+    the five dimensions of a paged K/V cache (MLA, for instance).
+    """
+    name = getattr(backend, "get_name", lambda: repr(backend))()
+    try:
+        shape = tuple(backend.get_kv_cache_shape(_PROBE_BLOCKS, block_size, _PROBE_HEADS,
+                                                 _PROBE_HEAD_SIZE))
+    except Exception as e:  # a backend that validates its arguments
+        raise ValueError(f"attention backend {name}: get_kv_cache_shape() refused probe sizes "
+                         f"({e}); set kv_layout in kv_connector_extra_config") from e
+    letters = {2: "K", _PROBE_BLOCKS: "B", block_size: "T", _PROBE_HEADS: "H",
+               _PROBE_HEAD_SIZE: "D"}
+    if block_size in (2, _PROBE_BLOCKS, _PROBE_HEADS, _PROBE_HEAD_SIZE):
+        raise ValueError(f"block_size {block_size} cannot be told apart from the other dimensions")
+    dims = "".join(letters.get(n, "?") for n in shape)
+    return _check_dims(dims, f"attention backend {name} (KV cache shape {shape})")
+
+
+def guess_dims(shape, hint=None, *, num_kv_heads=None, head_size=None, block_size=None,
+               backend=None):
+    """The dimension letters of a per-layer KV tensor of logical `shape`.
+
+    In order of preference: `hint` (the kv_layout setting), the attention
+    `backend`'s shape formula, or the one layout among those vLLM uses that
+    fits `shape` given the known heads, head size and block size.  When the
+    shape fits several layouts (e.g. block_size == num_kv_heads for the CPU
+    backend's [2, B, H, T, D] against FlashAttention's [2, B, T, H, D]) and
+    no backend says which, it refuses rather than move the wrong bytes.
+    """
     if hint:
-        return hint
+        dims = _check_dims(hint, "kv_layout")
+    elif backend is not None:
+        dims = dims_from_backend(backend, block_size)
+    else:
+        if len(shape) != 5:
+            raise ValueError(f"a KV tensor of shape {tuple(shape)} is not a paged K/V cache "
+                             "Beluga knows (5 dimensions; MLA is not supported)")
+        want = {"K": 2, "H": num_kv_heads, "D": head_size}
+        fits = []
+        for cand in KNOWN_DIMS:
+            size = dict(zip(cand, shape))
+            if any(n is not None and size[d] != n for d, n in want.items()):
+                continue
+            if block_size is not None and (size["T"] < 1 or block_size % size["T"]):
+                continue
+            fits.append(cand)
+        if len(fits) != 1:
+            raise ValueError(
+                f"cannot tell the layout of a KV tensor of shape {tuple(shape)} "
+                f"(heads {num_kv_heads}, head size {head_size}, block size {block_size}): "
+                f"{'it fits ' + ' and '.join(fits) if fits else 'it fits no layout Beluga knows'}; "
+                "set kv_layout in kv_connector_extra_config ('KBTHD' FlashAttention, "
+                "'BKTHD' FlashInfer, 'KBHTD' CPU attention)")
+        dims = fits[0]
     if len(shape) != 5:
-        raise ValueError(f"a KV tensor has 5 dimensions (not MLA), got shape {tuple(shape)}")
-    if shape[0] == 2 and shape[1] != 2:
-        return FLASH_ATTN_DIMS
-    if shape[1] == 2 and shape[0] != 2:
-        return FLASHINFER_DIMS
-    # num_blocks == 2: both read the same; vLLM's default backend is FlashAttention.
-    return FLASH_ATTN_DIMS
+        raise ValueError(f"a KV tensor of shape {tuple(shape)} does not have the 5 dimensions "
+                         f"of layout {dims}")
+    size = dict(zip(dims, shape))
+    for d, n in (("K", 2), ("H", num_kv_heads), ("D", head_size)):
+        if n is not None and size[d] != n:
+            raise ValueError(f"KV tensor of shape {tuple(shape)} read as {dims}: dimension {d} is "
+                             f"{size[d]}, expected {n}")
+    return dims
 
 
 @dataclass
@@ -55,11 +129,18 @@ class Stats:
     lookups: int = 0
     lookup_hits: int = 0
     loaded_blocks: int = 0
+    loaded_bytes: int = 0
     load_misses: int = 0
     saved_blocks: int = 0
+    saved_bytes: int = 0
     save_exists: int = 0
     save_skipped: int = 0
     save_failed: int = 0
+    # Kept by the connector: steps with a load or save, and their wall time.
+    load_ops: int = 0
+    load_seconds: float = 0.0
+    save_ops: int = 0
+    save_seconds: float = 0.0
 
 
 class KVBlockIO:
@@ -205,6 +286,7 @@ class LoadBatch:
             self.failed_block_ids += list(ids[n:])
         self.loaded = len(self.pins)
         io.stats.loaded_blocks += self.loaded
+        io.stats.loaded_bytes += self.loaded * io.shape.block_bytes
         io.stats.load_misses += len(keys) - self.loaded
 
     def scatter(self, begin, end):
@@ -278,6 +360,7 @@ class SaveBatch:
         res = self.io.cache.put(self.keys, self.staging)
         st = self.io.stats
         st.saved_blocks += sum(1 for r in res if r == 0)
+        st.saved_bytes += sum(1 for r in res if r == 0) * self.io.shape.block_bytes
         st.save_exists += sum(1 for r in res if r == beluga.EXISTS)
         st.save_failed += sum(1 for r in res if r < 0)
         self.keys, self.staging = [], None

@@ -57,6 +57,10 @@ class BelugaSettings:
         s = cls(**known)
         s.region_bytes = parse_bytes(s.region_bytes)
         s.mode = int(str(s.mode), 8) if isinstance(s.mode, str) else int(s.mode)
+        if s.kv_layout is not None and (len(s.kv_layout) != 5 or sorted(s.kv_layout) != sorted("BKTHD")):
+            raise ValueError(f"kv_layout {s.kv_layout!r} is not a KV layout Beluga knows: name the five "
+                             "dimensions of vLLM's per-layer KV tensor with B, K, T, H, D, e.g. "
+                             "'KBTHD' (FlashAttention), 'BKTHD' (FlashInfer), 'KBHTD' (CPU attention)")
         return s
 
 

@@ -15,9 +15,16 @@ instance computed is found by every instance whose fingerprint matches.
 Loads are synchronous (done by the time the forward reads the layer), saves
 are gathered layer by layer during the forward and stored in wait_for_save().
 
+CUDA graphs: with ``layerwise`` on (the default) each layer's KV is loaded in
+wait_for_layer_load(), which a full CUDA graph would skip on replay, so
+requires_piecewise_for_cudagraph() asks vLLM for piecewise graphs; with
+``layerwise`` off the whole load completes in start_load_kv() and any graph
+mode is safe.
+
 This module imports vLLM; ``import beluga_vllm`` does not.  Written against
 vLLM's v1 connector API as read from vllm-project/vllm (base.py at
-13f4ad0f55b08ca1d37d1459f50ce950feaeb547; scheduler.py at
+003df2961dd8830c317a61f9745ccd557da9fa06, whose signatures
+tests/python/vllm_manifest.py lists line by line; scheduler.py at
 00024d314514900f361ad072af6931e403b7f589); tests/python/test_connector.py
 drives it with that call sequence.
 """
@@ -25,6 +32,7 @@ drives it with that call sequence.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +48,62 @@ except ImportError as e:  # pragma: no cover - exercised by test_import_guard
         "install vLLM to use BelugaConnector.  The rest of beluga/beluga_vllm works without it."
     ) from e
 
+try:  # vLLM's connector statistics (newer vLLM); without them, no stats.
+    from vllm.distributed.kv_transfer.kv_connector.v1.metrics import KVConnectorStats
+except ImportError:  # pragma: no cover - older vLLM
+    KVConnectorStats = None
+
 from beluga_vllm import config as bconfig
 from beluga_vllm.blockio import KVBlockIO, guess_dims, layer_order
 from beluga_vllm.scheduler import SchedulerState, StepPlan
 
 log = logging.getLogger("beluga_vllm")
+
+# Counters a worker reports per interval (get_kv_connector_stats), summed over
+# workers and intervals by BelugaKVConnectorStats.aggregate().
+STAT_KEYS = ("loaded_blocks", "loaded_bytes", "load_misses", "load_ops", "load_seconds",
+             "saved_blocks", "saved_bytes", "save_exists", "save_skipped", "save_failed",
+             "save_ops", "save_seconds")
+
+
+if KVConnectorStats is not None:
+    @dataclass
+    class BelugaKVConnectorStats(KVConnectorStats):
+        """Beluga's transfer counters in vLLM's connector statistics.
+
+        ``data`` holds the STAT_KEYS counters of one interval; reduce() is what
+        vLLM logs ("KV Transfer metrics: ...").
+        """
+
+        def reset(self):
+            self.data = {k: 0 for k in STAT_KEYS}
+
+        def aggregate(self, other):
+            for k in STAT_KEYS:
+                self.data[k] = self.data.get(k, 0) + (other.data or {}).get(k, 0)
+            return self
+
+        def is_empty(self):
+            return not (self.data.get("load_ops") or self.data.get("save_ops"))
+
+        def reduce(self):
+            d = {k: self.data.get(k, 0) for k in STAT_KEYS}
+
+            def avg_ms(seconds, ops):
+                return round(1000.0 * seconds / ops, 3) if ops else 0.0
+            return {
+                "beluga_loaded_blocks": d["loaded_blocks"],
+                "beluga_load_misses": d["load_misses"],
+                "beluga_loaded_MB": round(d["loaded_bytes"] / 1e6, 3),
+                "beluga_avg_load_ms": avg_ms(d["load_seconds"], d["load_ops"]),
+                "beluga_saved_blocks": d["saved_blocks"],
+                "beluga_save_already_cached": d["save_exists"] + d["save_skipped"],
+                "beluga_save_failed": d["save_failed"],
+                "beluga_saved_MB": round(d["saved_bytes"] / 1e6, 3),
+                "beluga_avg_save_ms": avg_ms(d["save_seconds"], d["save_ops"]),
+            }
+else:  # pragma: no cover
+    BelugaKVConnectorStats = None
 
 
 @dataclass
@@ -62,7 +121,42 @@ def _tp_rank(vllm_config):
         return getattr(pc, "rank", 0) % max(1, pc.tensor_parallel_size)
 
 
+def _attn_backend(vllm_config, layer_names):
+    """The attention backend class of `layer_names` (one for all), or None
+    when this vLLM does not say (then the layout is inferred from shapes)."""
+    try:
+        from vllm.config import get_layers_from_vllm_config
+        from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
+    except ImportError:
+        return None
+    layers = get_layers_from_vllm_config(vllm_config, AttentionLayerBase, list(layer_names))
+    backends = {layer.get_attn_backend() for layer in layers.values()}
+    if not backends:
+        return None
+    if len(backends) != 1:
+        names = sorted(getattr(b, "get_name", lambda b=b: repr(b))() for b in backends)
+        raise ValueError(f"BelugaConnector needs one attention backend for all KV layers, "
+                         f"found {names}")
+    return backends.pop()
+
+
 class BelugaConnector(KVConnectorBase_V1):
+    @classmethod
+    def requires_piecewise_for_cudagraph(cls, extra_config):
+        # Layer-wise loads run in wait_for_layer_load(), which a full CUDA
+        # graph skips on replay: vLLM must then capture piecewise graphs.
+        return bool(bconfig.BelugaSettings.from_extra(extra_config).layerwise)
+
+    @classmethod
+    def build_kv_connector_stats(cls, data=None):
+        if BelugaKVConnectorStats is None:
+            return None
+        stats = BelugaKVConnectorStats()
+        stats.reset()
+        if data:
+            stats.data.update({k: data.get(k, 0) for k in STAT_KEYS})
+        return stats
+
     def __init__(self, vllm_config, role, kv_cache_config=None):
         super().__init__(vllm_config=vllm_config, role=role, kv_cache_config=kv_cache_config)
         self._settings = bconfig.BelugaSettings.from_extra(
@@ -79,6 +173,7 @@ class BelugaConnector(KVConnectorBase_V1):
         self._loaded_layers = 0
         self._save = None             # SaveBatch of this step
         self._load_errors = set()
+        self._reported = {k: 0 for k in STAT_KEYS}   # counters at the last stats report
         if role == KVConnectorRole.SCHEDULER:
             n = bconfig.num_kv_layers(vllm_config, kv_cache_config)
             self._open(n, tp_rank=0)
@@ -101,6 +196,10 @@ class BelugaConnector(KVConnectorBase_V1):
     # ================================================= scheduler side
 
     def get_num_new_matched_tokens(self, request, num_computed_tokens):
+        if getattr(request, "skip_reading_prefix_cache", False):
+            # Prompt logprobs, pooling, ...: vLLM must compute every token.
+            # The request's blocks are still saved (after_alloc with 0).
+            return 0, False
         ext = self._sched.matched_tokens(request.request_id, request.block_hashes,
                                          request.num_tokens, num_computed_tokens)
         return ext, False
@@ -137,21 +236,26 @@ class BelugaConnector(KVConnectorBase_V1):
     def register_kv_caches(self, kv_caches):
         names = layer_order(kv_caches)
         layers = [kv_caches[n] for n in names]
-        self._register([[n] for n in names], layers,
-                       guess_dims(layers[0].shape, self._settings.kv_layout))
+        backend = None if self._settings.kv_layout else _attn_backend(self._vllm_config, names)
+        self._register([[n] for n in names], layers, self._dims(layers[0].shape, backend))
 
     def register_cross_layers_kv_cache(self, kv_cache, attn_backend):
         # One tensor, logical [num_layers, <backend's per-layer shape>]; layer i
         # belongs to kv_cache_config.kv_cache_tensors[i].shared_by (vLLM's
         # allocate_uniform_kv_caches), whose names the attention hooks pass.
-        name = getattr(attn_backend, "get_name", lambda: "")()
-        dims = self._settings.kv_layout or ("BKTHD" if "FLASHINFER" in str(name).upper() else None)
         layers = [kv_cache[i] for i in range(kv_cache.shape[0])]
         tensors = getattr(self._kv_cache_config, "kv_cache_tensors", None) or []
         names = [list(getattr(t, "shared_by", [])) for t in tensors]
         if len(names) != len(layers):
             names = [[str(i)] for i in range(len(layers))]
-        self._register(names, layers, guess_dims(layers[0].shape, dims))
+        self._register(names, layers, self._dims(layers[0].shape, attn_backend))
+
+    def _dims(self, shape, backend):
+        """The layout letters of the per-layer KV tensors (see guess_dims)."""
+        mc, pc = self._vllm_config.model_config, self._vllm_config.parallel_config
+        return guess_dims(shape, self._settings.kv_layout, num_kv_heads=mc.get_num_kv_heads(pc),
+                          head_size=mc.get_head_size(), block_size=self._block_size,
+                          backend=None if self._settings.kv_layout else backend)
 
     def _register(self, names, layers, dims):
         self._open(len(layers), _tp_rank(self._vllm_config))
@@ -169,7 +273,10 @@ class BelugaConnector(KVConnectorBase_V1):
         plan = self._plan()
         if not plan.loads or self._io is None:
             return
+        t0 = time.perf_counter()
         self._load = self._io.begin_load([(s.block_ids, s.keys) for s in plan.loads])
+        self._io.stats.load_seconds += time.perf_counter() - t0
+        self._io.stats.load_ops += 1
         self._loaded_layers = 0
         # Blocks that vanished since the lookup (and the rest of that
         # request's prefix): vLLM recomputes them.
@@ -179,18 +286,22 @@ class BelugaConnector(KVConnectorBase_V1):
 
     def _finish_load(self):
         if self._load is not None:
+            t0 = time.perf_counter()
             try:
                 self._load.scatter(self._loaded_layers, self._io.shape.num_layers)
             finally:
                 self._load.release()
                 self._load = None
+                self._io.stats.load_seconds += time.perf_counter() - t0
 
     def wait_for_layer_load(self, layer_name):
         if self._load is None:
             return
         layer = self._layer_index[layer_name]
         if layer >= self._loaded_layers:
+            t0 = time.perf_counter()
             self._load.scatter(self._loaded_layers, layer + 1)
+            self._io.stats.load_seconds += time.perf_counter() - t0
             self._loaded_layers = layer + 1
         if self._loaded_layers == self._io.shape.num_layers:
             self._finish_load()
@@ -201,12 +312,14 @@ class BelugaConnector(KVConnectorBase_V1):
         plan = self._plan()
         if not plan.saves:
             return
+        t0 = time.perf_counter()
         if self._save is None:
             ids = [b for s in plan.saves for b in s.block_ids]
             keys = [k for s in plan.saves for k in s.keys]
             self._save = self._io.begin_save(ids, keys)
         layer = self._layer_index[layer_name]
         self._save.gather(layer, layer + 1)
+        self._io.stats.save_seconds += time.perf_counter() - t0
 
     def wait_for_save(self):
         # Loads not consumed layer by layer finish here too (no attention ran).
@@ -219,13 +332,27 @@ class BelugaConnector(KVConnectorBase_V1):
             keys = [k for s in plan.saves for k in s.keys]
             self._save = self._io.begin_save(ids, keys)
         if self._save is not None:
+            t0 = time.perf_counter()
             try:
                 self._save.commit()
             finally:
                 self._save = None
+                self._io.stats.save_seconds += time.perf_counter() - t0
+                self._io.stats.save_ops += 1
 
     def get_finished(self, finished_req_ids):
         return None, None
+
+    def get_kv_connector_stats(self):
+        """This worker's transfers since the previous call (vLLM's connector
+        statistics: logged as "KV Transfer metrics", aggregated over workers)."""
+        if self._io is None or BelugaKVConnectorStats is None:
+            return None
+        now = {k: getattr(self._io.stats, k) for k in STAT_KEYS}
+        delta = {k: now[k] - self._reported[k] for k in STAT_KEYS}
+        self._reported = now
+        stats = self.build_kv_connector_stats(delta)
+        return None if stats.is_empty() else stats
 
     def get_block_ids_with_load_errors(self):
         failed, self._load_errors = self._load_errors, set()

@@ -21,9 +21,21 @@ then gets update_connector_output().
 The "model" writes, for token position p of a request, K/V values that are a
 function of tokens[0..p] (as a causal model's are), so any block loaded from
 the cache can be checked against what this instance would have computed.
+With check_attention, each layer's "attention" also reads, at the moment it
+runs, the KV of every earlier position of the scheduled requests and records
+any that differs (what a real model would turn into wrong output).
+
+CUDA graphs (vllm/config/vllm.py, gpu_model_runner): the engine starts in
+the given cudagraph_mode; VllmConfig switches FULL_AND_PIECEWISE to
+PIECEWISE when the connector's requires_piecewise_for_cudagraph() says so.
+Under FULL_AND_PIECEWISE a uniform decode batch (one new token per request)
+replays a full graph: the per-layer hooks (wait_for_layer_load,
+save_kv_layer) do not run; start_load_kv and wait_for_save still do.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import torch
 
@@ -53,15 +65,30 @@ def expected_block(tokens, start, n, layers, heads, head_size):
 class MiniVLLM:
     """One vLLM instance: a scheduler-side and a worker-side connector."""
 
+    BACKENDS = {"flash_attn": V.FlashAttentionBackend, "flashinfer": V.FlashInferBackend,
+                "cpu": V.CPUAttentionBackend}
+
     def __init__(self, vllm_config, num_blocks=64, layout="flash_attn", kernel_block_size=None,
-                 local_prefix_cache=False, hnd=False, call_save_layers=True, cross_layer=False):
+                 local_prefix_cache=False, hnd=False, call_save_layers=True, cross_layer=False,
+                 cudagraph_mode=None, check_attention=False, register_backend=True):
         self.cfg = vllm_config
+        if cudagraph_mode is not None:
+            vllm_config.compilation_config.cudagraph_mode = cudagraph_mode
         mc = vllm_config.model_config
         self.bs = vllm_config.cache_config.block_size
         self.layers = mc.num_layers
         self.heads = mc.num_kv_heads
         self.hs = mc.head_size
         self.layer_names = [f"model.layers.{i}.self_attn.attn" for i in range(self.layers)]
+        backend = self.BACKENDS[layout]
+        if register_backend:
+            vllm_config.compilation_config.static_forward_context = {
+                n: V.Attention(backend) for n in self.layer_names}
+        ktc = vllm_config.kv_transfer_config
+        vllm_config.resolve_cudagraph_mode(
+            getattr(importlib.import_module(ktc.kv_connector_module_path), ktc.kv_connector))
+        self.check_attention = check_attention
+        self.attention_errors = []   # (step, layer, req_id, position)
         self.kv_cache_config = V.KVCacheConfig(
             num_blocks, [V.KVCacheGroupSpec(self.layer_names)],
             [V.KVCacheTensor(0, [n]) for n in self.layer_names])
@@ -78,6 +105,8 @@ class MiniVLLM:
                 phys = (2, nb, self.heads, self.kbs, self.hs) if hnd else (2, nb, self.kbs, self.heads, self.hs)
                 t = torch.zeros(phys, dtype=dtype)
                 t = t.permute(0, 1, 3, 2, 4) if hnd else t
+            elif layout == "cpu":   # logical and physical [2, NB, H, T, D]
+                t = torch.zeros((2, nb, self.heads, self.kbs, self.hs), dtype=dtype)
             else:
                 phys = (nb, 2, self.heads, self.kbs, self.hs) if hnd else (nb, 2, self.kbs, self.heads, self.hs)
                 t = torch.zeros(phys, dtype=dtype)
@@ -184,12 +213,16 @@ class MiniVLLM:
         if self.hook_before_load:
             self.hook_before_load(so)
         w.start_load_kv(fc)
+        hooks = not self.full_graph_replay(so)
         for layer, name in enumerate(self.layer_names):
-            w.wait_for_layer_load(name)
+            if hooks:
+                w.wait_for_layer_load(name)
             if self.layer_probe:
                 self.layer_probe(layer, name)
+            if self.check_attention:
+                self._attend(layer, so)
             self._write_layer(layer, so)
-            if self.call_save_layers:
+            if self.call_save_layers and hooks:
                 w.save_kv_layer(name, self.kv_caches[name], attn[name])
         w.wait_for_save()
         fin = w.get_finished(so.finished_req_ids)
@@ -198,12 +231,39 @@ class MiniVLLM:
         self.steps.append((so, errors))
         return fin, errors
 
+    def full_graph_replay(self, so):
+        """Whether this step replays a full CUDA graph (the hooks do not run)."""
+        mode = self.cfg.compilation_config.cudagraph_mode
+        return mode.has_full_cudagraphs() and bool(so.num_scheduled_tokens) and all(
+            n == 1 for n in so.num_scheduled_tokens.values())
+
+    def _attend(self, layer, so):
+        """The layer's attention reads every earlier position of each request."""
+        reqs = self._by_req()
+        view = self._kernel_view(self.layer_names[layer])
+        for req_id in so.num_scheduled_tokens:
+            req = reqs[req_id]
+            n = req.num_computed_tokens
+            if n == 0:
+                continue
+            want = expected_block(req.all_token_ids, 0, n, self.layers, self.heads, self.hs)[layer]
+            for p in range(n):
+                kb, off = self._slot(req_id, p)
+                if not torch.equal(self._token(view, kb, off).float(), want[:, p]):
+                    self.attention_errors.append((len(self.steps), layer, req_id, p))
+
     def _by_req(self):
         return {r.request_id: r for r in self.running}
 
     def _kernel_view(self, name):
         t = self.kv_caches[name]
+        if self.layout == "cpu":
+            return t.transpose(2, 3)      # [2, NB', T', H, D]
         return t if self.layout == "flash_attn" else t.transpose(0, 1)   # [2, NB', T', H, D]
+
+    @staticmethod
+    def _token(view, kb, off):
+        return view[:, kb, off]
 
     def _slot(self, req_id, p):
         r = self.bs // self.kbs

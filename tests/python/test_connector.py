@@ -46,7 +46,7 @@ def engine(pool_dir, **kw):
     from mini_vllm import MiniVLLM
     engine_kw = {k: kw.pop(k) for k in list(kw) if k in (
         "layout", "kernel_block_size", "local_prefix_cache", "hnd", "call_save_layers", "num_blocks",
-        "cross_layer")}
+        "cross_layer", "cudagraph_mode", "check_attention", "register_backend")}
     return MiniVLLM(make_config(pool_dir, **kw), **engine_kw)
 
 

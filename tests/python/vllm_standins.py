@@ -6,10 +6,22 @@ install these as `vllm.*` modules and drive BelugaConnector with the call
 sequence vLLM uses.  Every name, signature and field below mirrors
 vllm-project/vllm as read from its source (written anew, not copied):
 
-- vllm/distributed/kv_transfer/kv_connector/v1/base.py @ 13f4ad0f55b08ca1d37d1459f50ce950feaeb547
-  (KVConnectorBase_V1, KVConnectorMetadata, KVConnectorRole: the constructor
-  (vllm_config, role, kv_cache_config=None), bind/clear/_get/has_connector_metadata,
-  the abstract scheduler and worker methods);
+- vllm/distributed/kv_transfer/kv_connector/v1/base.py @ 003df2961dd8830c317a61f9745ccd557da9fa06
+  (KVConnectorBase_V1, KVConnectorMetadata, KVConnectorRole: every method and
+  property, listed with its signature line in vllm_manifest.py and checked
+  against this stand-in and the connector by test_vllm_manifest.py);
+- vllm/distributed/kv_transfer/kv_connector/v1/metrics.py @ 578b601cd1f41074873532e99af8369bf75cb5a9
+  (KVConnectorStats: a dataclass with ``data``, reset/aggregate/reduce/is_empty);
+- vllm/config/vllm.py (compilation_config.static_forward_context, the layers by
+  name; get_layers_from_vllm_config(vllm_config, layer_type, layer_names); when
+  cudagraph_mode has full graphs and the connector class's
+  requires_piecewise_for_cudagraph(kv_connector_extra_config) is true, vLLM
+  overrides cudagraph_mode to PIECEWISE) and
+  vllm/model_executor/layers/attention_layer_base.py (get_attn_backend());
+- the attention backends' get_kv_cache_shape(num_blocks, block_size,
+  num_kv_heads, head_size): flash_attn.py [2, B, T, H, D], flashinfer.py
+  [B, 2, T, H, D], cpu_attn.py @ 00358600ed52e00c3c99b35e54aa916f900c4c15
+  [2, B, H, T, D];
 - vllm/v1/core/sched/scheduler.py @ 00024d314514900f361ad072af6931e403b7f589
   (schedule(): get_num_new_matched_tokens(request, num_new_local_computed_tokens),
   allocate_slots, update_state_after_alloc(request, kv_cache_manager.get_blocks(id),
@@ -41,7 +53,7 @@ from dataclasses import dataclass, field
 
 import cbor2
 
-VLLM_BASE_COMMIT = "13f4ad0f55b08ca1d37d1459f50ce950feaeb547"
+VLLM_BASE_COMMIT = "003df2961dd8830c317a61f9745ccd557da9fa06"
 VLLM_SCHEDULER_COMMIT = "00024d314514900f361ad072af6931e403b7f589"
 
 
@@ -57,7 +69,21 @@ class KVConnectorMetadata(abc.ABC):  # noqa: B024 (as in vLLM: a marker base)
 
 
 class KVConnectorBase_V1(abc.ABC):
-    def __init__(self, vllm_config, role, kv_cache_config=None):
+    """Every method and property of vLLM's base class, with its defaults."""
+
+    @property
+    def prefer_cross_layer_blocks(self):
+        return False
+
+    @property
+    def supports_eagle_prefix_cache_hashing(self):
+        return False
+
+    @property
+    def requires_kv_delivery(self):
+        return self._kv_transfer_config.is_kv_producer
+
+    def __init__(self, vllm_config, role, kv_cache_config):
         self._connector_metadata = None
         self._vllm_config = vllm_config
         if vllm_config.kv_transfer_config is None:
@@ -65,15 +91,16 @@ class KVConnectorBase_V1(abc.ABC):
         self._kv_transfer_config = vllm_config.kv_transfer_config
         self._kv_cache_config = kv_cache_config
         self._role = role
+        self.use_eagle_prefix_cache_hashing = False
+
+    def set_eagle_prefix_cache_hashing(self, enabled):
+        self.use_eagle_prefix_cache_hashing = enabled
 
     @property
     def role(self):
         return self._role
 
-    @property
-    def prefer_cross_layer_blocks(self):
-        return False
-
+    # worker side
     def bind_connector_metadata(self, connector_metadata):
         self._connector_metadata = connector_metadata
 
@@ -91,6 +118,12 @@ class KVConnectorBase_V1(abc.ABC):
         return
 
     def register_cross_layers_kv_cache(self, kv_cache, attn_backend):
+        return
+
+    def set_host_xfer_buffer_ops(self, copy_operation):
+        return
+
+    def handle_preemptions(self, kv_connector_metadata):
         return
 
     @abc.abstractmethod
@@ -114,6 +147,22 @@ class KVConnectorBase_V1(abc.ABC):
     def shutdown(self):
         return None
 
+    def get_kv_connector_stats(self):
+        return None
+
+    def get_kv_connector_kv_cache_events(self):
+        return None
+
+    def get_handshake_metadata(self):
+        return None
+
+    def build_connector_worker_meta(self):
+        return None
+
+    # scheduler side
+    def bind_gpu_block_pool(self, gpu_block_pool):
+        return
+
     @abc.abstractmethod
     def get_num_new_matched_tokens(self, request, num_computed_tokens): ...
 
@@ -123,11 +172,73 @@ class KVConnectorBase_V1(abc.ABC):
     @abc.abstractmethod
     def build_connector_meta(self, scheduler_output): ...
 
+    def on_new_request(self, request):
+        return
+
     def update_connector_output(self, connector_output):
         return
 
     def request_finished(self, request, block_ids):
         return False, None
+
+    def take_events(self):
+        return ()
+
+    def has_pending_push_work(self):
+        return False
+
+    @classmethod
+    def get_required_kvcache_layout(cls, vllm_config):
+        if cls is KVConnectorBase_V1:
+            raise TypeError("get_required_kvcache_layout should not be called "
+                            "on the abstract base class")
+        return None
+
+    @classmethod
+    def requires_piecewise_for_cudagraph(cls, extra_config):
+        return False
+
+    def get_finished_count(self):
+        return None
+
+    @classmethod
+    def build_kv_connector_stats(cls, data=None):
+        return None
+
+    def set_xfer_handshake_metadata(self, metadata):
+        return None
+
+    def set_xfer_handshake_metadata_pp_aware(self, metadata):
+        if any(pp_rank != 0 for pp_rank, _ in metadata):
+            raise ValueError(f"{type(self).__name__} received pp_rank > 0 handshake metadata "
+                             "but does not support PP-disaggregated KV transfer.")
+        self.set_xfer_handshake_metadata({tp: m for (_, tp), m in metadata.items()})
+
+    @classmethod
+    def build_prom_metrics(cls, vllm_config, metric_types, labelnames, per_engine_labelvalues):
+        return None
+
+    def reset_cache(self):
+        return None
+
+
+# ------------------------------------------------------------ metrics.py
+
+@dataclass
+class KVConnectorStats:
+    data: dict = field(default_factory=dict)
+
+    def reset(self):
+        raise NotImplementedError
+
+    def aggregate(self, other):
+        raise NotImplementedError
+
+    def reduce(self):
+        raise NotImplementedError
+
+    def is_empty(self):
+        raise NotImplementedError
 
 
 # ----------------------------------------------------------- configs
@@ -139,6 +250,10 @@ class KVTransferConfig:
     kv_role: str = "kv_both"
     kv_connector_extra_config: dict = field(default_factory=dict)
     engine_id: str = "engine-0"
+
+    @property
+    def is_kv_producer(self):
+        return self.kv_role in ("kv_producer", "kv_both")
 
     def get_from_extra_config(self, key, default):
         return self.kv_connector_extra_config.get(key, default)
@@ -177,12 +292,58 @@ class ModelConfig:
         return self.head_size
 
 
+class CUDAGraphMode(enum.Enum):
+    """vllm/config/compilation.py: the modes a connector test tells apart."""
+    NONE = 0
+    PIECEWISE = 1
+    FULL_AND_PIECEWISE = 4   # full graphs for uniform decode batches, piecewise otherwise
+
+    def has_full_cudagraphs(self):
+        return self is CUDAGraphMode.FULL_AND_PIECEWISE
+
+
+@dataclass
+class CompilationConfig:
+    static_forward_context: dict = field(default_factory=dict)   # layer name -> layer
+    cudagraph_mode: CUDAGraphMode = CUDAGraphMode.NONE
+
+
 @dataclass
 class VllmConfig:
     model_config: ModelConfig = field(default_factory=ModelConfig)
     cache_config: CacheConfig = field(default_factory=CacheConfig)
     parallel_config: ParallelConfig = field(default_factory=ParallelConfig)
     kv_transfer_config: KVTransferConfig | None = field(default_factory=KVTransferConfig)
+    compilation_config: CompilationConfig = field(default_factory=CompilationConfig)
+
+    def resolve_cudagraph_mode(self, connector_cls):
+        """VllmConfig's check: a connector that needs piecewise graphs gets them."""
+        cc, ktc = self.compilation_config, self.kv_transfer_config
+        if (ktc is not None and cc.cudagraph_mode.has_full_cudagraphs()
+                and connector_cls.requires_piecewise_for_cudagraph(ktc.kv_connector_extra_config)):
+            cc.cudagraph_mode = CUDAGraphMode.PIECEWISE
+
+
+def get_layers_from_vllm_config(vllm_config, layer_type, layer_names=None):
+    fc = vllm_config.compilation_config.static_forward_context
+    if layer_names is None:
+        layer_names = list(fc.keys())
+    return {n: layer for n in layer_names if isinstance(layer := fc.get(n), layer_type)}
+
+
+class AttentionLayerBase(abc.ABC):
+    @abc.abstractmethod
+    def get_attn_backend(self): ...
+
+
+class Attention(AttentionLayerBase):
+    """An attention layer as the static forward context holds it."""
+
+    def __init__(self, backend):
+        self._backend = backend
+
+    def get_attn_backend(self):
+        return self._backend
 
 
 @dataclass
@@ -211,13 +372,47 @@ class FlashAttentionBackend:
         return "FLASH_ATTN"
 
     @staticmethod
-    def get_kv_cache_shape(num_blocks, block_size, num_kv_heads, head_size):
+    def get_kv_cache_shape(num_blocks, block_size, num_kv_heads, head_size, cache_dtype_str="auto"):
         return (2, num_blocks, block_size, num_kv_heads, head_size)
 
     @staticmethod
     def get_kv_cache_stride_order(include_num_layers_dimension=False):
         # NHD; with the layers dimension: physical [num_blocks, layers, 2, T, H, D].
         return (2, 0, 1, 3, 4, 5) if include_num_layers_dimension else (0, 1, 2, 3, 4)
+
+
+class FlashInferBackend:
+    @staticmethod
+    def get_name():
+        return "FLASHINFER"
+
+    @staticmethod
+    def get_kv_cache_shape(num_blocks, block_size, num_kv_heads, head_size, cache_dtype_str="auto"):
+        return (num_blocks, 2, block_size, num_kv_heads, head_size)
+
+
+class CPUAttentionBackend:
+    """vllm/v1/attention/backends/cpu_attn.py: heads before tokens."""
+
+    @staticmethod
+    def get_name():
+        return "CPU_ATTN"
+
+    @staticmethod
+    def get_kv_cache_shape(num_blocks, block_size, num_kv_heads, head_size, cache_dtype_str="auto"):
+        return (2, num_blocks, num_kv_heads, block_size, head_size)
+
+
+class MLABackend:
+    """An MLA backend: one latent vector per token, no K/V split."""
+
+    @staticmethod
+    def get_name():
+        return "FLASHMLA"
+
+    @staticmethod
+    def get_kv_cache_shape(num_blocks, block_size, num_kv_heads, head_size, cache_dtype_str="auto"):
+        return (num_blocks, block_size, head_size)
 
 
 # ------------------------------------------------- requests and hashes
@@ -244,6 +439,9 @@ class Request:
         self.block_size = block_size
         self.block_hashes = []
         self.num_preemptions = 0
+        # SamplingParams/PoolingParams: prompt logprobs and pooling must not
+        # read the prefix cache.
+        self.skip_reading_prefix_cache = False
         self._update_block_hashes()
 
     @property
@@ -332,6 +530,18 @@ MODULES = {
         "KVConnectorBase_V1": KVConnectorBase_V1,
         "KVConnectorMetadata": KVConnectorMetadata,
         "KVConnectorRole": KVConnectorRole,
+    },
+    "vllm.distributed.kv_transfer.kv_connector.v1.metrics": {
+        "KVConnectorStats": KVConnectorStats,
+    },
+    "vllm.config": {
+        "get_layers_from_vllm_config": get_layers_from_vllm_config,
+        "CUDAGraphMode": CUDAGraphMode,
+    },
+    "vllm.model_executor": {},
+    "vllm.model_executor.layers": {},
+    "vllm.model_executor.layers.attention_layer_base": {
+        "AttentionLayerBase": AttentionLayerBase,
     },
 }
 
