@@ -7,18 +7,23 @@
 #
 #   bash scripts/gpu-check.sh [BUILD_DIR]
 #
-# BUILD_DIR holds test_xfer_gpu and bench_xfer_gpu built elsewhere (static CUDA
-# runtime, static gtest and libstdc++; they need glibc >= 2.34 and an NVIDIA
-# driver for CUDA >= the toolkit they were built with): BUILD_DIR itself,
-# BUILD_DIR/xfer-gpu-bundle/ or BUILD_DIR/tests/xfer/gpu/.  Default: build-xfer.
-# If they are missing or cannot use the GPU (e.g. the driver is older than
-# their CUDA runtime), the script rebuilds them from tests/xfer/standalone/
-# with whatever CMake and CUDA toolkit the machine has.
+# BUILD_DIR holds the GPU bundle built elsewhere: test_xfer_gpu,
+# bench_xfer_gpu and libbeluga's test_gpu (static CUDA runtime, static gtest,
+# libbeluga and libstdc++; they need glibc >= 2.34 and an NVIDIA driver for
+# CUDA >= the toolkit they were built with), plus googletest-src/ (GoogleTest's
+# sources, copied from Debian's googletest package by the build): BUILD_DIR
+# itself, BUILD_DIR/xfer-gpu-bundle/ or BUILD_DIR/tests/xfer/gpu/.  Default:
+# build-xfer.  If the xfer programs are missing or cannot use the GPU (e.g. the
+# driver is older than their CUDA runtime), the script rebuilds them from
+# tests/xfer/standalone/ with whatever CMake and CUDA toolkit the machine has,
+# and GoogleTest from googletest-src/.  test_gpu is not rebuilt (it needs
+# libbeluga's build dependencies): if it cannot run, that is reported.
 #
 # Output: a readable log on stdout; with $OUT set, also $OUT/gpu-check.log,
-# $OUT/gpu-check-summary.txt, $OUT/xfer-gpu-tests.{log,json} and
-# $OUT/xfer-bench.{log,json}.  Exit 0 only if the tests passed (skipping is a
-# failure when nvidia-smi sees a GPU) and the benchmark completed.
+# $OUT/gpu-check-summary.txt, $OUT/xfer-gpu-tests.{log,json},
+# $OUT/libbeluga-gpu-tests.{log,json} and $OUT/xfer-bench.{log,json}.  Exit 0
+# only if every test passed (skipping is a failure when nvidia-smi sees a GPU)
+# and the benchmark completed.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -100,6 +105,7 @@ rebuild() {
 	cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
 	bd=${TMPDIR:-/tmp}/beluga-xfer-gpu-build
 	cmake -S "$root/tests/xfer/standalone" -B "$bd" -DCMAKE_BUILD_TYPE=Release \
+		${gtest_src:+-DBELUGA_GTEST_SOURCE=$gtest_src} \
 		-DCMAKE_CUDA_COMPILER="$nvcc" ${cc:+-DCMAKE_CUDA_ARCHITECTURES=$cc} >"$bd.cmake.log" 2>&1 ||
 		{ tail -n 30 "$bd.cmake.log"; return 1; }
 	cmake --build "$bd" -j "$(nproc 2>/dev/null || echo 4)" >"$bd.build.log" 2>&1 ||
@@ -109,6 +115,11 @@ rebuild() {
 
 say "binaries"
 bins=$(find_bins "$build") || bins=
+bundle=$bins
+gtest_src=
+for d in "$build/xfer-gpu-bundle/googletest-src" "$build/googletest-src"; do
+	[ -z "$gtest_src" ] && [ -f "$d/googletest/CMakeLists.txt" ] && gtest_src=$(cd "$d" && pwd)
+done
 origin=prebuilt
 if [ -n "$bins" ]; then
 	echo "found in $bins"
@@ -150,6 +161,27 @@ else
 fi
 note "tests: $tests"
 
+say "libbeluga GPU tests (timeout ${test_timeout}s)"
+if [ -n "$bundle" ] && [ -x "$bundle/test_gpu" ]; then
+	json_arg=()
+	[ -n "$out" ] && json_arg=(--gtest_output="json:$out/libbeluga-gpu-tests.json")
+	# The user-space backend: GPU machines cannot load the driver.
+	BELUGA_BACKEND=user with_timeout "$test_timeout" "$bundle/test_gpu" ${json_arg[@]+"${json_arg[@]}"} 2>&1 |
+		tee ${out:+"$out/libbeluga-gpu-tests.log"}
+	lrc=${PIPESTATUS[0]}
+	case $lrc in
+	0) ltests=PASS ;;
+	77) [ $gpu_present = 0 ] && ltests="SKIP (no GPU)" || ltests="FAIL (skipped although a GPU is visible)" ;;
+	124 | 137) ltests="FAIL (timeout)" ;;
+	*) ltests="FAIL (exit $lrc)" ;;
+	esac
+else
+	echo "no test_gpu in the bundle (${bundle:-none}); it is not rebuilt here"
+	ltests="FAIL (test_gpu missing)"
+	[ $gpu_present = 0 ] && ltests="SKIP (no GPU, test_gpu missing)"
+fi
+note "libbeluga tests: $ltests"
+
 # ---- 4. benchmark ---------------------------------------------------------
 say "GPU benchmark (timeout ${bench_timeout}s)"
 bench_arg=()
@@ -167,6 +199,7 @@ note "benchmark: $bench"
 # ---- 5. summary -----------------------------------------------------------
 result=PASS
 case $tests in PASS | "SKIP (no GPU)") ;; *) result=FAIL ;; esac
+case $ltests in PASS | "SKIP (no GPU"*) ;; *) result=FAIL ;; esac
 case $bench in OK | "SKIP (no GPU)") ;; *) result=FAIL ;; esac
 [ $gpu_present = 0 ] && result="SKIP (no GPU)"
 note "elapsed: $(($(date +%s) - start))s"
