@@ -11,8 +11,12 @@ workload (long documents asked several questions; multi-turn chats) with
   redis   a real redis-server on 127.0.0.1, the network store,
 
 each twice: a first run that populates the external cache, and a second,
-with fresh engines, that hits it.  Prints TTFT (mean, p99), TPOT, QPS and
-the hit rates, with the model's measured prefill throughput.
+with fresh engines, that hits it.  The whole set is repeated (--repeats,
+interleaving the stores so that a slow spell of the machine hits all of
+them); every figure is the median over repetitions with its spread
+(min-max), and each store is compared with the no-cache baseline of the same
+repetition and run.  Prints TTFT (mean, p99), TPOT, QPS and the hit rates,
+with the model's measured prefill throughput.
 
   /usr/bin/python3 python/bench/e2e.py            # full run (minutes)
   /usr/bin/python3 python/bench/e2e.py --smoke    # tiny shapes (seconds)
@@ -152,6 +156,41 @@ def summarize(results, wall):
     }
 
 
+# Timings that vary between repetitions: reported as median (min-max).
+TIMED = ("ttft_mean", "ttft_p99", "tpot_mean", "qps", "wall_s", "doc_ttft_mean",
+         "chat_ttft_mean", "prefill_s", "load_s", "save_s", "lookup_s")
+
+
+def aggregate(reps):
+    """One summary from the repetitions' summaries: the median of each number,
+    with `spread[key] = (min, max)` for the timings and `repeats`."""
+    out = {}
+    for k, v in reps[0].items():
+        vals = [r[k] for r in reps]
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and all(
+                x is not None for x in vals):
+            out[k] = statistics.median(vals)
+            if isinstance(v, int) and all(x == v for x in vals):
+                out[k] = v
+        else:
+            out[k] = v
+    out["spread"] = {k: (min(r[k] for r in reps), max(r[k] for r in reps))
+                     for k in TIMED if all(r.get(k) is not None for r in reps)}
+    out["repeats"] = len(reps)
+    return out
+
+
+def vs_baseline(reps, kind, run, key):
+    """Median over repetitions of kind's `key` / the no-cache run's, paired
+    by repetition (same machine state)."""
+    pairs = [(r[kind][run][key], r["none"][run][key]) for r in reps
+             if "none" in r and r[kind][run].get(key) and r["none"][run].get(key)]
+    if not pairs:
+        return None
+    ratios = [a / b for a, b in pairs]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
 def measure_prefill(shape, tokens, seed, threads):
     """The model's prefill throughput, alone in this process (tokens/s)."""
     import torch
@@ -166,25 +205,44 @@ def measure_prefill(shape, tokens, seed, threads):
     return tokens / (time.perf_counter() - t)
 
 
-def fmt_table(summary, prefill_tps, shape, wshape, args):
+def fmt_table(summary, prefill_tps, shape, wshape, args, reps=None):
     ms = lambda s: f"{s * 1e3:.0f}" if s >= 0.1 else f"{s * 1e3:.1f}"   # noqa: E731
+
+    def timed(key, f):
+        # median, and (min-max) over the repetitions when there are several
+        def cell(s):
+            lo, hi = s["spread"].get(key, (None, None))
+            if s.get("repeats", 1) < 2 or lo is None:
+                return f(s[key])
+            return f"{f(s[key])} ({f(lo)}-{f(hi)})"
+        return cell
+
     cols = [k for k in STORES if k in summary]
     lines = ["| Run | Metric | " + " | ".join(LABEL[k] for k in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
-    rows = [("Avg TTFT (ms)", lambda s: ms(s["ttft_mean"])),
-            ("P99 TTFT (ms)", lambda s: ms(s["ttft_p99"])),
-            ("Avg TTFT, documents (ms)", lambda s: ms(s["doc_ttft_mean"])),
-            ("Avg TTFT, chat turns (ms)", lambda s: ms(s["chat_ttft_mean"])),
-            ("Avg TPOT (ms)", lambda s: ms(s["tpot_mean"])),
-            ("QPS", lambda s: f"{s['qps']:.2f}"),
+    rows = [("Avg TTFT (ms)", timed("ttft_mean", ms)),
+            ("P99 TTFT (ms)", timed("ttft_p99", ms)),
+            ("Avg TTFT, documents (ms)", timed("doc_ttft_mean", ms)),
+            ("Avg TTFT, chat turns (ms)", timed("chat_ttft_mean", ms)),
+            ("Avg TPOT (ms)", timed("tpot_mean", ms)),
+            ("QPS", timed("qps", lambda q: f"{q:.2f}")),
             ("Prompt tokens from the external cache", lambda s: f"{100 * s['ext_hit_rate']:.1f} %"),
-            ("Prompt tokens computed", lambda s: f"{s['computed_tokens']}"),
+            ("Prompt tokens computed", lambda s: f"{s['computed_tokens']:.0f}"),
             ("Load / store time, all requests (ms)",
              lambda s: f"{ms(s['lookup_s'] + s['load_s'])} / {ms(s['save_s'])}")]
     for run in ("first", "second"):
         for name, f in rows:
             lines.append(f"| {run.capitalize()} | {name} | " +
                          " | ".join(f(summary[k][run]) for k in cols) + " |")
+        if reps and "none" in cols:
+            for name, key in (("Avg TTFT / no cache, same repetition", "ttft_mean"),
+                              ("QPS / no cache, same repetition", "qps")):
+                cells = []
+                for k in cols:
+                    r = vs_baseline(reps, k, run, key)
+                    cells.append("-" if r is None or k == "none" else
+                                 f"{r[0]:.2f}x" + (f" ({r[1]:.2f}-{r[2]:.2f})" if len(reps) > 1 else ""))
+                lines.append(f"| {run.capitalize()} | {name} | " + " | ".join(cells) + " |")
     hdr = (f"Model: {shape.params / 1e6:.0f}M-parameter Llama-style decoder ({shape.layers} layers, "
            f"d_model {shape.d_model}, {shape.heads} query / {shape.kv_heads} KV heads x "
            f"{shape.head_size}, FFN {shape.ffn}, vocab {shape.vocab}), {shape.dtype}, random weights; "
@@ -197,16 +255,22 @@ def fmt_table(summary, prefill_tps, shape, wshape, args):
           f"turns, {wshape.reply_tokens}-token replies); {wshape.output_tokens} output tokens per "
           f"request; {args.engines} engine processes, {args.engine_blocks} KV blocks each "
           f"(local prefix cache), closed loop.")
-    return "\n".join([hdr, wl, ""] + lines)
+    rp = (f"Repetitions: {args.repeats}, stores interleaved; each figure is the median over "
+          f"repetitions" + (", (min-max) its spread" if args.repeats > 1 else "") +
+          "; ratios pair each repetition with the no-cache run of the same repetition.")
+    return "\n".join([hdr, wl, rp, ""] + lines)
 
 
 def check_outputs(summary, runs):
-    """First tokens must not depend on where the prefix KV came from."""
-    base = runs[("none", "first")]
+    """First tokens must not depend on where the prefix KV came from (nor on
+    the repetition): every run against the first no-cache run."""
+    base = runs[("none", "first", 0)]
     report = {}
     for key, res in runs.items():
         same = sum(1 for rid, r in res.items() if r["output"][0] == base[rid]["output"][0])
-        report[f"{key[0]}/{key[1]}"] = (same, len(res))
+        name = f"{key[0]}/{key[1]}"
+        a, b = report.get(name, (0, 0))
+        report[name] = (a + same, b + len(res))
     return report
 
 
@@ -225,8 +289,14 @@ def main(argv=None):
     ap.add_argument("--chats", type=int)
     ap.add_argument("--turns", type=int)
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="repetitions of every configuration (default 3; 1 with --smoke)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 1 if args.smoke else 3
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
 
     shape = SMOKE_SHAPE if args.smoke else ModelShape(d_model=512, layers=8, heads=8, kv_heads=2,
                                                       head_size=64, ffn=1408)
@@ -247,39 +317,45 @@ def main(argv=None):
     mp.set_forkserver_preload(["torch", "numpy", "beluga", "beluga_vllm.blockio", "model",
                                "engine", "stores", "workload"])
     prefill_tps = measure_prefill(shape, args.prefill_probe, args.seed, args.threads)
-    summary, runs = {}, {}
+    runs = {}
+    reps = []     # per repetition: {kind: {run: summary}}
     fp = beluga.Fingerprint(**fingerprint_of(shape))
-    for kind in stores:
-        setup = None
-        try:
-            if kind == "beluga":
-                from stores import BelugaSetup
-                setup = BelugaSetup(fp, 2 * kv_total + (8 << 20))
-            elif kind == "redis":
-                from stores import RedisServer
-                setup = RedisServer(maxmemory_bytes=4 * kv_total + (64 << 20))
-            summary[kind] = {}
-            for run in ("first", "second"):
-                if setup is not None and run == "first":
-                    setup.reset()
-                spec = setup.spec if setup is not None else {}
-                engines = start_engines(args, shape, kind, spec)
-                try:
-                    res, wall = run_workload(engines, requests, args.timeout)
-                finally:
-                    stop_engines(engines)
-                runs[(kind, run)] = res
-                summary[kind][run] = s = summarize(res, wall)
+    for rep in range(args.repeats):
+        reps.append({})
+        for kind in stores:
+            setup = None
+            try:
+                if kind == "beluga":
+                    from stores import BelugaSetup
+                    setup = BelugaSetup(fp, 2 * kv_total + (8 << 20))
+                elif kind == "redis":
+                    from stores import RedisServer
+                    setup = RedisServer(maxmemory_bytes=4 * kv_total + (64 << 20))
+                reps[rep][kind] = {}
+                for run in ("first", "second"):
+                    if setup is not None and run == "first":
+                        setup.reset()
+                    spec = setup.spec if setup is not None else {}
+                    engines = start_engines(args, shape, kind, spec)
+                    try:
+                        res, wall = run_workload(engines, requests, args.timeout)
+                    finally:
+                        stop_engines(engines)
+                    runs[(kind, run, rep)] = res
+                    reps[rep][kind][run] = s = summarize(res, wall)
+                    if setup is not None:
+                        s["store_stats"] = setup.stats()
+                    print(f"  [{rep + 1}/{args.repeats}] {kind:6s} {run:6s}: TTFT mean "
+                          f"{s['ttft_mean'] * 1e3:8.1f} ms  p99 {s['ttft_p99'] * 1e3:8.1f} ms  "
+                          f"QPS {s['qps']:.2f}  external hits {100 * s['ext_hit_rate']:.1f} %",
+                          flush=True)
+            finally:
                 if setup is not None:
-                    s["store_stats"] = setup.stats()
-                print(f"  {kind:6s} {run:6s}: TTFT mean {s['ttft_mean'] * 1e3:8.1f} ms  "
-                      f"p99 {s['ttft_p99'] * 1e3:8.1f} ms  QPS {s['qps']:.2f}  "
-                      f"external hits {100 * s['ext_hit_rate']:.1f} %", flush=True)
-        finally:
-            if setup is not None:
-                setup.close()
-    table = fmt_table(summary, prefill_tps, shape, wshape, args)
-    outputs = check_outputs(summary, runs) if ("none", "first") in runs else {}
+                    setup.close()
+    summary = {kind: {run: aggregate([r[kind][run] for r in reps]) for run in ("first", "second")}
+               for kind in stores}
+    table = fmt_table(summary, prefill_tps, shape, wshape, args, reps)
+    outputs = check_outputs(summary, runs) if ("none", "first", 0) in runs else {}
     print()
     print(table)
     if outputs:
@@ -290,7 +366,8 @@ def main(argv=None):
             json.dump({"model": shape.describe(), "workload": asdict(wshape),
                        "prefill_tokens_per_s": prefill_tps, "summary": summary,
                        "first_token_agreement": outputs, "table": table,
-                       "results": {f"{k}/{r}": v for (k, r), v in runs.items()}}, f, indent=1)
+                       "repetitions": reps,
+                       "results": {f"{k}/{r}/{i}": v for (k, r, i), v in runs.items()}}, f, indent=1)
     return summary, outputs
 
 

@@ -51,3 +51,22 @@ def _requests(e2e):
     import workload
     from model import SMOKE_SHAPE
     return workload.build(workload.SMOKE_WORKLOAD, SMOKE_SHAPE.vocab)
+
+
+def test_repetitions_give_medians_spreads_and_same_run_ratios():
+    import e2e
+    rep = lambda ttft, qps, computed: {"ttft_mean": ttft, "ttft_p99": ttft * 2, "qps": qps,  # noqa: E731
+                                        "computed_tokens": computed, "requests": 6,
+                                        "store_stats": {"puts": 1}}
+    none = [rep(0.100, 10.0, 300), rep(0.300, 5.0, 300), rep(0.200, 8.0, 302)]
+    bel = [rep(0.050, 20.0, 60), rep(0.090, 9.0, 64), rep(0.080, 16.0, 62)]
+    s = e2e.aggregate(bel)
+    assert s["ttft_mean"] == 0.080 and s["qps"] == 16.0 and s["computed_tokens"] == 62
+    assert s["spread"]["ttft_mean"] == (0.050, 0.090) and s["repeats"] == 3
+    assert s["requests"] == 6 and s["store_stats"] == {"puts": 1}
+    reps = [{"none": {"second": n}, "beluga": {"second": b}} for n, b in zip(none, bel)]
+    # Paired by repetition: 0.5, 0.3, 0.4 -> median 0.4 (not 0.080 / 0.200).
+    med, lo, hi = e2e.vs_baseline(reps, "beluga", "second", "ttft_mean")
+    assert (round(med, 6), round(lo, 6), round(hi, 6)) == (0.4, 0.3, 0.5)
+    assert e2e.vs_baseline([{"beluga": {"second": bel[0]}}], "beluga", "second", "qps") is None
+
