@@ -186,6 +186,16 @@ TEST_F(Region, TheConfiguredFormatterFormatsARegionItDidNotCreate)
 	make_key(7, key[0]);
 	EXPECT_EQ(beluga_kvc_lookup_prefix(b, key, 1), 1);
 	beluga_kvc_detach(b);
+	// A host need not know the shared region's size: with a config and no
+	// size it opens the existing region (a missing one: -ENOENT).
+	b = nullptr;
+	ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &cfg_.fingerprint, &cfg_, 0, 0600, &o, &b), 0)
+		<< beluga_kvc_last_error();
+	EXPECT_EQ(beluga_kvc_lookup_prefix(b, key, 1), 1);
+	beluga_kvc_detach(b);
+	b = nullptr;
+	EXPECT_EQ(beluga_kvc_open(pool_, "kvc-missing", &cfg_.fingerprint, &cfg_, 0, 0600, &o, &b),
+		  -ENOENT);
 	beluga_kvc_detach(a);
 	close(go[0]);
 	close(go[1]);

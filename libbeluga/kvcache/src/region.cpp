@@ -31,7 +31,9 @@ int get_region(beluga_pool *pool, const char *name, const beluga_kvc_config *cfg
 	       uint64_t bytes, uint32_t mode, bool rdonly, beluga_region **out, bool *created)
 {
 	*created = false;
-	if (cfg) {
+	// No size: nothing to create; the region must exist (a shared region
+	// every host defined over the same memory, whose size is its extent's).
+	if (cfg && bytes) {
 		int r = beluga_region_create(pool, name, bytes, mode, 0, BELUGA_ALL_SOURCES, out);
 		if (!r) {
 			*created = true;

@@ -336,8 +336,10 @@ BELUGA_KVC_API void beluga_kvc_detach(struct beluga_kvc *kv);
  * beluga_kvc_open - the cache in the libbeluga region @name (either
  * backend), attached with fingerprint @fp.  With @cfg, the region is created
  * (@region_bytes, permission @mode) and formatted with @cfg (whose
- * fingerprint is replaced by @fp) when it does not exist yet; without @cfg
- * it must exist.  A process that finds the region still being formatted
+ * fingerprint is replaced by @fp) when it does not exist yet; without @cfg,
+ * or with @region_bytes 0 (a shared region each host defined, whose size is
+ * its extent's), it must exist, and @cfg formats it if it holds no cache
+ * yet and @opts has BELUGA_KVC_ATTACH_FORMAT.  A process that finds the region still being formatted
  * waits up to ready_wait_ms.  The region stays open and mapped until
  * beluga_kvc_detach().
  * Errors: those of beluga_region_create/open/map (-ENOENT, -EACCES,
