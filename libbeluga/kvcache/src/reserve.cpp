@@ -22,6 +22,7 @@
 #include "write.hpp"
 
 #include <cerrno>
+#include <memory>
 
 namespace bkv {
 namespace {
@@ -151,6 +152,7 @@ long commit_batch(beluga_kvc *kv, beluga_kvc_reservation *items, size_t n, uint3
 {
 	bool given = flags & BELUGA_KVC_COMMIT_CHECKSUM;
 	std::vector<Job> jobs;
+	jobs.reserve(n); // no allocation failure once items are being ended
 	for (size_t i = 0; i < n; i++) {
 		beluga_kvc_reservation &it = items[i];
 		if (it.data && (!it.len || it.len > kv->g.payload)) {
@@ -170,20 +172,31 @@ long commit_batch(beluga_kvc *kv, beluga_kvc_reservation *items, size_t n, uint3
 	// copy is: the payload was written by the caller (ordinary stores, which
 	// a non-coherent host must write back; non-temporal stores, which the
 	// flush's fence orders; or a device), so every line is written back.
-	Pieces pieces(jobs.size(), kv->copier.threads() > 1, [&](size_t j) { return jobs[j].len; });
-	View &v = kv->v();
-	kv->copier.run(pieces.size(), [&](size_t i) {
-		Piece &p = pieces[i];
-		uint64_t off = items[jobs[p.job].item].offset + p.off;
-		if (!given)
-			f64_update(p.sum, v.ptr(off), p.len);
-		v.dirty(off, p.len);
-		v.flush(off, p.len, Point::payload_wb);
-	});
+	std::unique_ptr<Pieces> pieces;
+	try {
+		pieces = std::make_unique<Pieces>(jobs.size(), kv->copier.threads() > 1,
+						  [&](size_t j) { return jobs[j].len; });
+		View &v = kv->v();
+		kv->copier.run(pieces->size(), [&](size_t i) {
+			Piece &p = (*pieces)[i];
+			uint64_t off = items[jobs[p.job].item].offset + p.off;
+			if (!given)
+				f64_update(p.sum, v.ptr(off), p.len);
+			v.dirty(off, p.len);
+			v.flush(off, p.len, Point::payload_wb);
+		});
+	} catch (...) {
+		// Out of memory: nothing was published; the reservations are held
+		// again, for the caller's next commit or abort.
+		std::lock_guard<std::mutex> l(kv->mu);
+		for (const Job &j : jobs)
+			kv->resv_held[items[j.item].entry] = kHeld;
+		throw;
+	}
 	long stored = 0;
 	for (size_t j = 0; j < jobs.size(); j++) {
 		beluga_kvc_reservation &it = items[jobs[j].item];
-		uint64_t sum = given ? it.sum : pieces.checksum(j, jobs[j].len);
+		uint64_t sum = given ? it.sum : pieces->checksum(j, jobs[j].len);
 		int r = write_publish(kv, it.key, Claim{it.entry, it.slot, it.gen}, sum, jobs[j].len);
 		held_give(kv, it.entry);
 		hook(kHookWriteEnd, 1);
