@@ -25,7 +25,7 @@
 //   kvc_stress [--mode coherent|sim] [--backend memfd|user|kernel]
 //              [--writers 4] [--readers 4] [--kills 120] [--seed N]
 //              [--keys 800] [--block 131072] [--region-mib 64]
-//              [--evict none|clock|lru]
+//              [--evict none|clock|lru] [--writes put|reserve|mixed]
 //
 // --evict none (default): a full partition refuses puts and writers remove
 // blocks to make room, so a block known to be present must always hit.
@@ -34,6 +34,10 @@
 // hit must still be intact.  --keys is raised to four times the capacity of
 // the writers' partitions (there must be more keys than room), and the run
 // fails unless the store evicted while processes were being killed.
+// --writes reserve|mixed: writers store (all, or half their batches) with
+// beluga_kvc_reserve, write the blocks into the reserved slots and commit
+// (one batch in ten is aborted instead), so kills land in processes holding
+// half-written reservations.
 // --mode sim: every process is a host of its own in the non-coherent
 // simulation (a killed process is a host that crashed and lost its cache).
 // Exit status: 0 pass, 1 fail, 77 backend unavailable.  Prints the seed.
@@ -99,6 +103,7 @@ struct Options {
 	size_t block = 128 * 1024;
 	size_t region_mib = 64;
 	std::string evict = "none";
+	std::string writes = "put";
 };
 
 Options g_opt;
@@ -191,6 +196,51 @@ void hook(int ev, int n)
 		raise(SIGSTOP);
 }
 
+// Store keys @ks with a put from private buffers.
+void put_step(beluga_kvc *kv, const std::vector<uint32_t> &ks, std::vector<int> &res)
+{
+	std::vector<std::vector<uint8_t>> bufs(ks.size(), std::vector<uint8_t>(g_opt.block));
+	std::vector<beluga_kvc_put> puts(ks.size());
+	for (size_t i = 0; i < ks.size(); i++) {
+		fill_block(ks[i], bufs[i].data(), g_opt.block);
+		make_key(ks[i], puts[i].key);
+		puts[i].data = bufs[i].data();
+		puts[i].len = g_opt.block;
+		set_state(ks[i], kPutIntent);
+	}
+	beluga_kvc_put_batch(kv, puts.data(), puts.size(), res.data());
+}
+
+// Store keys @ks by writing them into reserved slots (a kill often lands
+// while a slot is half written), then commit; one batch in ten is aborted
+// instead (its keys stay absent: -ECANCELED here).
+void reserve_step(beluga_kvc *kv, std::mt19937_64 &rng, const std::vector<uint32_t> &ks,
+		  std::vector<int> &res)
+{
+	std::vector<beluga_kvc_reservation> it(ks.size());
+	for (size_t i = 0; i < ks.size(); i++) {
+		make_key(ks[i], it[i].key);
+		it[i].len = g_opt.block;
+		set_state(ks[i], kPutIntent);
+	}
+	beluga_kvc_reserve(kv, it.data(), it.size(), res.data());
+	for (size_t i = 0; i < ks.size(); i++)
+		if (res[i] == 0)
+			fill_block(ks[i], static_cast<uint8_t *>(it[i].data), g_opt.block);
+	std::vector<int> done(ks.size());
+	if (rng() % 10 == 0) {
+		beluga_kvc_abort(kv, it.data(), it.size());
+		for (size_t i = 0; i < ks.size(); i++)
+			if (res[i] == 0)
+				res[i] = -ECANCELED;
+		return;
+	}
+	beluga_kvc_commit(kv, it.data(), it.size(), 0, done.data());
+	for (size_t i = 0; i < ks.size(); i++)
+		if (res[i] == 0)
+			res[i] = done[i];
+}
+
 void writer_step(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
 {
 	uint32_t per = g_opt.keys / g_opt.writers;
@@ -220,18 +270,13 @@ void writer_step(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
 		if (key_state(x) != kPresent && std::find(ks.begin(), ks.end(), x) == ks.end())
 			ks.push_back(x);
 	}
-	std::vector<std::vector<uint8_t>> bufs(ks.size(), std::vector<uint8_t>(g_opt.block));
-	std::vector<beluga_kvc_put> puts(ks.size());
-	for (size_t i = 0; i < ks.size(); i++) {
-		fill_block(ks[i], bufs[i].data(), g_opt.block);
-		make_key(ks[i], puts[i].key);
-		puts[i].data = bufs[i].data();
-		puts[i].len = g_opt.block;
-		set_state(ks[i], kPutIntent);
-	}
 	std::vector<int> res(ks.size());
 	g_sh->put_tries += ks.size();
-	beluga_kvc_put_batch(kv, puts.data(), puts.size(), res.data());
+	bool reserve = g_opt.writes == "reserve" || (g_opt.writes == "mixed" && rng() % 2);
+	if (reserve)
+		reserve_step(kv, rng, ks, res);
+	else
+		put_step(kv, ks, res);
 	c.full_last = std::count(res.begin(), res.end(), -ENOSPC) > 0;
 	for (size_t i = 0; i < ks.size(); i++) {
 		if (res[i] == 0 || res[i] == BELUGA_KVC_EXISTS) {
@@ -241,7 +286,8 @@ void writer_step(beluga_kvc *kv, std::mt19937_64 &rng, ChildStats &c)
 		} else {
 			set_state(ks[i], kAbsent);
 			c.nospace += res[i] == -ENOSPC;
-			c.bad += res[i] != -ENOSPC; // no other error is expected
+			// No other error is expected (-ECANCELED: aborted on purpose).
+			c.bad += res[i] != -ENOSPC && res[i] != -ECANCELED;
 		}
 	}
 	// Until the first eviction: has this host's store evicted yet?
@@ -411,6 +457,10 @@ int parse(int argc, char **argv)
 		->capture_default_str();
 	app.add_option("--evict", g_opt.evict, "eviction policy")
 		->check(CLI::IsMember({"none", "clock", "lru"}))
+		->capture_default_str();
+	app.add_option("--writes", g_opt.writes, "how writers store: put, reserve (write in "
+						 "place, commit or abort), or mixed")
+		->check(CLI::IsMember({"put", "reserve", "mixed"}))
 		->capture_default_str();
 	try {
 		app.parse(argc, argv);
@@ -781,9 +831,10 @@ int main(int argc, char **argv)
 		g_opt.seed = env ? std::strtoull(env, nullptr, 0)
 				 : uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
 	}
-	std::printf("kvc_stress: mode %s, backend %s, eviction %s, %d writers, %d readers, "
-		    "%d kills, block %zu, seed %" PRIu64 " (replay: --seed %" PRIu64 ")\n",
+	std::printf("kvc_stress: mode %s, backend %s, eviction %s, writes %s, %d writers, "
+		    "%d readers, %d kills, block %zu, seed %" PRIu64 " (replay: --seed %" PRIu64 ")\n",
 		    g_opt.sim ? "sim" : "coherent", g_opt.backend.c_str(), g_opt.evict.c_str(),
+		    g_opt.writes.c_str(),
 		    g_opt.writers, g_opt.readers, g_opt.kills, g_opt.block, g_opt.seed, g_opt.seed);
 	std::fflush(stdout);
 	return run();

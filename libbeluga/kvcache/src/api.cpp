@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The C entry points of the store: argument checks, lease renewal and
-// error sentences around the operations in put.cpp, get.cpp and misc.cpp.
+// error sentences around the operations in put.cpp, reserve.cpp, get.cpp
+// and misc.cpp.
 #include "error.hpp"
 #include "internal.hpp"
 
@@ -100,6 +101,40 @@ long beluga_kvc_remove(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, int 
 		return r;
 	lease_renew(kv, false);
 	return remove_batch(kv, keys, n, results);
+}
+
+long beluga_kvc_reserve(beluga_kvc *kv, beluga_kvc_reservation *items, size_t n, int *results)
+{
+	if (!kv || ((!items || !results) && n))
+		return fail(-EINVAL, "beluga_kvc_reserve: NULL argument");
+	if (int r = refuse_observer(kv, "beluga_kvc_reserve"))
+		return r;
+	lease_renew(kv, false);
+	return guarded("beluga_kvc_reserve", [&] { return reserve_batch(kv, items, n, results); });
+}
+
+long beluga_kvc_commit(beluga_kvc *kv, beluga_kvc_reservation *items, size_t n, uint32_t flags,
+		       int *results)
+{
+	if (!kv || ((!items || !results) && n))
+		return fail(-EINVAL, "beluga_kvc_commit: NULL argument");
+	if (flags & ~BELUGA_KVC_COMMIT_CHECKSUM)
+		return fail(-EINVAL, "beluga_kvc_commit: unknown flags 0x%x", flags);
+	if (int r = refuse_observer(kv, "beluga_kvc_commit"))
+		return r;
+	lease_renew(kv, false);
+	return guarded("beluga_kvc_commit",
+		       [&] { return commit_batch(kv, items, n, flags, results); });
+}
+
+long beluga_kvc_abort(beluga_kvc *kv, beluga_kvc_reservation *items, size_t n)
+{
+	if (!kv || (!items && n))
+		return fail(-EINVAL, "beluga_kvc_abort: NULL argument");
+	if (kv->observer)
+		return refuse_observer(kv, "beluga_kvc_abort");
+	// Also when this host was taken over: the handle's bookkeeping goes.
+	return abort_batch(kv, items, n);
 }
 
 int beluga_kvc_get_info(beluga_kvc *kv, beluga_kvc_info *info)

@@ -360,8 +360,10 @@ void beluga_kvc_detach(beluga_kvc *kv)
 	if (!kv)
 		return;
 	stop_keeper(kv);
-	if (!kv->observer && !kv->internal)
+	if (!kv->observer && !kv->internal) {
+		reserve_abort_all(kv); // reservations never committed
 		session_close(kv);
+	}
 	void (*release)(void *) = kv->release;
 	void *arg = kv->release_arg;
 	delete kv;

@@ -128,6 +128,10 @@ struct beluga_kvc {
 	std::mutex mu;
 	std::vector<uint32_t> free_pins, free_resv;
 	uint64_t pins_hwm = 0;
+	// Reservation entries held by beluga_kvc_reserve() callers across calls
+	// (reserve.cpp): per entry 0 not, 1 held, 2 being committed or aborted.
+	std::vector<uint8_t> resv_held;
+	uint32_t resv_held_n = 0;
 
 	// Slots this process's evictions retired, claimed first by its next
 	// puts.  Only a hint, private to the process: the claim's CAS on the
@@ -239,6 +243,10 @@ bool slot_take(beluga_kvc *kv, uint32_t slot, uint32_t resv_idx);
 uint32_t resv_take(beluga_kvc *kv);
 void resv_give(beluga_kvc *kv, uint32_t r);
 void slot_reclaim(beluga_kvc *kv, uint32_t slot, uint32_t session, uint32_t inc);
+// A slot reserved under owner word @own goes back to the allocator
+// unpublished: generation even again, FREE, uncounted (the caller flushes
+// the descriptor).  false if @own no longer holds it.
+bool slot_unreserve(beluga_kvc *kv, uint32_t slot, uint64_t own);
 // Our slot's own word is damage: a state no writer stores, or RESERVED or
 // EVICTING by an owner that does not hold the slot (no such session
 // incarnation, or the slot is not in its reservation log).  The allocator
@@ -272,6 +280,12 @@ uint32_t last_access(beluga_kvc *kv, uint32_t p, uint32_t slot, uint64_t hosts);
 
 // store_*.cpp
 long put_batch(beluga_kvc *kv, const beluga_kvc_put *items, size_t n, int *res);
+long reserve_batch(beluga_kvc *kv, beluga_kvc_reservation *items, size_t n, int *res);
+long commit_batch(beluga_kvc *kv, beluga_kvc_reservation *items, size_t n, uint32_t flags,
+		  int *res);
+long abort_batch(beluga_kvc *kv, beluga_kvc_reservation *items, size_t n);
+// Give back every reservation this handle still holds, unpublished (detach).
+void reserve_abort_all(beluga_kvc *kv);
 long get_batch(beluga_kvc *kv, const beluga_kvc_get *items, size_t n, int *res);
 long pin_batch(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint32_t flags,
 	       beluga_kvc_ref *refs, int *res);

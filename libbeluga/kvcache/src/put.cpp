@@ -7,9 +7,9 @@
 //   commit   -> key, checksum, length, generation even, PUBLISHED (flushed)
 //   publish  -> index entry (flushed): from here on readers find it
 //   settle   -> the writer lets go of the slot
-#include "error.hpp"
 #include "internal.hpp"
 #include "pieces.hpp"
+#include "write.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -50,66 +50,9 @@ void copy_in(beluga_kvc *kv, const beluga_kvc_put *items, std::vector<Job> &jobs
 
 void publish(beluga_kvc *kv, const beluga_kvc_put *items, const Job &j, int *res, long &stored)
 {
-	const uint8_t *key = items[j.item].key;
-	slot_commit(kv, j.slot, j.gen, key, j.sum, j.len);
-	int r = index_insert(kv, key, j.slot);
-	if (r == 0) {
-		hook(kHookPublished, 1);
-		slot_settle(kv, j.slot);
-		kv->stat(kStPuts, 1);
-		kv->stat(kStPutBytes, j.len);
-		stored++;
-	} else {
-		// Another process of this host stored the key at the same moment,
-		// or the index is full: this copy goes.
-		slot_retire(kv, j.slot);
-		kv->stat(r == BELUGA_KVC_EXISTS ? kStDupRetracted : kStPutNospace, 1);
-	}
+	int r = write_publish(kv, items[j.item].key, Claim{j.resv, j.slot, j.gen}, j.sum, j.len);
+	stored += r == 0;
 	res[j.item] = r;
-	kv->v().st32(kv->g.resv(kv->host, kv->session, j.resv), 0);
-}
-
-// A slot for @j, evicting first when the host is above its high watermark.
-int claim(beluga_kvc *kv, Job &j, bool &reclaimed)
-{
-	evict_for_put(kv, j.resv);
-	if (!room_for_one(kv) && !reclaimed) {
-		// At capacity: dead writers may be sitting on slots, or the
-		// occupancy counter may be wrong (a process killed between a
-		// slot's change and the count's, or a damaged counter): reclaim
-		// and count again, once per batch.
-		reclaimed = true;
-		if (!reclaim_dead(kv))
-			used_resync(kv);
-		evict_for_put(kv, j.resv);
-	}
-	if (!room_for_one(kv))
-		return -ENOSPC; // everything pinned or in flight, or policy NONE
-	bool busy = false;
-	int err = slot_claim(kv, j.resv, j.slot, j.gen, &busy);
-	if (err == -ENOSPC && busy && !reclaimed) {
-		reclaimed = true; // a dead writer may be sitting on slots
-		if (reclaim_dead(kv))
-			err = slot_claim(kv, j.resv, j.slot, j.gen);
-	}
-	if (err == -ENOSPC && evict_cfg(kv, kv->host).policy != kPolicyNone) {
-		// Full although the occupancy counter said otherwise: count again.
-		used_resync(kv);
-		evict_for_put(kv, j.resv);
-		err = slot_claim(kv, j.resv, j.slot, j.gen);
-	}
-	return err;
-}
-
-// Explain a refused put (beluga_kvc_last_error()).
-void nospace(beluga_kvc *kv)
-{
-	EvictCfg c = evict_cfg(kv, kv->host);
-	fail(-ENOSPC, "put: host %u is full (%llu of %llu blocks in use) and %s", kv->host,
-	     (unsigned long long)used_now(kv, kv->host), (unsigned long long)c.capacity,
-	     c.policy == kPolicyNone ? "its eviction policy is none: remove or evict blocks"
-				     : "no block can be evicted: every one is pinned or being "
-				       "written");
 }
 
 // Reserve what we can of items [i, n); returns the next item to look at.
@@ -123,26 +66,20 @@ size_t reserve(beluga_kvc *kv, const beluga_kvc_put *items, size_t i, size_t n, 
 			res[i] = -EINVAL;
 			continue;
 		}
-		Found f;
-		if (lookup_any(kv, it.key, f)) {
+		if (write_exists(kv, it.key)) {
 			res[i] = BELUGA_KVC_EXISTS;
-			kv->stat(kStPutExists, 1);
 			continue;
 		}
-		uint32_t r = resv_take(kv);
-		if (r == ~0u)
+		Claim c;
+		c.resv = resv_take(kv);
+		if (c.resv == ~0u)
 			break; // the batch is as large as it can be: copy these first
-		Job j{i, 0, r, 0, it.len, 0};
-		int err = claim(kv, j, reclaimed);
-		if (err) {
-			resv_give(kv, r);
-			nospace(kv);
+		if (int err = write_claim(kv, c, reclaimed)) {
+			resv_give(kv, c.resv);
 			res[i] = err;
-			kv->stat(kStPutNospace, 1);
 			continue;
 		}
-		hook(kHookWriteBegin, 1);
-		jobs.push_back(j);
+		jobs.push_back(Job{i, c.slot, c.resv, c.gen, it.len, 0});
 	}
 	return i;
 }

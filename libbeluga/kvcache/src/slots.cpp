@@ -201,6 +201,18 @@ void slot_retire(beluga_kvc *kv, uint32_t slot)
 		used_add(kv, -1);
 }
 
+bool slot_unreserve(beluga_kvc *kv, uint32_t slot, uint64_t own)
+{
+	View &v = kv->v();
+	uint64_t d = kv->g.desc(kv->host, slot);
+	uint64_t gen = v.ld(d + kDescGen);
+	v.st(d + kDescGen, (gen + 1) & ~1ull);
+	if (!v.cas(d + kDescOwn, own, own_word(kFree, 0, 0)))
+		return false;
+	used_add(kv, -1);
+	return true;
+}
+
 void slot_reclaim(beluga_kvc *kv, uint32_t slot, uint32_t session, uint32_t inc)
 {
 	View &v = kv->v();
@@ -209,12 +221,8 @@ void slot_reclaim(beluga_kvc *kv, uint32_t slot, uint32_t session, uint32_t inc)
 	if (own_session(own) != session || own_inc(own) != inc)
 		return; // not (or no longer) the dead session's
 	if (own_state(own) == kReserved) {
-		uint64_t gen = v.ld(d + kDescGen);
-		v.st(d + kDescGen, (gen + 1) & ~1ull);
-		if (v.cas(d + kDescOwn, own, own_word(kFree, 0, 0))) {
+		if (slot_unreserve(kv, slot, own))
 			kv->stat(kStReservationsReclaimed, 1);
-			used_add(kv, -1);
-		}
 	} else if (own_state(own) == kPublished || own_state(own) == kEvicting) {
 		// Killed between publishing the descriptor and settling, in the
 		// middle of a removal or of an eviction: keep the block if the

@@ -177,7 +177,8 @@ struct beluga_kvc_fingerprint {
  * @max_sessions: processes attached at once per host (default 64).
  * @max_pins:     blocks one process can hold pinned at once (default 1024).
  * @max_batch:    blocks one process can have reserved at once (default 64);
- *                larger put batches are done in steps of this size.
+ *                larger put batches are done in steps of this size;
+ *                beluga_kvc_reserve() holds at most max_batch - 1.
  * @high_watermark_pct, @low_watermark_pct: eviction thresholds, in percent
  *                of @capacity_blocks (defaults 95 and 85): a put that would
  *                take a host's occupancy above the high watermark first
@@ -456,6 +457,102 @@ BELUGA_KVC_API int beluga_kvc_unpin(struct beluga_kvc *kv, struct beluga_kvc_ref
 BELUGA_KVC_API long beluga_kvc_remove(struct beluga_kvc *kv,
 				      const uint8_t (*keys)[BELUGA_KVC_KEY_BYTES], size_t n,
 				      int *results);
+
+/* ------------------------------------------------------------------------ */
+/* Zero-copy stores: reserve slots, write the payload in place, commit       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Feature test: defined when this header declares beluga_kvc_reserve(),
+ * _commit() and _abort().  The on-media format is unchanged by them (a
+ * reservation is what a put holds while it copies), so caches are shared
+ * with libraries that lack them.
+ */
+#define BELUGA_KVC_HAVE_RESERVE	1
+
+/*
+ * One block stored in place.  The caller fills @key and @len, reserves,
+ * writes exactly @len bytes at @data (CPU stores, or a device's copy into
+ * the region at @offset), then commits or aborts.  The other fields are
+ * the library's; zero the struct before filling it.
+ * @key:    in.
+ * @len:    in: the block's size, 1..payload_bytes (reserve and commit).
+ * @sum:    in, for beluga_kvc_commit() with BELUGA_KVC_COMMIT_CHECKSUM:
+ *          beluga_kvc_checksum() of the @len bytes written.
+ * @data:   out: the slot's payload, 64-byte aligned; NULL when the item
+ *          holds no reservation (not reserved, committed or aborted).
+ * @offset: out: @data's offset from the start of the region (the base the
+ *          cache was attached at): a device that maps the region (e.g. a
+ *          GPU that registered it) writes at its own base + @offset.
+ */
+struct beluga_kvc_reservation {
+	uint8_t key[BELUGA_KVC_KEY_BYTES];
+	size_t len;
+	uint64_t sum;
+	void *data;
+	uint64_t offset;
+	uint64_t gen;
+	uint32_t slot;
+	uint32_t entry;
+	uint64_t reserved[2];
+};
+
+/*
+ * beluga_kvc_reserve - reserve a slot in this host's partition for each
+ * item, to be written in place (one copy instead of a put's two when the
+ * payload is gathered from elsewhere).  One index lookup per key.
+ * Per item (@results[i]): 0 reserved (@data and @offset set);
+ * BELUGA_KVC_EXISTS already cached (by any host): nothing reserved;
+ * -EINVAL @len 0 or above payload_bytes; -ENOSPC as beluga_kvc_put_batch()
+ * (a reservation evicts like a put); -ENOBUFS this process already holds
+ * max_batch - 1 reservations (the last entry is kept for puts, removals and
+ * evictions): commit or abort some first, or format with a larger
+ * max_batch.  A reservation ends with beluga_kvc_commit() or
+ * beluga_kvc_abort() (beluga_kvc_detach() aborts what is left).  Readers
+ * never see a reserved block; a process killed while holding reservations
+ * leaves them to be reclaimed like a put killed mid-copy: the slots go back
+ * to the allocator, never published.
+ * Returns the number reserved, or -EINVAL (NULL array), -EPERM (observer),
+ * -ESTALE (this host was taken over).
+ */
+BELUGA_KVC_API long beluga_kvc_reserve(struct beluga_kvc *kv,
+				       struct beluga_kvc_reservation *items, size_t n,
+				       int *results);
+
+#define BELUGA_KVC_COMMIT_CHECKSUM	(1U << 0)	/* @sum is given: the payload is not read */
+
+/*
+ * beluga_kvc_commit - publish reserved blocks.  Each block's checksum is
+ * computed over its slot (unless BELUGA_KVC_COMMIT_CHECKSUM: then @sum is
+ * stored as given, and readers that verify miss a block whose payload does
+ * not match it), the payload is written back from this host's caches
+ * (non-coherent modes), and the block is committed and indexed as a put
+ * does.  The writes into @data must be complete (a device copy:
+ * synchronized) before the call.  The reservation ends, whatever the result.
+ * Per item: 0 stored; BELUGA_KVC_EXISTS another process stored the key
+ * meanwhile (this copy is dropped); -ENOSPC the index is full; -ENOENT the
+ * item holds no reservation (@data NULL); -EINVAL not a reservation of
+ * this handle (fields changed), or @len 0 or above payload_bytes: nothing
+ * done for it (it may still be aborted).  Afterwards @data is NULL for
+ * every item whose reservation ended.
+ * Returns the number stored, or -EINVAL (NULL array, unknown flags),
+ * -EPERM, -ESTALE.
+ */
+BELUGA_KVC_API long beluga_kvc_commit(struct beluga_kvc *kv,
+				      struct beluga_kvc_reservation *items, size_t n,
+				      uint32_t flags, int *results);
+
+/*
+ * beluga_kvc_abort - give reserved slots back unpublished (the payload
+ * written so far is dropped).  Items holding no reservation (@data NULL)
+ * are skipped; @data is NULL afterwards.  Also after -ESTALE: then only
+ * this handle's bookkeeping is released.
+ * Returns the number aborted, or -EINVAL (NULL array, or an item that is
+ * not a reservation of this handle: nothing done for it, the others are
+ * aborted).
+ */
+BELUGA_KVC_API long beluga_kvc_abort(struct beluga_kvc *kv,
+				     struct beluga_kvc_reservation *items, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Information, statistics, maintenance                                      */

@@ -10,6 +10,8 @@
 //   size_t hit = cache.lookup_prefix(keys);            // leading cached blocks
 //   auto pin = cache.pin(key);                         // zero-copy, unpinned on destruction
 //   if (pin) use(pin.data(), pin.size());
+//   auto res = cache.reserve(keys, len);               // zero-copy store, aborted on
+//   ... write res.data(i) ...; res.commit();           //   destruction unless committed
 #pragma once
 
 #include <beluga/kvcache.h>
@@ -104,6 +106,79 @@ private:
 	beluga_kvc_ref ref_{};
 };
 
+// ---- Zero-copy stores (beluga_kvc_reserve / _commit / _abort) ----------
+//
+//   auto res = cache.reserve(keys, block_bytes);      // one lookup per key
+//   for (size_t i = 0; i < res.size(); i++)
+//       if (res.reserved(i)) gather_into(res.data(i));  // write in place
+//   std::vector<int> stored = res.commit();            // checksum, publish
+//
+// Slots reserved for a batch of keys: write each reserved block's payload at
+// data(i), then commit().  Whatever is still reserved when the object is
+// destroyed is aborted (given back unpublished).
+class Reservation {
+public:
+	Reservation() = default;
+	Reservation(Reservation &&o) noexcept
+		: kv_(std::exchange(o.kv_, nullptr)), items_(std::move(o.items_)), res_(std::move(o.res_))
+	{
+	}
+	Reservation &operator=(Reservation &&o) noexcept
+	{
+		if (this != &o) {
+			abort();
+			kv_ = std::exchange(o.kv_, nullptr);
+			items_ = std::move(o.items_);
+			res_ = std::move(o.res_);
+		}
+		return *this;
+	}
+	Reservation(const Reservation &) = delete;
+	Reservation &operator=(const Reservation &) = delete;
+	~Reservation() { abort(); }
+
+	size_t size() const { return items_.size(); }
+	// What beluga_kvc_reserve said of item @i: 0 reserved, BELUGA_KVC_EXISTS
+	// (cached already), -ENOSPC, -ENOBUFS (too many reservations held), -EINVAL.
+	int result(size_t i) const { return res_[i]; }
+	// Item @i holds a slot now (reserved, not yet committed or aborted).
+	bool reserved(size_t i) const { return items_[i].data != nullptr; }
+	// Where to write item @i's payload (len(i) bytes), and its offset in the region.
+	void *data(size_t i) const { return items_[i].data; }
+	size_t len(size_t i) const { return items_[i].len; }
+	uint64_t offset(size_t i) const { return items_[i].offset; }
+	// The payload's checksum, computed by the writer (commit with BELUGA_KVC_COMMIT_CHECKSUM).
+	void set_checksum(size_t i, uint64_t sum) { items_[i].sum = sum; }
+	std::span<beluga_kvc_reservation> items() { return items_; }
+
+	// Publish every reserved item; per item the result of beluga_kvc_commit
+	// (-ENOENT for items that held no reservation).  Throws on a call error.
+	std::vector<int> commit(uint32_t flags = 0)
+	{
+		std::vector<int> res(items_.size());
+		if (kv_)
+			check(beluga_kvc_commit(kv_, items_.data(), items_.size(), flags, res.data()));
+		return res;
+	}
+	// Give back item @i (or every item still reserved) unpublished.
+	void abort(size_t i)
+	{
+		if (kv_ && items_[i].data)
+			beluga_kvc_abort(kv_, &items_[i], 1);
+	}
+	void abort()
+	{
+		if (kv_)
+			beluga_kvc_abort(kv_, items_.data(), items_.size());
+	}
+
+private:
+	friend class Cache;
+	beluga_kvc *kv_ = nullptr;
+	std::vector<beluga_kvc_reservation> items_;
+	std::vector<int> res_;
+};
+
 class Cache {
 public:
 	static Cache attach(void *base, size_t size, const beluga_kvc_fingerprint &fp,
@@ -156,6 +231,21 @@ public:
 	}
 	~Cache() { beluga_kvc_detach(kv_); }
 	beluga_kvc *get() const { return kv_; }
+
+	// Zero-copy stores: slots for @keys, @len bytes each (see Reservation).
+	Reservation reserve(std::span<const Key> keys, size_t len)
+	{
+		Reservation r;
+		r.items_.resize(keys.size());
+		r.res_.resize(keys.size());
+		for (size_t i = 0; i < keys.size(); i++) {
+			std::copy(keys[i].begin(), keys[i].end(), r.items_[i].key);
+			r.items_[i].len = len;
+		}
+		check(beluga_kvc_reserve(kv_, r.items_.data(), r.items_.size(), r.res_.data()));
+		r.kv_ = kv_;
+		return r;
+	}
 
 	// Per-item results as in beluga_kvc_put_batch / _get_batch.
 	std::vector<int> put(std::span<const beluga_kvc_put> items)
