@@ -416,7 +416,8 @@ int orchestrate(Options &o)
 		"both processes map, checking each block's checksum and sequence number on the way.\n"
 		"No server sits on that path: Redis has to send every block through a socket, and\n"
 		"recomputing it means running the model over every prefix token again.  With CXL\n"
-		"memory the same cache is shared by every host behind the switch.\n",
+		"memory the same cache is shared by every host behind the switch: make demo's\n"
+		"multi-host part shows that with two VMs whose CXL devices share one memory.\n",
 		kSystemTokens + kDocTokens);
 	std::printf("\ndemo %s\n", rc ? "FAILED" : "finished");
 	return rc;
