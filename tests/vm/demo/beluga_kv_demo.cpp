@@ -176,8 +176,6 @@ public:
 		std::vector<size_t> from_host; // restored blocks by the partition that held them
 	};
 
-	beluga::kvc::Cache &cache() { return cache_; }
-
 	// Serve one prompt: restore its cached prefix, "prefill" the rest,
 	// publish what was computed (to Redis as well with @to_redis).
 	Served serve(const std::vector<uint32_t> &p, bool to_redis)
