@@ -415,7 +415,7 @@ int orchestrate(Options &o)
 		"No server sits on that path: Redis has to send every block through a socket, and\n"
 		"recomputing it means running the model over every prefix token again.  With CXL\n"
 		"memory the same cache is shared by every host behind the switch: make demo's\n"
-		"multi-host part shows that with two VMs whose CXL devices share one memory.\n",
+		"multi-host part shows that with two VMs whose CXL devices share one memory file.\n",
 		kSystemTokens + kDocTokens);
 	std::printf("\ndemo %s\n", rc ? "FAILED" : "finished");
 	return rc;
