@@ -3,8 +3,10 @@
 # Beluga top-level build: drives kbuild (kmod/, the test helper module) and
 # CMake (user space), and runs the tests.
 #
-#   make demo         install missing packages, build, boot a VM that runs the demo
-#                     (DEMO_BACKEND=user: run it on the host, user-space backend)
+#   make demo         install missing packages, build, boot a VM that runs the demo,
+#                     then two VMs sharing CXL memory for its multi-host part
+#                     (DEMO_BACKEND=user: one host, user-space backend;
+#                     DEMO_PROFILES=demo: the single-host VM only)
 #   make bench        KV store benchmarks (Release build in BUILD_DIR/bench, not
 #                     part of make check; BENCH_FLAGS, e.g. --quick)
 #   make bench-e2e    end-to-end TTFT benchmark: two engine processes, no cache
@@ -203,8 +205,12 @@ fuzz: deps
 	VM_TIMEOUT=3600 VM_TEST_TIMEOUT=1500 KVER=$(KVER) bash tests/vm/run.sh --build-dir $(BUILD_DIR) fuzz
 
 # The KV-cache demo (tests/vm/demo/): in the VM on the driver, or with
-# DEMO_BACKEND=user on this host with libbeluga's user-space backend.
+# DEMO_BACKEND=user on this host with libbeluga's user-space backend.  In
+# the VM it boots DEMO_PROFILES: demo (one host, two instances, against
+# Redis) and demo-multihost (two guests sharing CXL memory, one instance on
+# each; Documentation/multihost.md, "Trying it").
 DEMO_BACKEND ?= kernel
+DEMO_PROFILES ?= demo demo-multihost
 bench-e2e: user
 	PYTHONPATH=$(BUILD_DIR)/python $(PYTHON) python/bench/e2e.py --json $(BUILD_DIR)/bench-e2e.json $(BENCH_E2E_ARGS)
 
@@ -214,7 +220,9 @@ ifeq ($(DEMO_BACKEND),user)
 	$(BUILD_DIR)/tests/vm/demo/beluga-kv-demo --backend user
 else
 	@$(SUBMAKE) build
-	@$(SUBMAKE) VM_PROFILES=demo run-vm
+	@$(SUBMAKE) VM_PROFILES="$(DEMO_PROFILES)" run-vm && \
+		echo "make demo: every part worked ($(DEMO_PROFILES)); each part's results and verdict are above" || \
+		{ echo "make demo: FAILED (the failing part's output is above)"; exit 1; }
 endif
 
 # Benchmarks: a Release build of their own; the report (Markdown) is printed

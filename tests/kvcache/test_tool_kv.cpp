@@ -496,6 +496,20 @@ TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 	}
 	char x;
 	ASSERT_EQ(read(ready[0], &x, 1), 1);
+	// Host 0 reads host 1's block (a hit) and a key nobody stored (a miss):
+	// its own hit rate is 1 of 2, host 1's 0 of 0.
+	{
+		std::vector<uint8_t> buf(kPayload);
+		beluga_kvc_get g[2] = {};
+		make_key(7, g[0].key);
+		make_key(8, g[1].key);
+		for (auto &gi : g)
+			gi.dst = buf.data(), gi.cap = buf.size();
+		int res[2];
+		beluga_kvc_get_batch(kv0, g, 2, res);
+		ASSERT_EQ(res[0], int(kPayload));
+		ASSERT_EQ(res[1], -ENOENT);
+	}
 	// Host 1 is alive (its process runs here): refused, exit status 8 (busy).
 	Result r = run({ "kv", "takeover", name, "--host", "1", "--by", "0" });
 	EXPECT_EQ(r.status, 8) << r.out << r.err;
@@ -518,15 +532,30 @@ TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 		EXPECT_FALSE(hj["name"].get<std::string>().empty());
 	}
 	EXPECT_EQ(j["hosts"][1]["used_blocks"], 1);
+	EXPECT_EQ(j["heartbeat_watch_ms"], 0);
+	EXPECT_EQ(j["hosts"][0]["gets"], 2);
+	EXPECT_EQ(j["hosts"][0]["get_hits"], 1);
+	EXPECT_DOUBLE_EQ(j["hosts"][0]["hit_rate"].get<double>(), 0.5);
+	EXPECT_EQ(j["hosts"][1]["gets"], 0);
+	EXPECT_DOUBLE_EQ(j["hosts"][1]["hit_rate"].get<double>(), 0.0);
 	r = run({ "kv", "metrics", name });
 	ASSERT_EQ(r.status, 0) << r.err;
 	EXPECT_TRUE(valid_prometheus(r.out));
 	EXPECT_EQ(sample_value(r.out, "beluga_kv_host_up{cache=\"" + name + "\",host=\"1\"}"), 1);
 	EXPECT_EQ(sample_value(r.out, "beluga_kv_host_processes{cache=\"" + name + "\",host=\"1\"}"), 1);
-	r = run({ "kv", "stats", name });
+	r = run({ "kv", "stats", name, "--watch-ms", "0" });
 	ASSERT_EQ(r.status, 0) << r.err;
-	EXPECT_NE(r.out.find("host 1:"), std::string::npos) << r.out;
-	EXPECT_NE(r.out.find("heartbeat"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find("hosts:        2 indexes; heartbeats watched for 0.0 s"), std::string::npos)
+		<< r.out;
+	for (const char *host : { "host 0:       \"", "host 1:       \"" }) {
+		size_t at = r.out.find(host);
+		ASSERT_NE(at, std::string::npos) << host << "\n" << r.out;
+		std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+		EXPECT_NE(line.find(" silent, heartbeat "), std::string::npos) << line;
+		EXPECT_NE(line.find("1 process attached"), std::string::npos) << line;
+		EXPECT_NE(line.find(host[5] == '0' ? "hit rate 50.0 % (1 of 2)" : "hit rate 0.0 % (0 of 0)"),
+			  std::string::npos) << line;
+	}
 	// Host 1 dies; once its heartbeat stood still for its lease, host 0
 	// takes it over.  Its block stays readable.
 	ASSERT_EQ(write(go[1], "g", 1), 1);

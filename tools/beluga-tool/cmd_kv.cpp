@@ -89,7 +89,10 @@ json stats_json(const Snapshot &s)
 				  { "occupancy", ratio(e.used_blocks, e.capacity_blocks) },
 				  { "high_watermark_pct", e.high_watermark_pct },
 				  { "low_watermark_pct", e.low_watermark_pct },
-				  { "puts", x.puts }, { "evictions", x.evictions } });
+				  { "puts", x.puts }, { "evictions", x.evictions },
+				  { "gets", x.gets }, { "get_hits", x.get_hits },
+				  { "hit_rate", ratio(x.get_hits, x.gets) },
+				  { "lookup_hit_rate", ratio(x.lookup_hits, x.lookup_keys) } });
 		if (h < s.host_info.size()) {
 			const beluga_kvc_host_info &i = s.host_info[h];
 			json &j = hosts.back();
@@ -116,6 +119,7 @@ json stats_json(const Snapshot &s)
 		{ "lookup_hit_rate", ratio(t.lookup_hits, t.lookup_keys) },
 		{ "blocks_cached", s.check.published_slots },
 		{ "hosts", hosts },
+		{ "heartbeat_watch_ms", s.watched_ms },
 		{ "counters", {
 			{ "puts", t.puts }, { "put_bytes", t.put_bytes }, { "put_exists", t.put_exists },
 			{ "put_nospace", t.put_nospace }, { "gets", t.gets }, { "get_hits", t.get_hits },
@@ -163,23 +167,30 @@ void print_stats(const Snapshot &s, const Output &out)
 			    pct(e.used_blocks, e.capacity_blocks).c_str(), policy_name(e.policy).c_str(),
 			    e.high_watermark_pct, e.low_watermark_pct);
 	}
+	if (!s.host_info.empty())
+		std::printf("hosts:        %zu indexes; heartbeats watched for %.1f s from here (a host is "
+			    "dead once still for its lease)\n", s.host_info.size(),
+			    double(s.watched_ms) / 1e3);
 	for (const beluga_kvc_host_info &hi : s.host_info) {
 		if (!hi.machine_id) {
 			std::printf("host %u:       free (no host holds this index)\n", hi.host);
 			continue;
 		}
+		const beluga_kvc_stats &x = s.hosts[hi.host];
 		char served[48] = "";
 		if (hi.served_by != hi.host)
 			std::snprintf(served, sizeof(served), ", taken over by host %u", hi.served_by);
 		std::printf("host %u:       \"%s\" %s, heartbeat %llu (%s %.1f s ago as seen here, "
-			    "lease %.1f s), %llu process%s attached, %llu of %llu blocks%s\n",
+			    "lease %.1f s), %llu process%s attached, %llu of %llu blocks, hit rate %s "
+			    "(%llu of %llu), lookups found %s%s\n",
 			    hi.host, hi.name, host_state_name(hi.state).c_str(),
 			    (unsigned long long)hi.heartbeat,
 			    hi.state == BELUGA_KVC_HOST_ALIVE ? "moved" : "unchanged since",
 			    double(hi.observed_ms) / 1e3, double(hi.lease_ms) / 1e3,
 			    (unsigned long long)hi.sessions, hi.sessions == 1 ? "" : "es",
 			    (unsigned long long)hi.used_blocks, (unsigned long long)hi.capacity_blocks,
-			    served);
+			    pct(x.get_hits, x.gets).c_str(), (unsigned long long)x.get_hits,
+			    (unsigned long long)x.gets, pct(x.lookup_hits, x.lookup_keys).c_str(), served);
 	}
 	std::printf("evictions:    %llu (%llu rounds, %llu blocks scanned, %llu kept as pinned)\n",
 		    (unsigned long long)t.evictions, (unsigned long long)t.evict_rounds,

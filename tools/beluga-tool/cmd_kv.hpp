@@ -24,6 +24,7 @@ struct Snapshot {
 	std::vector<beluga_kvc_stats> hosts;	   // per host partition
 	std::vector<beluga_kvc_eviction> eviction; // per host partition
 	std::vector<beluga_kvc_host_info> host_info; // several hosts: claim, heartbeat
+	long watched_ms = 0;			   // several hosts: heartbeats watched this long
 	beluga_kvc_check_report check{};
 };
 

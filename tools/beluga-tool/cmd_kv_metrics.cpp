@@ -60,6 +60,7 @@ Snapshot snapshot(beluga::kvc::Cache &cache, const std::string &name, long watch
 			nanosleep(&ts, nullptr);
 			s.host_info = host_infos(cache, s.info.max_hosts);
 		}
+		s.watched_ms = watch_ms;
 	}
 	s.check = cache.check_all(false);
 	return s;

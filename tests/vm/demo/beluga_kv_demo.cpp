@@ -13,8 +13,14 @@
 // check byte for byte that what it restored is what prefill would compute.
 // Prefill time is not measured but computed at a stated rate (--prefill-tps).
 //
+// With --multihost (the demo-multihost VM profile) the two instances run on
+// two hosts, two QEMU guests sharing CXL memory: host 0 formats a cache in a
+// shared region and runs A, host 1 attaches with its own host index and runs
+// B, which restores A's prefixes from the shared memory (run_multihost).
+//
 //   beluga-kv-demo [--backend kernel|user] [--docs N] [--prefill-tps N]
 //                  [--tool PATH] [--redis-server PATH|none]
+//   beluga-kv-demo --multihost [--docs N] [--tool PATH]
 // Exit status 0 when everything worked and every restored block was right.
 #include <CLI/CLI.hpp>
 
@@ -22,12 +28,14 @@
 #include <beluga/kvcache.hpp>
 
 #include "redis_server.hpp"
+#include "rendezvous.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -52,6 +60,7 @@ struct Options {
 	std::string instance; // "A" or "B" in the child processes
 	int docs = 3, redis_port = -1;
 	double prefill_tps = 20000;
+	bool multihost = false;
 };
 
 // ---- the workload: token ids of system prompt, documents and questions ----
@@ -116,8 +125,12 @@ std::string redis_key(const Key &k)
 
 class Instance {
 public:
-	Instance(const Options &o)
-		: o_(o), pool_(beluga::Pool::open()), cache_(open_cache(pool_)),
+	Instance(const Options &o) : Instance(o, beluga::Pool::open(), nullptr) {}
+	// An instance on cache @cache of @pool (the multi-host part opens it as
+	// its host), or, with @cache null, on the demo's cache, attached here.
+	Instance(const Options &o, beluga::Pool pool, std::unique_ptr<beluga::kvc::Cache> cache)
+		: o_(o), pool_(std::move(pool)),
+		  cache_(cache ? std::move(*cache) : open_cache(pool_)),
 		  root_(beluga::kvc::root_key("0"))
 	{
 		// The engine's KV memory is allocated once, up front (on a GPU, it
@@ -160,6 +173,7 @@ public:
 		size_t blocks = 0, hits = 0;
 		double beluga_ms = 0, redis_ms = -1;
 		bool right = true;
+		std::vector<size_t> from_host; // restored blocks by the partition that held them
 	};
 
 	// Serve one prompt: restore its cached prefix, "prefill" the rest,
@@ -183,6 +197,13 @@ public:
 			s.right &= got[i] == int(block_bytes()) && kv_is_right(keys[i], &kv[i * block_bytes()]);
 		if (redis_ && s.hits)
 			s.redis_ms = restore_from_redis(keys, s.hits, s.right);
+		if (uint32_t hosts = cache_.info().max_hosts; hosts > 1) {
+			s.from_host.assign(hosts, 0);
+			beluga_kvc_block_info b;
+			for (size_t i = 0; i < s.hits; i++)
+				if (cache_.inspect(keys[i], b) && b.host < hosts)
+					s.from_host[b.host]++;
+		}
 		// Prefill what was not cached, then publish it.
 		std::vector<beluga_kvc_put> puts;
 		for (size_t i = s.hits; i < keys.size(); i++) {
@@ -393,10 +414,285 @@ int orchestrate(Options &o)
 		"both processes map, checking each block's checksum and sequence number on the way.\n"
 		"No server sits on that path: Redis has to send every block through a socket, and\n"
 		"recomputing it means running the model over every prefix token again.  With CXL\n"
-		"memory the same cache is shared by every host behind the switch.\n",
+		"memory the same cache is shared by every host behind the switch: make demo's\n"
+		"multi-host part shows that with two VMs whose CXL devices share one memory file.\n",
 		kSystemTokens + kDocTokens);
 	std::printf("\ndemo %s\n", rc ? "FAILED" : "finished");
 	return rc;
+}
+
+
+// ---- the multi-host part: two hosts, one cache in shared CXL memory ----
+//
+// Run by every guest of the demo-multihost profile (two QEMU guests whose CXL
+// devices share one memory file; each guest's beluga.ko pools it as a range
+// source).  The guests meet through the multi-host harness' rendezvous
+// (tests/multihost/rendezvous.hpp) and take their role from it: host 0
+// formats the cache and runs instance A, host 1 runs instance B.  Each
+// guest's output is printed as one block, host 0's first.
+
+constexpr const char *kSharedCache = "demo-kv-shared";
+constexpr const char *kEmulated = "TCG-emulated: functional, not performance";
+
+// "[host N] " before a line, so every line says where it happened.
+void say(unsigned host, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void say(unsigned host, const char *fmt, ...)
+{
+	std::printf("[host %u] ", host);
+	va_list ap;
+	va_start(ap, fmt);
+	std::vprintf(fmt, ap);
+	va_end(ap);
+	std::printf("\n");
+}
+
+double pct(size_t a, size_t b) { return b ? 100.0 * double(a) / double(b) : 0.0; }
+
+// Prints "$ beluga-tool ARGS..." and runs it; returns its exit status.
+int run_tool(const Options &o, const std::vector<std::string> &args)
+{
+	std::string line = "$ beluga-tool";
+	for (const auto &a : args)
+		line += " " + a;
+	std::printf("%s\n", line.c_str());
+	std::vector<std::string> argv = {o.tool};
+	argv.insert(argv.end(), args.begin(), args.end());
+	return run_child(argv);
+}
+
+// What one instance did (host 0's is passed to host 1 for the summary).
+struct Tally {
+	size_t hits = 0, blocks = 0;
+	bool right = true;
+};
+
+// The range source beluga.ko pools the shared CXL memory as.
+uint32_t range_source(const beluga::Pool &pool)
+{
+	auto srcs = pool.sources();
+	for (uint32_t i = 0; i < srcs.size(); i++)
+		if (srcs[i].kind == BELUGA_SOURCE_KIND_RANGE)
+			return i;
+	throw std::runtime_error("no range source: the profile must give the shared CXL device "
+				 "to beluga.ko (tests/vm/cxl-setup.sh)");
+}
+
+int run_multihost(const Options &o)
+{
+	beluga::mh::Rendezvous rv = beluga::mh::Rendezvous::from_env();
+	const unsigned me = rv.host();
+	if (rv.hosts() != 2)
+		throw std::runtime_error("the multi-host demo runs on exactly two hosts, not " +
+					 std::to_string(rv.hosts()));
+	const bool a_host = me == 0;
+	char name[65] = {};
+	gethostname(name, sizeof(name) - 1);
+	const size_t bb = block_bytes();
+	const uint32_t prefix_blocks = (kSystemTokens + kDocTokens) / kShape.block_size;
+	const uint32_t doc_blocks = kDocTokens / kShape.block_size;
+	const uint32_t question_blocks = kQuestionTokens / kShape.block_size;
+
+	if (a_host) {
+		std::printf(
+			"Beluga KV-cache demo, multi-host part: one KV cache shared by two hosts\n"
+			"=======================================================================\n"
+			"Two QEMU guests, hosts 0 and 1, each with its own kernel and its own CXL type-3\n"
+			"device, both devices backed by one memory file, as hosts behind a multi-headed\n"
+			"CXL device are.  Each guest's beluga.ko pools that memory as a range source.\n"
+			"Host 0 formats the cache and runs inference instance A; host 1 runs instance B.\n"
+			"Every line says on which host it happened; host 1's lines follow host 0's.\n"
+			"Times are %s.\n\n", kEmulated);
+	}
+	say(me, "this is \"%s\": host index %u, %s", name, me,
+	    a_host ? "the formatter, instance A" : "instance B");
+	beluga::PoolOptions po;
+	po.backend = beluga::Backend::Kernel;
+	beluga::Pool pool = beluga::Pool::open(po);
+	const uint32_t src = range_source(pool);
+
+	// Room in each host's partition (half the region) for instance A's
+	// blocks (the system prompt once, each document) below the 95 % high
+	// watermark, so that nothing is evicted.
+	const uint64_t a_blocks = prefix_blocks + uint64_t(o.docs - 1) * doc_blocks;
+	const uint64_t region = (2 * a_blocks * bb * 23 / 20 + (16u << 20)) / (2u << 20) * (2u << 20);
+	if (region > pool.sources()[src].total_bytes)
+		throw std::runtime_error("--docs " + std::to_string(o.docs) + " needs a " +
+					 std::to_string(region >> 20) + " MiB region: more than the shared "
+					 "CXL memory");
+
+	// 1. The shared region: the same extent defined on every host.
+	say(me, "step 1: define the shared region over the CXL memory (the same command on "
+		"every host; source %u is the range beluga.ko pools)", src);
+	std::string size = std::to_string(region >> 20) + "M";
+	if (int rc = run_tool(o, {"shared", "define", kSharedCache, "--source", std::to_string(src),
+				  "--offset", "0", "--size", size, "--mode", "0600"}))
+		throw std::runtime_error("beluga-tool shared define failed (exit status " +
+					 std::to_string(rc) + ")");
+	// Whatever happens from here on, this host's definition goes (the bytes stay).
+	struct Undefine {
+		const beluga::Pool &pool;
+		~Undefine() { beluga_region_destroy(pool.get(), kSharedCache); }
+	} undefine{pool};
+	rv.barrier("demo-defined");
+
+	// 2. Format (host 0 only) and attach, each host with its own index.
+	beluga_kvc_attach_opts ao;
+	beluga_kvc_attach_opts_init(&ao);
+	ao.host_id = me;
+	ao.ready_wait_ms = 120000; // host 1: how long it waits for host 0's format
+	beluga_kvc_config cfg;
+	beluga_kvc_config_init(&cfg);
+	cfg.max_hosts = 2;
+	if (a_host) {
+		say(me, "step 2: format the cache in it (max_hosts 2; only this host is configured to "
+			"format) and attach as host index 0");
+		ao.flags = BELUGA_KVC_ATTACH_FORMAT;
+	} else {
+		say(me, "step 2: attach as host index 1; no format here: wait (at most %u s) until "
+			"host 0's format is complete", ao.ready_wait_ms / 1000);
+	}
+	auto t0 = Clock::now();
+	auto cache = std::make_unique<beluga::kvc::Cache>(beluga::kvc::Cache::open(
+		pool.get(), kSharedCache, Instance::fingerprint(), a_host ? &cfg : nullptr, region,
+		0600, &ao));
+	const double attach_ms = ms_since(t0);
+	beluga_kvc_info info = cache->info();
+	say(me, "  attached as host %u of %u after %.1f s (%s): %llu MiB region, room for %llu "
+		"blocks per host, non-coherent protocol (write back after writing, invalidate "
+		"before reading another host's lines)", info.host_id, info.max_hosts, attach_ms / 1e3,
+	    kEmulated, (unsigned long long)(info.region_bytes >> 20),
+	    (unsigned long long)info.slots_per_host);
+	if (!a_host)
+		say(me, "  (a first attach claims the host index: it watches the index for two "
+			"heartbeat periods, writes its claim and reads it back after two more)");
+	Instance inst(o, beluga::Pool::open(po), std::move(cache));
+	rv.barrier("demo-attached");
+
+	// 3. Instance A (host 0) serves long prompts and publishes their KV.
+	Tally a, b, reread;
+	if (a_host) {
+		say(me, "step 3: instance A serves %d long prompts (%u tokens: a %u-token system prompt "
+			"shared by all + a document) and publishes their KV into host 0's partition",
+		    o.docs, kSystemTokens + kDocTokens, kSystemTokens);
+		for (int d = 0; d < o.docs; d++) {
+			auto s = inst.serve(prompt(d, -1), false);
+			a.hits += s.hits, a.blocks += s.blocks, a.right &= s.right;
+			say(me, "  document %d: %zu of %zu blocks cached -> prefill %zu tokens, publish "
+				"%zu blocks (%.0f MiB)", d + 1, s.hits, s.blocks,
+			    (s.blocks - s.hits) * kShape.block_size, s.blocks - s.hits,
+			    double((s.blocks - s.hits) * bb) / (1 << 20));
+		}
+	} else {
+		say(me, "step 3: waiting while instance A on host 0 publishes its documents' KV");
+	}
+	rv.barrier("demo-a-published");
+
+	// 4. Instance B (host 1) serves prompts sharing those prefixes.
+	std::vector<double> restore_ms;
+	if (!a_host) {
+		say(me, "step 4: instance B serves %d prompts: each of host 0's documents with two "
+			"different questions (%u tokens)", 2 * o.docs, kQuestionTokens);
+		for (int d = 0; d < o.docs; d++)
+			for (int q = 0; q < 2; q++) {
+				auto s = inst.serve(prompt(d, q), false);
+				b.hits += s.hits, b.blocks += s.blocks, b.right &= s.right;
+				restore_ms.push_back(s.beluga_ms);
+				say(me, "  document %d, question %d: %zu of %zu blocks cached (%zu in host 0's "
+					"partition, %zu in host 1's): restored in %.0f ms; prefill %zu "
+					"tokens, publish %zu blocks into host 1's partition", d + 1, q + 1,
+				    s.hits, s.blocks, s.from_host[0], s.from_host[1], s.beluga_ms,
+				    (s.blocks - s.hits) * kShape.block_size, s.blocks - s.hits);
+			}
+		say(me, "  every restored block checked byte for byte against what prefill "
+			"computes: %s", b.right ? "all equal" : "MISMATCH");
+	} else {
+		say(me, "step 4: waiting while instance B on host 1 serves its prompts");
+	}
+	rv.barrier("demo-b-served");
+
+	// 5. And back: A meets one of B's prompts, whose question B published.
+	if (a_host) {
+		say(me, "step 5: instance A now serves the prompt B served first (document 1, "
+			"question 1)");
+		auto s = inst.serve(prompt(0, 0), false);
+		reread = {s.hits, s.blocks, s.right};
+		say(me, "  %zu of %zu blocks cached (%zu in host 0's partition, %zu in host 1's: the "
+			"question's %u blocks that B published): nothing to prefill; bytes %s",
+		    s.hits, s.blocks, s.from_host[0], s.from_host[1], question_blocks,
+		    s.right ? "all equal" : "MISMATCH");
+		rv.publish(std::to_string(a.hits) + " " + std::to_string(a.blocks) + " " +
+			   std::to_string(a.right) + " " + std::to_string(reread.hits) + " " +
+			   std::to_string(reread.blocks) + " " + std::to_string(reread.right));
+	} else {
+		say(me, "step 5: waiting while instance A on host 0 serves one of B's prompts");
+	}
+	rv.barrier("demo-a-reread");
+
+	// 6. What the cache says about both hosts, and the verdict.
+	bool ok = a_host ? a.right && reread.right && reread.hits == reread.blocks : true;
+	if (!a_host) {
+		unsigned long long n[4] = {};
+		int r[2] = {};
+		if (std::sscanf(rv.peer_value(0).c_str(), "%llu %llu %d %llu %llu %d", &n[0], &n[1],
+				&r[0], &n[2], &n[3], &r[1]) != 6)
+			throw std::runtime_error("host 0 published no tally: \"" + rv.peer_value(0) +
+						 "\"");
+		a = {size_t(n[0]), size_t(n[1]), r[0] == 1};
+		reread = {size_t(n[2]), size_t(n[3]), r[1] == 1};
+		say(me, "step 6: the cache as beluga-tool sees it from host 1 (an observer: it writes "
+			"nothing), both instances still attached");
+		int rc = run_tool(o, {"kv", "stats", kSharedCache});
+		// B must find every prefix A published: each prompt's system
+		// prompt and document, never the question.
+		const size_t b_want = size_t(2 * o.docs) * prefix_blocks;
+		const size_t a_want = size_t(o.docs - 1) * (kSystemTokens / kShape.block_size);
+		std::sort(restore_ms.begin(), restore_ms.end());
+		std::printf("\nPer-host hit rates (blocks restored from the shared cache / blocks of "
+			    "the prompts served):\n");
+		std::printf("  host 0, instance A: %5.1f %% (%zu of %zu): its %d new documents; only "
+			    "the shared system prompt was cached\n", pct(a.hits, a.blocks), a.hits,
+			    a.blocks, o.docs);
+		std::printf("                      %5.1f %% (%zu of %zu): then B's first prompt, "
+			    "question included\n", pct(reread.hits, reread.blocks), reread.hits,
+			    reread.blocks);
+		std::printf("  host 1, instance B: %5.1f %% (%zu of %zu): %d questions on host 0's "
+			    "documents\n", pct(b.hits, b.blocks), b.hits, b.blocks, 2 * o.docs);
+		std::printf("  restoring one %u-token prefix (%.0f MiB of KV) on host 1: median "
+			    "%.0f ms (%s)\n", kSystemTokens + kDocTokens,
+			    double(prefix_blocks * bb) / (1 << 20),
+			    restore_ms.empty() ? 0.0 : restore_ms[restore_ms.size() / 2], kEmulated);
+		struct Check {
+			bool ok;
+			std::string what;
+		};
+		std::vector<Check> checks = {
+			{b.hits == b_want, "host 1 restored every block of host 0's prefixes (" +
+						   std::to_string(b.hits) + " of " +
+						   std::to_string(b_want) + ")"},
+			{a.hits == a_want, "host 0 found only the shared system prompt while serving "
+					   "new documents (" + std::to_string(a.hits) + " of " +
+					   std::to_string(a_want) + ")"},
+			{reread.blocks && reread.hits == reread.blocks,
+			 "host 0 restored all of B's prompt, question blocks from host 1 included"},
+			{a.right && b.right && reread.right,
+			 "every restored block equal, byte for byte, to what prefill computes"},
+			{rc == 0, "beluga-tool kv stats read the cache from host 1"},
+		};
+		std::printf("\nVerdict:\n");
+		for (const auto &c : checks) {
+			std::printf("  [%s] %s\n", c.ok ? " ok " : "FAIL", c.what.c_str());
+			ok &= c.ok;
+		}
+		std::printf("Multi-host demo %s: instance B on host 1 %s.\n", ok ? "PASSED" : "FAILED",
+			    ok ? "never computed the prefixes instance A had computed on host 0: it "
+				 "restored their KV from the CXL memory both hosts share"
+			       : "did not get what instance A published (see above)");
+	} else {
+		say(me, "step 6: waiting while host 1 shows the cache's statistics and the verdict");
+		say(me, "host 0's part %s", ok ? "worked" : "FAILED");
+	}
+	rv.barrier("demo-stats-shown");
+	return ok ? 0 : 1;
 }
 
 } // namespace
@@ -416,7 +712,7 @@ int main(int argc, char **argv)
 	app.add_option("--prefill-tps", o.prefill_tps, "stated prefill rate for the recompute line")
 		->check(CLI::PositiveNumber)
 		->capture_default_str();
-	app.add_option("--tool", o.tool, "beluga-tool to run kv stats with")->capture_default_str();
+	app.add_option("--tool", o.tool, "beluga-tool to run (kv stats; shared define)")->capture_default_str();
 	app.add_option("--redis-server", o.redis_server, "redis-server to start, or none")
 		->capture_default_str();
 	app.add_option("--redis-port", o.redis_port, "internal: loopback port of the Redis server "
@@ -424,12 +720,17 @@ int main(int argc, char **argv)
 		->check(CLI::Range(-1, 65535))
 		->capture_default_str();
 	app.add_option("--instance", o.instance, "internal: run one instance (A or B)");
+	app.add_flag("--multihost", o.multihost,
+		     "the multi-host part: run on every guest of the demo-multihost VM profile, "
+		     "host 0 formats and runs instance A, host 1 instance B (kernel backend)");
 	try {
 		app.parse(argc, argv);
 	} catch (const CLI::ParseError &e) {
 		return app.exit(e) == 0 ? 0 : 2;
 	}
 	try {
+		if (o.multihost)
+			return run_multihost(o);
 		return o.instance.empty() ? orchestrate(o) : run_instance(o);
 	} catch (const std::exception &e) {
 		std::fprintf(stderr, "beluga-kv-demo: %s\n", e.what());
