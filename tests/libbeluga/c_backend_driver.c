@@ -36,22 +36,31 @@ static int driver_open(struct fake *f, const char *dir, struct beluga_pool **poo
 	return beluga_pool_open(&o, pool);
 }
 
-/* Named regions in the pool (ephemeral ones have no name). */
+/*
+ * A region still in the namespace: the driver also lists ephemeral regions
+ * (no name) and destroyed ones that files or mappings keep alive.
+ */
+static bool named(const struct beluga_region_info *i)
+{
+	return i->name[0] && !(i->flags & BELUGA_INFO_DESTROYED);
+}
+
+/* Regions in the namespace. */
 static int driver_entries(struct fake *f, const char *dir)
 {
 	struct beluga_region_info v[32];
 	struct beluga_pool *pool;
 	size_t n;
-	int named = 0;
+	int nr = 0;
 
 	(void)f;
 	(void)dir;
 	assert_int_equal(plain_pool(&pool), 0);
 	assert_int_equal(beluga_region_list(pool, v, NELEM(v), &n), 0);
 	for (size_t i = 0; i < n && i < NELEM(v); i++)
-		named += v[i].name[0] != 0;
+		nr += named(&v[i]);
 	beluga_pool_close(pool);
-	return named;
+	return nr;
 }
 
 /* Destroy every named region the cases left (the pool is ours, see above). */
@@ -66,7 +75,7 @@ static void driver_clean(const char *dir)
 		return;
 	if (!beluga_region_list(pool, v, NELEM(v), &n))
 		for (size_t i = 0; i < n && i < NELEM(v); i++)
-			if (v[i].name[0])
+			if (named(&v[i]))
 				beluga_region_destroy(pool, v[i].name);
 	beluga_pool_close(pool);
 }
