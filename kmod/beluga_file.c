@@ -102,6 +102,7 @@ static const struct file_operations beluga_region_fops = {
  * beluga_is_region_file() - whether a file is a Beluga region file
  * @file: any open file
  *
+ * Context: any; compares @file's operations only.
  * Return: true if @file was made by beluga_region_file().
  */
 bool beluga_is_region_file(struct file *file)
@@ -115,9 +116,12 @@ bool beluga_is_region_file(struct file *file)
  * @write: open it read-write (else read-only)
  *
  * The file takes its own region reference (dropped in ->release) and a
- * module reference (dropped by fput()).
+ * module reference (dropped by fput()); the caller installs it in an fd or
+ * fput()s it.
  *
- * Return: the file, or an ERR_PTR.
+ * Context: process context, may sleep; takes no driver lock.
+ * Return: the file, or an ERR_PTR: -ENOMEM, or the errno of
+ * alloc_file_pseudo().
  */
 struct file *beluga_region_file(struct beluga_region *r, bool write)
 {

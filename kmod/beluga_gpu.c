@@ -167,6 +167,27 @@ static int beluga_copy_nodes(struct beluga_region *r, u64 uptr, u32 capacity)
 	return 0;
 }
 
+/**
+ * beluga_gpu_register() - BELUGA_IOC_GPU_REGISTER on a region file.
+ * @file: the region file; its struct beluga_rfile owns the registration.
+ * @argp: user pointer to a struct beluga_gpu_register.
+ *
+ * Checks that every chunk of the region is present and long-term pinnable,
+ * writes the node of each chunk to @argp->nodes (up to @argp->capacity),
+ * looks up the GPU by PCI address and takes one registration of it for
+ * @file: the registration holds a reference on the PCI device and counts in
+ * the region's gpu_registrations, so the region cannot be destroyed while a
+ * GPU may be using it.  Fills in the GPU's node, where the region sits
+ * relative to it (socket), the chunk count and size and the largest span to
+ * register at once.  On a failed copy back the registration is dropped again.
+ *
+ * Context: process context, may sleep.  Takes the file's rf->lock, and
+ * beluga_pool.lock under it; copies to and from user space with only
+ * rf->lock held.
+ * Return: 0, -EFAULT (bad @argp or nodes pointer), -EINVAL (a flag, output
+ * or reserved field set, a bad PCI address, or a chunk that cannot be
+ * pinned long term), -ENODEV (no such PCI device) or -ENOMEM.
+ */
 long beluga_gpu_register(struct file *file, void __user *argp)
 {
 	struct beluga_rfile *rf = file->private_data;
@@ -213,6 +234,19 @@ unlock:
 	return ret;
 }
 
+/**
+ * beluga_gpu_unregister() - BELUGA_IOC_GPU_UNREGISTER on a region file.
+ * @file: the region file that registered the GPU.
+ * @argp: user pointer to a struct beluga_gpu_unregister.
+ *
+ * Drops one registration of the GPU at the given PCI address that @file
+ * took with beluga_gpu_register(); the last one releases the PCI device.
+ *
+ * Context: process context, may sleep.  Takes rf->lock, and
+ * beluga_pool.lock under it.
+ * Return: 0, -EFAULT, -EINVAL (a flag, padding or reserved field set, or a
+ * bad PCI address) or -ENOENT (@file holds no registration of that GPU).
+ */
 long beluga_gpu_unregister(struct file *file, void __user *argp)
 {
 	struct beluga_rfile *rf = file->private_data;
@@ -237,7 +271,16 @@ long beluga_gpu_unregister(struct file *file, void __user *argp)
 	return ret;
 }
 
-/* The file is being released: drop every registration it owns. */
+/**
+ * beluga_gpu_release_all() - drop every GPU registration a region file owns.
+ * @rf: the private data of a region file being released.
+ *
+ * Called from the file's release, so a process that exits or is killed
+ * without unregistering never leaves a region held by its GPU registrations.
+ *
+ * Context: process context, may sleep.  Takes rf->lock, and
+ * beluga_pool.lock under it.
+ */
 void beluga_gpu_release_all(struct beluga_rfile *rf)
 {
 	struct beluga_gpu_reg *reg, *tmp;

@@ -147,6 +147,23 @@ static const struct vm_operations_struct beluga_range_vm_ops = {
 	.huge_fault = beluga_range_huge_fault,
 };
 
+/**
+ * beluga_region_mmap() - the ->mmap of a region file.
+ * @file: the region file.
+ * @vma: the new mapping.
+ *
+ * Accepts shared mappings that lie inside the region and whose start is
+ * congruent to their offset modulo 2 MiB (so that every whole chunk can be
+ * one PMD), marks the VMA VM_DONTEXPAND | VM_HUGEPAGE and installs the fault
+ * handlers of the region's source kind: compound pages mapped by the core
+ * for node sources, devmap PMDs for range sources.  The VMA holds @file,
+ * which keeps the region alive; its open/close count the region's mappings.
+ *
+ * Context: process context, mmap_lock held for writing by the caller; takes
+ * no driver lock (the region's size and source kind never change).
+ * Return: 0, or -EINVAL for a private mapping, one past the end of the
+ * region or an address not congruent to the offset modulo 2 MiB.
+ */
 int beluga_region_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct beluga_region *r = beluga_file_region(file);
@@ -176,11 +193,24 @@ int beluga_region_mmap(struct file *file, struct vm_area_struct *vma)
 	return 0;
 }
 
-/*
- * Pick an address congruent to the file offset modulo 2 MiB, as device-dax
- * does, so every whole chunk in the mapping can be one PMD.  Small mappings
- * are aligned too: beluga_region_mmap() refuses incongruent addresses, so
- * the only way to get one is MAP_FIXED.
+/**
+ * beluga_region_get_unmapped_area() - the ->get_unmapped_area of a region file.
+ * @file: the region file.
+ * @addr: the address hint.
+ * @len: length of the mapping in bytes.
+ * @pgoff: offset of the mapping in the region, in pages.
+ * @flags: the mmap() flags.
+ *
+ * Picks an address congruent to the file offset modulo 2 MiB, as device-dax
+ * does, so every whole chunk in the mapping can be one PMD: it asks the mm
+ * for @len plus 2 MiB and moves up inside that.  Small mappings are aligned
+ * too: beluga_region_mmap() refuses incongruent addresses, so the only way
+ * to get one is MAP_FIXED, whose @addr is returned as it is.
+ *
+ * Context: process context, called by the mm with mmap_lock held; takes no
+ * driver lock.
+ * Return: the address, or a negative errno as an unsigned long: -ENOMEM
+ * when @len plus 2 MiB overflows or exceeds TASK_SIZE, or the mm's error.
  */
 unsigned long beluga_region_get_unmapped_area(struct file *file,
 					      unsigned long addr,

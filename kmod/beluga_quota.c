@@ -42,7 +42,20 @@ static struct beluga_quota_entry *beluga_quota_find(kuid_t uid, bool create)
 	return e;
 }
 
-/* Charge @r to its creator; pool lock held.  -EDQUOT past a limit. */
+/**
+ * beluga_quota_charge() - charge a new region to the uid that creates it.
+ * @r: the region, not yet published; @r->uid and @r->size are set.
+ *
+ * Finds the quota entry of @r->uid, creating it with the module's default
+ * limits (and its sysfs directory) on first use, and adds one region and
+ * @r->size bytes to its use if both stay within the limits (0: unlimited).
+ * The entry is remembered in @r->quota, so the charge stays with the creator
+ * whoever owns the region later.
+ *
+ * Context: process context, may sleep (allocates); beluga_pool.lock held.
+ * Return: 0, -EDQUOT when the region count or the bytes would pass a limit,
+ * or -ENOMEM.
+ */
 int beluga_quota_charge(struct beluga_region *r)
 {
 	struct beluga_quota_entry *e = beluga_quota_find(r->uid, true);
@@ -59,6 +72,12 @@ int beluga_quota_charge(struct beluga_region *r)
 	return 0;
 }
 
+/**
+ * beluga_quota_uncharge() - give a region's charge back to its creator.
+ * @r: the region; nothing happens when it was never charged.
+ *
+ * Context: beluga_pool.lock held; does not sleep.
+ */
 void beluga_quota_uncharge(struct beluga_region *r)
 {
 	lockdep_assert_held(&beluga_pool.lock);
@@ -83,6 +102,19 @@ static void beluga_quota_fill(struct beluga_quota *q,
 	}
 }
 
+/**
+ * beluga_ioc_quota_get() - BELUGA_IOC_QUOTA_GET: one uid's limits and use.
+ * @argp: user pointer to a struct beluga_quota; @uid is read in the
+ *        caller's user namespace.
+ *
+ * A uid that never created a region nor had a limit set reads the default
+ * limits and no use; no entry is created for it.
+ *
+ * Context: process context, may sleep.  Takes beluga_pool.lock; copies to
+ * and from user space without it.
+ * Return: 0, -EFAULT, or -EINVAL (a flag, output or reserved field set, or
+ * a uid not mapped in the caller's namespace).
+ */
 long beluga_ioc_quota_get(void __user *argp)
 {
 	struct beluga_quota q;
@@ -103,6 +135,20 @@ long beluga_ioc_quota_get(void __user *argp)
 	return copy_to_user(argp, &q, sizeof(q)) ? -EFAULT : 0;
 }
 
+/**
+ * beluga_ioc_quota_set() - BELUGA_IOC_QUOTA_SET: change one uid's limits.
+ * @argp: user pointer to a struct beluga_quota; @flags selects which of
+ *        @max_bytes and @max_regions to set (0: unlimited).
+ *
+ * Creates the uid's entry if needed and writes back its limits and use.  A
+ * limit lowered below current use only refuses new regions.
+ *
+ * Context: process context, may sleep.  Takes beluga_pool.lock; copies to
+ * and from user space without it.
+ * Return: 0, -EFAULT, -EINVAL (no or an unknown flag, an output, reserved or
+ * unselected field set, or an unmapped uid), -EPERM (no CAP_SYS_ADMIN) or
+ * -ENOMEM.
+ */
 long beluga_ioc_quota_set(void __user *argp)
 {
 	struct beluga_quota_entry *e;
@@ -138,7 +184,12 @@ long beluga_ioc_quota_set(void __user *argp)
 	return copy_to_user(argp, &q, sizeof(q)) ? -EFAULT : 0;
 }
 
-/* Module exit: no region exists, so every entry is unused. */
+/**
+ * beluga_quota_exit() - free every quota entry and its sysfs directory.
+ *
+ * Context: module exit only, after the last region is gone (every entry is
+ * unused) and nothing else can reach the list; takes no lock, may sleep.
+ */
 void beluga_quota_exit(void)
 {
 	struct beluga_quota_entry *e, *tmp;

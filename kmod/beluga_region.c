@@ -67,18 +67,42 @@ static struct file_system_type beluga_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
+/**
+ * beluga_region_fs_init() - mount the pseudo filesystem of region inodes.
+ *
+ * Each region gets an anonymous inode on this kernel-internal mount.
+ *
+ * Context: module init, process context, may sleep.
+ * Return: 0 or the errno of kern_mount().
+ */
 int beluga_region_fs_init(void)
 {
 	beluga_pool.mnt = kern_mount(&beluga_fs_type);
 	return PTR_ERR_OR_ZERO(beluga_pool.mnt);
 }
 
+/**
+ * beluga_region_fs_exit() - unmount the pseudo filesystem of region inodes.
+ *
+ * Context: module exit, after the last region file and region are gone;
+ * process context, may sleep.
+ */
 void beluga_region_fs_exit(void)
 {
 	kern_unmount(beluga_pool.mnt);
 }
 
-/* 1..63 bytes of [A-Za-z0-9._-], NUL-terminated, zero-filled after. */
+/**
+ * beluga_name_valid() - check a region name from user space.
+ * @name: a BELUGA_NAME_MAX-byte field.
+ * @allow_empty: accept an all-zero field (an ephemeral region's).
+ *
+ * A name is 1..63 bytes of [A-Za-z0-9._-] (ASCII only), NUL-terminated,
+ * with every byte after the NUL zero.
+ *
+ * Context: any; reads @name only.
+ * Return: true when @name is valid.
+ */
 bool beluga_name_valid(const char *name, bool allow_empty)
 {
 	size_t len = strnlen(name, BELUGA_NAME_MAX);
@@ -197,6 +221,19 @@ static void beluga_region_release(struct kref *ref)
 	module_put(THIS_MODULE);	/* taken in beluga_region_create() */
 }
 
+/**
+ * beluga_region_put() - drop a reference to a region.
+ * @r: the region.
+ *
+ * The last put takes beluga_pool.lock, removes the region from the id table,
+ * gives its chunks back to the pool (or to the quarantine while a chunk is
+ * still referenced elsewhere) and its quota charge back, then, without the
+ * lock, removes its sysfs directory, frees it and drops its module
+ * reference.
+ *
+ * Context: process context, may sleep.  Must not be called with
+ * beluga_pool.lock held (the release takes it).
+ */
 void beluga_region_put(struct beluga_region *r)
 {
 	kref_put_mutex(&r->ref, beluga_region_release, &beluga_pool.lock);
@@ -385,7 +422,25 @@ unlock_free:
 	return ERR_PTR(ret);
 }
 
-/* A private region from a validated REGION_CREATE request. */
+/**
+ * beluga_region_create() - create a private region.
+ * @req: a REGION_CREATE request whose fields the caller validated.
+ * @kind: the source kind asked for (BELUGA_SOURCE_ANY, _NODE or _RANGE).
+ *
+ * Allocates the region, charges it to the caller's fsuid quota, takes its
+ * chunks from the pool as @kind and @req->source_index ask, zeroes them,
+ * adds the region's sysfs directory and publishes it: into the id table
+ * and, unless @req asks for an ephemeral region, the namespace.  The region
+ * takes a module reference until it is freed.  On failure everything is
+ * given back.
+ *
+ * Context: process context, may sleep (zeroing takes time proportional to
+ * the size).  Takes beluga_pool.lock twice, never across the zeroing nor the
+ * sysfs calls; the caller holds no driver lock.
+ * Return: the region with one reference for the caller and one for the name
+ * if named, or an ERR_PTR: -EEXIST (name taken), -EDQUOT (quota), -ENOSPC or
+ * -EINVAL (beluga_pool_take()), or -ENOMEM.
+ */
 struct beluga_region *beluga_region_create(const struct beluga_region_create *req,
 					   u32 kind)
 {
@@ -410,8 +465,10 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
  * @offset: bytes into @src, chunk aligned; the extent ends inside @src
  *
  * The caller (beluga_shared.c) has checked all of the above.  The region's
- * memory is never zeroed.
+ * memory is never zeroed, and it is charged to no quota.
  *
+ * Context: process context, may sleep.  Takes beluga_pool.lock itself; the
+ * caller holds no driver lock.
  * Return: the region with one reference for the caller and one for the
  * name, or an ERR_PTR: -EEXIST (name), -EADDRINUSE, -EBUSY
  * (beluga_pool_take_extent()), -ENOMEM.
@@ -434,7 +491,14 @@ struct beluga_region *beluga_region_create_shared(const char *name, u64 size,
 	return __beluga_region_create(&spec);
 }
 
-/* Find a named region and take a reference to it. */
+/**
+ * beluga_region_lookup() - find a named region and take a reference to it.
+ * @name: a valid region name.
+ *
+ * Context: process context, may sleep.  Takes beluga_pool.lock.
+ * Return: the region (drop the reference with beluga_region_put()), or
+ * ERR_PTR(-ENOENT).
+ */
 struct beluga_region *beluga_region_lookup(const char *name)
 {
 	struct beluga_region *r;
@@ -447,12 +511,31 @@ struct beluga_region *beluga_region_lookup(const char *name)
 	return r ? r : ERR_PTR(-ENOENT);
 }
 
+/**
+ * beluga_region_is_owner() - whether the caller's fsuid owns a region.
+ * @r: the region.
+ *
+ * Context: process context; reads @r->uid, which beluga_pool.lock protects:
+ * hold it unless a stale answer is harmless.
+ * Return: true when current_fsuid() is the region's owner.
+ */
 bool beluga_region_is_owner(struct beluga_region *r)
 {
 	return uid_eq(current_fsuid(), r->uid);
 }
 
-/* File-style permission check: owner, then group, then other bits. */
+/**
+ * beluga_region_may_open() - file-style permission check on a region.
+ * @r: the region, referenced by the caller.
+ * @write: whether write access is asked for (read is always asked for).
+ *
+ * Uses the owner bits when the caller's fsuid owns the region, else the
+ * group bits when the caller is in its group, else the other bits;
+ * CAP_DAC_OVERRIDE passes.
+ *
+ * Context: process context, may sleep.  Takes beluga_pool.lock.
+ * Return: 0 or -EACCES.
+ */
 int beluga_region_may_open(struct beluga_region *r, bool write)
 {
 	umode_t want = write ? 0006 : 0004;	/* r/w in the 'other' position */
@@ -471,7 +554,16 @@ int beluga_region_may_open(struct beluga_region *r, bool write)
 	return -EACCES;
 }
 
-/* Remove @r's name if it still has it; drops the name's reference. */
+/**
+ * beluga_region_unpublish() - remove a region's name if it still has one.
+ * @r: the region, referenced by the caller.
+ *
+ * Drops the name's reference; the caller's reference keeps @r alive.
+ *
+ * Context: process context, may sleep.  Takes beluga_pool.lock; the caller
+ * holds no driver lock.
+ * Return: 0, or -ENOENT when the name was already gone.
+ */
 int beluga_region_unpublish(struct beluga_region *r)
 {
 	mutex_lock(&beluga_pool.lock);
@@ -485,6 +577,19 @@ int beluga_region_unpublish(struct beluga_region *r)
 	return 0;
 }
 
+/**
+ * beluga_region_destroy() - REGION_DESTROY: remove a region's name.
+ * @name: a valid region name.
+ *
+ * Only the owner (or CAP_SYS_ADMIN) may destroy.  The name is removed at
+ * once; the region lives on while files or mappings hold it.  Refused while
+ * a GPU registration holds the region, and, for a shared region, while
+ * anything but the name holds it.
+ *
+ * Context: process context, may sleep.  Takes beluga_pool.lock and drops
+ * the name's reference after releasing it.
+ * Return: 0, -ENOENT (no such name), -EPERM (not the owner) or -EBUSY.
+ */
 int beluga_region_destroy(const char *name)
 {
 	struct beluga_region *r;
@@ -513,6 +618,18 @@ int beluga_region_destroy(const char *name)
 	return ret;
 }
 
+/**
+ * beluga_region_setattr() - REGION_SETATTR: change a region's mode or owner.
+ * @req: the request; the caller validated its flags, name and mode.
+ *
+ * The owner (or CAP_SYS_ADMIN) may change the mode; changing the uid or gid
+ * needs CAP_SYS_ADMIN.  The ids are read in the caller's user namespace.
+ * The region's inode mirrors the result, so fstat() on its files shows it.
+ *
+ * Context: process context, may sleep.  Takes beluga_pool.lock.
+ * Return: 0, -EINVAL (an id not mapped in the caller's namespace), -EPERM
+ * or -ENOENT.
+ */
 int beluga_region_setattr(const struct beluga_region_setattr *req)
 {
 	kuid_t uid = current_fsuid();

@@ -61,7 +61,8 @@ static void __beluga_region_fill_stat(struct beluga_region *r,
  * @st: filled in whole (name, owner and mode as seen from the caller's user
  *	namespace, flags, kind, size, open, map and pinned-chunk counts)
  *
- * Takes the pool lock.
+ * Context: process context, may sleep.  Takes beluga_pool.lock, so the
+ * caller must not hold it.
  */
 void beluga_region_fill_stat(struct beluga_region *r,
 			     struct beluga_region_stat *st)
@@ -80,6 +81,8 @@ void beluga_region_fill_stat(struct beluga_region *r,
  * happen under one hold of the pool lock, so a region being freed is either
  * seen whole or not at all.
  *
+ * Context: process context, may sleep.  Takes beluga_pool.lock, so the
+ * caller must not hold it.
  * Return: 0, or -ENODEV when no region has @id.
  */
 int beluga_region_stat_by_id(u64 id, struct beluga_region_stat *st)
@@ -100,7 +103,8 @@ int beluga_region_stat_by_id(u64 id, struct beluga_region_stat *st)
 /**
  * beluga_pool_pinned_chunks() - count the chunks with a FOLL_PIN pin
  *
- * Context: takes the pool lock.
+ * Context: process context, may sleep.  Takes beluga_pool.lock, so the
+ * caller must not hold it.
  * Return: the number of chunks, in regions and in the quarantine, that have
  * a FOLL_PIN pin.
  */

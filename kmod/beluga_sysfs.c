@@ -358,6 +358,16 @@ static struct kobject *beluga_sysfs_dir(const char *name,
 	return k;
 }
 
+/**
+ * beluga_sysfs_add_region() - create regions/<id>/ for a new region.
+ * @r: the region, its id set, not yet published.
+ *
+ * The directory's files look the region up by id under beluga_pool.lock on
+ * every read, so they show nothing once the region has left the id table.
+ *
+ * Context: process context, may sleep.  Called without beluga_pool.lock.
+ * Return: 0 or -ENOMEM.
+ */
 int beluga_sysfs_add_region(struct beluga_region *r)
 {
 	char name[24];
@@ -368,6 +378,14 @@ int beluga_sysfs_add_region(struct beluga_region *r)
 	return r->kobj ? 0 : -ENOMEM;
 }
 
+/**
+ * beluga_sysfs_del_region() - remove a region's directory, if it has one.
+ * @r: the region, already out of the id table.
+ *
+ * Context: process context, may sleep: kobject_del() waits for running
+ * reads, which take beluga_pool.lock, so it must not be called with that
+ * lock held.
+ */
 void beluga_sysfs_del_region(struct beluga_region *r)
 {
 	/* kobject_del() removes the directory and waits for readers. */
@@ -377,7 +395,17 @@ void beluga_sysfs_del_region(struct beluga_region *r)
 	r->kobj = NULL;
 }
 
-/* sysfs names quota directories by the uid in the initial namespace. */
+/**
+ * beluga_sysfs_add_quota() - create quotas/<uid>/ for a new quota entry.
+ * @e: the entry; the directory is named by its uid in the initial user
+ *     namespace.
+ *
+ * A failure leaves @e without a directory (@e->kobj NULL): the quota still
+ * applies, it is only not shown.
+ *
+ * Context: process context, may sleep; called with beluga_pool.lock held
+ * (creating a directory does not wait for readers).
+ */
 void beluga_sysfs_add_quota(struct beluga_quota_entry *e)
 {
 	char name[12];
@@ -386,6 +414,13 @@ void beluga_sysfs_add_quota(struct beluga_quota_entry *e)
 	e->kobj = beluga_sysfs_dir(name, beluga_pool.quotas_kobj, &quota_group);
 }
 
+/**
+ * beluga_sysfs_del_quota() - remove a quota entry's directory, if it has one.
+ * @e: the entry.
+ *
+ * Context: process context, may sleep; must not be called with
+ * beluga_pool.lock held (kobject_del() waits for readers, which take it).
+ */
 void beluga_sysfs_del_quota(struct beluga_quota_entry *e)
 {
 	if (e->kobj)
@@ -394,6 +429,15 @@ void beluga_sysfs_del_quota(struct beluga_quota_entry *e)
 	e->kobj = NULL;
 }
 
+/**
+ * beluga_sysfs_init() - create /sys/kernel/beluga with the pool's files,
+ * counters/, sources/<index>/ for every registered source, regions/ and
+ * quotas/.
+ *
+ * Context: module init, after the sources are registered and before
+ * /dev/beluga exists; process context, may sleep.
+ * Return: 0, or -ENOMEM with everything created removed again.
+ */
 int beluga_sysfs_init(void)
 {
 	unsigned int i;
@@ -428,6 +472,13 @@ fail:
 	return -ENOMEM;
 }
 
+/**
+ * beluga_sysfs_exit() - remove /sys/kernel/beluga (what beluga_sysfs_init()
+ * created; regions and quota entries remove their own directories).
+ *
+ * Context: module exit or a failed init; process context, may sleep;
+ * beluga_pool.lock not held.
+ */
 void beluga_sysfs_exit(void)
 {
 	unsigned int i;

@@ -132,6 +132,64 @@ uint64_t bt_seed(void)
 	return seed;
 }
 
+/* --- group set-up --------------------------------------------------------- */
+
+int bt_dev = -1;
+static struct stat bt_dev_st;
+static bool bt_dev_chowned, bt_dev_chmodded;
+
+int bt_group_setup(void **state)
+{
+	(void)state;
+	bt_dev = bt_dev_open();
+	if (bt_dev < 0) {
+		printf("open %s: %s\n", BELUGA_DEVICE_PATH, strerror(-bt_dev));
+		return 1;
+	}
+	if (stat(BELUGA_DEVICE_PATH, &bt_dev_st)) {
+		perror("stat " BELUGA_DEVICE_PATH);
+		return 1;
+	}
+	return 0;
+}
+
+const struct stat *bt_dev_node_at_setup(void)
+{
+	return &bt_dev_st;
+}
+
+int bt_dev_node_chown(uid_t uid, gid_t gid)
+{
+	if (chown(BELUGA_DEVICE_PATH, uid, gid))
+		return -errno;
+	bt_dev_chowned = true;
+	return 0;
+}
+
+int bt_dev_node_chmod(mode_t mode)
+{
+	if (chmod(BELUGA_DEVICE_PATH, mode))
+		return -errno;
+	bt_dev_chmodded = true;
+	return 0;
+}
+
+int bt_group_teardown(void **state)
+{
+	(void)state;
+	if (bt_dev_chowned &&
+	    chown(BELUGA_DEVICE_PATH, bt_dev_st.st_uid, bt_dev_st.st_gid))
+		perror("restoring the owner of " BELUGA_DEVICE_PATH);
+	if (bt_dev_chmodded &&
+	    chmod(BELUGA_DEVICE_PATH, bt_dev_st.st_mode & 07777))
+		perror("restoring the mode of " BELUGA_DEVICE_PATH);
+	bt_dev_chowned = bt_dev_chmodded = false;
+	if (bt_dev >= 0)
+		close(bt_dev);
+	bt_dev = -1;
+	return 0;
+}
+
 /* --- /dev/beluga ------------------------------------------------------ */
 
 int bt_dev_open(void)
@@ -166,6 +224,72 @@ void bt_source_ok(int dev, uint32_t index, struct beluga_source_info *si)
 	memset(si, 0, sizeof(*si));
 	si->index = index;
 	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_SOURCE_INFO, si), 0);
+}
+
+int bt_sources(int dev, struct bt_sources *s)
+{
+	struct beluga_info info = { 0 };
+	int ret = bt_ioctl(dev, BELUGA_IOC_INFO, &info);
+
+	memset(s, 0, sizeof(*s));
+	if (ret)
+		return ret;
+	for (uint32_t i = 0; i < info.nr_sources && i < BT_MAX_SOURCES; i++) {
+		s->si[i].index = i;
+		ret = bt_ioctl(dev, BELUGA_IOC_SOURCE_INFO, &s->si[i]);
+		if (ret)
+			return ret;
+		s->nr = i + 1;
+	}
+	return 0;
+}
+
+int bt_source_find(const struct bt_sources *s, uint32_t kind, unsigned int nth)
+{
+	for (uint32_t i = 0; i < s->nr; i++)
+		if (s->si[i].kind == kind && nth-- == 0)
+			return (int)i;
+	return -1;
+}
+
+int bt_source_on_node(const struct bt_sources *s, int node)
+{
+	for (uint32_t i = 0; i < s->nr; i++)
+		if (s->si[i].kind == BELUGA_SOURCE_NODE && s->si[i].node == node)
+			return (int)i;
+	return -1;
+}
+
+unsigned int bt_sources_count(const struct bt_sources *s, uint32_t kind)
+{
+	unsigned int n = 0;
+
+	for (uint32_t i = 0; i < s->nr; i++)
+		n += s->si[i].kind == kind;
+	return n;
+}
+
+uint64_t bt_sources_free(const struct bt_sources *s, uint32_t kind)
+{
+	uint64_t sum = 0;
+
+	for (uint32_t i = 0; i < s->nr; i++)
+		if (s->si[i].kind == kind)
+			sum += s->si[i].free_bytes;
+	return sum;
+}
+
+bool bt_slow_memory(void)
+{
+	return access(BT_CXL_DAX_FILE, F_OK) == 0;
+}
+
+uint64_t bt_first_range_start(void)
+{
+	const char *p = bt_normal_params();
+	const char *r = p ? strstr(p, "ranges=") : NULL;
+
+	return r ? strtoull(r + 7, NULL, 0) : 0;
 }
 
 void bt_name(char name[BELUGA_NAME_MAX], const char *tag)
@@ -211,6 +335,26 @@ int bt_create_ok(int dev, const char *name, uint64_t size, uint32_t mode,
 		bt_track_name(name);
 	bt_track_fd(fd);
 	return fd;
+}
+
+int bt_create_on_source(int dev, const char *name, uint64_t size, uint32_t kind,
+			int32_t index)
+{
+	struct beluga_region_create c;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.name, sizeof(c.name), "%s", name);
+	c.size = size;
+	c.mode = 0600;
+	c.source_kind = kind;
+	c.source_index = index;
+	ret = bt_ioctl(dev, BELUGA_IOC_REGION_CREATE, &c);
+	if (ret)
+		return ret;
+	bt_track_name(name);
+	bt_track_fd(c.fd);
+	return c.fd;
 }
 
 int bt_open(int dev, const char *name, uint32_t flags, uint64_t *id)

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cmocka.h>
@@ -46,6 +47,22 @@ int bt_main(const char *name, const struct CMUnitTest *tests, size_t n,
 #define bt_skip(...) do { bt_note_skip(__VA_ARGS__); skip(); } while (0)
 void bt_note_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Group set-up shared by the programs: bt_group_setup() opens /dev/beluga
+ * into bt_dev (the group fails when it cannot) and records the device
+ * node's owner and mode; bt_group_teardown() gives back what
+ * bt_dev_node_chown()/bt_dev_node_chmod() changed and closes bt_dev.  Pass
+ * them to bt_main(), or call them first/last from a program's own.
+ */
+extern int bt_dev;
+int bt_group_setup(void **state);
+int bt_group_teardown(void **state);
+/* The device node as bt_group_setup() found it. */
+const struct stat *bt_dev_node_at_setup(void);
+/* Change the device node for the rest of the group; 0 or -errno. */
+int bt_dev_node_chown(uid_t uid, gid_t gid);
+int bt_dev_node_chmod(mode_t mode);
+
 /* Seed for random patterns: BELUGA_TEST_SEED or time; printed once. */
 uint64_t bt_seed(void);
 
@@ -56,6 +73,30 @@ int bt_dev_open_ok(void);		/* asserts */
 int bt_ioctl(int fd, unsigned long cmd, void *arg);
 void bt_info_ok(int dev, struct beluga_info *info);
 void bt_source_ok(int dev, uint32_t index, struct beluga_source_info *si);
+/* INFO and SOURCE_INFO of every source (at most BT_MAX_SOURCES). */
+#define BT_MAX_SOURCES 16
+struct bt_sources {
+	uint32_t nr;
+	struct beluga_source_info si[BT_MAX_SOURCES];
+};
+int bt_sources(int dev, struct bt_sources *s);	/* 0 or -errno */
+/* Index of the @nth (from 0) source of @kind (BELUGA_SOURCE_*), or -1. */
+int bt_source_find(const struct bt_sources *s, uint32_t kind, unsigned int nth);
+/* Index of the node source on NUMA node @node, or -1. */
+int bt_source_on_node(const struct bt_sources *s, int node);
+/* Number of sources of @kind. */
+unsigned int bt_sources_count(const struct bt_sources *s, uint32_t kind);
+/* Sum of free_bytes over the sources of @kind. */
+uint64_t bt_sources_free(const struct bt_sources *s, uint32_t kind);
+/*
+ * The cxl boot writes the name of the devdax device whose range it released
+ * to Beluga here; its range source is QEMU-emulated CXL memory, where every
+ * access is MMIO: bt_slow_memory() tells the tests to do fewer rounds.
+ */
+#define BT_CXL_DAX_FILE "/etc/beluga/cxl-dax"
+bool bt_slow_memory(void);
+/* Physical start of the first range in the boot's ranges= (0: none). */
+uint64_t bt_first_range_start(void);
 /* Unique region name "bt-<tag>-<pid>-<n>" (fits in 63 bytes). */
 void bt_name(char name[BELUGA_NAME_MAX], const char *tag);
 /* REGION_CREATE with defaults (mode 0600, any source); -errno or fd. */
@@ -63,6 +104,12 @@ int bt_create(int dev, const char *name, uint64_t size, uint32_t mode,
 	      uint32_t flags, uint64_t *id);
 int bt_create_ok(int dev, const char *name, uint64_t size, uint32_t mode,
 		 uint64_t *id);
+/*
+ * REGION_CREATE on source @kind/@index (BELUGA_SOURCE_*, -1 for any index
+ * of that kind), mode 0600; the name and fd are tracked.  fd or -errno.
+ */
+int bt_create_on_source(int dev, const char *name, uint64_t size, uint32_t kind,
+			int32_t index);
 int bt_open(int dev, const char *name, uint32_t flags, uint64_t *id);
 int bt_destroy(int dev, const char *name);
 int bt_stat(int dev, const char *name, struct beluga_region_stat *st);

@@ -22,21 +22,6 @@
 #define SIZE (2 * BT_CHUNK)
 #define MAX_SRC 16
 
-static int dev = -1;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
-}
 
 struct snapshot {
 	struct beluga_info info;
@@ -47,12 +32,12 @@ struct snapshot {
 static void snap(struct snapshot *s)
 {
 	memset(s, 0, sizeof(*s));
-	bt_info_ok(dev, &s->info);
+	bt_info_ok(bt_dev, &s->info);
 	assert_true(s->info.nr_sources <= MAX_SRC);
 	for (uint32_t i = 0; i < s->info.nr_sources; i++) {
 		struct beluga_source_info si;
 
-		bt_source_ok(dev, i, &si);
+		bt_source_ok(bt_dev, i, &si);
 		s->src_free[i] = si.free_bytes;
 		s->src_sysfs[i] = bt_sysfs_u64_ok("sources/%u/free_bytes", i);
 	}
@@ -68,17 +53,17 @@ static void one_cycle(int i)
 	int fd;
 
 	bt_name(name, "cyc");
-	fd = bt_create_ok(dev, name, SIZE, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, SIZE, 0600, NULL);
 	p = bt_map_ok(fd, SIZE, PROT_READ | PROT_WRITE, 0);
 	p[0] = (char)i;
 	p[BT_CHUNK] = (char)i;
 	bt_unmap(p, SIZE);
 	if (i & 1) {
-		bt_destroy_ok(dev, name);
+		bt_destroy_ok(bt_dev, name);
 		bt_close(fd);
 	} else {
 		bt_close(fd);
-		bt_destroy_ok(dev, name);
+		bt_destroy_ok(bt_dev, name);
 	}
 }
 
@@ -90,7 +75,7 @@ static void test_cycles(void **state)
 	snap(&a);
 	for (int i = 0; i < CYCLES; i++)
 		one_cycle(i);
-	bt_wait_pool_ok(dev, a.info.free_bytes);
+	bt_wait_pool_ok(bt_dev, a.info.free_bytes);
 	snap(&b);
 	printf("  %d cycles: free %" PRIu64 " -> %" PRIu64 "\n", CYCLES,
 	       (uint64_t)a.info.free_bytes, (uint64_t)b.info.free_bytes);
@@ -113,5 +98,5 @@ int main(void)
 	const struct CMUnitTest tests[] = { T(test_cycles) };
 
 	return bt_main("drv_cycles", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

@@ -49,10 +49,8 @@
 #define SIZE (2 * BT_CHUNK)
 #define MAX_POINTS 400		/* a sweep that never ends is a failure */
 
-static int dev = -1;
 static int nth_fd = -1;		/* /proc/thread-self/fail-nth */
 static bool have_fi;
-static struct stat dev_st;
 static const char *const attrs[] = { "failslab", "fail_page_alloc", "fail_usercopy" };
 
 /* --- fault-injection plumbing ------------------------------------------------ */
@@ -96,9 +94,7 @@ static void fi_configure(bool on)
 
 static int group_setup(void **state)
 {
-	(void)state;
-	dev = bt_dev_open();
-	if (dev < 0 || stat(BELUGA_DEVICE_PATH, &dev_st))
+	if (bt_group_setup(state))
 		return 1;
 	if (access(DBG "/failslab", F_OK))
 		mount("debugfs", DBG, "debugfs", 0, NULL);
@@ -109,19 +105,15 @@ static int group_setup(void **state)
 	if (nth_fd < 0)
 		return 1;
 	fi_configure(true);
-	chmod(BELUGA_DEVICE_PATH, 0666);	/* the new-uid sweep */
+	bt_dev_node_chmod(0666);	/* the new-uid sweep */
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	(void)state;
-	if (have_fi) {
+	if (have_fi)
 		fi_configure(false);
-		chmod(BELUGA_DEVICE_PATH, dev_st.st_mode & 07777);
-	}
-	close(dev);
-	return 0;
+	return bt_group_teardown(state);
 }
 
 static void need_fi(void)
@@ -193,7 +185,7 @@ static void state_get(struct state *s)
 {
 	struct beluga_info info;
 
-	bt_info_ok(dev, &info);
+	bt_info_ok(bt_dev, &info);
 	s->nr_regions = info.nr_regions;
 	s->free_bytes = info.free_bytes;
 	s->quarantined = info.quarantined_bytes;
@@ -290,7 +282,7 @@ static long op_create(struct op *o)
 	c.flags = o->flags;
 	c.source_kind = o->kind;
 	c.source_index = -1;
-	if (ioctl(dev, BELUGA_IOC_REGION_CREATE, &c))
+	if (ioctl(bt_dev, BELUGA_IOC_REGION_CREATE, &c))
 		return -errno;
 	return c.fd;
 }
@@ -299,7 +291,7 @@ static void undo_create(struct op *o, long ret)
 {
 	close((int)ret);
 	if (!(o->flags & BELUGA_CREATE_EPHEMERAL))
-		bt_destroy_ok(dev, o->name);
+		bt_destroy_ok(bt_dev, o->name);
 }
 
 static void check_no_name(struct op *o)
@@ -307,7 +299,7 @@ static void check_no_name(struct op *o)
 	struct beluga_region_stat st;
 
 	if (!(o->flags & BELUGA_CREATE_EPHEMERAL))
-		assert_int_equal(bt_stat(dev, o->name, &st), -ENOENT);
+		assert_int_equal(bt_stat(bt_dev, o->name, &st), -ENOENT);
 }
 
 static void sweep_create(uint32_t flags, uint32_t kind, const char *what)
@@ -335,9 +327,9 @@ static bool has_kind(uint32_t kind)
 	struct beluga_source_info si;
 	uint32_t i;
 
-	bt_info_ok(dev, &info);
+	bt_info_ok(bt_dev, &info);
 	for (i = 0; i < info.nr_sources; i++) {
-		bt_source_ok(dev, i, &si);
+		bt_source_ok(bt_dev, i, &si);
 		if (si.kind == kind)
 			return true;
 	}
@@ -429,11 +421,11 @@ static void test_create_new_uid(void **state)
 			fail_msg("%s: the child failed at fault point %u", o.what, n);
 		if (!o.value) {		/* not fired: done */
 			assert_int_equal(ret, 0);
-			bt_destroy_ok(dev, o.name);
+			bt_destroy_ok(bt_dev, o.name);
 			break;
 		}
 		if (ret >= 0) {
-			bt_destroy_ok(dev, o.name);
+			bt_destroy_ok(bt_dev, o.name);
 			continue;
 		}
 		failed++;
@@ -442,7 +434,7 @@ static void test_create_new_uid(void **state)
 		/* The child's fds closed with it: compare all but our fd count. */
 		before.fds = count_dir("/proc/self/fd");
 		state_same(o.what, n, ret, &before);
-		assert_int_equal(bt_stat(dev, o.name, &st), -ENOENT);
+		assert_int_equal(bt_stat(bt_dev, o.name, &st), -ENOENT);
 	}
 	print_message("%s: %u fault points, %u failed cleanly\n", o.what, n - 1, failed);
 	assert_true(n <= MAX_POINTS);
@@ -450,7 +442,7 @@ static void test_create_new_uid(void **state)
 
 static long op_open(struct op *o)
 {
-	return bt_open(dev, o->name, 0, NULL);
+	return bt_open(bt_dev, o->name, 0, NULL);
 }
 
 static void undo_close(struct op *o, long ret)
@@ -463,7 +455,7 @@ static void check_open_count(struct op *o)
 {
 	struct beluga_region_stat st;
 
-	assert_int_equal(bt_stat(dev, o->name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, o->name, &st), 0);
 	assert_int_equal(st.open_count, o->value);
 }
 
@@ -477,7 +469,7 @@ static void test_open(void **state)
 	need_fi();
 	bt_name(o.name, "fopen");
 	bt_track_name(o.name);
-	fd = bt_create_ok(dev, o.name, SIZE, 0600, NULL);
+	fd = bt_create_ok(bt_dev, o.name, SIZE, 0600, NULL);
 	bt_track_fd(fd);
 	o.value = 1;
 	assert_true(sweep(&o) > 2);
@@ -492,7 +484,7 @@ static long op_list(struct op *o)
 	memset(&l, 0, sizeof(l));
 	l.entries = (uintptr_t)e;
 	l.capacity = 64;
-	return ioctl(dev, BELUGA_IOC_REGION_LIST, &l) ? -errno : (long)l.count;
+	return ioctl(bt_dev, BELUGA_IOC_REGION_LIST, &l) ? -errno : (long)l.count;
 }
 
 static void undo_nothing(struct op *o, long ret)
@@ -512,7 +504,7 @@ static void test_list(void **state)
 	for (i = 0; i < 3; i++) {
 		bt_name(names[i], "flist");
 		bt_track_name(names[i]);
-		bt_track_fd(bt_create_ok(dev, names[i], BT_CHUNK, 0600, NULL));
+		bt_track_fd(bt_create_ok(bt_dev, names[i], BT_CHUNK, 0600, NULL));
 	}
 	assert_true(op_list(&o) >= 3);	/* fault in the output array first */
 	assert_true(sweep(&o) >= 2);
@@ -577,11 +569,11 @@ static void test_gpu_register(void **state)
 		bt_skip("no PCI device");
 	bt_name(o.name, "fgpu");
 	bt_track_name(o.name);
-	o.fd = bt_create_ok(dev, o.name, SIZE, 0600, &o.value);
+	o.fd = bt_create_ok(bt_dev, o.name, SIZE, 0600, &o.value);
 	bt_track_fd(o.fd);
 	assert_true(sweep(&o) >= 1);
 	/* Nothing registered is left: destroy is not EBUSY. */
-	bt_destroy_ok(dev, o.name);
+	bt_destroy_ok(bt_dev, o.name);
 }
 
 static long op_quota_set(struct op *o)
@@ -592,7 +584,7 @@ static long op_quota_set(struct op *o)
 	q.uid = 50000 + (uint32_t)o->value++;	/* a new entry each time */
 	q.flags = BELUGA_QUOTA_SET_REGIONS;
 	q.max_regions = 7;
-	return ioctl(dev, BELUGA_IOC_QUOTA_SET, &q) ? -errno : 0;
+	return ioctl(bt_dev, BELUGA_IOC_QUOTA_SET, &q) ? -errno : 0;
 }
 
 static void test_quota_set(void **state)
@@ -639,7 +631,7 @@ static void test_mmap(void **state)
 	need_fi();
 	bt_name(o.name, "fmmap");
 	bt_track_name(o.name);
-	o.fd = bt_create_ok(dev, o.name, SIZE, 0600, NULL);
+	o.fd = bt_create_ok(bt_dev, o.name, SIZE, 0600, NULL);
 	bt_track_fd(o.fd);
 	assert_true(sweep(&o) >= 1);
 	check_map_count(&o);
@@ -655,14 +647,14 @@ static long op_queries(struct op *o)
 	int32_t nodes[2];
 
 	memset(&info, 0, sizeof(info));
-	if (ioctl(dev, BELUGA_IOC_INFO, &info))
+	if (ioctl(bt_dev, BELUGA_IOC_INFO, &info))
 		return -errno;
 	memset(&si, 0, sizeof(si));
-	if (ioctl(dev, BELUGA_IOC_SOURCE_INFO, &si))
+	if (ioctl(bt_dev, BELUGA_IOC_SOURCE_INFO, &si))
 		return -errno;
 	memset(&st, 0, sizeof(st));
 	memcpy(st.name, o->name, BELUGA_NAME_MAX);
-	if (ioctl(dev, BELUGA_IOC_REGION_STAT, &st))
+	if (ioctl(bt_dev, BELUGA_IOC_REGION_STAT, &st))
 		return -errno;
 	memset(&st, 0, sizeof(st));
 	if (ioctl(o->fd, BELUGA_IOC_REGION_FD_STAT, &st))
@@ -682,7 +674,7 @@ static void test_queries(void **state)
 	need_fi();
 	bt_name(o.name, "fquery");
 	bt_track_name(o.name);
-	o.fd = bt_create_ok(dev, o.name, SIZE, 0600, NULL);
+	o.fd = bt_create_ok(bt_dev, o.name, SIZE, 0600, NULL);
 	bt_track_fd(o.fd);
 	assert_true(sweep(&o) >= 10);
 }
@@ -762,8 +754,8 @@ static void test_module_load(void **state)
 	assert_non_null(params);
 	ko = open(ko_path, O_RDONLY | O_CLOEXEC);
 	assert_true(ko >= 0);
-	close(dev);
-	dev = -1;
+	close(bt_dev);
+	bt_dev = -1;
 	assert_int_equal(bt_module_unload(), 0);
 	free1 = node_free_kib(1);
 
@@ -812,7 +804,7 @@ static void test_module_load(void **state)
 	print_message("module load: %u injected failures, all clean\n", failed);
 	close(ko);
 	assert_int_equal(bt_module_load(params), 0);
-	dev = bt_dev_open_ok();
+	bt_dev = bt_dev_open_ok();
 }
 
 /* --- random, task-filtered injection -------------------------------------------- */
@@ -897,7 +889,7 @@ static void test_random_task_filtered(void **state)
 
 	(void)state;
 	need_fi();
-	bt_info_ok(dev, &before);
+	bt_info_ok(bt_dev, &before);
 	for (i = 0; i < 3; i++) {
 		fi_write(attrs[i], "task-filter", "Y");
 		fi_write(attrs[i], "interval", "1");
@@ -915,9 +907,9 @@ static void test_random_task_filtered(void **state)
 		char name[BELUGA_NAME_MAX];
 
 		snprintf(name, sizeof(name), "fchaos-%u", i);
-		bt_destroy(dev, name);
+		bt_destroy(bt_dev, name);
 	}
-	bt_wait_pool_ok(dev, before.free_bytes);
+	bt_wait_pool_ok(bt_dev, before.free_bytes);
 }
 
 #define T(fn) cmocka_unit_test_teardown(fn, bt_cleanup)

@@ -32,7 +32,6 @@ struct gpu {
 	int node;
 };
 
-static int dev = -1;
 static struct gpu gpus[MAX_GPUS];
 static int nr_gpus;
 static int src_near0 = -1, src_near1 = -1;	/* node sources by socket */
@@ -80,32 +79,13 @@ static void find_gpus(void)
 
 static int group_setup(void **state)
 {
-	struct beluga_info info = { 0 };
-	uint32_t i;
+	struct bt_sources s;
 
-	(void)state;
-	dev = bt_dev_open();
-	if (dev < 0 || bt_ioctl(dev, BELUGA_IOC_INFO, &info))
+	if (bt_group_setup(state) || bt_sources(bt_dev, &s))
 		return 1;
-	for (i = 0; i < info.nr_sources; i++) {
-		struct beluga_source_info si = { .index = i };
-
-		if (bt_ioctl(dev, BELUGA_IOC_SOURCE_INFO, &si))
-			return 1;
-		if (si.kind == BELUGA_SOURCE_NODE && si.node == 2)
-			src_near0 = (int)i;
-		if (si.kind == BELUGA_SOURCE_NODE && si.node == 3)
-			src_near1 = (int)i;
-	}
+	src_near0 = bt_source_on_node(&s, 2);
+	src_near1 = bt_source_on_node(&s, 3);
 	find_gpus();
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (dev >= 0)
-		close(dev);
 	return 0;
 }
 
@@ -127,22 +107,13 @@ static void need_topology(void)
 
 static int create_on(char name[BELUGA_NAME_MAX], uint64_t size, int index)
 {
-	struct beluga_region_create c;
-	int ret;
+	int fd;
 
 	bt_name(name, "gpu");
-	memset(&c, 0, sizeof(c));
-	snprintf(c.name, sizeof(c.name), "%s", name);
-	c.size = size;
-	c.mode = 0600;
-	c.source_kind = BELUGA_SOURCE_NODE;
-	c.source_index = index;
-	ret = bt_ioctl(dev, BELUGA_IOC_REGION_CREATE, &c);
-	if (ret)
-		fail_msg("create: %s", strerror(-ret));
-	bt_track_name(name);
-	bt_track_fd(c.fd);
-	return c.fd;
+	fd = bt_create_on_source(bt_dev, name, size, BELUGA_SOURCE_NODE, index);
+	if (fd < 0)
+		fail_msg("create: %s", strerror(-fd));
+	return fd;
 }
 
 static int gpu_register(int fd, const struct gpu *g, struct beluga_gpu_register *r,
@@ -234,7 +205,7 @@ static void test_errors(void **state)
 	assert_int_equal(bt_ioctl(fd, BELUGA_IOC_GPU_UNREGISTER, &u), -ENOENT);
 	u.__pad = 1;
 	assert_int_equal(bt_ioctl(fd, BELUGA_IOC_GPU_UNREGISTER, &u), -EINVAL);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 }
 
 static void test_blocks_destroy(void **state)
@@ -251,11 +222,11 @@ static void test_blocks_destroy(void **state)
 	assert_int_equal(bt_fd_stat(fd, &st), 0);
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)st.id);
 	assert_int_equal(bt_sysfs_u64_ok("regions/%s/gpu_registrations", id), 1);
-	assert_int_equal(bt_destroy(dev, name), -EBUSY);
+	assert_int_equal(bt_destroy(bt_dev, name), -EBUSY);
 	assert_int_equal(gpu_unregister(fd, gpu_on(0)), 0);
 	assert_int_equal(gpu_unregister(fd, gpu_on(0)), -ENOENT);
 	assert_int_equal(bt_sysfs_u64_ok("regions/%s/gpu_registrations", id), 0);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 }
 
 static void test_close_releases(void **state)
@@ -267,13 +238,13 @@ static void test_close_releases(void **state)
 	(void)state;
 	need_topology();
 	fd = create_on(name, BT_CHUNK, src_near0);
-	other = bt_open_ok(dev, name, 0, NULL);
+	other = bt_open_ok(bt_dev, name, 0, NULL);
 	assert_int_equal(gpu_register(other, gpu_on(0), &r, NULL, 0), 0);
 	/* Another fd of the same region does not hold that registration. */
 	assert_int_equal(gpu_unregister(fd, gpu_on(0)), -ENOENT);
-	assert_int_equal(bt_destroy(dev, name), -EBUSY);
+	assert_int_equal(bt_destroy(bt_dev, name), -EBUSY);
 	bt_close(other);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 }
 
 struct kill_arg {
@@ -316,12 +287,12 @@ static void test_killed_process_releases(void **state)
 		_exit(child_register_and_wait(&a));
 	assert_int_equal(read(a.ready[0], &c, 1), 1);
 	assert_int_equal(c, 1);
-	assert_int_equal(bt_destroy(dev, name), -EBUSY);
+	assert_int_equal(bt_destroy(bt_dev, name), -EBUSY);
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	close(a.ready[0]);
 	close(a.ready[1]);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 }
 
 int main(void)
@@ -335,5 +306,5 @@ int main(void)
 	};
 
 	return bt_main("gpu", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       group_setup, bt_group_teardown);
 }

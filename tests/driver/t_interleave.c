@@ -20,56 +20,30 @@
 
 #define NR 6
 #define SIZE (NR * BT_CHUNK)
-#define MAX_SRC 16
-
-static int dev = -1;
-static struct beluga_info info;
-static struct beluga_source_info src[MAX_SRC];
+static struct bt_sources srcs;
 
 static int group_setup(void **state)
 {
-	(void)state;
-	dev = bt_dev_open();
-	if (dev < 0 || bt_ioctl(dev, BELUGA_IOC_INFO, &info))
-		return 1;
-	for (uint32_t i = 0; i < info.nr_sources && i < MAX_SRC; i++) {
-		src[i].index = i;
-		if (bt_ioctl(dev, BELUGA_IOC_SOURCE_INFO, &src[i]))
-			return 1;
-	}
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
+	return bt_group_setup(state) || bt_sources(bt_dev, &srcs);
 }
 
 static bool need_two_sources(void)
 {
-	if (info.nr_sources >= 2)
+	if (srcs.nr >= 2)
 		return true;
-	bt_note_skip("%u source(s): interleaving needs two", info.nr_sources);
+	bt_note_skip("%u source(s): interleaving needs two", srcs.nr);
 	return false;
 }
 
 static int create_on(int32_t index, char name[BELUGA_NAME_MAX])
 {
-	struct beluga_region_create c;
+	int fd;
 
-	memset(&c, 0, sizeof(c));
 	bt_name(name, "ilv");
-	snprintf(c.name, sizeof(c.name), "%s", name);
-	c.size = SIZE;
-	c.mode = 0600;
-	c.source_kind = BELUGA_SOURCE_NODE;
-	c.source_index = index;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_CREATE, &c), 0);
-	bt_track_name(name);
-	bt_track_fd(c.fd);
-	return c.fd;
+	fd = bt_create_on_source(bt_dev, name, SIZE, BELUGA_SOURCE_NODE, index);
+	if (fd < 0)
+		fail_msg("create on node source %d: %s", index, strerror(-fd));
+	return fd;
 }
 
 /* WALK after touching: each chunk's page sits on nodes[i]. */
@@ -90,18 +64,18 @@ static void check_walk_nodes(int fd, const int32_t *nodes)
 
 static void test_round_robin(void **state)
 {
-	uint64_t free0[MAX_SRC];
+	uint64_t free0[BT_MAX_SOURCES];
 	char name[BELUGA_NAME_MAX];
 	int32_t nodes[NR];
-	uint32_t n = info.nr_sources;
+	uint32_t n = srcs.nr;
 	int fd, start = -1;
 
 	(void)state;
 	if (!need_two_sources())
 		skip();
 	for (uint32_t s = 0; s < n; s++) {
-		bt_source_ok(dev, s, &src[s]);
-		free0[s] = src[s].free_bytes;
+		bt_source_ok(bt_dev, s, &srcs.si[s]);
+		free0[s] = srcs.si[s].free_bytes;
 	}
 	fd = create_on(-1, name);
 	assert_int_equal(bt_layout(fd, nodes, NR), NR);
@@ -110,18 +84,18 @@ static void test_round_robin(void **state)
 		printf(" %d", nodes[i]);
 	printf("\n");
 	for (uint32_t s = 0; s < n; s++)
-		if (src[s].node == nodes[0])
+		if (srcs.si[s].node == nodes[0])
 			start = (int)s;
 	assert_true(start >= 0);
 	for (int i = 0; i < NR; i++)
-		assert_int_equal(nodes[i], src[(start + i) % n].node);
+		assert_int_equal(nodes[i], srcs.si[(start + i) % n].node);
 	for (uint32_t s = 0; s < n; s++) {
 		struct beluga_source_info now;
 		uint64_t share = 0;
 
 		for (int i = 0; i < NR; i++)
-			share += nodes[i] == src[s].node ? BT_CHUNK : 0;
-		bt_source_ok(dev, s, &now);
+			share += nodes[i] == srcs.si[s].node ? BT_CHUNK : 0;
+		bt_source_ok(bt_dev, s, &now);
 		assert_int_equal(now.free_bytes, free0[s] - share);
 	}
 	check_walk_nodes(fd, nodes);
@@ -140,7 +114,7 @@ static void test_one_source(void **state)
 
 		assert_int_equal(bt_layout(fd, nodes, NR), NR);
 		for (int i = 0; i < NR; i++)
-			assert_int_equal(nodes[i], src[s].node);
+			assert_int_equal(nodes[i], srcs.si[s].node);
 		check_walk_nodes(fd, nodes);
 	}
 }
@@ -155,5 +129,5 @@ int main(void)
 
 	return bt_main("drv_interleave", tests,
 		       sizeof(tests) / sizeof(tests[0]), group_setup,
-		       group_teardown);
+		       bt_group_teardown);
 }

@@ -57,26 +57,18 @@ BT_SIZE(beluga_region_setattr, 112);
 BT_SIZE(beluga_region_layout, 64);
 BT_AL8(beluga_region_layout, chunk_size);
 
-static int dev = -1;
 static void *ro_page;		/* PROT_READ: copy_to_user must fail */
 static void *no_page;		/* PROT_NONE: copy_from_user must fail */
 
 static int group_setup(void **state)
 {
-	(void)state;
-	dev = bt_dev_open();
+	if (bt_group_setup(state))
+		return 1;
 	ro_page = mmap(NULL, BT_PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
 		       -1, 0);
 	no_page = mmap(NULL, BT_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
 		       -1, 0);
-	return dev < 0 || ro_page == MAP_FAILED || no_page == MAP_FAILED;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
+	return ro_page == MAP_FAILED || no_page == MAP_FAILED;
 }
 
 static int count_fds(void)
@@ -154,7 +146,7 @@ static void test_info(void **state)
 			BELUGA_FEAT_PMD_MAPPINGS | BELUGA_FEAT_LONGTERM_PIN;
 
 	(void)state;
-	bt_info_ok(dev, &info);
+	bt_info_ok(bt_dev, &info);
 	assert_int_equal(info.abi_version >> 16, BELUGA_ABI_MAJOR);
 	assert_true(info.abi_version >= BELUGA_ABI_CURRENT);
 	assert_true(info.min_abi_version <= BELUGA_ABI_CURRENT);
@@ -176,10 +168,10 @@ static void test_info_errors(void **state)
 	struct beluga_info info = { 0 };
 
 	(void)state;
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_INFO, info, flags);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_INFO, info, __pad);
-	EXPECT_RESERVED_EINVAL(dev, BELUGA_IOC_INFO, info);
-	expect_efault(dev, BELUGA_IOC_INFO, true);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_INFO, info, flags);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_INFO, info, __pad);
+	EXPECT_RESERVED_EINVAL(bt_dev, BELUGA_IOC_INFO, info);
+	expect_efault(bt_dev, BELUGA_IOC_INFO, true);
 }
 
 static void test_source_info(void **state)
@@ -189,9 +181,9 @@ static void test_source_info(void **state)
 	uint64_t total = 0, free_b = 0;
 
 	(void)state;
-	bt_info_ok(dev, &info);
+	bt_info_ok(bt_dev, &info);
 	for (uint32_t i = 0; i < info.nr_sources; i++) {
-		bt_source_ok(dev, i, &si);
+		bt_source_ok(bt_dev, i, &si);
 		assert_int_equal(si.index, i);
 		assert_int_equal(si.kind, BELUGA_SOURCE_NODE);
 		assert_true(si.node >= 0);
@@ -206,9 +198,9 @@ static void test_source_info(void **state)
 
 	memset(&si, 0, sizeof(si));
 	si.index = info.nr_sources;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_SOURCE_INFO, &si), -ENOENT);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_SOURCE_INFO, &si), -ENOENT);
 	si.index = UINT32_MAX;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_SOURCE_INFO, &si), -ENOENT);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_SOURCE_INFO, &si), -ENOENT);
 }
 
 static void test_source_info_errors(void **state)
@@ -216,13 +208,13 @@ static void test_source_info_errors(void **state)
 	struct beluga_source_info si = { 0 };
 
 	(void)state;
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_SOURCE_INFO, si, flags);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_SOURCE_INFO, si, kind);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_SOURCE_INFO, si, node);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_SOURCE_INFO, si, total_bytes);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_SOURCE_INFO, si, free_bytes);
-	EXPECT_RESERVED_EINVAL(dev, BELUGA_IOC_SOURCE_INFO, si);
-	expect_efault(dev, BELUGA_IOC_SOURCE_INFO, true);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_SOURCE_INFO, si, flags);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_SOURCE_INFO, si, kind);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_SOURCE_INFO, si, node);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_SOURCE_INFO, si, total_bytes);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_SOURCE_INFO, si, free_bytes);
+	EXPECT_RESERVED_EINVAL(bt_dev, BELUGA_IOC_SOURCE_INFO, si);
+	expect_efault(bt_dev, BELUGA_IOC_SOURCE_INFO, true);
 }
 
 static void fill_create(struct beluga_region_create *c, const char *name,
@@ -242,8 +234,8 @@ static void create_fails(struct beluga_region_create *c, int err)
 	struct beluga_info before, after;
 	int ret;
 
-	bt_info_ok(dev, &before);
-	ret = bt_ioctl(dev, BELUGA_IOC_REGION_CREATE, c);
+	bt_info_ok(bt_dev, &before);
+	ret = bt_ioctl(bt_dev, BELUGA_IOC_REGION_CREATE, c);
 	if (!ret) {
 		bt_track_fd(c->fd);
 		if (c->name[0])
@@ -253,7 +245,7 @@ static void create_fails(struct beluga_region_create *c, int err)
 		fail_msg("create '%.64s' size %" PRIu64 " flags %#x: got %s, want %s",
 			 c->name, (uint64_t)c->size, c->flags,
 			 ret ? strerror(-ret) : "success", strerror(err));
-	bt_info_ok(dev, &after);
+	bt_info_ok(bt_dev, &after);
 	assert_int_equal(after.nr_regions, before.nr_regions);
 	assert_int_equal(after.free_bytes, before.free_bytes);
 }
@@ -267,18 +259,18 @@ static void test_create_basic(void **state)
 	int fd;
 
 	(void)state;
-	bt_info_ok(dev, &before);
+	bt_info_ok(bt_dev, &before);
 	bt_name(name, "basic");
-	fd = bt_create_ok(dev, name, 2 * BT_CHUNK, 0640, &id);
+	fd = bt_create_ok(bt_dev, name, 2 * BT_CHUNK, 0640, &id);
 	assert_true(id > 0);
 	assert_true(fcntl(fd, F_GETFD) >= 0);
 	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
 	assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
-	bt_info_ok(dev, &after);
+	bt_info_ok(bt_dev, &after);
 	assert_int_equal(after.free_bytes, before.free_bytes - 2 * BT_CHUNK);
 	assert_int_equal(after.nr_regions, before.nr_regions + 1);
 
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_string_equal(st.name, name);
 	assert_int_equal(st.flags, 0);
 	assert_int_equal(st.mode, 0640);
@@ -296,9 +288,9 @@ static void test_create_basic(void **state)
 	assert_int_equal(bt_fd_stat(fd, &fst), 0);
 	assert_memory_equal(&st, &fst, sizeof(st));
 
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 	bt_close(fd);
-	bt_wait_pool_ok(dev, before.free_bytes);
+	bt_wait_pool_ok(bt_dev, before.free_bytes);
 }
 
 static void test_create_cloexec(void **state)
@@ -308,14 +300,14 @@ static void test_create_cloexec(void **state)
 
 	(void)state;
 	bt_name(name, "cloexec");
-	fd = bt_create(dev, name, BT_CHUNK, 0600, BELUGA_CREATE_CLOEXEC, NULL);
+	fd = bt_create(bt_dev, name, BT_CHUNK, 0600, BELUGA_CREATE_CLOEXEC, NULL);
 	assert_true(fd >= 0);
 	bt_track_name(name);
 	bt_track_fd(fd);
 	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-	fd = bt_open_ok(dev, name, BELUGA_OPEN_CLOEXEC, NULL);
+	fd = bt_open_ok(bt_dev, name, BELUGA_OPEN_CLOEXEC, NULL);
 	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-	fd = bt_open_ok(dev, name, 0, NULL);
+	fd = bt_open_ok(bt_dev, name, 0, NULL);
 	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
 }
 
@@ -326,7 +318,7 @@ static void test_create_flag_errors(void **state)
 	char name[BELUGA_NAME_MAX];
 
 	(void)state;
-	bt_info_ok(dev, &info);
+	bt_info_ok(bt_dev, &info);
 	bt_name(name, "cflags");
 	fill_create(&c, name, BT_CHUNK);
 	c.flags = 1U << 2;
@@ -351,11 +343,11 @@ static void test_create_flag_errors(void **state)
 	c.source_index = INT32_MIN;
 	create_fails(&c, EINVAL);
 	fill_create(&c, name, BT_CHUNK);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_CREATE, c, __pad);
-	EXPECT_RESERVED_EINVAL(dev, BELUGA_IOC_REGION_CREATE, c);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_CREATE, c, __pad);
+	EXPECT_RESERVED_EINVAL(bt_dev, BELUGA_IOC_REGION_CREATE, c);
 	/* Output-only fields must be zero on input too. */
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_CREATE, c, fd);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_CREATE, c, id);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_CREATE, c, fd);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_CREATE, c, id);
 }
 
 static void test_create_sizes(void **state)
@@ -366,7 +358,7 @@ static void test_create_sizes(void **state)
 	};
 	struct beluga_region_create c;
 	char name[BELUGA_NAME_MAX];
-	uint64_t free_b = bt_free_ok(dev);
+	uint64_t free_b = bt_free_ok(bt_dev);
 	uint64_t nospc[] = {
 		free_b + BT_CHUNK, 1ULL << 63, UINT64_MAX & ~(BT_CHUNK - 1),
 		(1ULL << 32) * BT_CHUNK,	/* chunk count overflows 32 bits */
@@ -390,19 +382,19 @@ static void test_create_whole_pool(void **state)
 {
 	char name[BELUGA_NAME_MAX], other[BELUGA_NAME_MAX];
 	struct beluga_region_create c;
-	uint64_t free_b = bt_free_ok(dev);
+	uint64_t free_b = bt_free_ok(bt_dev);
 	int fd;
 
 	(void)state;
 	bt_name(name, "whole");
-	fd = bt_create_ok(dev, name, free_b, 0600, NULL);
-	assert_int_equal(bt_free_ok(dev), 0);
+	fd = bt_create_ok(bt_dev, name, free_b, 0600, NULL);
+	assert_int_equal(bt_free_ok(bt_dev), 0);
 	bt_name(other, "none-left");
 	fill_create(&c, other, BT_CHUNK);
 	create_fails(&c, ENOSPC);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 	bt_close(fd);
-	bt_wait_pool_ok(dev, free_b);
+	bt_wait_pool_ok(bt_dev, free_b);
 }
 
 static void test_create_names(void **state)
@@ -429,12 +421,12 @@ static void test_create_names(void **state)
 	create_fails(&c, EINVAL);
 	/* Every allowed character, and exactly 63 bytes. */
 	snprintf(name, sizeof(name), "AZaz09._-%d", (int)getpid());
-	bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+	bt_create_ok(bt_dev, name, BT_CHUNK, 0600, NULL);
 	snprintf(name, sizeof(name), "bt63-%d-", (int)getpid());
 	memset(name + strlen(name), 'q', 63 - strlen(name));
 	name[63] = '\0';
 	assert_int_equal(strlen(name), 63);
-	bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+	bt_create_ok(bt_dev, name, BT_CHUNK, 0600, NULL);
 }
 
 /*
@@ -461,11 +453,11 @@ static void test_name_bytes(void **state)
 
 		snprintf(name, sizeof(name), "bt-byte-%d-%c-x", (int)getpid(),
 			 (char)b);
-		ret = bt_stat(dev, alone, &st);
+		ret = bt_stat(bt_dev, alone, &st);
 		if (ret != (valid ? -ENOENT : -EINVAL))
 			fail_msg("stat of the name 0x%02x: %s, want %s", b,
 				 strerror(-ret), valid ? "ENOENT" : "EINVAL");
-		ret = bt_stat(dev, name, &st);
+		ret = bt_stat(bt_dev, name, &st);
 		if (ret != (valid ? -ENOENT : -EINVAL))
 			fail_msg("stat of a name holding 0x%02x: %s, want %s", b,
 				 strerror(-ret), valid ? "ENOENT" : "EINVAL");
@@ -475,10 +467,10 @@ static void test_name_bytes(void **state)
 			continue;
 		}
 		nr_valid++;
-		fd = bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
-		assert_int_equal(bt_stat(dev, name, &st), 0);
+		fd = bt_create_ok(bt_dev, name, BT_CHUNK, 0600, NULL);
+		assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 		assert_string_equal(st.name, name);
-		bt_destroy_ok(dev, name);
+		bt_destroy_ok(bt_dev, name);
 		bt_close(fd);
 	}
 	assert_int_equal(nr_valid, 26 + 26 + 10 + 3);
@@ -493,14 +485,14 @@ static void test_create_eexist(void **state)
 
 	(void)state;
 	bt_name(name, "exist");
-	fd = bt_create_ok(dev, name, BT_CHUNK, 0600, &id1);
+	fd = bt_create_ok(bt_dev, name, BT_CHUNK, 0600, &id1);
 	fill_create(&c, name, BT_CHUNK);
 	create_fails(&c, EEXIST);
 	fill_create(&c, name, 2 * BT_CHUNK);	/* other size: same answer */
 	create_fails(&c, EEXIST);
 	/* Destroy frees the name at once, even while the region is open. */
-	bt_destroy_ok(dev, name);
-	bt_create_ok(dev, name, BT_CHUNK, 0600, &id2);
+	bt_destroy_ok(bt_dev, name);
+	bt_create_ok(bt_dev, name, BT_CHUNK, 0600, &id2);
 	assert_int_not_equal(id1, id2);
 	(void)fd;
 }
@@ -513,12 +505,12 @@ static void test_create_ephemeral(void **state)
 	int fd;
 
 	(void)state;
-	bt_info_ok(dev, &before);
-	fd = bt_create(dev, NULL, 2 * BT_CHUNK, 0600, BELUGA_CREATE_EPHEMERAL,
+	bt_info_ok(bt_dev, &before);
+	fd = bt_create(bt_dev, NULL, 2 * BT_CHUNK, 0600, BELUGA_CREATE_EPHEMERAL,
 		       &id);
 	assert_true(fd >= 0);
 	bt_track_fd(fd);
-	bt_info_ok(dev, &during);
+	bt_info_ok(bt_dev, &during);
 	assert_int_equal(during.nr_regions, before.nr_regions + 1);
 	assert_int_equal(during.free_bytes, before.free_bytes - 2 * BT_CHUNK);
 	assert_int_equal(bt_fd_stat(fd, &st), 0);
@@ -528,8 +520,8 @@ static void test_create_ephemeral(void **state)
 	assert_int_equal(st.id, id);
 	/* Freed on last close, with no destroy. */
 	bt_close(fd);
-	bt_wait_pool_ok(dev, before.free_bytes);
-	bt_info_ok(dev, &during);
+	bt_wait_pool_ok(bt_dev, before.free_bytes);
+	bt_info_ok(bt_dev, &during);
 	assert_int_equal(during.nr_regions, before.nr_regions);
 }
 
@@ -543,9 +535,9 @@ static void test_create_efault(void **state)
 	int fds = count_fds();
 
 	(void)state;
-	expect_efault(dev, BELUGA_IOC_REGION_CREATE, false);
+	expect_efault(bt_dev, BELUGA_IOC_REGION_CREATE, false);
 	/* A valid request on a read-only page: only the copy-out fails. */
-	bt_info_ok(dev, &before);
+	bt_info_ok(bt_dev, &before);
 	ro = mmap(NULL, BT_PAGE, PROT_READ | PROT_WRITE,
 		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(ro != MAP_FAILED);
@@ -555,10 +547,10 @@ static void test_create_efault(void **state)
 	fill_create(&c, name, BT_CHUNK);
 	memcpy(ro, &c, sizeof(c));
 	assert_int_equal(mprotect(ro, BT_PAGE, PROT_READ), 0);
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_CREATE, ro), -EFAULT);
-	assert_int_equal(bt_stat(dev, name, &st), -ENOENT);
-	bt_wait_pool_ok(dev, before.free_bytes);
-	bt_info_ok(dev, &after);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_CREATE, ro), -EFAULT);
+	assert_int_equal(bt_stat(bt_dev, name, &st), -ENOENT);
+	bt_wait_pool_ok(bt_dev, before.free_bytes);
+	bt_info_ok(bt_dev, &after);
 	assert_int_equal(after.nr_regions, before.nr_regions);
 	assert_int_equal(count_fds(), fds);
 }
@@ -573,35 +565,35 @@ static void test_open(void **state)
 
 	(void)state;
 	bt_name(name, "open");
-	bt_create_ok(dev, name, BT_CHUNK, 0600, &id);
-	fd = bt_open_ok(dev, name, 0, &id2);
+	bt_create_ok(bt_dev, name, BT_CHUNK, 0600, &id);
+	fd = bt_open_ok(bt_dev, name, 0, &id2);
 	assert_int_equal(id, id2);
 	assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
-	fd = bt_open_ok(dev, name, BELUGA_OPEN_RDONLY, &id2);
+	fd = bt_open_ok(bt_dev, name, BELUGA_OPEN_RDONLY, &id2);
 	assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_int_equal(st.open_count, 3);
 
 	memset(&o, 0, sizeof(o));
 	snprintf(o.name, sizeof(o.name), "%s", name);
 	o.flags = 1U << 2;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_OPEN, &o), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_OPEN, &o), -EINVAL);
 	o.flags = 0;
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_OPEN, o, fd);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_OPEN, o, id);
-	EXPECT_RESERVED_EINVAL(dev, BELUGA_IOC_REGION_OPEN, o);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_OPEN, o, fd);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_OPEN, o, id);
+	EXPECT_RESERVED_EINVAL(bt_dev, BELUGA_IOC_REGION_OPEN, o);
 	o.name[60] = 'x';	/* garbage after the NUL */
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_OPEN, &o), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_OPEN, &o), -EINVAL);
 	memset(o.name, 'a', sizeof(o.name));
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_OPEN, &o), -EINVAL);
-	assert_int_equal(bt_open(dev, "", 0, NULL), -EINVAL);
-	assert_int_equal(bt_open(dev, "bad/name", 0, NULL), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_OPEN, &o), -EINVAL);
+	assert_int_equal(bt_open(bt_dev, "", 0, NULL), -EINVAL);
+	assert_int_equal(bt_open(bt_dev, "bad/name", 0, NULL), -EINVAL);
 	bt_name(missing, "missing");
-	assert_int_equal(bt_open(dev, missing, 0, NULL), -ENOENT);
-	expect_efault(dev, BELUGA_IOC_REGION_OPEN, false);
+	assert_int_equal(bt_open(bt_dev, missing, 0, NULL), -ENOENT);
+	expect_efault(bt_dev, BELUGA_IOC_REGION_OPEN, false);
 	/* Destroyed: the name is gone even though fds are still open. */
-	bt_destroy_ok(dev, name);
-	assert_int_equal(bt_open(dev, name, 0, NULL), -ENOENT);
+	bt_destroy_ok(bt_dev, name);
+	assert_int_equal(bt_open(bt_dev, name, 0, NULL), -ENOENT);
 	assert_int_equal(bt_fd_stat(fd, &st), 0);
 	assert_int_equal(st.flags & BELUGA_REGION_F_DESTROYED,
 			 BELUGA_REGION_F_DESTROYED);
@@ -612,39 +604,39 @@ static void test_destroy(void **state)
 	struct beluga_region_name d;
 	struct beluga_region_stat st;
 	char name[BELUGA_NAME_MAX];
-	uint64_t free_b = bt_free_ok(dev);
+	uint64_t free_b = bt_free_ok(bt_dev);
 	int fd;
 	char *p;
 
 	(void)state;
 	bt_name(name, "destroy");
-	fd = bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, BT_CHUNK, 0600, NULL);
 	p = bt_map_ok(fd, BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	p[0] = 42;
 
 	memset(&d, 0, sizeof(d));
 	snprintf(d.name, sizeof(d.name), "%s", name);
 	d.flags = 1;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_DESTROY, &d), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_DESTROY, &d), -EINVAL);
 	d.flags = 0;
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_DESTROY, d, __pad);
-	EXPECT_RESERVED_EINVAL(dev, BELUGA_IOC_REGION_DESTROY, d);
-	assert_int_equal(bt_destroy(dev, ""), -EINVAL);
-	assert_int_equal(bt_destroy(dev, "no such"), -EINVAL);
-	assert_int_equal(bt_destroy(dev, "bt-never-created"), -ENOENT);
-	expect_efault(dev, BELUGA_IOC_REGION_DESTROY, false);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_DESTROY, d, __pad);
+	EXPECT_RESERVED_EINVAL(bt_dev, BELUGA_IOC_REGION_DESTROY, d);
+	assert_int_equal(bt_destroy(bt_dev, ""), -EINVAL);
+	assert_int_equal(bt_destroy(bt_dev, "no such"), -EINVAL);
+	assert_int_equal(bt_destroy(bt_dev, "bt-never-created"), -ENOENT);
+	expect_efault(bt_dev, BELUGA_IOC_REGION_DESTROY, false);
 
 	/* shm_unlink semantics: name gone, memory kept while in use. */
-	bt_destroy_ok(dev, name);
-	assert_int_equal(bt_destroy(dev, name), -ENOENT);
-	assert_int_equal(bt_stat(dev, name, &st), -ENOENT);
+	bt_destroy_ok(bt_dev, name);
+	assert_int_equal(bt_destroy(bt_dev, name), -ENOENT);
+	assert_int_equal(bt_stat(bt_dev, name, &st), -ENOENT);
 	assert_int_equal(p[0], 42);
-	assert_int_equal(bt_free_ok(dev), free_b - BT_CHUNK);
+	assert_int_equal(bt_free_ok(bt_dev), free_b - BT_CHUNK);
 	bt_close(fd);
 	assert_int_equal(p[0], 42);	/* the mapping still holds it */
-	assert_int_equal(bt_free_ok(dev), free_b - BT_CHUNK);
+	assert_int_equal(bt_free_ok(bt_dev), free_b - BT_CHUNK);
 	bt_unmap(p, BT_CHUNK);
-	bt_wait_pool_ok(dev, free_b);
+	bt_wait_pool_ok(bt_dev, free_b);
 }
 
 static void test_stat_errors(void **state)
@@ -654,24 +646,24 @@ static void test_stat_errors(void **state)
 
 	(void)state;
 	bt_name(name, "stat");
-	bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+	bt_create_ok(bt_dev, name, BT_CHUNK, 0600, NULL);
 	memset(&st, 0, sizeof(st));
 	snprintf(st.name, sizeof(st.name), "%s", name);
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_STAT, &st), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_STAT, &st), 0);
 	memset(&st, 0, sizeof(st));
 	snprintf(st.name, sizeof(st.name), "%s", name);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_STAT, st, flags);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_STAT, st, mode);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_STAT, st, uid);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_STAT, st, id);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_STAT, st, size);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_STAT, st, open_count);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_STAT, st, __pad);
-	EXPECT_RESERVED_EINVAL(dev, BELUGA_IOC_REGION_STAT, st);
-	assert_int_equal(bt_stat(dev, "", &st), -EINVAL);
-	assert_int_equal(bt_stat(dev, "x y", &st), -EINVAL);
-	assert_int_equal(bt_stat(dev, "bt-never-created", &st), -ENOENT);
-	expect_efault(dev, BELUGA_IOC_REGION_STAT, false);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_STAT, st, flags);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_STAT, st, mode);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_STAT, st, uid);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_STAT, st, id);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_STAT, st, size);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_STAT, st, open_count);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_STAT, st, __pad);
+	EXPECT_RESERVED_EINVAL(bt_dev, BELUGA_IOC_REGION_STAT, st);
+	assert_int_equal(bt_stat(bt_dev, "", &st), -EINVAL);
+	assert_int_equal(bt_stat(bt_dev, "x y", &st), -EINVAL);
+	assert_int_equal(bt_stat(bt_dev, "bt-never-created", &st), -ENOENT);
+	expect_efault(bt_dev, BELUGA_IOC_REGION_STAT, false);
 }
 
 static int list(struct beluga_region_stat *e, uint32_t cap, uint32_t *count)
@@ -682,7 +674,7 @@ static int list(struct beluga_region_stat *e, uint32_t cap, uint32_t *count)
 	memset(&l, 0, sizeof(l));
 	l.entries = (uintptr_t)e;
 	l.capacity = cap;
-	ret = bt_ioctl(dev, BELUGA_IOC_REGION_LIST, &l);
+	ret = bt_ioctl(bt_dev, BELUGA_IOC_REGION_LIST, &l);
 	*count = l.count;
 	return ret;
 }
@@ -699,7 +691,7 @@ static void test_list(void **state)
 	assert_int_equal(list(NULL, 0, &n0), 0);
 	for (int i = 0; i < 3; i++) {
 		bt_name(names[i], "list");
-		bt_create_ok(dev, names[i], BT_CHUNK, 0600, &ids[i]);
+		bt_create_ok(bt_dev, names[i], BT_CHUNK, 0600, &ids[i]);
 	}
 	assert_int_equal(list(NULL, 0, &count), 0);
 	assert_int_equal(count, n0 + 3);
@@ -742,11 +734,11 @@ static void test_list(void **state)
 	memset(&l, 0, sizeof(l));
 	l.entries = (uintptr_t)e;
 	l.capacity = 1;
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_LIST, l, flags);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_LIST, l, count);
-	EXPECT_FIELD_EINVAL(dev, BELUGA_IOC_REGION_LIST, l, __pad);
-	EXPECT_RESERVED_EINVAL(dev, BELUGA_IOC_REGION_LIST, l);
-	expect_efault(dev, BELUGA_IOC_REGION_LIST, true);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_LIST, l, flags);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_LIST, l, count);
+	EXPECT_FIELD_EINVAL(bt_dev, BELUGA_IOC_REGION_LIST, l, __pad);
+	EXPECT_RESERVED_EINVAL(bt_dev, BELUGA_IOC_REGION_LIST, l);
+	expect_efault(bt_dev, BELUGA_IOC_REGION_LIST, true);
 	free(e);
 }
 
@@ -761,7 +753,7 @@ static int setattr(const char *name, uint32_t flags, uint32_t mode,
 	a.mode = mode;
 	a.uid = uid;
 	a.gid = gid;
-	return bt_ioctl(dev, BELUGA_IOC_REGION_SETATTR, &a);
+	return bt_ioctl(bt_dev, BELUGA_IOC_REGION_SETATTR, &a);
 }
 
 static void test_setattr(void **state)
@@ -772,20 +764,20 @@ static void test_setattr(void **state)
 
 	(void)state;
 	bt_name(name, "setattr");
-	bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+	bt_create_ok(bt_dev, name, BT_CHUNK, 0600, NULL);
 	assert_int_equal(setattr(name, BELUGA_SETATTR_MODE, 0640, 0, 0), 0);
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_int_equal(st.mode, 0640);
 	assert_int_equal(st.uid, 0);
 	assert_int_equal(setattr(name, BELUGA_SETATTR_UID | BELUGA_SETATTR_GID,
 				 0, 1234, 4321), 0);
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_int_equal(st.mode, 0640);
 	assert_int_equal(st.uid, 1234);
 	assert_int_equal(st.gid, 4321);
 	assert_int_equal(setattr(name, BELUGA_SETATTR_FLAGS_ALL, 0604, 0, 0),
 			 0);
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_int_equal(st.mode, 0604);
 	assert_int_equal(st.uid, 0);
 	assert_int_equal(st.gid, 0);
@@ -796,7 +788,7 @@ static void test_setattr(void **state)
 			 -EINVAL);
 	assert_int_equal(setattr(name, BELUGA_SETATTR_UID, 0640, 0, 0),
 			 -EINVAL);
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_int_equal(st.mode, 0604);
 	/* uid -1 is not a valid id in any namespace. */
 	assert_int_equal(setattr(name, BELUGA_SETATTR_UID, 0, UINT32_MAX, 0),
@@ -814,8 +806,8 @@ static void test_setattr(void **state)
 	memset(&a, 0, sizeof(a));
 	snprintf(a.name, sizeof(a.name), "%s", name);
 	a.flags = BELUGA_SETATTR_MODE;
-	EXPECT_RESERVED_EINVAL(dev, BELUGA_IOC_REGION_SETATTR, a);
-	expect_efault(dev, BELUGA_IOC_REGION_SETATTR, false);
+	EXPECT_RESERVED_EINVAL(bt_dev, BELUGA_IOC_REGION_SETATTR, a);
+	expect_efault(bt_dev, BELUGA_IOC_REGION_SETATTR, false);
 }
 
 static void test_region_fd_ioctls(void **state)
@@ -828,7 +820,7 @@ static void test_region_fd_ioctls(void **state)
 
 	(void)state;
 	bt_name(name, "fdioc");
-	fd = bt_create_ok(dev, name, 4 * BT_CHUNK, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, 4 * BT_CHUNK, 0600, NULL);
 	memset(&st, 0, sizeof(st));
 	EXPECT_FIELD_EINVAL(fd, BELUGA_IOC_REGION_FD_STAT, st, name);
 	EXPECT_FIELD_EINVAL(fd, BELUGA_IOC_REGION_FD_STAT, st, flags);
@@ -894,16 +886,16 @@ static void test_enotty(void **state)
 	int fd;
 
 	(void)state;
-	expect_enotty(dev);
+	expect_enotty(bt_dev);
 	bt_name(name, "enotty");
-	fd = bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, BT_CHUNK, 0600, NULL);
 	expect_enotty(fd);
 	/* Device commands on a region fd and region commands on the device. */
 	assert_int_equal(bt_ioctl(fd, BELUGA_IOC_INFO, &info), -ENOTTY);
 	assert_int_equal(bt_stat(fd, name, &st), -ENOTTY);
 	memset(&st, 0, sizeof(st));
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_FD_STAT, &st), -ENOTTY);
-	assert_int_equal(bt_layout(dev, NULL, 0), -ENOTTY);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_FD_STAT, &st), -ENOTTY);
+	assert_int_equal(bt_layout(bt_dev, NULL, 0), -ENOTTY);
 }
 
 #define T(fn) cmocka_unit_test_teardown(fn, bt_cleanup)
@@ -924,5 +916,5 @@ int main(void)
 	};
 
 	return bt_main("drv_ioctl", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       group_setup, bt_group_teardown);
 }

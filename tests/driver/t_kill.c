@@ -24,21 +24,6 @@
 
 #define SIZE (4 * BT_CHUNK)
 
-static int dev = -1;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
-}
 
 struct victim {
 	char shared[BELUGA_NAME_MAX];	/* created by the parent */
@@ -94,7 +79,7 @@ static void wait_region_idle(const char *name)
 	uint64_t deadline = bt_now_ms() + BT_DEADLINE_MS;
 
 	for (;;) {
-		assert_int_equal(bt_stat(dev, name, &st), 0);
+		assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 		if (!st.open_count && !st.map_count && !st.pinned_chunks)
 			break;
 		if (bt_now_ms() > deadline)
@@ -121,11 +106,11 @@ static void test_sigkill(void **state)
 	pid_t pid;
 
 	(void)state;
-	bt_info_ok(dev, &before);
+	bt_info_ok(bt_dev, &before);
 	bt_name(v.shared, "killshared");
 	bt_name(v.own, "killown");
 	bt_track_name(v.own);
-	fd = bt_create_ok(dev, v.shared, SIZE, 0600, NULL);
+	fd = bt_create_ok(bt_dev, v.shared, SIZE, 0600, NULL);
 	bt_close(fd);
 	assert_int_equal(pipe(pipefd), 0);
 	v.ready = pipefd[1];
@@ -141,7 +126,7 @@ static void test_sigkill(void **state)
 			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	}
 	close(pipefd[0]);
-	assert_int_equal(bt_stat(dev, v.shared, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, v.shared, &st), 0);
 	assert_int_equal(st.open_count, 2);
 	assert_int_equal(st.map_count, 2);
 
@@ -150,13 +135,13 @@ static void test_sigkill(void **state)
 	assert_true(WIFSIGNALED(status));
 	wait_region_idle(v.shared);
 	wait_region_idle(v.own);
-	bt_info_ok(dev, &after);
+	bt_info_ok(bt_dev, &after);
 	assert_int_equal(after.nr_regions, before.nr_regions + 2);
 
-	bt_destroy_ok(dev, v.shared);
-	bt_destroy_ok(dev, v.own);
-	bt_wait_pool_ok(dev, before.free_bytes);
-	bt_info_ok(dev, &after);
+	bt_destroy_ok(bt_dev, v.shared);
+	bt_destroy_ok(bt_dev, v.own);
+	bt_wait_pool_ok(bt_dev, before.free_bytes);
+	bt_info_ok(bt_dev, &after);
 	assert_int_equal(after.nr_regions, before.nr_regions);
 }
 
@@ -167,5 +152,5 @@ int main(void)
 	const struct CMUnitTest tests[] = { T(test_sigkill) };
 
 	return bt_main("drv_kill", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

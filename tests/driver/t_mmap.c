@@ -23,26 +23,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int dev = -1;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
-}
 
 static int new_region(uint64_t size, char name[BELUGA_NAME_MAX])
 {
 	bt_name(name, "mmap");
-	return bt_create_ok(dev, name, size, 0600, NULL);
+	return bt_create_ok(bt_dev, name, size, 0600, NULL);
 }
 
 /* mmap must fail with one of @e1/@e2 (0 for none). */
@@ -103,7 +88,7 @@ static void test_device_and_misc(void **state)
 	char *p, *q;
 
 	(void)state;
-	map_fails(dev, BT_CHUNK, PROT_READ, MAP_SHARED, 0, ENODEV, 0);
+	map_fails(bt_dev, BT_CHUNK, PROT_READ, MAP_SHARED, 0, ENODEV, 0);
 	p = bt_map_ok(fd, BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	p[0] = 1;
 	assert_int_equal(msync(p, BT_CHUNK, MS_SYNC), 0);
@@ -123,7 +108,7 @@ static void test_rdonly_fd(void **state)
 	(void)state;
 	w = bt_map_ok(fd, BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	w[100] = 'b';
-	ro = bt_open_ok(dev, name, BELUGA_OPEN_RDONLY, NULL);
+	ro = bt_open_ok(bt_dev, name, BELUGA_OPEN_RDONLY, NULL);
 	map_fails(ro, BT_CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED, 0,
 		  EACCES, 0);
 	map_fails(ro, BT_CHUNK, PROT_WRITE, MAP_SHARED, 0, EACCES, 0);
@@ -212,7 +197,7 @@ static void expect_map_count(const char *name, uint32_t want)
 	struct beluga_region_stat st;
 
 	for (;;) {
-		assert_int_equal(bt_stat(dev, name, &st), 0);
+		assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 		if (st.map_count == want)
 			return;
 		if (bt_now_ms() > deadline)
@@ -269,5 +254,5 @@ int main(void)
 	};
 
 	return bt_main("drv_mmap", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

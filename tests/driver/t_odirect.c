@@ -23,27 +23,24 @@
 #define RAM "/dev/ram0"
 #define SIZE (2 * BT_CHUNK)
 
-static int dev = -1;
 static int ram = -1, ram_err;
 
 static int group_setup(void **state)
 {
-	(void)state;
-	dev = bt_dev_open();
+	if (bt_group_setup(state))
+		return 1;
 	if (access(RAM, F_OK) && system("modprobe brd rd_nr=1 rd_size=16384"))
 		fprintf(stderr, "modprobe brd failed\n");
 	ram = open(RAM, O_RDWR | O_DIRECT | O_CLOEXEC);
 	ram_err = errno;
-	return dev < 0;
+	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	(void)state;
-	close(dev);
 	if (ram >= 0)
 		close(ram);
-	return 0;
+	return bt_group_teardown(state);
 }
 
 static char *new_mapping(void)
@@ -52,7 +49,7 @@ static char *new_mapping(void)
 	int fd;
 
 	bt_name(name, "odirect");
-	fd = bt_create_ok(dev, name, SIZE, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, SIZE, 0600, NULL);
 	return bt_map_ok(fd, SIZE, PROT_READ | PROT_WRITE, 0);
 }
 

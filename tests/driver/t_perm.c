@@ -25,29 +25,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int dev = -1;
-static struct stat dev_st;	/* to restore the node's owner */
-
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0 || stat(BELUGA_DEVICE_PATH, &dev_st);
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (chown(BELUGA_DEVICE_PATH, dev_st.st_uid, dev_st.st_gid))
-		perror("restore " BELUGA_DEVICE_PATH);
-	close(dev);
-	return 0;
-}
 
 /* Let group 65534 open the device node, as an operator would. */
 static void grant_device(void)
 {
-	assert_int_equal(chown(BELUGA_DEVICE_PATH, 0, BT_NOBODY), 0);
+	assert_int_equal(bt_dev_node_chown(0, BT_NOBODY), 0);
 }
 
 /* --- what the child does: returns 0 or the errno it saw ----------------- */
@@ -166,10 +148,12 @@ static int as_nobody(bt_child_fn fn, struct job *j)
 static void test_device_node(void **state)
 {
 	(void)state;
-	assert_int_equal(dev_st.st_mode & 07777, 0660);
-	assert_true(S_ISCHR(dev_st.st_mode));
-	assert_int_equal(dev_st.st_uid, 0);
-	assert_int_equal(dev_st.st_gid, 0);
+	const struct stat *st = bt_dev_node_at_setup();
+
+	assert_int_equal(st->st_mode & 07777, 0660);
+	assert_true(S_ISCHR(st->st_mode));
+	assert_int_equal(st->st_uid, 0);
+	assert_int_equal(st->st_gid, 0);
 	assert_int_equal(as_nobody(child_open_dev, NULL), EACCES);
 	grant_device();
 	assert_int_equal(as_nobody(child_open_dev, NULL), 0);
@@ -181,7 +165,7 @@ static void make_region(char name[BELUGA_NAME_MAX], uint32_t mode, char byte)
 	char *p;
 
 	bt_name(name, "perm");
-	fd = bt_create_ok(dev, name, BT_CHUNK, mode, NULL);
+	fd = bt_create_ok(bt_dev, name, BT_CHUNK, mode, NULL);
 	p = bt_map_ok(fd, BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	p[100] = byte;
 }
@@ -229,7 +213,7 @@ static void test_group_and_other_bits(void **state)
 	(void)state;
 	grant_device();
 	bt_name(name, "permg");
-	fd = bt_create_ok(dev, name, BT_CHUNK, 0606, NULL);
+	fd = bt_create_ok(bt_dev, name, BT_CHUNK, 0606, NULL);
 	p = bt_map_ok(fd, BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	/* Other bits rw: nobody writes, root sees it. */
 	assert_int_equal(as_nobody(child_open, &j), 0);
@@ -239,13 +223,13 @@ static void test_group_and_other_bits(void **state)
 	snprintf(a.name, sizeof(a.name), "%s", name);
 	a.flags = BELUGA_SETATTR_GID;
 	a.gid = BT_NOBODY;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_SETATTR, &a), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_SETATTR, &a), 0);
 	assert_int_equal(as_nobody(child_open, &j), EACCES);
 	/* Mode 0060: the group may read and write. */
 	a.flags = BELUGA_SETATTR_MODE;
 	a.gid = 0;
 	a.mode = 0060;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_SETATTR, &a), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_SETATTR, &a), 0);
 	j.byte = 'g';
 	assert_int_equal(as_nobody(child_open, &j), 0);
 	assert_int_equal(p[200], 'g');
@@ -261,13 +245,13 @@ static void test_eperm_other_user(void **state)
 	grant_device();
 	make_region(name, 0666, 'x');
 	assert_int_equal(as_nobody(child_destroy, &j), EPERM);
-	assert_int_equal(bt_stat(dev, name, &st), 0);	/* still there */
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);	/* still there */
 	j.open_flags = BELUGA_SETATTR_MODE;
 	j.mode = 0600;
 	assert_int_equal(as_nobody(child_setattr, &j), EPERM);
 	j.open_flags = BELUGA_SETATTR_UID;
 	assert_int_equal(as_nobody(child_setattr, &j), EPERM);
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_int_equal(st.mode, 0666);
 	assert_int_equal(st.uid, 0);
 }
@@ -296,19 +280,19 @@ static void test_nonroot_owns_region(void **state)
 	bt_name(name, "nobody");
 	bt_track_name(name);
 	assert_int_equal(as_nobody(child_own_region, &j), 0);
-	assert_int_equal(bt_stat(dev, name, &st), -ENOENT);
+	assert_int_equal(bt_stat(bt_dev, name, &st), -ENOENT);
 
 	/* Left behind by nobody: root may open it (DAC override) and
 	 * destroy it (CAP_SYS_ADMIN). */
 	assert_int_equal(as_nobody(child_create_and_leave, &j), 0);
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_int_equal(st.uid, BT_NOBODY);
 	assert_int_equal(st.gid, BT_NOBODY);
 	assert_int_equal(st.open_count, 0);
-	fd = bt_open_ok(dev, name, 0, NULL);
+	fd = bt_open_ok(bt_dev, name, 0, NULL);
 	p = bt_map_ok(fd, BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	p[0] = 'r';
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 }
 
 #define T(fn) cmocka_unit_test_teardown(fn, bt_cleanup)
@@ -322,5 +306,5 @@ int main(void)
 	};
 
 	return bt_main("drv_perm", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

@@ -24,27 +24,11 @@
 #define NR 8
 #define SIZE (NR * BT_CHUNK)
 
-static int dev = -1;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (dev >= 0)
-		close(dev);
-	return 0;
-}
 
 static int new_region(uint64_t size, char name[BELUGA_NAME_MAX], uint64_t *id)
 {
 	bt_name(name, "pin");
-	return bt_create_ok(dev, name, size, 0600, id);
+	return bt_create_ok(bt_dev, name, size, 0600, id);
 }
 
 static void pin_ok(int tfd, void *p, uint64_t len, uint32_t flags,
@@ -103,7 +87,7 @@ static uint32_t region_pinned(const char *name)
 {
 	struct beluga_region_stat st;
 
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	return st.pinned_chunks;
 }
 
@@ -138,7 +122,7 @@ static void test_pins_outlive_mapping(void **state)
 	struct beluga_test_pin res;
 	struct beluga_info info;
 	char name[BELUGA_NAME_MAX];
-	uint64_t free_b = bt_free_ok(dev), deadline, nr;
+	uint64_t free_b = bt_free_ok(bt_dev), deadline, nr;
 	int tfd = bt_test_open(), fd = new_region(4 * BT_CHUNK, name, NULL);
 	char *p = bt_map_ok(fd, 4 * BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	int ret;
@@ -148,12 +132,12 @@ static void test_pins_outlive_mapping(void **state)
 	pin_ok(tfd, p, 4 * BT_CHUNK, BELUGA_TEST_PIN_HOLD, &res);
 	bt_unmap(p, 4 * BT_CHUNK);
 	bt_close(fd);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 
 	/* Released by every user but the pins: quarantined, not free. */
 	deadline = bt_now_ms() + BT_DEADLINE_MS;
 	for (;;) {
-		bt_info_ok(dev, &info);
+		bt_info_ok(bt_dev, &info);
 		if (info.quarantined_bytes == 4 * BT_CHUNK ||
 		    bt_now_ms() > deadline)
 			break;
@@ -165,8 +149,8 @@ static void test_pins_outlive_mapping(void **state)
 	assert_int_equal(bt_sysfs_u64_ok("free_bytes"), free_b - 4 * BT_CHUNK);
 
 	/* Unload must be refused although no region and no fd is left. */
-	close(dev);
-	dev = -1;
+	close(bt_dev);
+	bt_dev = -1;
 	ret = bt_module_unload();
 	if (!ret) {
 		bt_module_restore();
@@ -174,11 +158,11 @@ static void test_pins_outlive_mapping(void **state)
 	}
 	assert_int_equal(ret, -EWOULDBLOCK);
 	assert_true(bt_module_loaded());
-	dev = bt_dev_open_ok();
+	bt_dev = bt_dev_open_ok();
 
 	assert_int_equal(bt_unpin(tfd, res.handle, 0, &nr), 0);
 	assert_int_equal(nr, 4 * BT_CHUNK / BT_PAGE);
-	bt_wait_pool_ok(dev, free_b);
+	bt_wait_pool_ok(bt_dev, free_b);
 }
 
 /* Closing the helper fd (e.g. the process dies) drops its pins too. */
@@ -186,7 +170,7 @@ static void test_pins_dropped_on_close(void **state)
 {
 	struct beluga_test_pin res;
 	char name[BELUGA_NAME_MAX];
-	uint64_t free_b = bt_free_ok(dev);
+	uint64_t free_b = bt_free_ok(bt_dev);
 	int tfd = bt_test_open(), fd = new_region(2 * BT_CHUNK, name, NULL);
 	char *p = bt_map_ok(fd, 2 * BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 
@@ -194,9 +178,9 @@ static void test_pins_dropped_on_close(void **state)
 	pin_ok(tfd, p, 2 * BT_CHUNK, BELUGA_TEST_PIN_HOLD, &res);
 	bt_unmap(p, 2 * BT_CHUNK);
 	bt_close(fd);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 	bt_close(tfd);
-	bt_wait_pool_ok(dev, free_b);
+	bt_wait_pool_ok(bt_dev, free_b);
 }
 
 #define T(fn) cmocka_unit_test_teardown(fn, bt_cleanup)
@@ -210,5 +194,5 @@ int main(void)
 	};
 
 	return bt_main("drv_pin", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

@@ -24,21 +24,6 @@
 #define NR 8
 #define SIZE (NR * BT_CHUNK)
 
-static int dev = -1;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
-}
 
 /* 0 if every 2 MiB step of [p, p+len) is a PMD leaf on a distinct chunk. */
 static int check_pmds(int tfd, void *p, uint64_t len, uint64_t *pfns)
@@ -76,7 +61,7 @@ static int new_region(uint64_t size)
 	char name[BELUGA_NAME_MAX];
 
 	bt_name(name, "pmd");
-	return bt_create_ok(dev, name, size, 0600, NULL);
+	return bt_create_ok(bt_dev, name, size, 0600, NULL);
 }
 
 static void test_pmd_write_faults(void **state)
@@ -239,5 +224,5 @@ int main(void)
 	};
 
 	return bt_main("drv_pmd", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

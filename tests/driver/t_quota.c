@@ -22,27 +22,10 @@
 
 #include <sys/stat.h>
 
-static int dev = -1;
-static struct stat dev_st;
-
 /* The unprivileged user reaches /dev/beluga through its group. */
 static int group_setup(void **state)
 {
-	(void)state;
-	dev = bt_dev_open();
-	if (dev < 0 || stat(BELUGA_DEVICE_PATH, &dev_st))
-		return 1;
-	return chown(BELUGA_DEVICE_PATH, 0, BT_NOBODY) != 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (chown(BELUGA_DEVICE_PATH, dev_st.st_uid, dev_st.st_gid))
-		perror("restoring the owner of " BELUGA_DEVICE_PATH);
-	if (dev >= 0)
-		close(dev);
-	return 0;
+	return bt_group_setup(state) || bt_dev_node_chown(0, BT_NOBODY);
 }
 
 static int quota_set(uint32_t uid, uint32_t flags, uint64_t bytes, uint32_t regions)
@@ -53,14 +36,14 @@ static int quota_set(uint32_t uid, uint32_t flags, uint64_t bytes, uint32_t regi
 		q.max_bytes = bytes;
 	if (flags & BELUGA_QUOTA_SET_REGIONS)
 		q.max_regions = regions;
-	return bt_ioctl(dev, BELUGA_IOC_QUOTA_SET, &q);
+	return bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_SET, &q);
 }
 
 static void quota_get_ok(uint32_t uid, struct beluga_quota *q)
 {
 	memset(q, 0, sizeof(*q));
 	q->uid = uid;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_GET, q), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_GET, q), 0);
 }
 
 static void lift(uint32_t uid)
@@ -78,18 +61,18 @@ static void test_get_defaults_and_errors(void **state)
 	assert_int_equal(q.used_regions, 0);
 	memset(&q, 0, sizeof(q));
 	q.used_bytes = 1;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_GET, &q), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_GET, &q), -EINVAL);
 	assert_int_equal(quota_set(4242, 0, 0, 0), -EINVAL);	/* no flag */
 	assert_int_equal(quota_set(4242, 4, 0, 0), -EINVAL);	/* unknown flag */
 	/* A value without its flag. */
 	memset(&q, 0, sizeof(q));
 	q.flags = BELUGA_QUOTA_SET_REGIONS;
 	q.max_bytes = 1;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_SET, &q), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_SET, &q), -EINVAL);
 	memset(&q, 0, sizeof(q));
 	q.flags = BELUGA_QUOTA_SET_REGIONS;
 	q.uid = (uint32_t)-1;	/* not a valid uid */
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_SET, &q), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_SET, &q), -EINVAL);
 }
 
 static int child_set_quota(void *arg)
@@ -175,7 +158,7 @@ static void test_limits_and_recovery(void **state)
 		struct beluga_region_setattr s = { .flags = BELUGA_SETATTR_UID, .uid = 0 };
 
 		snprintf(s.name, sizeof(s.name), "%s-0", prefix);
-		assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_SETATTR, &s), 0);
+		assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_SETATTR, &s), 0);
 	}
 	quota_get_ok(BT_NOBODY, &q);
 	assert_int_equal(q.used_regions, 2);
@@ -243,5 +226,5 @@ int main(void)
 	};
 
 	return bt_main("quota", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       group_setup, bt_group_teardown);
 }

@@ -46,7 +46,6 @@
 #define THREADS 8
 #define ROUNDS 150
 
-static int dev = -1;
 static struct beluga_info base;
 static uint32_t pci_domain, pci_bdf;
 static bool have_pci;
@@ -82,19 +81,10 @@ static void find_pci(void)
 
 static int group_setup(void **state)
 {
-	(void)state;
-	dev = bt_dev_open();
-	if (dev < 0)
+	if (bt_group_setup(state))
 		return 1;
 	find_pci();
 	(void)bt_seed();
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
 	return 0;
 }
 
@@ -115,7 +105,7 @@ static int count_region_dirs(void)
 static void snapshot(void **state)
 {
 	(void)state;
-	bt_info_ok(dev, &base);
+	bt_info_ok(bt_dev, &base);
 }
 
 /* The invariant every test ends with. */
@@ -123,8 +113,8 @@ static void pool_whole(void)
 {
 	struct beluga_info now;
 
-	bt_wait_pool_ok(dev, base.free_bytes);
-	bt_info_ok(dev, &now);
+	bt_wait_pool_ok(bt_dev, base.free_bytes);
+	bt_info_ok(bt_dev, &now);
 	assert_int_equal(now.nr_regions, base.nr_regions);
 	assert_int_equal(bt_sysfs_u64_ok("nr_regions"), base.nr_regions);
 	assert_int_equal(count_region_dirs(), (int)base.nr_regions);
@@ -244,13 +234,13 @@ static void test_namespace_race(void **state)
 	if (r.bad)
 		fail_msg("%" PRIu64 " unexpected results, first: %s", r.bad, r.what);
 	for (i = 0; i < NAMES; i++) {
-		int exists = bt_stat(dev, r.names[i], &st) == 0;
+		int exists = bt_stat(bt_dev, r.names[i], &st) == 0;
 
 		print_message("name %u: %" PRIu64 " creates, %" PRIu64 " destroys, exists %d\n",
 			      i, r.created[i], r.destroyed[i], exists);
 		assert_int_equal(r.created[i] - r.destroyed[i], (uint64_t)exists);
 		if (exists)
-			bt_destroy_ok(dev, r.names[i]);
+			bt_destroy_ok(bt_dev, r.names[i]);
 	}
 	pool_whole();
 }
@@ -315,7 +305,7 @@ static void test_map_race(void **state)
 	bt_name(name, "maprace");
 	bt_track_name(name);
 	m.size = 4 * BT_CHUNK;
-	m.fd = bt_create_ok(dev, name, m.size, 0600, NULL);
+	m.fd = bt_create_ok(bt_dev, name, m.size, 0600, NULL);
 	m.seed = bt_seed();
 	for (i = 0; i < 6; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, map_thread, &m), 0);
@@ -336,7 +326,7 @@ static void test_map_race(void **state)
 	assert_int_equal(st.map_count, 0);
 	assert_int_equal(st.open_count, 1);
 	bt_close(m.fd);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 	pool_whole();
 }
 
@@ -407,7 +397,7 @@ static void test_gpu_race(void **state)
 	memset(&g, 0, sizeof(g));
 	bt_name(g.name, "gpurace");
 	bt_track_name(g.name);
-	g.fd = bt_create_ok(dev, g.name, 2 * BT_CHUNK, 0600, NULL);
+	g.fd = bt_create_ok(bt_dev, g.name, 2 * BT_CHUNK, 0600, NULL);
 	g.seed = bt_seed();
 	for (i = 0; i < 4; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, gpu_thread, &g), 0);
@@ -427,9 +417,9 @@ static void test_gpu_race(void **state)
 	if (!g.destroyed) {
 		/* Still registered: EBUSY; one more register then close drops all. */
 		if (regs)
-			assert_int_equal(bt_destroy(dev, g.name), -EBUSY);
+			assert_int_equal(bt_destroy(bt_dev, g.name), -EBUSY);
 		bt_close(g.fd);
-		bt_destroy_ok(dev, g.name);
+		bt_destroy_ok(bt_dev, g.name);
 	} else {
 		bt_close(g.fd);
 	}
@@ -450,7 +440,7 @@ static void test_destroy_while_mapped(void **state)
 	snapshot(state);
 	bt_name(name, "dwm");
 	bt_track_name(name);
-	fd = bt_create_ok(dev, name, size, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, size, 0600, NULL);
 	assert_int_equal(pipe(pipe_go), 0);
 	assert_int_equal(pipe(pipe_done), 0);
 	fflush(NULL);
@@ -471,9 +461,9 @@ static void test_destroy_while_mapped(void **state)
 	}
 	assert_int_equal(read(pipe_go[0], &c, 1), 1);
 	bt_close(fd);
-	bt_destroy_ok(dev, name);	/* the child still maps it */
+	bt_destroy_ok(bt_dev, name);	/* the child still maps it */
 	/* The name is free at once; a new region under it is zero. */
-	fd = bt_create_ok(dev, name, size, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, size, 0600, NULL);
 	bt_track_name(name);
 	{
 		uint8_t *m = bt_map_ok(fd, size, PROT_READ, 0);
@@ -482,9 +472,9 @@ static void test_destroy_while_mapped(void **state)
 		bt_unmap(m, size);
 	}
 	bt_close(fd);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 	/* The old region's memory is still the child's. */
-	bt_info_ok(dev, &mid);
+	bt_info_ok(bt_dev, &mid);
 	assert_true(mid.free_bytes <= base.free_bytes - size);
 	assert_int_equal(write(pipe_done[1], "d", 1), 1);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -590,7 +580,7 @@ static void destroy_names(char (*names)[BELUGA_NAME_MAX])
 	unsigned int i;
 
 	for (i = 0; i < NAMES; i++)
-		bt_destroy(dev, names[i]);
+		bt_destroy(bt_dev, names[i]);
 }
 
 static void test_processes(void **state)
@@ -695,5 +685,5 @@ int main(void)
 	};
 
 	return bt_main("drv_race", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       group_setup, bt_group_teardown);
 }

@@ -35,7 +35,6 @@
 
 #define MAX_RANGES 4
 
-static int dev = -1;
 static int range_src[MAX_RANGES];	/* source indexes of range sources */
 static int nr_range;
 static int nr_node;
@@ -43,43 +42,19 @@ static uint64_t range_free;		/* free bytes of all range sources */
 
 static int group_setup(void **state)
 {
-	struct beluga_info info = { 0 };
-	uint32_t i;
+	struct bt_sources s;
 
-	(void)state;
-	dev = bt_dev_open();
-	if (dev < 0 || bt_ioctl(dev, BELUGA_IOC_INFO, &info))
+	if (bt_group_setup(state) || bt_sources(bt_dev, &s))
 		return 1;
-	for (i = 0; i < info.nr_sources; i++) {
-		struct beluga_source_info si = { .index = i };
-
-		if (bt_ioctl(dev, BELUGA_IOC_SOURCE_INFO, &si))
-			return 1;
-		if (si.kind == BELUGA_SOURCE_RANGE && nr_range < MAX_RANGES) {
-			range_src[nr_range++] = (int)i;
-			range_free += si.free_bytes;
-		} else if (si.kind == BELUGA_SOURCE_NODE) {
-			nr_node++;
-		}
+	for (nr_range = 0; nr_range < MAX_RANGES; nr_range++) {
+		range_src[nr_range] = bt_source_find(&s, BELUGA_SOURCE_RANGE, nr_range);
+		if (range_src[nr_range] < 0)
+			break;
 	}
+	nr_node = (int)bt_sources_count(&s, BELUGA_SOURCE_NODE);
+	range_free = bt_sources_free(&s, BELUGA_SOURCE_RANGE);
 	printf("  %d range source(s), %d node source(s)\n", nr_range, nr_node);
 	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (dev >= 0)
-		close(dev);
-	return 0;
-}
-
-/* The cxl boot's range is QEMU-emulated CXL memory: every access is MMIO. */
-#define CXL_DAX_FILE "/etc/beluga/cxl-dax"
-
-static bool slow_memory(void)
-{
-	return access(CXL_DAX_FILE, F_OK) == 0;
 }
 
 static void need_ranges(int n)
@@ -88,32 +63,12 @@ static void need_ranges(int n)
 		bt_skip("needs %d range source(s) (ranges= in the boot profile)", n);
 }
 
-/* REGION_CREATE with an explicit source kind and index: fd or -errno. */
-static int create_src(const char *name, uint64_t size, uint32_t kind, int index)
-{
-	struct beluga_region_create c;
-	int ret;
-
-	memset(&c, 0, sizeof(c));
-	snprintf(c.name, sizeof(c.name), "%s", name);
-	c.size = size;
-	c.mode = 0600;
-	c.source_kind = kind;
-	c.source_index = index;
-	ret = bt_ioctl(dev, BELUGA_IOC_REGION_CREATE, &c);
-	if (ret)
-		return ret;
-	bt_track_name(name);
-	bt_track_fd(c.fd);
-	return c.fd;
-}
-
 static int create_range_ok(char name[BELUGA_NAME_MAX], uint64_t size, int index)
 {
 	int fd;
 
 	bt_name(name, "rng");
-	fd = create_src(name, size, BELUGA_SOURCE_RANGE, index);
+	fd = bt_create_on_source(bt_dev, name, size, BELUGA_SOURCE_RANGE, index);
 	if (fd < 0)
 		fail_msg("create range region: %s", strerror(-fd));
 	return fd;
@@ -125,7 +80,7 @@ static void test_info(void **state)
 
 	(void)state;
 	need_ranges(1);
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_INFO, &info), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_INFO, &info), 0);
 	assert_true(info.features & BELUGA_FEAT_RANGE_SOURCES);
 	assert_int_equal(bt_sysfs_u64_ok("sources/%d/total_bytes", range_src[0]) %
 			 BT_CHUNK, 0);
@@ -143,24 +98,28 @@ static void test_kind_selection(void **state)
 		uint64_t node_free;
 
 		/* ANY over both kinds takes one kind when one can hold it... */
-		assert_true(create_src(name, BT_CHUNK, BELUGA_SOURCE_ANY, -1) >= 0);
-		bt_destroy_ok(dev, name);
+		assert_true(bt_create_on_source(bt_dev, name, BT_CHUNK,
+						BELUGA_SOURCE_ANY, -1) >= 0);
+		bt_destroy_ok(bt_dev, name);
 		/* ...and refuses a size only both kinds together could hold. */
-		bt_info_ok(dev, &info);
+		bt_info_ok(bt_dev, &info);
 		node_free = info.free_bytes - range_free;
-		assert_int_equal(create_src(name, (node_free > range_free ?
-						   node_free : range_free) + BT_CHUNK,
-					    BELUGA_SOURCE_ANY, -1), -EINVAL);
+		assert_int_equal(bt_create_on_source(bt_dev, name,
+						     (node_free > range_free ?
+						      node_free : range_free) + BT_CHUNK,
+						     BELUGA_SOURCE_ANY, -1), -EINVAL);
 		/* More than the whole pool is ENOSPC as ever. */
-		assert_int_equal(create_src(name, info.free_bytes + BT_CHUNK,
-					    BELUGA_SOURCE_ANY, -1), -ENOSPC);
+		assert_int_equal(bt_create_on_source(bt_dev, name,
+						     info.free_bytes + BT_CHUNK,
+						     BELUGA_SOURCE_ANY, -1), -ENOSPC);
 	}
 	/* A range source asked for as a node source. */
-	assert_int_equal(create_src(name, BT_CHUNK, BELUGA_SOURCE_NODE,
-				    range_src[0]), -EINVAL);
+	assert_int_equal(bt_create_on_source(bt_dev, name, BT_CHUNK,
+					     BELUGA_SOURCE_NODE, range_src[0]), -EINVAL);
 	/* The right kind, or the index alone, works. */
-	assert_true(create_src(name, BT_CHUNK, BELUGA_SOURCE_ANY, range_src[0]) >= 0);
-	bt_destroy_ok(dev, name);
+	assert_true(bt_create_on_source(bt_dev, name, BT_CHUNK, BELUGA_SOURCE_ANY,
+					range_src[0]) >= 0);
+	bt_destroy_ok(bt_dev, name);
 }
 
 static void test_pmd_and_share(void **state)
@@ -190,7 +149,7 @@ static void test_pmd_and_share(void **state)
 	assert_true(bt_sysfs_u64_ok("counters/pmd_faults") >= before + 4);
 
 	/* Another open file description sees the same bytes. */
-	rfd = bt_open_ok(dev, name, BELUGA_OPEN_RDONLY, NULL);
+	rfd = bt_open_ok(bt_dev, name, BELUGA_OPEN_RDONLY, NULL);
 	q = bt_map_ok(rfd, size, PROT_READ, 0);
 	assert_int_equal(bt_check(q, size, 0x5151), UINT64_MAX);
 	assert_int_equal(bt_fd_stat(fd, &st), 0);
@@ -238,7 +197,7 @@ static void test_zero_on_reuse(void **state)
 	assert_int_equal(bt_walk(tfd, p, size, a), 0);
 	bt_unmap(p, size);
 	bt_close(fd);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 
 	fd = create_range_ok(name, size, range_src[0]);
 	p = bt_map_ok(fd, size, PROT_READ | PROT_WRITE, 0);
@@ -300,7 +259,7 @@ static void test_pipe_outlives_region(void **state)
 
 	(void)state;
 	need_ranges(1);
-	bt_info_ok(dev, &info);
+	bt_info_ok(bt_dev, &info);
 	free0 = info.free_bytes;
 	fd = create_range_ok(name, size, -1);
 	p = bt_map_ok(fd, size, PROT_READ | PROT_WRITE, 0);
@@ -312,29 +271,29 @@ static void test_pipe_outlives_region(void **state)
 
 	bt_unmap(p, size);
 	bt_close(fd);
-	bt_destroy_ok(dev, name);
-	bt_info_ok(dev, &info);
+	bt_destroy_ok(bt_dev, name);
+	bt_info_ok(bt_dev, &info);
 	assert_int_equal(info.quarantined_bytes, BT_CHUNK);
 	assert_int_equal(info.free_bytes, free0 - BT_CHUNK);
 	/* Only the quarantined chunk holds the module now. */
-	close(dev);
+	close(bt_dev);
 	ret = bt_module_unload();
-	dev = bt_dev_open();
+	bt_dev = bt_dev_open();
 	assert_int_equal(ret, -EWOULDBLOCK);
-	assert_true(dev >= 0);
+	assert_true(bt_dev >= 0);
 
 	/* The pipe still reads the region's bytes; then the chunk returns. */
 	assert_int_equal(read(pp[0], buf, sizeof(buf)), (ssize_t)sizeof(buf));
 	assert_int_equal(bt_check(buf, sizeof(buf), 0x77), UINT64_MAX);
 	close(pp[0]);
 	close(pp[1]);
-	bt_wait_pool_ok(dev, free0);
+	bt_wait_pool_ok(bt_dev, free0);
 }
 
 static void test_cycles(void **state)
 {
 	struct beluga_source_info si[MAX_RANGES];
-	const int cycles = slow_memory() ? 16 : 1000;
+	const int cycles = bt_slow_memory() ? 16 : 1000;
 	char name[BELUGA_NAME_MAX];
 	uint64_t free0;
 	int i, k;
@@ -342,12 +301,13 @@ static void test_cycles(void **state)
 	(void)state;
 	need_ranges(1);
 	printf("  %d cycles\n", cycles);
-	free0 = bt_free_ok(dev);
+	free0 = bt_free_ok(bt_dev);
 	for (k = 0; k < nr_range; k++)
-		bt_source_ok(dev, range_src[k], &si[k]);
+		bt_source_ok(bt_dev, range_src[k], &si[k]);
 	bt_name(name, "cyc");
 	for (i = 0; i < cycles; i++) {
-		int fd = create_src(name, BT_CHUNK, BELUGA_SOURCE_RANGE, -1);
+		int fd = bt_create_on_source(bt_dev, name, BT_CHUNK,
+					     BELUGA_SOURCE_RANGE, -1);
 		char *p;
 
 		if (fd < 0)
@@ -356,13 +316,13 @@ static void test_cycles(void **state)
 		p[i % BT_CHUNK] = 1;
 		bt_unmap(p, BT_CHUNK);
 		bt_close(fd);
-		bt_destroy_ok(dev, name);
+		bt_destroy_ok(bt_dev, name);
 	}
-	bt_wait_pool_ok(dev, free0);
+	bt_wait_pool_ok(bt_dev, free0);
 	for (k = 0; k < nr_range; k++) {
 		struct beluga_source_info now;
 
-		bt_source_ok(dev, range_src[k], &now);
+		bt_source_ok(bt_dev, range_src[k], &now);
 		assert_int_equal(now.free_bytes, si[k].free_bytes);
 	}
 }
@@ -384,16 +344,15 @@ static void test_unload_reload_and_refusals(void **state)
 {
 	(void)state;
 	need_ranges(1);
-	close(dev);	/* an open /dev/beluga holds the module */
-	dev = -1;
+	close(bt_dev);	/* an open /dev/beluga holds the module */
+	bt_dev = -1;
 	assert_int_equal(bt_module_unload(), 0);
 	expect_load_refused("ranges=0x1000+2M", EINVAL, "not 2 MiB aligned");
 	expect_load_refused("ranges=0x1000000+2M", EINVAL, "overlaps System RAM");
 	expect_load_refused("ranges=0x1000000", EINVAL, "bad range");
 	{
 		/* Two pieces of the boot's first range that overlap. */
-		const char *r = strstr(bt_normal_params(), "ranges=");
-		unsigned long long start = r ? strtoull(r + 7, NULL, 0) : 0;
+		unsigned long long start = bt_first_range_start();
 		char params[96];
 
 		assert_true(start != 0);
@@ -402,8 +361,8 @@ static void test_unload_reload_and_refusals(void **state)
 		expect_load_refused(params, EINVAL, "overlaps another range");
 	}
 	assert_int_equal(bt_module_restore(), 0);
-	dev = bt_dev_open();
-	assert_true(dev >= 0);
+	bt_dev = bt_dev_open();
+	assert_true(bt_dev >= 0);
 	assert_int_equal(bt_sysfs_u64_ok("free_bytes"),
 			 bt_sysfs_u64_ok("total_bytes"));
 	assert_true(bt_sysfs_u64_ok("sources/%d/total_bytes", range_src[0]) > 0);
@@ -416,7 +375,7 @@ static void test_unload_reload_and_refusals(void **state)
 static void test_busy_owner(void **state)
 {
 	char dax[64] = "", cmd[160], needle[96];
-	FILE *f = fopen(CXL_DAX_FILE, "r");
+	FILE *f = fopen(BT_CXL_DAX_FILE, "r");
 
 	(void)state;
 	if (!f)
@@ -427,8 +386,8 @@ static void test_busy_owner(void **state)
 	dax[strcspn(dax, "\n")] = '\0';
 	assert_true(dax[0]);
 
-	close(dev);
-	dev = -1;
+	close(bt_dev);
+	bt_dev = -1;
 	assert_int_equal(bt_module_unload(), 0);
 	snprintf(cmd, sizeof(cmd), "daxctl enable-device %s >/dev/null", dax);
 	assert_int_equal(system(cmd), 0);
@@ -437,8 +396,8 @@ static void test_busy_owner(void **state)
 	snprintf(cmd, sizeof(cmd), "daxctl disable-device %s >/dev/null", dax);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(bt_module_restore(), 0);
-	dev = bt_dev_open();
-	assert_true(dev >= 0);
+	bt_dev = bt_dev_open();
+	assert_true(bt_dev >= 0);
 }
 
 int main(void)
@@ -458,5 +417,5 @@ int main(void)
 	};
 
 	return bt_main("range", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       group_setup, bt_group_teardown);
 }

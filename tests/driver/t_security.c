@@ -57,26 +57,10 @@
 #define UID_B 1001
 #define SIZE (4 * BT_CHUNK)
 
-static int dev = -1;
-static struct stat dev_st;
-
 static int group_setup(void **state)
 {
-	(void)state;
-	dev = bt_dev_open();
-	if (dev < 0 || stat(BELUGA_DEVICE_PATH, &dev_st))
-		return 1;
 	/* Everyone may use the pool for this test, as with the beluga group. */
-	return chmod(BELUGA_DEVICE_PATH, 0666) != 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (chmod(BELUGA_DEVICE_PATH, dev_st.st_mode & 07777))
-		perror("restore " BELUGA_DEVICE_PATH);
-	close(dev);
-	return 0;
+	return bt_group_setup(state) || bt_dev_node_chmod(0666);
 }
 
 /* --- fd passing between tenants ------------------------------------------------ */
@@ -223,7 +207,7 @@ static void test_isolation(void **state)
 	close(t.sock[0]);
 	close(t.sock[1]);
 	/* A still owns it and may destroy it. */
-	bt_destroy_ok(dev, t.name);
+	bt_destroy_ok(bt_dev, t.name);
 }
 
 /* --- read-only fds stay read-only ------------------------------------------- */
@@ -272,7 +256,7 @@ static void test_readonly_fd(void **state)
 	(void)state;
 	bt_name(name, "secro");
 	bt_track_name(name);
-	fd = bt_create_ok(dev, name, SIZE, 0644, NULL);
+	fd = bt_create_ok(bt_dev, name, SIZE, 0644, NULL);
 	bt_track_fd(fd);
 	p = bt_map_ok(fd, SIZE, PROT_READ | PROT_WRITE, 0);
 	memset(p, 'R', BT_PAGE);
@@ -295,7 +279,7 @@ static void test_inode_attrs(void **state)
 	(void)state;
 	bt_name(name, "secattr");
 	bt_track_name(name);
-	fd = bt_create_ok(dev, name, SIZE, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, SIZE, 0600, NULL);
 	bt_track_fd(fd);
 	p = bt_map_ok(fd, SIZE, PROT_READ | PROT_WRITE, 0);
 	memset(p, 'S', SIZE);
@@ -313,7 +297,7 @@ static void test_inode_attrs(void **state)
 	ret = ftruncate(fd, 0);
 	if (ret != -1 || errno != EPERM)
 		fail_msg("ftruncate(0) on a region fd: %d (%s), expected EPERM", ret, strerror(errno));
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_int_equal(fstat(fd, &fst), 0);
 	assert_int_equal(st.mode, 0600);
 	assert_int_equal(fst.st_mode & 0777, 0600);
@@ -392,7 +376,7 @@ static void region_pfns(int tfd, const char *name, uint64_t size, uint64_t *pfns
 {
 	struct beluga_test_walk_entry e[16];
 	uint64_t i, n = size / BT_CHUNK;
-	int fd = bt_open_ok(dev, name, BELUGA_OPEN_RDONLY, NULL);
+	int fd = bt_open_ok(bt_dev, name, BELUGA_OPEN_RDONLY, NULL);
 	volatile uint8_t *p = bt_map_ok(fd, size, PROT_READ, 0);
 
 	assert_true(n <= 16);
@@ -429,7 +413,7 @@ static void test_zeroing_between_tenants(void **state)
 	/* Same size again: the LIFO free lists hand B what A had. */
 	assert_int_equal(bt_run_as(UID_B, UID_B, tenant_create_check_zero, &zb), 0);
 	region_pfns(tfd, zb.name, zb.size, pfn_b, false);
-	bt_destroy_ok(dev, zb.name);
+	bt_destroy_ok(bt_dev, zb.name);
 	for (i = 0; i < SIZE / BT_CHUNK; i++)
 		for (j = 0; j < SIZE / BT_CHUNK; j++)
 			reused += pfn_a[i] && pfn_a[i] == pfn_b[j];
@@ -445,7 +429,7 @@ static void test_quarantine_between_tenants(void **state)
 	int pipefd[2];
 
 	(void)state;
-	bt_info_ok(dev, &before);
+	bt_info_ok(bt_dev, &before);
 	memset(&za, 0, sizeof(za));
 	za.size = SIZE;
 	bt_name(za.name, "quarA");
@@ -459,18 +443,18 @@ static void test_quarantine_between_tenants(void **state)
 	assert_int_equal(bt_run_as(UID_A, UID_A, tenant_fill, &za), 0);
 	assert_int_equal(bt_run_as(UID_A, UID_A, tenant_destroy, &za), 0);
 	/* A is gone; the pipe still holds a page of A's first chunk. */
-	bt_info_ok(dev, &mid);
+	bt_info_ok(bt_dev, &mid);
 	assert_int_equal(mid.quarantined_bytes, BT_CHUNK);
 	assert_int_equal(mid.free_bytes, before.free_bytes - BT_CHUNK);
 	assert_int_equal(bt_run_as(UID_B, UID_B, tenant_create_check_zero, &zb), 0);
-	bt_destroy_ok(dev, zb.name);
+	bt_destroy_ok(bt_dev, zb.name);
 	close(pipefd[0]);
 	close(pipefd[1]);
-	bt_wait_pool_ok(dev, before.free_bytes);
+	bt_wait_pool_ok(bt_dev, before.free_bytes);
 	/* Back in the pool, zeroed for whoever gets it next. */
 	assert_int_equal(bt_run_as(UID_B, UID_B, tenant_create_check_zero, &zb), 0);
-	bt_destroy_ok(dev, zb.name);
-	bt_wait_pool_ok(dev, before.free_bytes);
+	bt_destroy_ok(bt_dev, zb.name);
+	bt_wait_pool_ok(bt_dev, before.free_bytes);
 }
 
 /* --- quotas under concurrent creation ----------------------------------------- */
@@ -484,14 +468,14 @@ static int quota_set(uint32_t uid, uint64_t max_bytes, uint32_t max_regions)
 	q.flags = BELUGA_QUOTA_SET_ALL;
 	q.max_bytes = max_bytes;
 	q.max_regions = max_regions;
-	return bt_ioctl(dev, BELUGA_IOC_QUOTA_SET, &q);
+	return bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_SET, &q);
 }
 
 static void quota_get(uint32_t uid, struct beluga_quota *q)
 {
 	memset(q, 0, sizeof(*q));
 	q->uid = uid;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_GET, q), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_GET, q), 0);
 }
 
 #define RACERS 8
@@ -548,7 +532,7 @@ static void destroy_racers(char names[RACERS][2][BELUGA_NAME_MAX])
 
 	for (i = 0; i < RACERS; i++)
 		for (k = 0; k < 2; k++)
-			bt_destroy(dev, names[i][k]);
+			bt_destroy(bt_dev, names[i][k]);
 }
 
 static void test_quota_race(void **state)
@@ -700,7 +684,7 @@ static void test_gpu_registration_by_reader(void **state)
 		bt_skip("no PCI device");
 	bt_name(r.name, "secgpu");
 	bt_track_name(r.name);
-	fd = bt_create_ok(dev, r.name, SIZE, 0644, NULL);
+	fd = bt_create_ok(bt_dev, r.name, SIZE, 0644, NULL);
 	bt_close(fd);
 	assert_int_equal(pipe(r.go), 0);
 	assert_int_equal(pipe(r.done), 0);
@@ -710,12 +694,12 @@ static void test_gpu_registration_by_reader(void **state)
 		_exit(bt_drop_privileges(UID_B, UID_B) ? 99 : tenant_reader_gpu(&r));
 	assert_int_equal(read(r.go[0], &c, 1), 1);
 	/* Even the owner with CAP_SYS_ADMIN waits for the reader. */
-	assert_int_equal(bt_destroy(dev, r.name), -EBUSY);
+	assert_int_equal(bt_destroy(bt_dev, r.name), -EBUSY);
 	assert_int_equal(write(r.done[1], "d", 1), 1);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	bt_destroy_ok(dev, r.name);
+	bt_destroy_ok(bt_dev, r.name);
 	close(r.go[0]);
 	close(r.go[1]);
 	close(r.done[0]);
@@ -945,5 +929,5 @@ int main(void)
 	};
 
 	return bt_main("drv_security", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       group_setup, bt_group_teardown);
 }

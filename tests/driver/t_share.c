@@ -28,7 +28,6 @@
 #define SIZE (4 * BT_CHUNK)
 #define HALF (SIZE / 2)
 
-static int dev = -1;
 
 /* --- the peer (runs after exec, without CMocka) ------------------------ */
 
@@ -105,20 +104,6 @@ static int child_main(int argc, char **argv)
 
 /* --- the tests ---------------------------------------------------------- */
 
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
-}
-
 /* fork + exec this binary as a peer (non-CLOEXEC fds stay open in it). */
 static pid_t spawn_peer(char *const args[])
 {
@@ -159,7 +144,7 @@ static void exchange(char *p, int rfd, int wfd, const char *name)
 	assert_int_equal(wait_byte(rfd, 'B'), 0);
 	assert_int_equal(bt_check(p + HALF, HALF, 2), UINT64_MAX);
 	if (name) {
-		assert_int_equal(bt_stat(dev, name, &st), 0);
+		assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 		assert_int_equal(st.open_count, 2);
 		assert_int_equal(st.map_count, 2);
 	}
@@ -176,7 +161,7 @@ static void test_share_by_name(void **state)
 
 	(void)state;
 	bt_name(name, "share");
-	fd = bt_create(dev, name, SIZE, 0600, BELUGA_CREATE_CLOEXEC, NULL);
+	fd = bt_create(bt_dev, name, SIZE, 0600, BELUGA_CREATE_CLOEXEC, NULL);
 	assert_true(fd >= 0);
 	bt_track_name(name);
 	bt_track_fd(fd);
@@ -221,7 +206,7 @@ static void send_fd(int sock, int fd)
 static void test_share_fd_over_socket(void **state)
 {
 	struct beluga_region_stat st;
-	uint64_t free_b = bt_free_ok(dev);
+	uint64_t free_b = bt_free_ok(bt_dev);
 	char sbuf[16];
 	int sv[2], fd;
 	char *p;
@@ -229,7 +214,7 @@ static void test_share_fd_over_socket(void **state)
 
 	(void)state;
 	/* Ephemeral and nameless: the socket is the only way in. */
-	fd = bt_create(dev, NULL, SIZE, 0600,
+	fd = bt_create(bt_dev, NULL, SIZE, 0600,
 		       BELUGA_CREATE_EPHEMERAL | BELUGA_CREATE_CLOEXEC, NULL);
 	assert_true(fd >= 0);
 	bt_track_fd(fd);
@@ -254,7 +239,7 @@ static void test_share_fd_over_socket(void **state)
 	assert_int_equal(st.map_count, 1);
 	bt_unmap(p, SIZE);
 	bt_close(fd);
-	bt_wait_pool_ok(dev, free_b);
+	bt_wait_pool_ok(bt_dev, free_b);
 }
 
 #define T(fn) cmocka_unit_test_teardown(fn, bt_cleanup)
@@ -268,5 +253,5 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--child"))
 		return child_main(argc, argv);
 	return bt_main("drv_share", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

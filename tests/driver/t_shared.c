@@ -34,59 +34,23 @@
 
 #define MAX_SRC 8
 
-static int dev = -1;
 static int range_src = -1;		/* first range source */
 static uint64_t range_bytes;		/* its size */
 static uint64_t range_start;		/* its physical start (from ranges=) */
 static int node_src = -1;		/* a node source, if any */
 
-/* The cxl boot's range is QEMU-emulated CXL memory: every access is MMIO. */
-static bool slow_memory(void)
-{
-	return access("/etc/beluga/cxl-dax", F_OK) == 0;
-}
-
-/* Physical start of the first range in ranges= (the first range source). */
-static uint64_t first_range_start(void)
-{
-	const char *p = bt_normal_params();
-	const char *r = p ? strstr(p, "ranges=") : NULL;
-
-	return r ? strtoull(r + 7, NULL, 0) : 0;
-}
-
 static int group_setup(void **state)
 {
-	struct beluga_info info = { 0 };
-	uint32_t i;
+	struct bt_sources s;
 
-	(void)state;
-	dev = bt_dev_open();
-	if (dev < 0 || bt_ioctl(dev, BELUGA_IOC_INFO, &info))
+	if (bt_group_setup(state) || bt_sources(bt_dev, &s))
 		return 1;
-	for (i = 0; i < info.nr_sources; i++) {
-		struct beluga_source_info si = { .index = i };
-
-		if (bt_ioctl(dev, BELUGA_IOC_SOURCE_INFO, &si))
-			return 1;
-		if (si.kind == BELUGA_SOURCE_RANGE && range_src < 0) {
-			range_src = (int)i;
-			range_bytes = si.total_bytes;
-		} else if (si.kind == BELUGA_SOURCE_NODE && node_src < 0) {
-			node_src = (int)i;
-		}
-	}
-	range_start = first_range_start();
+	range_src = bt_source_find(&s, BELUGA_SOURCE_RANGE, 0);
+	range_bytes = range_src >= 0 ? s.si[range_src].total_bytes : 0;
+	node_src = bt_source_find(&s, BELUGA_SOURCE_NODE, 0);
+	range_start = bt_first_range_start();
 	printf("  range source %d (%" PRIu64 " MiB at %#" PRIx64 "), node source %d\n",
 	       range_src, range_bytes >> 20, range_start, node_src);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (dev >= 0)
-		close(dev);
 	return 0;
 }
 
@@ -128,7 +92,7 @@ static int define_on(int d, const char *name, int src, uint64_t off,
 
 static int define(const char *name, uint64_t off, uint64_t size)
 {
-	int fd = define_on(dev, name, range_src, off, size, 0600, NULL);
+	int fd = define_on(bt_dev, name, range_src, off, size, 0600, NULL);
 
 	if (fd >= 0) {
 		bt_track_name(name);
@@ -145,26 +109,6 @@ static int define_ok(const char *name, uint64_t off, uint64_t size)
 		fail_msg("define '%s' at %#" PRIx64 "+%#" PRIx64 ": %s", name, off,
 			 size, strerror(-fd));
 	return fd;
-}
-
-/* A private region of @size bytes on the range source: fd (tracked) or -errno. */
-static int create_private(const char *name, uint64_t size)
-{
-	struct beluga_region_create c;
-	int ret;
-
-	memset(&c, 0, sizeof(c));
-	snprintf(c.name, sizeof(c.name), "%s", name);
-	c.size = size;
-	c.mode = 0600;
-	c.source_kind = BELUGA_SOURCE_RANGE;
-	c.source_index = range_src;
-	ret = bt_ioctl(dev, BELUGA_IOC_REGION_CREATE, &c);
-	if (ret)
-		return ret;
-	bt_track_name(name);
-	bt_track_fd(c.fd);
-	return c.fd;
 }
 
 /* Map @size bytes of @fd read-write and return the pfn of each chunk. */
@@ -194,7 +138,7 @@ static void test_info(void **state)
 	struct beluga_info info = { 0 };
 
 	(void)state;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_INFO, &info), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_INFO, &info), 0);
 	assert_int_equal(info.abi_version, BELUGA_ABI_VERSION(1, 2));
 	assert_true(info.features & BELUGA_FEAT_SHARED_REGIONS);
 }
@@ -218,15 +162,15 @@ static void test_refusals(void **state)
 	assert_int_equal(define(name, range_bytes, BT_CHUNK), -ENXIO);
 	assert_int_equal(define(name, tail(2), UINT64_MAX - BT_CHUNK + 1), -ENXIO);
 	/* A source index that does not exist; a node source. */
-	assert_int_equal(define_on(dev, name, 1000, 0, size, 0600, NULL), -EINVAL);
+	assert_int_equal(define_on(bt_dev, name, 1000, 0, size, 0600, NULL), -EINVAL);
 	if (node_src >= 0)
-		assert_int_equal(define_on(dev, name, node_src, 0, size, 0600,
+		assert_int_equal(define_on(bt_dev, name, node_src, 0, size, 0600,
 					   NULL), -EOPNOTSUPP);
 	else
 		printf("  no node source in this boot: node refusal not checked\n");
 	/* Bad name, mode, flag, output or reserved fields. */
 	assert_int_equal(define("", tail(4), size), -EINVAL);
-	assert_int_equal(define_on(dev, name, range_src, tail(4), size, 01000,
+	assert_int_equal(define_on(bt_dev, name, range_src, tail(4), size, 01000,
 				   NULL), -EINVAL);
 	memset(&s, 0, sizeof(s));
 	snprintf(s.name, sizeof(s.name), "%s", name);
@@ -234,13 +178,13 @@ static void test_refusals(void **state)
 	s.size = size;
 	s.source_index = (uint32_t)range_src;
 	s.flags = 1U << 7;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_SHARED_DEFINE, &s), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_SHARED_DEFINE, &s), -EINVAL);
 	s.flags = 0;
 	s.fd = 3;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_SHARED_DEFINE, &s), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_SHARED_DEFINE, &s), -EINVAL);
 	s.fd = 0;
 	s.reserved[3] = 1;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_SHARED_DEFINE, &s), -EINVAL);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_SHARED_DEFINE, &s), -EINVAL);
 
 	/* A name already taken (by a shared or a private region). */
 	define_ok(name, tail(4), size);
@@ -256,7 +200,7 @@ static void test_refusals(void **state)
 static int define_as_nobody(void *arg)
 {
 	const char *name = arg;
-	int fd = define_on(dev, name, range_src, tail(4), 2 * BT_CHUNK, 0666,
+	int fd = define_on(bt_dev, name, range_src, tail(4), 2 * BT_CHUNK, 0666,
 			   NULL);
 
 	return fd == -EPERM ? 0 : 1;
@@ -265,7 +209,7 @@ static int define_as_nobody(void *arg)
 static int open_as_nobody(void *arg)
 {
 	const char *name = arg;
-	int fd = bt_open(dev, name, 0, NULL);
+	int fd = bt_open(bt_dev, name, 0, NULL);
 
 	if (fd >= 0)
 		close(fd);
@@ -291,7 +235,7 @@ static void test_permissions(void **state)
 	a.flags = BELUGA_SETATTR_UID | BELUGA_SETATTR_GID;
 	a.uid = BT_NOBODY;
 	a.gid = BT_NOBODY;
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_SETATTR, &a), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_REGION_SETATTR, &a), 0);
 	assert_int_equal(bt_run_as(BT_NOBODY, BT_NOBODY, open_as_nobody, name), 0);
 }
 
@@ -305,13 +249,13 @@ static void test_stat_and_sysfs(void **state)
 
 	(void)state;
 	need_range();
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_GET, &q0), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_GET, &q0), 0);
 	bt_name(name, "shs");
-	fd = define_on(dev, name, range_src, tail(6), 3 * BT_CHUNK, 0640, &id);
+	fd = define_on(bt_dev, name, range_src, tail(6), 3 * BT_CHUNK, 0640, &id);
 	assert_true(fd >= 0);
 	bt_track_name(name);
 	bt_track_fd(fd);
-	assert_int_equal(bt_stat(dev, name, &st), 0);
+	assert_int_equal(bt_stat(bt_dev, name, &st), 0);
 	assert_true(st.flags & BELUGA_REGION_F_SHARED);
 	assert_int_equal(st.shared_offset, tail(6));
 	assert_int_equal(st.shared_source, range_src);
@@ -324,7 +268,7 @@ static void test_stat_and_sysfs(void **state)
 	assert_int_equal(st.open_count, 1);
 	assert_int_equal(bt_sysfs_u64_ok("regions/%" PRIu64 "/shared", id), 1);
 	/* Charged to no quota. */
-	assert_int_equal(bt_ioctl(dev, BELUGA_IOC_QUOTA_GET, &q1), 0);
+	assert_int_equal(bt_ioctl(bt_dev, BELUGA_IOC_QUOTA_GET, &q1), 0);
 	assert_int_equal(q1.used_regions, q0.used_regions);
 	assert_int_equal(q1.used_bytes, q0.used_bytes);
 	/* The fd from the definition is read-write. */
@@ -377,12 +321,13 @@ static void test_never_zeroed(void **state)
 	bt_fill(p, size, salt);
 	bt_unmap(p, size);
 	bt_close(fd);
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 
 	fd = define_ok(name, tail(3), size);
 	/* A private region from the same source, meanwhile. */
 	bt_name(priv, "shq");
-	pfd = create_private(priv, 4 * BT_CHUNK);
+	pfd = bt_create_on_source(bt_dev, priv, 4 * BT_CHUNK,
+				  BELUGA_SOURCE_RANGE, range_src);
 	assert_true(pfd >= 0);
 	{
 		void *q = map_walk(pfd, 4 * BT_CHUNK, pp);
@@ -397,7 +342,7 @@ static void test_never_zeroed(void **state)
 			assert_true(pp[j] != s1[i]);
 	}
 	/* Opening it again (as another host's process would) changes nothing. */
-	bt_close(bt_open_ok(dev, name, BELUGA_OPEN_RDONLY, NULL));
+	bt_close(bt_open_ok(bt_dev, name, BELUGA_OPEN_RDONLY, NULL));
 	assert_int_equal(bt_check(p, size, salt), UINT64_MAX);
 }
 
@@ -416,24 +361,25 @@ static void test_private_never_inside(void **state)
 
 	(void)state;
 	need_range();
-	if (slow_memory())
+	if (bt_slow_memory())
 		bt_skip("the cxl boot's range is MMIO-emulated: zeroing all of it takes too long");
-	bt_source_ok(dev, (uint32_t)range_src, &before);
+	bt_source_ok(bt_dev, (uint32_t)range_src, &before);
 	bt_name(name, "shn");
 	fd = define_ok(name, tail(5), size);
 	p = bt_map_ok(fd, size, PROT_READ | PROT_WRITE, 0);
 	bt_fill(p, size, salt);
-	bt_source_ok(dev, (uint32_t)range_src, &after);
+	bt_source_ok(bt_dev, (uint32_t)range_src, &after);
 	assert_int_equal(after.free_bytes, before.free_bytes - size);
 
 	/* Every free chunk of the source into one private region... */
 	bt_name(priv, "shf");
-	pfd = create_private(priv, after.free_bytes);
+	pfd = bt_create_on_source(bt_dev, priv, after.free_bytes,
+				  BELUGA_SOURCE_RANGE, range_src);
 	if (pfd < 0)
 		fail_msg("private region of every free chunk: %s", strerror(-pfd));
 	/* ...zeroed without touching the extent; no chunk is left. */
 	assert_int_equal(bt_check(p, size, salt), UINT64_MAX);
-	bt_source_ok(dev, (uint32_t)range_src, &after);
+	bt_source_ok(bt_dev, (uint32_t)range_src, &after);
 	assert_int_equal(after.free_bytes, 0);
 	/* A shared extent over chunks a private region holds: EBUSY. */
 	{
@@ -448,11 +394,13 @@ static void test_private_never_inside(void **state)
 		char more[BELUGA_NAME_MAX];
 
 		bt_name(more, "shm");
-		assert_int_equal(create_private(more, BT_CHUNK), -ENOSPC);
+		assert_int_equal(bt_create_on_source(bt_dev, more, BT_CHUNK,
+						     BELUGA_SOURCE_RANGE, range_src),
+				 -ENOSPC);
 	}
 	bt_close(pfd);
-	bt_destroy_ok(dev, priv);
-	bt_source_ok(dev, (uint32_t)range_src, &after);
+	bt_destroy_ok(bt_dev, priv);
+	bt_source_ok(bt_dev, (uint32_t)range_src, &after);
 	assert_int_equal(after.free_bytes, before.free_bytes - size);
 }
 
@@ -467,18 +415,18 @@ static void test_destroy_in_use(void **state)
 
 	(void)state;
 	need_range();
-	bt_source_ok(dev, (uint32_t)range_src, &before);
+	bt_source_ok(bt_dev, (uint32_t)range_src, &before);
 	bt_name(name, "shd");
 	fd = define_ok(name, tail(7), size);
-	assert_int_equal(bt_destroy(dev, name), -EBUSY);
+	assert_int_equal(bt_destroy(bt_dev, name), -EBUSY);
 	p = bt_map_ok(fd, size, PROT_READ | PROT_WRITE, 0);
 	bt_close(fd);
-	assert_int_equal(bt_destroy(dev, name), -EBUSY);	/* mapped */
+	assert_int_equal(bt_destroy(bt_dev, name), -EBUSY);	/* mapped */
 	bt_unmap(p, size);
-	bt_destroy_ok(dev, name);
-	bt_source_ok(dev, (uint32_t)range_src, &after);
+	bt_destroy_ok(bt_dev, name);
+	bt_source_ok(bt_dev, (uint32_t)range_src, &after);
 	assert_int_equal(after.free_bytes, before.free_bytes);
-	assert_int_equal(bt_destroy(dev, name), -ENOENT);
+	assert_int_equal(bt_destroy(bt_dev, name), -ENOENT);
 }
 
 /*
@@ -498,7 +446,7 @@ static void test_longterm_pin(void **state)
 
 	(void)state;
 	need_range();
-	free0 = bt_free_ok(dev);
+	free0 = bt_free_ok(bt_dev);
 	tfd = bt_test_open();
 	bt_name(name, "shl");
 	fd = define_ok(name, tail(3), size);
@@ -512,13 +460,13 @@ static void test_longterm_pin(void **state)
 	bt_fill(p, size, salt);
 	bt_unmap(p, size);
 	bt_close(fd);
-	bt_destroy_ok(dev, name);
-	bt_info_ok(dev, &info);
+	bt_destroy_ok(bt_dev, name);
+	bt_info_ok(bt_dev, &info);
 	assert_int_equal(info.quarantined_bytes, size);
 	assert_int_equal(define(name, tail(3), size), -EBUSY);
 
 	assert_int_equal(bt_unpin(tfd, pin.handle, 0, NULL), 0);
-	bt_wait_pool_ok(dev, free0);
+	bt_wait_pool_ok(bt_dev, free0);
 	fd = define_ok(name, tail(3), size);
 	p = bt_map_ok(fd, size, PROT_READ, 0);
 	assert_int_equal(bt_check(p, size, salt), UINT64_MAX);
@@ -539,5 +487,5 @@ int main(void)
 	};
 
 	return bt_main("shared", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       group_setup, bt_group_teardown);
 }

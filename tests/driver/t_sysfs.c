@@ -26,7 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int dev = -1;
 
 static const char *const top_files[] = {
 	"abi_version", "chunk_size", "total_bytes", "free_bytes",
@@ -45,20 +44,6 @@ static const char *const region_files[] = {
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
-}
 
 static void expect_files(const char *dir, const char *const *files, size_t n)
 {
@@ -81,7 +66,7 @@ static void test_top_level(void **state)
 	(void)state;
 	expect_files("", top_files, NELEM(top_files));
 	expect_files("counters/", counter_files, NELEM(counter_files));
-	bt_info_ok(dev, &info);
+	bt_info_ok(bt_dev, &info);
 	snprintf(want, sizeof(want), "%u.%u", info.abi_version >> 16,
 		 info.abi_version & 0xffff);
 	assert_int_equal(bt_sysfs_str(buf, sizeof(buf), "abi_version"), 0);
@@ -106,7 +91,7 @@ static void test_sources(void **state)
 	DIR *d;
 
 	(void)state;
-	bt_info_ok(dev, &info);
+	bt_info_ok(bt_dev, &info);
 	d = opendir(BT_SYSFS "/sources");
 	assert_non_null(d);
 	while ((de = readdir(d)))
@@ -116,7 +101,7 @@ static void test_sources(void **state)
 	for (uint32_t i = 0; i < info.nr_sources; i++) {
 		snprintf(dir, sizeof(dir), "sources/%u/", i);
 		expect_files(dir, source_files, NELEM(source_files));
-		bt_source_ok(dev, i, &si);
+		bt_source_ok(bt_dev, i, &si);
 		assert_int_equal(bt_sysfs_str(buf, sizeof(buf), "%skind", dir),
 				 0);
 		assert_string_equal(buf, "node");
@@ -184,11 +169,11 @@ static void test_regions(void **state)
 
 	(void)state;
 	bt_name(name, "sysfs");
-	fd = bt_create_ok(dev, name, 3 * BT_CHUNK, 0640, &id);
+	fd = bt_create_ok(bt_dev, name, 3 * BT_CHUNK, 0640, &id);
 	assert_int_equal(bt_sysfs_u64_ok("counters/regions_created"),
 			 created + 1);
 	expect_region_matches(fd);
-	fd2 = bt_open_ok(dev, name, 0, NULL);
+	fd2 = bt_open_ok(bt_dev, name, 0, NULL);
 	p = bt_map_ok(fd2, BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	p[0] = 1;
 	expect_region_matches(fd);
@@ -199,15 +184,15 @@ static void test_regions(void **state)
 	{
 		struct beluga_info info;
 
-		bt_info_ok(dev, &info);
+		bt_info_ok(bt_dev, &info);
 		assert_int_equal(bt_sysfs_u64_ok("nr_regions"), info.nr_regions);
 	}
-	bt_destroy_ok(dev, name);
+	bt_destroy_ok(bt_dev, name);
 	expect_region_matches(fd);
 	assert_int_equal(bt_sysfs_u64_ok("regions/%" PRIu64 "/destroyed", id),
 			 1);
 
-	efd = bt_create(dev, NULL, BT_CHUNK, 0600, BELUGA_CREATE_EPHEMERAL,
+	efd = bt_create(bt_dev, NULL, BT_CHUNK, 0600, BELUGA_CREATE_EPHEMERAL,
 			&eid);
 	assert_true(efd >= 0);
 	bt_track_fd(efd);
@@ -307,7 +292,7 @@ static void test_read_only(void **state)
 
 	(void)state;
 	bt_name(name, "ro");
-	bt_create_ok(dev, name, BT_CHUNK, 0600, NULL);
+	bt_create_ok(bt_dev, name, BT_CHUNK, 0600, NULL);
 	for_each_file(BT_SYSFS, check_read_only);
 }
 
@@ -322,7 +307,7 @@ static void test_no_kernel_addresses(void **state)
 	assert_true(looks_like_kernel_address("x ffffffffc0a01000\n"));
 	assert_false(looks_like_kernel_address("18446744073709551615"));
 	bt_name(name, "addr");
-	fd = bt_create_ok(dev, name, 2 * BT_CHUNK, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, 2 * BT_CHUNK, 0600, NULL);
 	p = bt_map_ok(fd, 2 * BT_CHUNK, PROT_READ | PROT_WRITE, 0);
 	p[0] = 1;
 	files_scanned = 0;
@@ -345,5 +330,5 @@ int main(void)
 	};
 
 	return bt_main("drv_sysfs", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

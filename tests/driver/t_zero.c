@@ -21,21 +21,6 @@
 #define NR 4
 #define SIZE (NR * BT_CHUNK)
 
-static int dev = -1;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	dev = bt_dev_open();
-	return dev < 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	close(dev);
-	return 0;
-}
 
 /* pfn of the first 4 KiB page of each chunk mapped at @p (all touched). */
 static void chunk_pfns(int tfd, void *p, uint64_t pfns[NR])
@@ -59,12 +44,12 @@ static void dirty_region(int tfd, bool ephemeral, uint64_t pfns[NR])
 
 	bt_name(name, "dirty");
 	if (ephemeral) {
-		fd = bt_create(dev, NULL, SIZE, 0600, BELUGA_CREATE_EPHEMERAL,
+		fd = bt_create(bt_dev, NULL, SIZE, 0600, BELUGA_CREATE_EPHEMERAL,
 			       NULL);
 		assert_true(fd >= 0);
 		bt_track_fd(fd);
 	} else {
-		fd = bt_create_ok(dev, name, SIZE, 0600, NULL);
+		fd = bt_create_ok(bt_dev, name, SIZE, 0600, NULL);
 	}
 	p = bt_map_ok(fd, SIZE, PROT_READ | PROT_WRITE, 0);
 	bt_fill(p, SIZE, 0xd1);
@@ -72,21 +57,21 @@ static void dirty_region(int tfd, bool ephemeral, uint64_t pfns[NR])
 	bt_unmap(p, SIZE);
 	bt_close(fd);
 	if (!ephemeral)
-		bt_destroy_ok(dev, name);
+		bt_destroy_ok(bt_dev, name);
 }
 
 static void zero_after_reuse(bool ephemeral)
 {
-	uint64_t free_b = bt_free_ok(dev), old[NR], new[NR], off;
+	uint64_t free_b = bt_free_ok(bt_dev), old[NR], new[NR], off;
 	char name[BELUGA_NAME_MAX];
 	int tfd = bt_test_open(), fd, common = 0;
 	void *p;
 
 	dirty_region(tfd, ephemeral, old);
-	bt_wait_pool_ok(dev, free_b);
+	bt_wait_pool_ok(bt_dev, free_b);
 
 	bt_name(name, "clean");
-	fd = bt_create_ok(dev, name, SIZE, 0600, NULL);
+	fd = bt_create_ok(bt_dev, name, SIZE, 0600, NULL);
 	p = bt_map_ok(fd, SIZE, PROT_READ | PROT_WRITE, 0);
 	bt_touch(p, SIZE);	/* rewrites what it reads: keeps the content */
 	chunk_pfns(tfd, p, new);
@@ -122,5 +107,5 @@ int main(void)
 	};
 
 	return bt_main("drv_zero", tests, sizeof(tests) / sizeof(tests[0]),
-		       group_setup, group_teardown);
+		       bt_group_setup, bt_group_teardown);
 }

@@ -382,6 +382,8 @@ static int f_ioctl(void *c, int fd, unsigned long req, void *arg)
 	INJECT(f, "ioctl");
 	if (_IOC_TYPE(req) == BELUGA_IOC_MAGIC && f->cmd_errno[_IOC_NR(req)])
 		return -f->cmd_errno[_IOC_NR(req)];
+	if (f->real_driver)
+		return D->ioctl(NULL, fd, req, arg);
 	if (is_dev(f, fd))
 		return dev_ioctl(f, req, arg);
 	return region_ioctl(f, fd, req, arg);
@@ -601,6 +603,15 @@ void fake_kernel_options(struct fake *f, struct beluga_pool_options *o)
 	beluga_pool_options_init(o);
 	o->backend = BELUGA_BACKEND_KERNEL;
 	o->device_path = FAKE_DEVICE;
+	o->ops = &f->ops;
+	o->log_level = 0;
+}
+
+void fake_driver_options(struct fake *f, struct beluga_pool_options *o)
+{
+	f->real_driver = true;
+	beluga_pool_options_init(o);
+	o->backend = BELUGA_BACKEND_KERNEL;
 	o->ops = &f->ops;
 	o->log_level = 0;
 }

@@ -43,6 +43,7 @@ struct fake {
 	long fail_at;
 	int fail_errno;
 	const char *failed_op;		/* which op the injected failure hit */
+	bool real_driver;		/* ioctls go to the real driver */
 	long map_bytes;			/* mmap'ed minus munmap'ed (leak check) */
 	/* GPU fake. */
 	int gpus;			/* 0: -BELUGA_ENOGPU */
@@ -63,6 +64,12 @@ void fake_fini(struct fake *f);
 
 /* Options for a pool on the fake driver (kernel backend). */
 void fake_kernel_options(struct fake *f, struct beluga_pool_options *o);
+
+/*
+ * Options for a pool on the real driver (/dev/beluga) through @f's ops:
+ * calls are counted and can fail by injection, ioctls reach the driver.
+ */
+void fake_driver_options(struct fake *f, struct beluga_pool_options *o);
 
 /* Number of open file descriptors of this process. */
 int count_fds(void);

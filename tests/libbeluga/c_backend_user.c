@@ -1,52 +1,51 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Description: CMocka tests of the C API on the user-space backend: the
- * pool directory, naming, modes, EEXIST/ENOENT/EINVAL, the O_TMPFILE and
- * hugetlbfs paths (hugetlbfs simulated on a tmpfs directory through the ops
- * layer), tolerated failures (mlock, mbind without NUMA, old kernels without
- * MADV_POPULATE_WRITE), and fault-injection sweeps that also check no stray
- * file is left in the pool directory.
+ * Description: the user-space backend of the C API contract suite (a pool
+ * directory of its own under /dev/shm, every call through the ops layer of
+ * fake_ops.c), and the cases only the user backend has: the pool directory,
+ * names as files and their modes, backend selection without a device, the
+ * O_TMPFILE and hugetlbfs paths (hugetlbfs simulated on a tmpfs directory
+ * through the ops layer), tolerated failures (mlock, mbind without NUMA, old
+ * kernels without MADV_POPULATE_WRITE), and no memory another host can map.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "c_contract.h"
 
-#include "sweep.h"
-
-#define MiB (1ULL << 20)
 #define D (beluga_default_ops())
 
-struct ctx {
-	struct fake f;
-	struct beluga_pool *pool;
-	char dir[128];
-	char huge[128];		/* simulated hugetlbfs mount */
-	char log[512];
-};
+/* ---- the backend ------------------------------------------------------------ */
 
-static int seq;
-
-static void user_options(struct ctx *c, struct beluga_pool_options *o)
+static void options_in(struct fake *f, const char *dir, struct beluga_pool_options *o)
 {
 	beluga_pool_options_init(o);
 	o->backend = BELUGA_BACKEND_USER;
-	o->user_dir = c->dir;
+	o->user_dir = dir;
 	o->hugetlbfs_dir = "none";
-	o->ops = &c->f.ops;
+	o->ops = &f->ops;
 	o->log_level = 0;
+}
+
+static void user_options(struct c_ctx *c, struct beluga_pool_options *o)
+{
+	options_in(&c->f, c->dir, o);
+}
+
+static int user_open(struct fake *f, const char *dir, struct beluga_pool **pool)
+{
+	struct beluga_pool_options o;
+
+	options_in(f, dir, &o);
+	return beluga_pool_open(&o, pool);
 }
 
 /* Remove a pool directory; returns how many entries besides .lock it had. */
@@ -90,51 +89,38 @@ static int entries(const char *path)
 	return n;
 }
 
-static struct ctx *new_ctx(void)
+static int user_entries(struct fake *f, const char *dir)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
-
-	fake_init(&c->f);
-	snprintf(c->dir, sizeof(c->dir), "/dev/shm/beluga-ctest-%d-%d", getpid(), ++seq);
-	snprintf(c->huge, sizeof(c->huge), "/dev/shm/beluga-ctest-%d-%d-huge",
-		 getpid(), seq);
-	return c;
+	(void)f;
+	return entries(dir);
 }
 
-static int setup(void **state)
+static void user_clean(const char *dir)
 {
-	struct ctx *c = new_ctx();
-	struct beluga_pool_options o;
-
-	user_options(c, &o);
-	assert_int_equal(beluga_pool_open(&o, &c->pool), 0);
-	*state = c;
-	return 0;
+	clean_dir(dir);
 }
 
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
+static const char *const user_tolerated[] = { "close", "munmap", "mlock", "flock", NULL };
 
-	beluga_pool_close(c->pool);
-	fake_fini(&c->f);
-	clean_dir(c->dir);
-	clean_dir(c->huge);
-	free(c);
-	return 0;
-}
+const struct c_backend c_user_backend = {
+	.name = "user",
+	.id = BELUGA_BACKEND_USER,
+	.open = user_open,
+	.entries = user_entries,
+	.clean = user_clean,
+	.a_source = 0,
+	.maps_aligned = true,
+	.usage_counts = false,
+	.tolerated = user_tolerated,
+	.min_lifecycle_calls = 40,
+	.other = &c_kernel_backend,
+};
 
-static void capture_log(void *ctx, int level, const char *msg)
-{
-	(void)level;
-	snprintf(ctx, 512, "%s", msg);
-}
-
-/* ---- pool -------------------------------------------------------------- */
+/* ---- pool ------------------------------------------------------------------- */
 
 static void user_pool_open_makes_sticky_world_writable_dir(void **state)
 {
-	struct ctx *c = *state;
+	struct c_ctx *c = *state;
 	struct stat st;
 
 	assert_int_equal(stat(c->dir, &st), 0);
@@ -185,7 +171,7 @@ static void user_pool_open_in_missing_parent_is_enoent(void **state)
 
 static void auto_backend_is_user_without_device(void **state)
 {
-	struct ctx *c = new_ctx();
+	struct c_ctx *c = c_ctx_new(&c_user_backend);
 	struct beluga_pool_options o;
 	struct beluga_pool *pool;
 
@@ -209,37 +195,22 @@ static void auto_backend_is_user_without_device(void **state)
 	free(c);
 }
 
-static void user_info_counts_sources_and_regions(void **state)
+static void user_info_is_the_library_abi_without_counters(void **state)
 {
-	struct ctx *c = *state;
+	struct c_ctx *c = *state;
 	struct beluga_pool_info i;
-	struct beluga_pool_source_info s;
 	struct beluga_pool_counters cnt;
-	struct beluga_region *r;
 
-	assert_int_equal(beluga_region_create(c->pool, "i", 2 * MiB, 0600, 0, -1, &r), 0);
 	assert_int_equal(beluga_pool_get_info(c->pool, &i), 0);
-	assert_int_equal(i.backend, BELUGA_BACKEND_USER);
 	assert_int_equal(i.abi_version, beluga_abi_version());
-	assert_int_equal(i.chunk_size, 2 * MiB);
-	assert_true(i.nr_sources >= 1);
-	assert_true(i.total_bytes > 0);
-	assert_true(i.free_bytes <= i.total_bytes);
-	assert_int_equal(i.nr_regions, 1);
-	assert_int_equal(i.features & BELUGA_FEATURE_USAGE_COUNTS, 0);
-	assert_int_equal(beluga_pool_get_source(c->pool, 0, &s), 0);
-	assert_int_equal(s.kind, BELUGA_SOURCE_KIND_NODE);
-	assert_true(s.total_bytes > 0);
-	assert_int_equal(beluga_pool_get_source(c->pool, i.nr_sources, &s), -ENOENT);
 	assert_int_equal(beluga_pool_get_counters(c->pool, &cnt), -EOPNOTSUPP);
-	beluga_region_close(r);
 }
 
-/* ---- regions ------------------------------------------------------------- */
+/* ---- regions: files in the pool directory -------------------------------- */
 
 static void user_create_sets_exact_mode_and_owner(void **state)
 {
-	struct ctx *c = *state;
+	struct c_ctx *c = *state;
 	struct beluga_region *r;
 	struct beluga_region_info info;
 	char path[256];
@@ -270,7 +241,7 @@ static void user_create_sets_exact_mode_and_owner(void **state)
 
 static void user_dot_names_are_plain_regions(void **state)
 {
-	struct ctx *c = *state;
+	struct c_ctx *c = *state;
 	struct beluga_region *a, *b;
 
 	assert_int_equal(beluga_region_create(c->pool, ".", 2 * MiB, 0600, 0, -1, &a), 0);
@@ -282,46 +253,9 @@ static void user_dot_names_are_plain_regions(void **state)
 	beluga_region_close(b);
 }
 
-static void user_create_existing_is_eexist_and_leaves_nothing(void **state)
-{
-	struct ctx *c = *state;
-	struct beluga_region *r, *r2 = (void *)1;
-
-	assert_int_equal(beluga_region_create(c->pool, "dup", 2 * MiB, 0600, 0, -1, &r), 0);
-	assert_int_equal(beluga_region_create(c->pool, "dup", 2 * MiB, 0600, 0, -1, &r2), -EEXIST);
-	assert_null(r2);
-	assert_int_equal(entries(c->dir), 1);
-	beluga_region_close(r);
-}
-
-static void user_unknown_name_is_enoent(void **state)
-{
-	struct ctx *c = *state;
-	struct beluga_region *r;
-	struct beluga_region_info info;
-
-	assert_int_equal(beluga_region_open(c->pool, "nope", 0, &r), -ENOENT);
-	assert_int_equal(beluga_region_destroy(c->pool, "nope"), -ENOENT);
-	assert_int_equal(beluga_region_stat(c->pool, "nope", &info), -ENOENT);
-	assert_int_equal(beluga_region_chmod(c->pool, "nope", 0600), -ENOENT);
-	assert_int_equal(beluga_region_chown(c->pool, "nope", 0, 0), -ENOENT);
-}
-
-static void user_bad_arguments_are_einval(void **state)
-{
-	struct ctx *c = *state;
-	struct beluga_region *r;
-
-	assert_int_equal(beluga_region_create(c->pool, "a/b", 2 * MiB, 0600, 0, -1, &r), -EINVAL);
-	assert_int_equal(beluga_region_create(c->pool, "a", 3 * MiB, 0600, 0, -1, &r), -EINVAL);
-	assert_int_equal(beluga_region_create(c->pool, "a", 2 * MiB, 0600, 0, 9999, &r), -EINVAL);
-	assert_int_equal(beluga_region_open(c->pool, "a", 0x10, &r), -EINVAL);
-	assert_int_equal(entries(c->dir), 0);
-}
-
 static void user_non_region_file_is_einval(void **state)
 {
-	struct ctx *c = *state;
+	struct c_ctx *c = *state;
 	struct beluga_region *r;
 	char path[256];
 	int fd;
@@ -336,30 +270,9 @@ static void user_non_region_file_is_einval(void **state)
 	close(fd);
 }
 
-static void user_destroy_keeps_handles_and_mappings(void **state)
-{
-	struct ctx *c = *state;
-	struct beluga_region *r;
-	struct beluga_mapping *m;
-	struct beluga_region_info info;
-
-	assert_int_equal(beluga_region_create(c->pool, "gone", 2 * MiB, 0600, 0, -1, &r), 0);
-	assert_int_equal(beluga_region_map(r, 0, 0, BELUGA_PROT_READ | BELUGA_PROT_WRITE, &m), 0);
-	memset(beluga_mapping_addr(m), 7, 4096);
-	assert_int_equal(beluga_region_destroy(c->pool, "gone"), 0);
-	assert_int_equal(entries(c->dir), 0);
-	assert_int_equal(beluga_region_destroy(c->pool, "gone"), -ENOENT);
-	assert_int_equal(((char *)beluga_mapping_addr(m))[100], 7);
-	assert_int_equal(beluga_region_fstat(r, &info), 0);
-	assert_string_equal(info.name, "gone");
-	assert_true(info.flags & BELUGA_INFO_DESTROYED);
-	beluga_mapping_unmap(m);
-	beluga_region_close(r);
-}
-
 static void user_ephemeral_leaves_no_file(void **state)
 {
-	struct ctx *c = *state;
+	struct c_ctx *c = *state;
 	struct beluga_region *r;
 	struct beluga_region_info info;
 	size_t n;
@@ -375,58 +288,7 @@ static void user_ephemeral_leaves_no_file(void **state)
 	beluga_region_close(r);
 }
 
-static void user_list_is_sorted_by_id(void **state)
-{
-	struct ctx *c = *state;
-	struct beluga_region *r[3];
-	struct beluga_region_info v[3];
-	size_t n;
-
-	for (int i = 0; i < 3; i++) {
-		char name[8];
-
-		snprintf(name, sizeof(name), "l%d", 2 - i);
-		assert_int_equal(beluga_region_create(c->pool, name, 2 * MiB, 0600,
-						      0, -1, &r[i]), 0);
-	}
-	assert_int_equal(beluga_region_list(c->pool, v, 2, &n), 0);
-	assert_int_equal(n, 3);
-	assert_int_equal(beluga_region_list(c->pool, v, 3, &n), 0);
-	assert_true(v[0].id < v[1].id && v[1].id < v[2].id);
-	for (int i = 0; i < 3; i++)
-		beluga_region_close(r[i]);
-}
-
-/* ---- mappings ------------------------------------------------------------ */
-
-static void user_map_is_2mib_aligned_and_shared(void **state)
-{
-	struct ctx *c = *state;
-	struct beluga_region *r, *o;
-	struct beluga_mapping *a, *b, *none;
-	int32_t nodes[4];
-	size_t n;
-
-	assert_int_equal(beluga_region_create(c->pool, "al", 6 * MiB, 0600, 0, -1, &r), 0);
-	assert_int_equal(beluga_region_open(c->pool, "al", BELUGA_REGION_RDONLY, &o), 0);
-	assert_int_equal(beluga_region_map(r, 2 * MiB, 4 * MiB, BELUGA_PROT_WRITE, &a), 0);
-	assert_int_equal(beluga_region_map(o, 0, 0, BELUGA_PROT_READ, &b), 0);
-	assert_int_equal((uintptr_t)beluga_mapping_addr(a) % (2 * MiB), 0);
-	assert_int_equal((uintptr_t)beluga_mapping_addr(b) % (2 * MiB), 0);
-	memset(beluga_mapping_addr(a), 0x33, 2 * MiB);
-	assert_int_equal(((unsigned char *)beluga_mapping_addr(b))[2 * MiB + 99], 0x33);
-	assert_int_equal(((unsigned char *)beluga_mapping_addr(b))[99], 0);
-	assert_int_equal(beluga_region_map(o, 0, 0, BELUGA_PROT_WRITE, &none), -EACCES);
-	assert_int_equal(beluga_region_layout(o, nodes, 4, &n), 0);
-	assert_int_equal(n, 3);
-	for (int i = 0; i < 3; i++)
-		assert_true(nodes[i] >= 0);
-	beluga_mapping_unmap(b);
-	beluga_mapping_unmap(a);
-	beluga_region_close(o);
-	beluga_region_close(r);
-	assert_int_equal(c->f.map_bytes, 0);
-}
+/* ---- mappings ------------------------------------------------------------- */
 
 static int fail_mlock(void *ctx, const void *a, size_t l)
 {
@@ -436,7 +298,7 @@ static int fail_mlock(void *ctx, const void *a, size_t l)
 
 static void user_map_survives_mlock_failure_with_warning(void **state)
 {
-	struct ctx *c = new_ctx();
+	struct c_ctx *c = c_ctx_new(&c_user_backend);
 	struct beluga_pool_options o;
 	struct beluga_pool *pool;
 	struct beluga_region *r;
@@ -446,7 +308,7 @@ static void user_map_survives_mlock_failure_with_warning(void **state)
 	c->f.ops.mlock = fail_mlock;
 	user_options(c, &o);
 	o.log_level = BELUGA_LOG_WARN;
-	o.log_fn = capture_log;
+	o.log_fn = c_capture_log;
 	o.log_ctx = c->log;
 	assert_int_equal(beluga_pool_open(&o, &pool), 0);
 	assert_int_equal(beluga_region_create(pool, "ml", 2 * MiB, 0600, 0, -1, &r), 0);
@@ -463,12 +325,12 @@ static void user_map_survives_mlock_failure_with_warning(void **state)
 
 /* ---- creation paths -------------------------------------------------------- */
 
-typedef void (*tweak_fn)(struct ctx *c);
+typedef void (*tweak_fn)(struct c_ctx *c);
 
 /* Open a pool with tweaked ops, create "t" (and an ephemeral), check leftovers. */
 static int create_with(tweak_fn tweak, int expect_files)
 {
-	struct ctx *c = new_ctx();
+	struct c_ctx *c = c_ctx_new(&c_user_backend);
 	struct beluga_pool_options o;
 	struct beluga_pool *pool;
 	struct beluga_region *r = NULL, *e = NULL;
@@ -505,7 +367,7 @@ static int madvise_enomem(void *ctx, void *a, size_t l, int adv)
 	return -ENOMEM;
 }
 
-static void tw_enomem(struct ctx *c) { c->f.ops.madvise = madvise_enomem; }
+static void tw_enomem(struct c_ctx *c) { c->f.ops.madvise = madvise_enomem; }
 
 static void user_create_out_of_memory_is_enospc(void **state)
 {
@@ -520,7 +382,7 @@ static int mbind_enosys(void *ctx, void *a, size_t l, int m,
 	return -ENOSYS;
 }
 
-static void tw_nonuma(struct ctx *c) { c->f.ops.mbind = mbind_enosys; }
+static void tw_nonuma(struct c_ctx *c) { c->f.ops.mbind = mbind_enosys; }
 
 static void user_create_without_numa_still_works(void **state)
 {
@@ -534,7 +396,7 @@ static int madvise_einval(void *ctx, void *a, size_t l, int adv)
 	return -EINVAL;
 }
 
-static void tw_oldkernel(struct ctx *c) { c->f.ops.madvise = madvise_einval; }
+static void tw_oldkernel(struct c_ctx *c) { c->f.ops.madvise = madvise_einval; }
 
 static void user_create_touches_pages_on_old_kernels(void **state)
 {
@@ -550,7 +412,7 @@ static int openat_no_tmpfile(void *ctx, int d, const char *p, int fl, unsigned i
 	return D->openat(NULL, d, p, fl, m);
 }
 
-static void tw_notmpfile(struct ctx *c) { c->f.ops.openat = openat_no_tmpfile; }
+static void tw_notmpfile(struct c_ctx *c) { c->f.ops.openat = openat_no_tmpfile; }
 
 static void user_create_without_o_tmpfile_uses_named_temp(void **state)
 {
@@ -565,7 +427,7 @@ static int linkat_enoent(void *ctx, int od, const char *op, int nd,
 	return -ENOENT;
 }
 
-static void tw_noproc(struct ctx *c) { c->f.ops.linkat = linkat_enoent; }
+static void tw_noproc(struct c_ctx *c) { c->f.ops.linkat = linkat_enoent; }
 
 static void user_create_link_failure_leaves_nothing(void **state)
 {
@@ -579,7 +441,7 @@ static int fchmod_eio(void *ctx, int fd, unsigned int m)
 	return m == 0644 ? D->fchmod(NULL, fd, m) : -EIO;	/* 0644: the .lock file */
 }
 
-static void tw_fchmod(struct ctx *c) { c->f.ops.fchmod = fchmod_eio; }
+static void tw_fchmod(struct c_ctx *c) { c->f.ops.fchmod = fchmod_eio; }
 
 static void user_create_reports_chmod_failure(void **state)
 {
@@ -593,7 +455,7 @@ static int flock_eio(void *ctx, int fd, int op)
 	return op == LOCK_EX ? -EIO : D->flock(NULL, fd, op);
 }
 
-static void tw_flock(struct ctx *c) { c->f.ops.flock = flock_eio; }
+static void tw_flock(struct c_ctx *c) { c->f.ops.flock = flock_eio; }
 
 static void user_create_reports_lock_failure(void **state)
 {
@@ -639,7 +501,7 @@ static int mmap_huge_enomem(void *ctx, void *a, size_t l, int p, int fl, int fd,
 	return D->mmap(NULL, a, l, p, fl, fd, o, out);
 }
 
-static struct beluga_pool *open_huge(struct ctx *c, const char *hugetlbfs)
+static struct beluga_pool *open_huge(struct c_ctx *c, const char *hugetlbfs)
 {
 	struct beluga_pool_options o;
 	struct beluga_pool *pool;
@@ -648,7 +510,7 @@ static struct beluga_pool *open_huge(struct ctx *c, const char *hugetlbfs)
 	user_options(c, &o);
 	o.hugetlbfs_dir = hugetlbfs;
 	o.log_level = BELUGA_LOG_WARN;
-	o.log_fn = capture_log;
+	o.log_fn = c_capture_log;
 	o.log_ctx = c->log;
 	assert_int_equal(beluga_pool_open(&o, &pool), 0);
 	return pool;
@@ -656,7 +518,7 @@ static struct beluga_pool *open_huge(struct ctx *c, const char *hugetlbfs)
 
 static void user_hugetlbfs_dir_holds_regions_when_pages_are_free(void **state)
 {
-	struct ctx *c = new_ctx();
+	struct c_ctx *c = c_ctx_new(&c_user_backend);
 	struct beluga_pool *pool;
 	struct beluga_region *r, *o;
 	struct beluga_region_info info;
@@ -692,7 +554,7 @@ static void user_hugetlbfs_dir_holds_regions_when_pages_are_free(void **state)
 
 static void user_names_are_unique_across_both_dirs(void **state)
 {
-	struct ctx *c = new_ctx();
+	struct c_ctx *c = c_ctx_new(&c_user_backend);
 	struct beluga_pool *pool;
 	struct beluga_region *r, *r2;
 	char path[256];
@@ -720,7 +582,7 @@ static void user_names_are_unique_across_both_dirs(void **state)
 
 static void user_hugetlbfs_failure_falls_back_to_tmpfs(void **state)
 {
-	struct ctx *c = new_ctx();
+	struct c_ctx *c = c_ctx_new(&c_user_backend);
 	struct beluga_pool *pool;
 	struct beluga_region *r;
 	struct beluga_region_info info;
@@ -746,7 +608,7 @@ static void user_hugetlbfs_failure_falls_back_to_tmpfs(void **state)
 
 static void user_hugetlbfs_found_in_proc_mounts(void **state)
 {
-	struct ctx *c = new_ctx();
+	struct c_ctx *c = c_ctx_new(&c_user_backend);
 	struct beluga_pool *pool;
 	struct beluga_pool_info pi;
 	char hdir[200];
@@ -779,123 +641,11 @@ static void user_hugetlbfs_found_in_proc_mounts(void **state)
 	free(c);
 }
 
-/* ---- passing ------------------------------------------------------------------ */
+/* ---- shared regions ------------------------------------------------------------ */
 
-static void user_send_recv_and_backend_mismatch(void **state)
-{
-	struct ctx *c = *state;
-	struct beluga_pool_options ko;
-	struct beluga_pool *kpool;
-	struct beluga_region *r, *got;
-	int sv[2];
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(beluga_region_create(c->pool, "pass", 2 * MiB, 0600, 0, -1, &r), 0);
-	assert_int_equal(beluga_region_send(r, sv[0]), 0);
-	assert_int_equal(beluga_region_recv(c->pool, sv[1], &got), 0);
-	assert_string_equal(beluga_region_name(got), "pass");
-	assert_int_equal(beluga_region_id(got), beluga_region_id(r));
-	beluga_region_close(got);
-	/* a kernel-backend pool refuses a user-backend region */
-	fake_kernel_options(&c->f, &ko);
-	assert_int_equal(beluga_pool_open(&ko, &kpool), 0);
-	assert_int_equal(beluga_region_send(r, sv[0]), 0);
-	assert_int_equal(beluga_region_recv(kpool, sv[1], &got), -EPROTO);
-	beluga_pool_close(kpool);
-	close(sv[0]);
-	close(sv[1]);
-	beluga_region_close(r);
-}
-
-/* ---- sweeps ---------------------------------------------------------------------- */
-
-static const char *const user_tolerated[] = { "close", "munmap", "mlock", "flock", NULL };
-
-static int sweep_open(struct fake *f, const char *dir, struct beluga_pool **pool)
-{
-	struct beluga_pool_options o;
-
-	beluga_pool_options_init(&o);
-	o.backend = BELUGA_BACKEND_USER;
-	o.user_dir = dir;
-	o.hugetlbfs_dir = "none";
-	o.ops = &f->ops;
-	o.log_level = 0;
-	return beluga_pool_open(&o, pool);
-}
-
-static int sc_user_lifecycle(struct fake *f, void *arg)
-{
-	const char *dir = arg;
-	struct beluga_pool *pool;
-	struct beluga_region *r = NULL, *o = NULL, *e = NULL, *got = NULL;
-	struct beluga_mapping *m = NULL;
-	struct beluga_region_info info;
-	struct beluga_pool_info pi;
-	int32_t nodes[2];
-	size_t n;
-	int sv[2], ret;
-
-	clean_dir(dir);
-	ret = sweep_open(f, dir, &pool);
-	if (ret)
-		return ret;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		return -errno;
-	ret = beluga_region_create(pool, "life", 4 * MiB, 0600, 0, -1, &r);
-	if (!ret)
-		ret = beluga_region_create(pool, NULL, 2 * MiB, 0600,
-					   BELUGA_REGION_EPHEMERAL, 0, &e);
-	if (!ret)
-		ret = beluga_region_open(pool, "life", 0, &o);
-	if (!ret)
-		ret = beluga_region_map(o, 0, 0, BELUGA_PROT_READ, &m);
-	if (!ret)
-		ret = beluga_region_stat(pool, "life", &info);
-	if (!ret)
-		ret = beluga_region_fstat(o, &info);
-	if (!ret)
-		ret = beluga_region_layout(r, nodes, 2, &n);
-	if (!ret)
-		ret = beluga_region_list(pool, &info, 1, &n);
-	if (!ret)
-		ret = beluga_pool_get_info(pool, &pi);
-	if (!ret)
-		ret = beluga_region_chmod(pool, "life", 0640);
-	if (!ret)
-		ret = beluga_region_send(r, sv[0]);
-	if (!ret)
-		ret = beluga_region_recv(pool, sv[1], &got);
-	if (!ret)
-		ret = beluga_region_destroy(pool, "life");
-	close(sv[0]);
-	close(sv[1]);
-	beluga_region_close(got);
-	beluga_mapping_unmap(m);
-	beluga_region_close(o);
-	beluga_region_close(e);
-	beluga_region_close(r);
-	beluga_pool_close(pool);
-	/* Whatever failed, nothing but the region itself may remain. */
-	if (entries(dir) > (ret ? 1 : 0))
-		fail_msg("stray files in %s after ret %d", dir, ret);
-	return ret;
-}
-
-static void every_failure_of_user_lifecycle_is_reported(void **state)
-{
-	char dir[128];
-
-	(void)state;
-	snprintf(dir, sizeof(dir), "/dev/shm/beluga-ctest-%d-sweep", getpid());
-	assert_true(sweep(sc_user_lifecycle, dir, user_tolerated) >= 40);
-	clean_dir(dir);
-}
-
-/* The user backend has no memory another host can map: it refuses. */
 static void user_shared_define_is_eopnotsupp(void **state)
 {
-	struct ctx *c = *state;
+	struct c_ctx *c = *state;
 	struct beluga_region *r = NULL;
 
 	assert_int_equal(beluga_shared_define(c->pool, "s", 0, 0, BELUGA_REGION_ALIGN, 0600, &r),
@@ -903,42 +653,41 @@ static void user_shared_define_is_eopnotsupp(void **state)
 	assert_null(r);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(user_pool_open_makes_sticky_world_writable_dir, setup, teardown),
-		cmocka_unit_test(user_pool_open_rejects_bad_pool_name),
-		cmocka_unit_test(user_pool_open_on_a_file_is_enotdir),
-		cmocka_unit_test(user_pool_open_in_missing_parent_is_enoent),
-		cmocka_unit_test(auto_backend_is_user_without_device),
-		cmocka_unit_test_setup_teardown(user_info_counts_sources_and_regions, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_create_sets_exact_mode_and_owner, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_dot_names_are_plain_regions, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_create_existing_is_eexist_and_leaves_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_unknown_name_is_enoent, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_bad_arguments_are_einval, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_non_region_file_is_einval, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_destroy_keeps_handles_and_mappings, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_ephemeral_leaves_no_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_list_is_sorted_by_id, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_map_is_2mib_aligned_and_shared, setup, teardown),
-		cmocka_unit_test(user_map_survives_mlock_failure_with_warning),
-		cmocka_unit_test(user_create_out_of_memory_is_enospc),
-		cmocka_unit_test(user_create_without_numa_still_works),
-		cmocka_unit_test(user_create_touches_pages_on_old_kernels),
-		cmocka_unit_test(user_create_without_o_tmpfile_uses_named_temp),
-		cmocka_unit_test(user_create_link_failure_leaves_nothing),
-		cmocka_unit_test(user_create_reports_chmod_failure),
-		cmocka_unit_test(user_create_reports_lock_failure),
-		cmocka_unit_test(user_hugetlbfs_dir_holds_regions_when_pages_are_free),
-		cmocka_unit_test(user_names_are_unique_across_both_dirs),
-		cmocka_unit_test(user_hugetlbfs_failure_falls_back_to_tmpfs),
-		cmocka_unit_test(user_hugetlbfs_found_in_proc_mounts),
-		cmocka_unit_test_setup_teardown(user_send_recv_and_backend_mismatch, setup, teardown),
-		cmocka_unit_test_setup_teardown(user_shared_define_is_eopnotsupp, setup, teardown),
-		cmocka_unit_test(every_failure_of_user_lifecycle_is_reported),
-	};
+/* ---- the table --------------------------------------------------------------- */
 
-	return cmocka_run_group_tests_name("libbeluga C API, user-space backend",
-					   tests, NULL, NULL);
+#define U(f) cmocka_unit_test_prestate(f, (void *)&c_user_backend)
+#define UPOOL(f) cmocka_unit_test_prestate_setup_teardown(f, c_setup, c_teardown, \
+							  (void *)&c_user_backend)
+
+static const struct CMUnitTest user_cases[] = {
+	UPOOL(user_pool_open_makes_sticky_world_writable_dir),
+	U(user_pool_open_rejects_bad_pool_name),
+	U(user_pool_open_on_a_file_is_enotdir),
+	U(user_pool_open_in_missing_parent_is_enoent),
+	U(auto_backend_is_user_without_device),
+	UPOOL(user_info_is_the_library_abi_without_counters),
+	UPOOL(user_create_sets_exact_mode_and_owner),
+	UPOOL(user_dot_names_are_plain_regions),
+	UPOOL(user_non_region_file_is_einval),
+	UPOOL(user_ephemeral_leaves_no_file),
+	U(user_map_survives_mlock_failure_with_warning),
+	U(user_create_out_of_memory_is_enospc),
+	U(user_create_without_numa_still_works),
+	U(user_create_touches_pages_on_old_kernels),
+	U(user_create_without_o_tmpfile_uses_named_temp),
+	U(user_create_link_failure_leaves_nothing),
+	U(user_create_reports_chmod_failure),
+	U(user_create_reports_lock_failure),
+	U(user_hugetlbfs_dir_holds_regions_when_pages_are_free),
+	U(user_names_are_unique_across_both_dirs),
+	U(user_hugetlbfs_failure_falls_back_to_tmpfs),
+	U(user_hugetlbfs_found_in_proc_mounts),
+	UPOOL(user_shared_define_is_eopnotsupp),
+};
+
+size_t c_user_cases(struct CMUnitTest *out, size_t cap)
+{
+	assert_true(NELEM(user_cases) <= cap);
+	memcpy(out, user_cases, sizeof(user_cases));
+	return NELEM(user_cases);
 }
