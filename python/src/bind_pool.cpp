@@ -15,6 +15,12 @@ Pool open_pool(const std::string &backend, std::optional<std::string> pool_name,
 	       std::optional<std::string> device_path, std::optional<std::string> sysfs_dir,
 	       int log_level)
 {
+	// beluga::PoolOptions reads "" as "the default"; to Python that is None,
+	// and an empty string stays the error it is to the C API.
+	for (const auto *v : { &pool_name, &user_dir, &hugetlbfs_dir, &device_path, &sysfs_dir })
+		if (*v && (*v)->empty())
+			throw beluga::Error(EINVAL, "open the beluga pool: an empty string as an "
+					    "option (pass None for the default)");
 	beluga::PoolOptions o;
 	o.backend = beluga::parse_backend(backend);
 	o.log_level = log_level;
