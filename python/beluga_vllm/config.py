@@ -37,8 +37,11 @@ class BelugaSettings:
     pool_name: str | None = None     # user backend pool name ($BELUGA_POOL)
     user_dir: str | None = None      # user backend directory ($BELUGA_USER_DIR)
     hugetlbfs_dir: str | None = None
-    host_id: int = 0                 # this machine's partition (several hosts on CXL)
-    max_hosts: int = 1
+    host_id: int = 0                 # this machine's host index (several hosts on CXL)
+    max_hosts: int = 1               # host partitions the cache is formatted with
+    may_format: bool | None = None   # format a region holding no cache; None: only with one host
+    lease_ms: int = 0                # several hosts: liveness lease (0: the library's 30 s)
+    ready_wait_ms: int = 0           # wait for the formatter (0: the library's 5 s)
     model_id: str | None = None      # default: model@revision
     data_path: str = "auto"          # beluga (CPU, zero-copy), torch (any device), auto
     layerwise: bool = True           # scatter each layer in wait_for_layer_load
@@ -61,7 +64,22 @@ class BelugaSettings:
             raise ValueError(f"kv_layout {s.kv_layout!r} is not a KV layout Beluga knows: name the five "
                              "dimensions of vLLM's per-layer KV tensor with B, K, T, H, D, e.g. "
                              "'KBTHD' (FlashAttention), 'BKTHD' (FlashInfer), 'KBHTD' (CPU attention)")
+        if s.may_format is not None and not isinstance(s.may_format, bool):
+            raise ValueError(f"BelugaConnector: may_format is true, false or null, "
+                             f"not {s.may_format!r}")
+        if not 0 <= s.host_id < s.max_hosts:
+            raise ValueError(f"BelugaConnector: host_id must be 0..max_hosts-1 (every host "
+                             f"its own), not host_id={s.host_id} with max_hosts={s.max_hosts}")
         return s
+
+    @property
+    def several_hosts(self):
+        return self.max_hosts > 1
+
+    @property
+    def formats(self):
+        """Whether this instance may format the region (may_format, resolved)."""
+        return (not self.several_hosts) if self.may_format is None else self.may_format
 
 
 def _kv_dtype(vllm_config):
@@ -121,13 +139,21 @@ def region_name(settings, tp_rank, tp_size):
 
 
 def open_cache(settings, fp):
-    """(pool, cache): the cache in the settings' region, created when missing."""
+    """(pool, cache): the cache in the settings' region.
+
+    One host: the region is created when missing (and formatted by its
+    creator).  Several hosts: the region must exist on every host (a shared
+    region, defined by the administrator) and is never created here; the one
+    host configured with may_format formats it, the others wait for it.
+    """
     pool = beluga.Pool(settings.backend, pool_name=settings.pool_name,
                        user_dir=settings.user_dir, hugetlbfs_dir=settings.hugetlbfs_dir)
     name = region_name(settings, fp.tp_rank, fp.tp_size)
     # Region sizes are whole 2 MiB chunks.
     size = -(-settings.region_bytes // beluga.REGION_ALIGN) * beluga.REGION_ALIGN
-    cache = beluga.KVCache.open(pool, name, fp, create=True, region_bytes=size,
+    create = not settings.several_hosts
+    cache = beluga.KVCache.open(pool, name, fp, create=create, region_bytes=size if create else 0,
                                 mode=settings.mode, max_hosts=settings.max_hosts,
-                                host_id=settings.host_id)
+                                host_id=settings.host_id, may_format=settings.formats,
+                                lease_ms=settings.lease_ms, ready_wait_ms=settings.ready_wait_ms)
     return pool, cache

@@ -183,8 +183,10 @@ class BelugaConnector(KVConnectorBase_V1):
     def _open(self, num_layers, tp_rank):
         fp = bconfig.fingerprint(self._vllm_config, self._settings, num_layers, tp_rank)
         self._pool, self._cache = bconfig.open_cache(self._settings, fp)
-        log.info("BelugaConnector: cache %s attached (%s)",
-                 bconfig.region_name(self._settings, tp_rank, fp.tp_size), fp.to_dict())
+        log.info("BelugaConnector: cache %s attached as host %d of %d%s (%s)",
+                 bconfig.region_name(self._settings, tp_rank, fp.tp_size),
+                 self._settings.host_id, self._settings.max_hosts,
+                 ", may format" if self._settings.formats else "", fp.to_dict())
 
     @property
     def prefer_cross_layer_blocks(self):

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Shared pieces of the Python binding: errors (BelugaError, an OSError that
-// carries the errno and the library's sentence), buffer access, and the
-// registration functions of each part.
+// Shared pieces of the Python binding: errors, buffer access, and the
+// registration function of each bound class (bind_<class>.cpp).  The binding
+// is built on the public C++ API (beluga/beluga.hpp, beluga/kvcache.hpp);
+// only the CPU data path (beluga/xfer.h, no C++ API) is called in C.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -10,13 +11,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace py = pybind11;
 
 namespace bpy {
 
-// A library failure on its way to Python: becomes BelugaError(code, message).
+// Library failures reach Python as BelugaError(code, message): the C++ API's
+// beluga::Error and beluga::kvc::Error (translated in bind_errors.cpp), and
+// Failure for the xfer calls, which have no C++ API.
 struct Failure : std::exception {
 	Failure(int c, std::string m) : code(c < 0 ? -c : c), msg(std::move(m)) {}
 	const char *what() const noexcept override { return msg.c_str(); }
@@ -24,13 +28,20 @@ struct Failure : std::exception {
 	std::string msg;
 };
 
-// libbeluga calls: "<what>: <beluga_strerror>" on a negative return.
-int check(int ret, const std::string &what);
-// kvcache calls: the thread's beluga_kvc_last_error() sentence (read in the
-// calling thread, right after the call), else beluga_kvc_strerror().
-long kvcheck(long ret, const char *what);
 // xfer calls (-errno only): "<what>: <strerror>".
 int xcheck(int ret, const std::string &what);
+
+// f() with the GIL released: for every call that copies, scans or waits.
+// Exceptions thrown by f are C++ ones and propagate once the GIL is back.
+template <class F> decltype(auto) nogil(F &&f)
+{
+	py::gil_scoped_release release;
+	return std::forward<F>(f)();
+}
+
+// A dtype argument: a BELUGA_KV_* number, a name ("bf16", "bfloat16"), or a
+// torch dtype (torch.bfloat16).
+uint32_t dtype_of(py::handle d);
 
 // A held Py_buffer (released on destruction); contiguous bytes.
 class Buffer {
@@ -108,6 +119,10 @@ py::capsule make_dlpack(py::handle owner, Exportable &e);
 
 void register_errors(py::module_ &m);
 void register_pool(py::module_ &m);
+void register_region(py::module_ &m);
+void register_mapping(py::module_ &m);
+void register_fingerprint(py::module_ &m);
+void register_pin(py::module_ &m);
 void register_kvcache(py::module_ &m);
 void register_keys(py::module_ &m);
 void register_xfer(py::module_ &m);

@@ -10,6 +10,10 @@ PYBIND11_MODULE(_beluga, m)
 	m.doc() = "Beluga: CXL memory pools and the shared KV-block store (see Documentation/python.md)";
 	bpy::register_errors(m);
 	bpy::register_pool(m);
+	bpy::register_region(m);
+	bpy::register_mapping(m);
+	bpy::register_fingerprint(m);
+	bpy::register_pin(m);
 	bpy::register_kvcache(m);
 	bpy::register_keys(m);
 	bpy::register_xfer(m);

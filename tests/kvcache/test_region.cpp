@@ -201,4 +201,33 @@ TEST_F(Region, TheConfiguredFormatterFormatsARegionItDidNotCreate)
 	close(go[1]);
 }
 
+// A config with region_bytes 0 never creates the region (a shared region
+// is defined by the administrator on every host, never by the cache): a
+// missing one is ENOENT; an existing one is formatted only with
+// BELUGA_KVC_ATTACH_FORMAT, else waited for.
+TEST_F(Region, ZeroRegionBytesOpensAnExistingRegionOnly)
+{
+	auto o = opts(0, BELUGA_KVC_AUTO);
+	o.flags = BELUGA_KVC_ATTACH_FORMAT;
+	beluga_kvc *kv = nullptr;
+	EXPECT_EQ(beluga_kvc_open(pool_, name_.c_str(), &cfg_.fingerprint, &cfg_, 0, 0600, &o, &kv),
+		  -ENOENT);
+	beluga_region_info info;
+	EXPECT_EQ(beluga_region_stat(pool_, name_.c_str(), &info), -ENOENT) << "created a region";
+	beluga_region *reg = nullptr;
+	int r = beluga_region_create(pool_, name_.c_str(), kRegion, 0600, 0, BELUGA_ALL_SOURCES, &reg);
+	ASSERT_EQ(r, 0) << beluga_strerror(r);
+	beluga_region_close(reg);
+	auto waiter = opts(0, BELUGA_KVC_AUTO);
+	waiter.ready_wait_ms = 20;
+	EXPECT_EQ(beluga_kvc_open(pool_, name_.c_str(), &cfg_.fingerprint, &cfg_, 0, 0600, &waiter, &kv),
+		  -BELUGA_KVC_ENOTREADY);
+	ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &cfg_.fingerprint, &cfg_, 0, 0600, &o, &kv), 0)
+		<< beluga_kvc_last_error();
+	beluga_kvc_info ki;
+	ASSERT_EQ(beluga_kvc_get_info(kv, &ki), 0);
+	EXPECT_EQ(ki.region_bytes, kRegion);
+	beluga_kvc_detach(kv);
+}
+
 } // namespace

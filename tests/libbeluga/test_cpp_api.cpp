@@ -409,6 +409,43 @@ TEST_P(BackendTest, HandlesOutliveEachOther)
 	EXPECT_EQ(static_cast<char *>(moved.data())[10], 3);
 }
 
+TEST_P(BackendTest, MappingsKnowTheirProtection)
+{
+	auto r = pool().create_region(name(), 2 * MiB);
+	auto w = r.map();
+	auto ro = r.map(Prot::Read);
+	EXPECT_EQ(w.prot(), Prot::ReadWrite);
+	EXPECT_TRUE(w.writable());
+	EXPECT_EQ(ro.prot(), Prot::Read);
+	EXPECT_FALSE(ro.writable());
+	auto moved = std::move(ro);
+	EXPECT_FALSE(moved.writable());
+}
+
+// open_shared() opens shared regions only: a private region of the name
+// would give every host different bytes.  (Defining shared regions needs a
+// range source: the multi-host VM tests open them.)
+TEST_P(BackendTest, OpenSharedRefusesAPrivateRegion)
+{
+	auto n = name();
+	auto r = pool().create_region(n, 2 * MiB);
+	try {
+		pool().open_shared(n);
+		FAIL() << "open_shared opened a private region";
+	} catch (const Error &e) {
+		EXPECT_EQ(e.code(), EMEDIUMTYPE);
+		std::string what = e.what();
+		EXPECT_NE(what.find("'" + n + "'"), std::string::npos) << what;
+		EXPECT_NE(what.find("beluga-tool shared define"), std::string::npos) << what;
+	}
+	try {
+		pool().open_shared(n + "-missing");
+		FAIL() << "open_shared opened a missing region";
+	} catch (const Error &e) {
+		EXPECT_EQ(e.code(), ENOENT);
+	}
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::Values("user", "kernel"),
 			 [](const auto &info) { return info.param; });
 
@@ -425,6 +462,19 @@ TEST(BackendChoice, AutoUsesTheDriverExactlyWhenPresent)
 	auto p = beluga::Pool::open(o);
 	EXPECT_EQ(p.backend(), have_driver() ? beluga::Backend::Kernel : beluga::Backend::User);
 	remove_dir(dir);
+}
+
+TEST(BackendChoice, NamesRoundTripAndUnknownOnesAreRefused)
+{
+	for (auto b : { beluga::Backend::Auto, beluga::Backend::Kernel, beluga::Backend::User })
+		EXPECT_EQ(beluga::parse_backend(beluga::backend_name(b)), b);
+	EXPECT_STREQ(beluga::backend_name(beluga::Backend::Kernel), "kernel");
+	try {
+		beluga::parse_backend("floppy");
+		FAIL() << "parsed an unknown backend";
+	} catch (const std::invalid_argument &e) {
+		EXPECT_NE(std::string(e.what()).find("'floppy'"), std::string::npos);
+	}
 }
 
 TEST(BackendChoice, MissingDriverSaysHowToFallBack)

@@ -9,6 +9,7 @@ v1/worker/kv_connector_model_runner_mixin.py (get_finished() form; newest
 in vllm_standins.py (the stand-in types) and mini_vllm.py (the sequence).
 """
 
+import errno
 import multiprocessing as mp
 import pickle
 
@@ -341,4 +342,48 @@ def test_two_processes_share_one_cache(vllm, pool_dir):
         assert (loaded, scheduled, ok, errors) == (5, 4, True, [])
         assert a.worker.cache.stats()["get_hits"] + a.worker.cache.stats()["pins"] >= 5
     finally:
+        a.close()
+
+
+def test_settings_for_several_hosts(vllm):
+    from beluga_vllm.config import BelugaSettings
+    one = BelugaSettings.from_extra({})
+    assert (one.host_id, one.max_hosts, one.may_format, one.formats) == (0, 1, None, True)
+    two = BelugaSettings.from_extra({"host_id": 1, "max_hosts": 2})
+    assert not two.formats                         # several hosts: only the one configured formats
+    assert BelugaSettings.from_extra({"max_hosts": 2, "may_format": True}).formats
+    assert not BelugaSettings.from_extra({"may_format": False}).formats
+    with pytest.raises(ValueError, match="may_format"):
+        BelugaSettings.from_extra({"may_format": "yes"})
+    with pytest.raises(ValueError, match="host_id"):
+        BelugaSettings.from_extra({"host_id": 2, "max_hosts": 2})
+
+
+def test_two_hosts_one_formats_the_other_restores(vllm, pool_dir):
+    hosts = dict(max_hosts=2, lease_ms=200)
+    # Several hosts never create the region (the administrator defines it on
+    # every host): none here yet.
+    with pytest.raises(beluga.BelugaError) as e:
+        engine(pool_dir, host_id=0, may_format=True, **hosts)
+    assert e.value.errno == errno.ENOENT
+    with beluga.Pool("user", user_dir=pool_dir, hugetlbfs_dir="none") as p:
+        p.create_region("kv-test", 8 << 20).close()
+    # Host 1 is not the formatter: with no cache there yet it gives up.
+    with pytest.raises(beluga.BelugaError) as e:
+        engine(pool_dir, host_id=1, ready_wait_ms=50, **hosts)
+    assert e.value.errno == beluga.KVC_ENOTREADY
+    a = engine(pool_dir, host_id=0, may_format=True, **hosts)
+    b = None
+    try:
+        serve(a, "a", PROMPT)
+        b = engine(pool_dir, host_id=1, **hosts)
+        _, _, loaded, errors = serve(b, "b", PROMPT + [90, 91])
+        assert (sum(len(s.keys) for s in loaded), sorted(errors)) == (5, [])
+        cache = b.worker.cache
+        assert cache.info()["host_id"] == 1
+        assert cache.stats(host=0)["puts"] == 5 and cache.stats(host=1)["puts"] == 1   # its 6th block
+        assert cache.hosts()[1]["state"] == "self"
+    finally:
+        if b is not None:
+            b.close()
         a.close()

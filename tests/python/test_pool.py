@@ -171,3 +171,9 @@ def test_mmap_module_contract_is_matched(pool):
         mm.close()
     v.release()
     mm.close()
+
+
+def test_empty_option_strings_are_refused(pool_dir):
+    with pytest.raises(beluga.BelugaError) as e:
+        beluga.Pool("user", pool_name="", user_dir=pool_dir)
+    assert e.value.errno == errno.EINVAL and "None" in e.value.strerror

@@ -21,7 +21,7 @@ static int run_info(const Globals &g, const Output &out)
 		std::printf("%s\n", j.dump(2).c_str());
 		return kOk;
 	}
-	std::printf("backend:     %s\n", backend_name(pool.backend()).c_str());
+	std::printf("backend:     %s\n", beluga::backend_name(pool.backend()));
 	std::printf("library:     %s (ABI %s)\n", beluga::version().c_str(),
 		    info_json(i)["library_abi_version"].get<std::string>().c_str());
 	std::printf("ABI:         %s (serves >= %s)\n",

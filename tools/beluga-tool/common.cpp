@@ -157,11 +157,6 @@ std::string user_name(std::uint32_t uid)
 	return std::to_string(uid);
 }
 
-std::string backend_name(beluga::Backend b)
-{
-	return b == beluga::Backend::Kernel ? "kernel" : "user";
-}
-
 std::vector<std::string> feature_names(std::uint64_t f)
 {
 	static const std::pair<std::uint64_t, const char *> names[] = {

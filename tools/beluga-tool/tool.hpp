@@ -71,7 +71,6 @@ std::string size_text(std::uint64_t bytes, const Output &out);
 
 std::string mode_text(std::uint32_t mode);
 std::string user_name(std::uint32_t uid);
-std::string backend_name(beluga::Backend b);
 std::vector<std::string> feature_names(std::uint64_t features);
 std::vector<std::string> region_flag_names(std::uint32_t flags);
 

@@ -5,6 +5,8 @@
 // error code (an errno value or BELUGA_E*) in code() and a message saying
 // what failed and what to do in what().  Nothing returns error codes, except
 // the try_* helpers, which return std::nullopt for "no such region" only.
+// Arguments the library is never asked about (an unknown backend name) throw
+// std::invalid_argument.
 //
 // Lifetimes follow the C API's reference counting: a Region keeps its pool
 // alive, a Mapping its region, a GpuRegistration its mapping, so objects may
@@ -21,6 +23,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,9 +57,29 @@ struct PoolFree { void operator()(beluga_pool *p) const noexcept { beluga_pool_c
 struct RegionFree { void operator()(beluga_region *r) const noexcept { beluga_region_close(r); } };
 struct MappingFree { void operator()(beluga_mapping *m) const noexcept { beluga_mapping_unmap(m); } };
 struct GpuFree { void operator()(beluga_gpu_reg *g) const noexcept { beluga_gpu_unregister(g); } };
+// A region name in messages: 'name'.
+inline std::string quoted(const std::string &name) { return "'" + name + "'"; }
 } // namespace detail
 
 enum class Backend { Auto = BELUGA_BACKEND_AUTO, Kernel = BELUGA_BACKEND_KERNEL, User = BELUGA_BACKEND_USER };
+
+// "auto", "kernel", "user" (the names of $BELUGA_BACKEND and the tools' --backend).
+inline const char *backend_name(Backend b) noexcept
+{
+	switch (b) {
+	case Backend::Kernel: return "kernel";
+	case Backend::User: return "user";
+	default: return "auto";
+	}
+}
+inline Backend parse_backend(std::string_view s)
+{
+	for (Backend b : { Backend::Auto, Backend::Kernel, Backend::User })
+		if (s == backend_name(b))
+			return b;
+	throw std::invalid_argument("backend must be 'auto', 'kernel' or 'user', not '" +
+				    std::string(s) + "'");
+}
 
 using PoolInfo = beluga_pool_info;
 using SourceInfo = beluga_pool_source_info;
@@ -116,14 +139,22 @@ public:
 	{
 		return { static_cast<std::byte *>(data()), size() };
 	}
+	// The protection it was mapped with.
+	Prot prot() const noexcept { return prot_; }
+	bool writable() const noexcept
+	{
+		return static_cast<std::uint32_t>(prot_) & BELUGA_PROT_WRITE;
+	}
 	// Write the bytes to a file / read a file into the start (io_uring, O_DIRECT).
 	void save(const std::string &path) const
 	{
-		detail::check(beluga_mapping_save(h_.get(), path.c_str()), "save to " + path);
+		detail::check(beluga_mapping_save(h_.get(), path.c_str()),
+			      "save the mapping to " + path);
 	}
 	void load(const std::string &path) const
 	{
-		detail::check(beluga_mapping_load(h_.get(), path.c_str()), "load from " + path);
+		detail::check(beluga_mapping_load(h_.get(), path.c_str()),
+			      "load the mapping from " + path);
 	}
 	// Page-lock the mapping for a CUDA device (flags: BELUGA_GPU_*).
 	GpuRegistration register_gpu(int device, std::uint32_t flags = 0) const
@@ -138,8 +169,9 @@ public:
 
 private:
 	friend class Region;
-	explicit Mapping(beluga_mapping *h) : h_(h) {}
+	Mapping(beluga_mapping *h, Prot prot) : h_(h), prot_(prot) {}
 	std::unique_ptr<beluga_mapping, detail::MappingFree> h_;
+	Prot prot_;
 };
 
 // An open region.
@@ -154,7 +186,7 @@ public:
 	{
 		RegionInfo i;
 
-		detail::check(beluga_region_fstat(h_.get(), &i), "stat region " + name());
+		detail::check(beluga_region_fstat(h_.get(), &i), "stat region " + detail::quoted(name()));
 		return i;
 	}
 	// NUMA node of each 2 MiB chunk.
@@ -164,7 +196,7 @@ public:
 		std::size_t n = 0;
 
 		detail::check(beluga_region_layout(h_.get(), nodes.data(), nodes.size(), &n),
-			      "layout of region " + name());
+			      "layout of region " + detail::quoted(name()));
 		nodes.resize(n < nodes.size() ? n : nodes.size());
 		return nodes;
 	}
@@ -176,13 +208,13 @@ public:
 
 		detail::check(beluga_region_map(h_.get(), offset, length,
 						static_cast<std::uint32_t>(prot), &m),
-			      "map region " + name());
-		return Mapping(m);
+			      "map region " + detail::quoted(name()));
+		return Mapping(m, prot);
 	}
 	// Pass to another process over a unix socket (Pool::receive there).
 	void send(int sock) const
 	{
-		detail::check(beluga_region_send(h_.get(), sock), "send region " + name());
+		detail::check(beluga_region_send(h_.get(), sock), "send region " + detail::quoted(name()));
 	}
 	beluga_region *get() const noexcept { return h_.get(); }
 
@@ -251,7 +283,7 @@ public:
 						   size, o.mode,
 						   o.ephemeral ? BELUGA_REGION_EPHEMERAL : 0,
 						   o.source, &r),
-			      "create region " + name);
+			      "create region " + detail::quoted(name));
 		return Region(r);
 	}
 	// A shared region: the fixed extent [offset, offset + size) of range
@@ -264,7 +296,7 @@ public:
 
 		detail::check(beluga_shared_define(h_.get(), name.c_str(), source, offset,
 						   size, mode, &r),
-			      "define shared region " + name);
+			      "define shared region " + detail::quoted(name));
 		return Region(r);
 	}
 	Region open_region(const std::string &name, bool read_only = false) const
@@ -273,20 +305,37 @@ public:
 
 		detail::check(beluga_region_open(h_.get(), name.c_str(),
 						 read_only ? BELUGA_REGION_RDONLY : 0, &r),
-			      "open region " + name);
+			      "open region " + detail::quoted(name));
 		return Region(r);
+	}
+	// Open a shared region by name (one that beluga-tool shared define, or
+	// define_shared(), made on this host): like open_region(), but a private
+	// region of that name is refused with EMEDIUMTYPE, since on a shared
+	// range source every host places private regions on its own and the
+	// hosts would not see the same bytes.
+	Region open_shared(const std::string &name, bool read_only = false) const
+	{
+		Region r = open_region(name, read_only);
+
+		if (!(r.info().flags & BELUGA_INFO_SHARED))
+			throw Error(EMEDIUMTYPE, "open shared region " + detail::quoted(name) +
+					      ": this host has a private region of that name, not a "
+					      "shared one (define the shared region on every host "
+					      "with 'beluga-tool shared define', admin-guide.md "
+					      "section 9)");
+		return r;
 	}
 	void destroy_region(const std::string &name) const
 	{
 		detail::check(beluga_region_destroy(h_.get(), name.c_str()),
-			      "destroy region " + name);
+			      "destroy region " + detail::quoted(name));
 	}
 	RegionInfo stat_region(const std::string &name) const
 	{
 		RegionInfo i;
 
 		detail::check(beluga_region_stat(h_.get(), name.c_str(), &i),
-			      "stat region " + name);
+			      "stat region " + detail::quoted(name));
 		return i;
 	}
 	// nullopt when no region has that name; other errors still throw.
@@ -297,7 +346,7 @@ public:
 
 		if (ret == -ENOENT)
 			return std::nullopt;
-		detail::check(ret, "stat region " + name);
+		detail::check(ret, "stat region " + detail::quoted(name));
 		return i;
 	}
 	std::vector<RegionInfo> list_regions() const
@@ -316,7 +365,7 @@ public:
 	void chmod_region(const std::string &name, std::uint32_t mode) const
 	{
 		detail::check(beluga_region_chmod(h_.get(), name.c_str(), mode),
-			      "chmod region " + name);
+			      "chmod region " + detail::quoted(name));
 	}
 	// std::nullopt keeps the field.
 	void chown_region(const std::string &name, std::optional<std::uint32_t> uid,
@@ -324,7 +373,7 @@ public:
 	{
 		detail::check(beluga_region_chown(h_.get(), name.c_str(), uid.value_or(UINT32_MAX),
 						  gid.value_or(UINT32_MAX)),
-			      "chown region " + name);
+			      "chown region " + detail::quoted(name));
 	}
 	Region receive(int sock) const
 	{

@@ -26,7 +26,8 @@ void release(void *arg)
 	delete h;
 }
 
-// Open or create the region; *created says which.
+// Open or create the region; *created says which.  @bytes 0: never create
+// (a shared region, defined by the administrator on every host).
 int get_region(beluga_pool *pool, const char *name, const beluga_kvc_config *cfg,
 	       uint64_t bytes, uint32_t mode, bool rdonly, beluga_region **out, bool *created)
 {
@@ -85,9 +86,9 @@ extern "C" int beluga_kvc_open(beluga_pool *pool, const char *name,
 	// whose shared region none of them creates) the one configured with
 	// BELUGA_KVC_ATTACH_FORMAT, once.  Everybody else waits for the ready
 	// word (attach, ready_wait_ms); observers report what is there now.
-	if (!r && created)
-		r = beluga_kvc_format(base, size, cfg);
-	else if (!r && cfg && opts && (opts->flags & BELUGA_KVC_ATTACH_FORMAT)) {
+	// The creator takes the format lock too: a process of its host with
+	// BELUGA_KVC_ATTACH_FORMAT may find the new region before it is formatted.
+	if (!r && (created || (cfg && opts && (opts->flags & BELUGA_KVC_ATTACH_FORMAT)))) {
 		r = beluga_kvc_format_once(base, size, cfg);
 		if (r == BELUGA_KVC_EXISTS)
 			r = 0;

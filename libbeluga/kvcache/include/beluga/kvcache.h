@@ -337,12 +337,13 @@ BELUGA_KVC_API void beluga_kvc_detach(struct beluga_kvc *kv);
  * beluga_kvc_open - the cache in the libbeluga region @name (either
  * backend), attached with fingerprint @fp.  With @cfg, the region is created
  * (@region_bytes, permission @mode) and formatted with @cfg (whose
- * fingerprint is replaced by @fp) when it does not exist yet; without @cfg,
- * or with @region_bytes 0 (a shared region each host defined, whose size is
- * its extent's), it must exist, and @cfg formats it if it holds no cache
- * yet and @opts has BELUGA_KVC_ATTACH_FORMAT.  A process that finds the region still being formatted
- * waits up to ready_wait_ms.  The region stays open and mapped until
- * beluga_kvc_detach().
+ * fingerprint is replaced by @fp) when it does not exist yet; without @cfg
+ * it must exist.  With @cfg and @region_bytes 0 the region is never
+ * created: it must exist (a shared region, defined on every host), and it
+ * is formatted with @cfg when it holds no cache yet only with
+ * BELUGA_KVC_ATTACH_FORMAT.  A process that finds the region still being
+ * formatted waits up to ready_wait_ms.  The region stays open and mapped
+ * until beluga_kvc_detach().
  * Errors: those of beluga_region_create/open/map (-ENOENT, -EACCES,
  * -ENOSPC, ...), beluga_kvc_format and beluga_kvc_attach; -EOPNOTSUPP the
  * library was built without libbeluga.

@@ -4,8 +4,9 @@
 // sha256_cbor, so keys computed here equal vLLM's block hashes.
 #include "common.hpp"
 
-#include <beluga/kvcache.h>
+#include <beluga/kvcache.hpp>
 
+#include <cstring>
 #include <deque>
 
 namespace bpy {
@@ -69,59 +70,49 @@ std::vector<uint32_t> tokens_of(py::handle tokens)
 	return v;
 }
 
-std::string key32(py::handle b, const char *what)
+beluga::kvc::Key key32(py::handle b, const char *what)
 {
 	Buffer buf(b, false);
 	if (buf.size() != BELUGA_KVC_KEY_BYTES)
 		throw py::value_error(std::string(what) + " must be 32 bytes");
-	return std::string(static_cast<const char *>(buf.data()), buf.size());
+	beluga::kvc::Key k;
+	std::memcpy(k.data(), buf.data(), k.size());
+	return k;
+}
+
+py::bytes key_bytes(const beluga::kvc::Key &k)
+{
+	return py::bytes(reinterpret_cast<const char *>(k.data()), k.size());
 }
 
 } // namespace
 
 void register_keys(py::module_ &m)
 {
-	m.def("root_key", [](const std::string &seed) {
-		uint8_t out[BELUGA_KVC_KEY_BYTES];
-		kvcheck(beluga_kvc_root_key(seed.c_str(), out), "root_key");
-		return py::bytes(reinterpret_cast<char *>(out), sizeof(out));
-	}, py::arg("seed"), "SHA-256 of CBOR(seed): vLLM's NONE_HASH for sha256_cbor with PYTHONHASHSEED=seed.");
+	m.def("root_key", [](const std::string &seed) { return key_bytes(beluga::kvc::root_key(seed)); },
+	      py::arg("seed"), "SHA-256 of CBOR(seed): vLLM's NONE_HASH for sha256_cbor with PYTHONHASHSEED=seed.");
 
 	m.def("hash_block", [](py::handle parent, py::handle tokens, py::object extra) {
-		std::string p = key32(parent, "parent");
+		auto p = key32(parent, "parent");
 		auto t = tokens_of(tokens);
 		ItemTree tree;
 		beluga_kvc_item root{};
 		bool has_extra = !extra.is_none();
 		if (has_extra)
 			root = tree.convert(extra, 0);
-		uint8_t out[BELUGA_KVC_KEY_BYTES];
-		kvcheck(beluga_kvc_hash_block(reinterpret_cast<const uint8_t *>(p.data()), t.data(), t.size(),
-					      has_extra ? &root : nullptr, out),
-			"hash_block");
-		return py::bytes(reinterpret_cast<char *>(out), sizeof(out));
+		return key_bytes(beluga::kvc::hash_block(p, t, has_extra ? &root : nullptr));
 	}, py::arg("parent"), py::arg("tokens"), py::arg("extra") = py::none(),
 	   "One block's key: SHA-256(CBOR([parent, tokens, extra])) = vLLM's hash_block_tokens(sha256_cbor, ...).");
 
 	m.def("hash_tokens", [](py::handle root, py::handle tokens, uint32_t block_size) {
-		std::string r = key32(root, "root");
+		auto r = key32(root, "root");
 		auto t = tokens_of(tokens);
 		if (block_size == 0)
 			throw py::value_error("block_size must be positive");
-		std::vector<uint8_t> keys((t.size() / block_size) * BELUGA_KVC_KEY_BYTES);
-		long n;
-		{
-			py::gil_scoped_release nogil;
-			n = beluga_kvc_hash_tokens(reinterpret_cast<const uint8_t *>(r.data()), t.data(), t.size(),
-						   block_size,
-						   reinterpret_cast<uint8_t(*)[BELUGA_KVC_KEY_BYTES]>(keys.data()),
-						   keys.size() / BELUGA_KVC_KEY_BYTES);
-		}
-		kvcheck(n, "hash_tokens");
+		auto keys = nogil([&] { return beluga::kvc::hash_tokens(r, t, block_size); });
 		py::list out;
-		for (long i = 0; i < n; i++)
-			out.append(py::bytes(reinterpret_cast<char *>(&keys[size_t(i) * BELUGA_KVC_KEY_BYTES]),
-					     BELUGA_KVC_KEY_BYTES));
+		for (const auto &k : keys)
+			out.append(key_bytes(k));
 		return out;
 	}, py::arg("root"), py::arg("tokens"), py::arg("block_size") = 16,
 	   "Keys of every full block of `tokens`, chained from `root` (no extra keys).");

@@ -2,35 +2,31 @@
 // BelugaError: an OSError subclass, so `except OSError` catches it and
 // e.errno / e.strerror carry the code and the library's sentence.  Library
 // codes without an errno name (BELUGA_E*, BELUGA_KVC_E*) keep their value.
+// The C++ API's exceptions (beluga::Error, beluga::kvc::Error) become
+// BelugaError here; its std::invalid_argument becomes ValueError (pybind11).
 #include "common.hpp"
 
-#include <beluga/beluga.h>
-#include <beluga/kvcache.h>
+#include <beluga/beluga.hpp>
+#include <beluga/kvcache.hpp>
 
 #include <cstring>
 
 namespace bpy {
 
 namespace {
+
 PyObject *belugaerror_type = nullptr;
+
+void raise(int code, const char *msg)
+{
+	PyObject *args = Py_BuildValue("(is)", code, msg);
+	if (args) {
+		PyErr_SetObject(belugaerror_type, args);
+		Py_DECREF(args);
+	}
 }
 
-int check(int ret, const std::string &what)
-{
-	if (ret < 0)
-		throw Failure(ret, what + ": " + beluga_strerror(ret));
-	return ret;
-}
-
-long kvcheck(long ret, const char *what)
-{
-	if (ret >= 0)
-		return ret;
-	std::string msg = beluga_kvc_last_error();
-	if (msg.empty())
-		msg = beluga_kvc_strerror(int(ret));
-	throw Failure(int(ret), std::string(what) + ": " + msg);
-}
+} // namespace
 
 int xcheck(int ret, const std::string &what)
 {
@@ -54,12 +50,12 @@ void register_errors(py::module_ &m)
 		try {
 			if (p)
 				std::rethrow_exception(p);
+		} catch (const beluga::Error &e) {
+			raise(e.code(), e.what());
+		} catch (const beluga::kvc::Error &e) {
+			raise(e.code().value(), e.what());
 		} catch (const Failure &f) {
-			PyObject *args = Py_BuildValue("(is)", f.code, f.msg.c_str());
-			if (args) {
-				PyErr_SetObject(belugaerror_type, args);
-				Py_DECREF(args);
-			}
+			raise(f.code, f.msg.c_str());
 		}
 	});
 	m.def("strerror", [](int code) {

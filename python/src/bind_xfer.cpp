@@ -7,6 +7,7 @@
 #include "common.hpp"
 
 #include <beluga/kv_layout.h>
+#include <beluga/kvcache.hpp>
 #include <beluga/xfer.h>
 
 #include <algorithm>
@@ -15,8 +16,7 @@
 
 namespace bpy {
 
-uint32_t dtype_of(py::handle d);
-std::string dtype_name(uint32_t d);
+using beluga::kvc::dtype_name;
 
 namespace {
 

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+// The Python-visible objects: each holds one object of the C++ API
+// (beluga::Pool, Region, Mapping; beluga::kvc::Cache, Pin) and adds what
+// Python needs on top: close() before collection (then ValueError on use),
+// buffer-export counting, and keeping Python owners alive.
+#pragma once
+
+#include "common.hpp"
+
+#include <beluga/beluga.hpp>
+#include <beluga/kvcache.hpp>
+
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace bpy {
+
+// An open handle of the C++ API, or nothing once closed.
+template <class T> class Closable {
+public:
+	explicit Closable(T t, const char *closed_message)
+		: t_(std::move(t)), closed_message_(closed_message)
+	{
+	}
+	const T &get() const
+	{
+		if (!t_)
+			throw py::value_error(closed_message_);
+		return *t_;
+	}
+	T &get()
+	{
+		if (!t_)
+			throw py::value_error(closed_message_);
+		return *t_;
+	}
+	bool closed() const { return !t_; }
+	void close() { t_.reset(); }
+
+protected:
+	std::optional<T> t_;
+	const char *closed_message_;
+};
+
+struct Pool : Closable<beluga::Pool> {
+	explicit Pool(beluga::Pool p) : Closable(std::move(p), "the pool is closed") {}
+};
+
+struct Region : Closable<beluga::Region> {
+	explicit Region(beluga::Region r) : Closable(std::move(r), "the region is closed") {}
+};
+
+// Exported with the buffer protocol and DLPack; close() refuses while views exist.
+struct Mapping : Closable<beluga::Mapping>, Exportable {
+	explicit Mapping(beluga::Mapping m) : Closable(std::move(m), "the mapping is closed") {}
+	void close()
+	{
+		ensure_no_exports("close the mapping");
+		Closable::close();
+	}
+	void *buf_data() const override { return t_ ? t_->data() : nullptr; }
+	size_t buf_len() const override { return t_ ? t_->size() : 0; }
+	bool buf_readonly() const override { return !t_ || !t_->writable(); }
+	const char *closed_message() const override { return closed_message_; }
+};
+
+// An attached cache, with what keeps its memory alive: the pool (open), or
+// the caller's buffer (attach).  detach() refuses while Pins are held.
+class KVCache : public Closable<beluga::kvc::Cache> {
+public:
+	KVCache(beluga::kvc::Cache c, py::object keep, std::optional<Buffer> span)
+		: Closable(std::move(c), "the cache is detached"), keep_(std::move(keep)),
+		  span_(std::move(span))
+	{
+	}
+	KVCache(KVCache &&) = default;
+	void detach()
+	{
+		if (live_pins > 0) {
+			PyErr_Format(PyExc_BufferError, "cannot detach: %d block(s) still pinned "
+				     "(unpin them first)", live_pins);
+			throw py::error_already_set();
+		}
+		if (t_)
+			nogil([&] { t_.reset(); });
+		span_.reset();
+		keep_ = py::none();
+	}
+	int live_pins = 0;
+
+private:
+	py::object keep_;
+	std::optional<Buffer> span_;
+};
+
+// A pinned block, readable in place until unpin(); keeps its cache attached.
+class Pin : public Exportable {
+public:
+	Pin(py::object cache_obj, beluga::kvc::Pin pin, std::string key)
+		: cache_obj_(std::move(cache_obj)), cache_(&cache_obj_.cast<KVCache &>()),
+		  pin_(std::move(pin)), key_(std::move(key))
+	{
+		cache_->live_pins++;
+	}
+	~Pin() override
+	{
+		if (pin_) {
+			pin_.release();
+			cache_->live_pins--;
+		}
+	}
+	void unpin()
+	{
+		if (!pin_)
+			return;
+		ensure_no_exports("unpin the block");
+		cache_->live_pins--;
+		pin_.unpin();	// gone even when it reports a failure
+	}
+	bool pinned() const { return bool(pin_); }
+	const std::string &key() const { return key_; }
+	void *buf_data() const override { return pin_ ? const_cast<void *>(pin_.data()) : nullptr; }
+	size_t buf_len() const override { return pin_ ? pin_.size() : 0; }
+	bool buf_readonly() const override { return true; }
+	const char *closed_message() const override { return "the block is no longer pinned"; }
+
+private:
+	py::object cache_obj_;
+	KVCache *cache_;
+	beluga::kvc::Pin pin_;
+	std::string key_;
+};
+
+// A socket argument: an int fd or anything with fileno().
+int socket_fd(py::handle sock);
+
+// Keys: a list/tuple of 32-byte bytes-likes, or one buffer of n * 32 bytes.
+std::vector<beluga::kvc::Key> keys_of(py::handle keys);
+
+// Dicts of the C structs, for the info/stats calls.
+py::dict pool_info_dict(const beluga::PoolInfo &i);
+py::dict source_dict(const beluga::SourceInfo &s);
+py::dict counters_dict(const beluga::Counters &c);
+py::dict region_info_dict(const beluga::RegionInfo &i);
+py::dict fingerprint_dict(const beluga_kvc_fingerprint &f);
+
+} // namespace bpy
