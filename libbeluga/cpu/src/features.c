@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Description: run-time CPU feature detection (cpuid), and the test-build
- * trace hook.
+ * Description: run-time CPU feature detection (cpuid), and the trace hook.
  *
  * The result is computed once and never changes: the hardware cannot gain
  * or lose instructions while we run, and cpuid traps (slowly) in many VMs,
@@ -49,28 +48,11 @@ const struct bcpu_features *bcpu_features(void)
 	return &cpu;
 }
 
-#ifdef BCPU_TRACE
-static bcpu_trace_fn trace_fn;
-static void *trace_arg;
+bcpu_trace_fn bcpu_trace_hook;
+void *bcpu_trace_arg;
 
-bool bcpu_set_trace(bcpu_trace_fn fn, void *arg)
+void bcpu_set_trace(bcpu_trace_fn fn, void *arg)
 {
-	trace_arg = arg;
-	__atomic_store_n(&trace_fn, fn, __ATOMIC_RELEASE);
-	return true;
+	__atomic_store_n(&bcpu_trace_arg, arg, __ATOMIC_RELAXED);
+	__atomic_store_n(&bcpu_trace_hook, fn, __ATOMIC_RELEASE);
 }
-
-void bcpu_trace(enum bcpu_event ev, const void *p, size_t len)
-{
-	bcpu_trace_fn fn = __atomic_load_n(&trace_fn, __ATOMIC_ACQUIRE);
-
-	if (fn)
-		fn(ev, p, len, trace_arg);
-}
-#else
-bool bcpu_set_trace(bcpu_trace_fn fn, void *arg)
-{
-	(void)fn; (void)arg;
-	return false;
-}
-#endif
