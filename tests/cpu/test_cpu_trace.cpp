@@ -144,9 +144,9 @@ bcpu_sum reference_sum(const unsigned char *p, size_t len)
 TEST_F(Traced, CopyNtSumEveryHeadAndTailAlignment)
 {
 	// Every destination offset in a line, with lengths giving every tail
-	// 0-63 after 0, 1, 2 and 33 whole lines; the source misaligned too.
+	// 0-63 after 0, 1, 2, 3, 4 and 33 whole lines; the source misaligned too.
 	std::vector<size_t> lens;
-	for (size_t lines : {0, 1, 2, 33})
+	for (size_t lines : {0, 1, 2, 3, 4, 33})
 		for (size_t t = 0; t < 64; t++)
 			lens.push_back(lines * 64 + t);
 	lens.push_back(65536 + 7);

@@ -265,39 +265,57 @@ static void body_sum_avx2(struct bcpu_sum *st, char *d, const char *s, size_t li
 	_mm256_storeu_si256((__m256i *)st->b, b);
 }
 
+/*
+ * A line X is two groups, x0 (low half) and x1.  Rather than stepping a and
+ * b group by group, sum whole lines into S (S += X) and T (T += S, after
+ * each line), 512 bits wide; for L lines from (a, b):
+ *   a' = a + S.lo + S.hi
+ *   b' = b + 2L a + 2 (T.lo + T.hi) - S.hi
+ * (each line adds (a + P[k-1] + x0[k]) + (a + P[k]) to b, P[k] the sum of
+ * the first k lines' groups), modulo 2^64 like the rest.
+ */
 __attribute__((target("avx512f")))
 static void body_sum_avx512(struct bcpu_sum *st, char *d, const char *s, size_t lines)
 {
-	__m256i a = _mm256_loadu_si256((const __m256i *)st->a);
-	__m256i b = _mm256_loadu_si256((const __m256i *)st->b);
+	__m512i S = _mm512_setzero_si512(), T = _mm512_setzero_si512();
+	uint64_t sv[8], tv[8];
+	size_t n = lines;
 
+	for (; n >= 4; n -= 4, d += 256, s += 256) {
+		__m512i x0 = _mm512_loadu_si512((const void *)s);
+		__m512i x1 = _mm512_loadu_si512((const void *)(s + 64));
+		__m512i x2 = _mm512_loadu_si512((const void *)(s + 128));
+		__m512i x3 = _mm512_loadu_si512((const void *)(s + 192));
+
+		_mm512_stream_si512((void *)d, x0);
+		_mm512_stream_si512((void *)(d + 64), x1);
+		_mm512_stream_si512((void *)(d + 128), x2);
+		_mm512_stream_si512((void *)(d + 192), x3);
+		S = _mm512_add_epi64(S, x0);
+		T = _mm512_add_epi64(T, S);
+		S = _mm512_add_epi64(S, x1);
+		T = _mm512_add_epi64(T, S);
+		S = _mm512_add_epi64(S, x2);
+		T = _mm512_add_epi64(T, S);
+		S = _mm512_add_epi64(S, x3);
+		T = _mm512_add_epi64(T, S);
+	}
+	for (; n; n--, d += 64, s += 64) {
+		__m512i x = _mm512_loadu_si512((const void *)s);
+
+		_mm512_stream_si512((void *)d, x);
+		S = _mm512_add_epi64(S, x);
+		T = _mm512_add_epi64(T, S);
+	}
+	_mm512_storeu_si512((void *)sv, S);
+	_mm512_storeu_si512((void *)tv, T);
+	for (int j = 0; j < 4; j++) {
+		uint64_t a = st->a[j];
+
+		st->b[j] += 2 * (uint64_t)lines * a + 2 * (tv[j] + tv[j + 4]) - sv[j + 4];
+		st->a[j] = a + sv[j] + sv[j + 4];
+	}
 	st->groups += 2 * lines;
-	for (; lines >= 2; lines -= 2, d += 128, s += 128) {
-		__m512i x = _mm512_loadu_si512((const void *)s);
-		__m512i y = _mm512_loadu_si512((const void *)(s + 64));
-
-		_mm512_stream_si512((void *)d, x);
-		_mm512_stream_si512((void *)(d + 64), y);
-		a = _mm256_add_epi64(a, _mm512_castsi512_si256(x));
-		b = _mm256_add_epi64(b, a);
-		a = _mm256_add_epi64(a, _mm512_extracti64x4_epi64(x, 1));
-		b = _mm256_add_epi64(b, a);
-		a = _mm256_add_epi64(a, _mm512_castsi512_si256(y));
-		b = _mm256_add_epi64(b, a);
-		a = _mm256_add_epi64(a, _mm512_extracti64x4_epi64(y, 1));
-		b = _mm256_add_epi64(b, a);
-	}
-	if (lines) {
-		__m512i x = _mm512_loadu_si512((const void *)s);
-
-		_mm512_stream_si512((void *)d, x);
-		a = _mm256_add_epi64(a, _mm512_castsi512_si256(x));
-		b = _mm256_add_epi64(b, a);
-		a = _mm256_add_epi64(a, _mm512_extracti64x4_epi64(x, 1));
-		b = _mm256_add_epi64(b, a);
-	}
-	_mm256_storeu_si256((__m256i *)st->a, a);
-	_mm256_storeu_si256((__m256i *)st->b, b);
 }
 
 static void body(char *d, const char *s, size_t lines, struct bcpu_sum *sum)

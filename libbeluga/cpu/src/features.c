@@ -7,6 +7,8 @@
  * so it is cached in a write-once static rather than asked per call.
  */
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <beluga/cpu.h>
 
@@ -39,6 +41,16 @@ static void detect(void)
 	__builtin_cpu_init();
 	cpu.avx2 = __builtin_cpu_supports("avx2");
 	cpu.avx512f = __builtin_cpu_supports("avx512f");
+	/*
+	 * BELUGA_CPU_MAX_ISA=avx2 or sse2 turns the wider stores off, so that
+	 * tests run every copy loop on one machine.
+	 */
+	const char *max = getenv("BELUGA_CPU_MAX_ISA");
+
+	if (max && (!strcmp(max, "avx2") || !strcmp(max, "sse2")))
+		cpu.avx512f = false;
+	if (max && !strcmp(max, "sse2"))
+		cpu.avx2 = false;
 #endif
 }
 

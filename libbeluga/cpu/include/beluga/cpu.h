@@ -37,7 +37,11 @@ struct bcpu_features {
 	unsigned int line;	/* cache-line size in bytes */
 };
 
-/* Detected once (cpuid, pthread_once), read-only afterwards. */
+/*
+ * Detected once (cpuid, pthread_once), read-only afterwards.  The
+ * environment variable BELUGA_CPU_MAX_ISA=avx2 or sse2 hides the wider
+ * vector extensions (tests run every copy loop that way).
+ */
 const struct bcpu_features *bcpu_features(void);
 
 /*
