@@ -10,8 +10,10 @@
  * (non-temporal stores, or ordinary stores followed by a write-back) and a
  * reader must drop stale lines before reading.  libbeluga (beluga_flush(),
  * beluga_copy_nt(), ...), the KV store (libbeluga/kvcache) and the data path
- * (libbeluga/xfer) all call these; nothing else issues clwb, clflushopt,
- * clflush or movnt.
+ * (libbeluga/xfer) all call these; no other library code issues clwb,
+ * clflushopt, clflush or movnt (only the measuring kernels of the
+ * benchmarks, bench/ and beluga-tool bench, which must not share the code
+ * they measure).
  *
  * Static library `beluga_cpu`, no dependencies but pthreads; not installed.
  * Every function may be called from any thread.
