@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Put and get throughput of real KV block sizes, one thread and all cores,
 // against memcpy of the same blocks between the same kinds of memory in the
-// same run (private buffer <-> shared region).
+// same run (private buffer <-> shared region).  Puts are also compared with
+// a non-temporal copy of the same blocks (nt_copy below): the store's put
+// must bypass the cache, while memcpy of a few MiB may be helped by it.
 //
 // Blocks: 16 tokens of Llama-3-8B (32 layers x K,V x 8 KV heads x 128 x
 // bf16 = 2 MiB), 16 tokens of a 32B model (Qwen2.5-32B: 64 layers, 8 KV
@@ -9,6 +11,8 @@
 // (32 MiB).  Puts go in batches of 8 into an emptied cache (eviction off:
 // this measures the copy path; the eviction section measures eviction).
 #include "bench.hpp"
+
+#include <immintrin.h>
 
 #include <atomic>
 #include <thread>
@@ -41,11 +45,58 @@ unsigned all_threads(const Options &o)
 	return o.threads ? o.threads : unsigned(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
+// The baseline for puts: the widest streaming-store loop this CPU has,
+// written here on purpose and not shared with the store's copy (which it
+// measures): @len a multiple of 256, @d 64-byte aligned; AVX-512 or AVX2,
+// four lines per iteration, one sfence at the end.
+__attribute__((target("avx512f"))) void nt_copy_avx512(uint8_t *d, const uint8_t *s, size_t len)
+{
+	for (size_t i = 0; i < len; i += 256) {
+		__m512i a = _mm512_loadu_si512(s + i);
+		__m512i b = _mm512_loadu_si512(s + i + 64);
+		__m512i c = _mm512_loadu_si512(s + i + 128);
+		__m512i e = _mm512_loadu_si512(s + i + 192);
+		_mm512_stream_si512(reinterpret_cast<__m512i *>(d + i), a);
+		_mm512_stream_si512(reinterpret_cast<__m512i *>(d + i + 64), b);
+		_mm512_stream_si512(reinterpret_cast<__m512i *>(d + i + 128), c);
+		_mm512_stream_si512(reinterpret_cast<__m512i *>(d + i + 192), e);
+	}
+	_mm_sfence();
+}
+
+__attribute__((target("avx2"))) void nt_copy_avx2(uint8_t *d, const uint8_t *s, size_t len)
+{
+	for (size_t i = 0; i < len; i += 256)
+		for (size_t k = 0; k < 256; k += 64) {
+			__m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + i + k));
+			__m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + i + k + 32));
+			_mm256_stream_si256(reinterpret_cast<__m256i *>(d + i + k), a);
+			_mm256_stream_si256(reinterpret_cast<__m256i *>(d + i + k + 32), b);
+		}
+	_mm_sfence();
+}
+
+using CopyFn = void (*)(uint8_t *, const uint8_t *, size_t);
+
+CopyFn nt_copy()
+{
+	if (__builtin_cpu_supports("avx512f"))
+		return nt_copy_avx512;
+	if (__builtin_cpu_supports("avx2"))
+		return nt_copy_avx2;
+	throw std::runtime_error("bench: the non-temporal baseline needs AVX2 or AVX-512");
+}
+
+const char *nt_copy_name() { return __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2"; }
+
+enum class Copy { memcpy_in, memcpy_out, nt_in };
+
 // Copies of @block-byte blocks between a private buffer and a shared region,
 // @threads threads each on its own blocks, for about o.seconds.
 double copy_rate(const Options &o, Region &dst, Buffer &src, size_t block, unsigned threads,
-		 bool to_region)
+		 Copy how)
 {
+	CopyFn nt = how == Copy::nt_in ? nt_copy() : nullptr;
 	size_t nreg = dst.size() / block, nsrc = src.size() / block;
 	std::atomic<uint64_t> bytes{0};
 	std::atomic<bool> stop{false};
@@ -54,7 +105,9 @@ double copy_rate(const Options &o, Region &dst, Buffer &src, size_t block, unsig
 		for (size_t i = t; !stop.load(std::memory_order_relaxed); i += threads) {
 			uint8_t *r = dst.bytes() + (i % nreg) * block;
 			uint8_t *p = src.data() + (i % nsrc) * block;
-			if (to_region)
+			if (how == Copy::nt_in)
+				nt(r, p, block);
+			else if (how == Copy::memcpy_in)
 				std::memcpy(r, p, block);
 			else
 				std::memcpy(p, r, block);
@@ -79,11 +132,24 @@ double copy_rate(const Options &o, Region &dst, Buffer &src, size_t block, unsig
 
 struct StoreRates {
 	double put = 0, get = 0;
+	double nt = 0;	     // the paired non-temporal copy (@scratch given)
+	double put_mean = 0; // all put bytes / all put time (put: the median batch when paired)
 };
 
 // Puts into an emptied cache and gets of cached blocks, @threads copy threads.
-StoreRates store_rates(const Options &o, Region &reg, Buffer &src, size_t block, unsigned threads)
+// With @scratch, every timed put batch is followed by a timed non-temporal
+// copy (nt_copy, one thread) of as many blocks from other, as cold, sources
+// into @scratch: a baseline paired batch by batch with the puts, so that a
+// machine whose load changes from one second to the next affects both alike;
+// both are then the median batch (a batch during which the process was
+// descheduled is an outlier on a loaded machine, not a rate).
+StoreRates store_rates(const Options &o, Region &reg, Buffer &src, size_t block, unsigned threads,
+		       Region *scratch = nullptr)
 {
+	CopyFn nt = scratch ? nt_copy() : nullptr;
+	size_t nscratch = scratch ? scratch->size() / block : 0;
+	uint64_t nt_next = 0;
+	std::vector<double> put_batches, nt_batches;
 	size_t nsrc = src.size() / block;
 	std::memset(reg.bytes(), 0, reg.size()); // a fresh region is zero
 	beluga_kvc_config cfg;
@@ -120,15 +186,28 @@ StoreRates store_rates(const Options &o, Region &reg, Buffer &src, size_t block,
 			}
 			auto p0 = Clock::now();
 			long n = beluga_kvc_put_batch(kv, puts.data(), kBatch, res.data());
-			timed += seconds_since(p0);
+			double took = seconds_since(p0);
+			timed += took;
+			put_batches.push_back(took);
 			if (n != long(kBatch))
 				throw std::runtime_error("bench: a put failed");
 			bytes += kBatch * block;
+			if (!nt)
+				continue;
+			auto n0 = Clock::now();
+			for (size_t b = 0; b < kBatch; b++, nt_next++)
+				nt(scratch->bytes() + (nt_next % nscratch) * block,
+				   src.data() + ((id - kBatch + b + nsrc / 2) % nsrc) * block, block);
+			nt_batches.push_back(seconds_since(n0));
 		}
 		std::vector<int> rm(fill);
 		beluga_kvc_remove(kv, key_array(keys), fill, rm.data());
 	}
-	r.put = double(bytes) / timed;
+	r.put = r.put_mean = double(bytes) / timed;
+	if (nt) {
+		r.put = double(kBatch * block) / median(put_batches);
+		r.nt = double(kBatch * block) / median(nt_batches);
+	}
 
 	// Get: fill once, then read random cached blocks in batches.
 	for (size_t f = 0; f < fill; f += kBatch) {
@@ -166,43 +245,63 @@ double memcpy_rate(const Options &o, size_t block, unsigned threads)
 {
 	Region dst(std::max(o.region_mib << 20, 4 * block));
 	Buffer src(std::max(kSourceBytes, 4 * block));
-	return copy_rate(o, dst, src, block, threads, true);
+	return copy_rate(o, dst, src, block, threads, Copy::memcpy_in);
 }
 
 void run_throughput(const Options &o, Report &rep)
 {
-	auto &rows = rep.section("Put and get throughput (store vs memcpy, same run)");
+	auto &rows = rep.section(std::string("Put and get throughput (store vs non-temporal ") +
+				 nt_copy_name() + " copy and memcpy, same run)");
 	unsigned all = all_threads(o);
 	Region reg(std::max<size_t>(o.region_mib << 20, 8u * (32u << 20)));
 	Buffer src(kSourceBytes);
+	Region scratch(2 * kBatch * (32u << 20)); // the paired baseline's destination
 	for (const Size &s : kSizes) {
 		if (o.quick && s.bytes > (4u << 20))
 			continue;
+		double put1 = 0, nt1 = 0;
 		for (unsigned t : {1u, all}) {
-			if (t == all && all == 1 && t != 1)
-				continue;
-			// Three rounds, baseline and store alternating, medians kept:
-			// a machine whose load changes affects both columns alike.
+			// Three rounds, baselines and store alternating, medians kept:
+			// a machine whose load changes affects every column alike.
 			Options half = o;
 			half.seconds = o.seconds / 2;
-			std::vector<double> ins, outs, puts, gets;
+			std::vector<double> ins, outs, nts, pairs, puts, gets, means;
 			for (int round = 0; round < 3; round++) {
-				ins.push_back(copy_rate(half, reg, src, s.bytes, t, true));
-				outs.push_back(copy_rate(half, reg, src, s.bytes, t, false));
-				StoreRates r = store_rates(half, reg, src, s.bytes, t);
+				ins.push_back(copy_rate(half, reg, src, s.bytes, t, Copy::memcpy_in));
+				outs.push_back(copy_rate(half, reg, src, s.bytes, t, Copy::memcpy_out));
+				nts.push_back(copy_rate(half, reg, src, s.bytes, t, Copy::nt_in));
+				StoreRates r = store_rates(half, reg, src, s.bytes, t,
+							   t == 1 ? &scratch : nullptr);
 				puts.push_back(r.put);
 				gets.push_back(r.get);
+				pairs.push_back(r.nt);
+				means.push_back(r.put_mean);
 			}
-			double into = median(ins), out = median(outs);
-			StoreRates st{median(puts), median(gets)};
+			double into = median(ins), out = median(outs), nt = median(nts);
+			StoreRates st{median(puts), median(gets), median(pairs)};
 			std::string who = std::string(s.name) + ", " + std::to_string(t) +
 					  (t == 1 ? " thread" : " threads");
 			if (s.bytes == (2u << 20) && t == 1) {
 				rep.values["put_2MiB_1t"] = st.put;
 				rep.values["get_2MiB_1t"] = st.get;
 			}
-			rows.push_back({"put " + who, gbps(st.put), "memcpy " + gbps(into),
-					ratio(st.put, into), ""});
+			double mean = median(means);
+			std::string note = "memcpy " + gbps(into) + ": " + ratio(mean, into);
+			if (t == 1) {
+				// Against the copy paired batch by batch (median batches);
+				// the figures of whole windows beside it.
+				note += "; whole windows: put " + gbps(mean) + ", nt-copy " + gbps(nt) +
+					": " + ratio(mean, nt);
+				put1 = mean;
+				nt1 = nt;
+				rows.push_back({"put " + who + " (median batch)", gbps(st.put),
+						"nt-copy (paired) " + gbps(st.nt), ratio(st.put, st.nt), note});
+			} else {
+				note += fmt("; scaling from 1 thread: put %.2fx, nt-copy %.2fx",
+					    mean / put1, nt / nt1);
+				rows.push_back({"put " + who, gbps(mean), "nt-copy " + gbps(nt),
+						ratio(mean, nt), note});
+			}
 			rows.push_back({"get " + who, gbps(st.get), "memcpy " + gbps(out),
 					ratio(st.get, out), ""});
 			if (all == 1)

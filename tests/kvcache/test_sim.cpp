@@ -51,7 +51,7 @@ protected:
 	{
 		beluga_kvc *kv = nullptr;
 		auto o = opts(host, BELUGA_KVC_SIMULATE);
-		o.nt_min_bytes = 1 << 30; // ordinary stores + write-back: payload_wb matters
+		o.nt_min_bytes = nt_min_; // default: ordinary stores + write-back: payload_wb matters
 		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
 			<< beluga_kvc_last_error();
 		return kv;
@@ -141,6 +141,7 @@ protected:
 		return ::testing::AssertionSuccess();
 	}
 	ShmRegion r_{kRegion};
+	uint64_t nt_min_ = 1 << 30;
 	beluga_kvc_config cfg_;
 	beluga_kvc *a_ = nullptr, *b_ = nullptr;
 };
@@ -187,6 +188,44 @@ TEST_F(Sim, HostsStatsAndRemoveAcrossHosts)
 	EXPECT_EQ(rep.live_sessions, 2u);
 }
 
+// Non-temporal puts (libbeluga/cpu bcpu_copy_nt_sum) of blocks whose ends
+// are not whole lines: the copy writes the partial last line with ordinary
+// stores and writes it back itself, and the simulation learns of both only
+// through the CPU primitives' trace.
+class SimNt : public Sim {
+protected:
+	SimNt() { nt_min_ = 1; }
+	// B reads block @id of @len bytes as A stored it.
+	static ::testing::AssertionResult b_reads_len(beluga_kvc *a, beluga_kvc *b, uint64_t id,
+						      size_t len)
+	{
+		if (int r = put(a, id, len); r != 0)
+			return ::testing::AssertionFailure() << "A's put failed: " << r;
+		bool ok = false;
+		int n = get(b, id, &ok);
+		if (n != int(len) || !ok)
+			return ::testing::AssertionFailure()
+			       << "B: get " << n << " of " << len << ", content " << ok;
+		return ::testing::AssertionSuccess();
+	}
+};
+
+TEST_F(SimNt, OtherHostReadsPartialLines)
+{
+	for (size_t len : {kPayload, kPayload - 1, kPayload - 24, size_t(100), size_t(1)})
+		EXPECT_TRUE(b_reads_len(a_, b_, 20 + len, len)) << len << " bytes";
+}
+
+TEST_F(SimNt, DroppedPartialLineWriteBackIsDetected)
+{
+	ASSERT_TRUE(bkv::test::set_omit("payload_nt_wb"));
+	EXPECT_FALSE(b_reads_len(a_, b_, 21, kPayload - 24))
+		<< "a partial line the copy did not write back went unnoticed";
+	bkv::test::set_omit(nullptr);
+	// Whole lines go around the cache: nothing to write back, nothing lost.
+	EXPECT_TRUE(b_reads_len(a_, b_, 22, kPayload));
+}
+
 // Each omission point, with the check that catches it.
 struct Omission {
 	const char *point;
@@ -220,7 +259,8 @@ TEST(SimPoints, EveryPointHasADetectionTest)
 	// Adding a flush point without a test above must fail here.
 	// (The eviction points are detected in test_evict.cpp, EvictOmit; the
 	// hosts' claim, heartbeat and takeover points in test_hosts.cpp, HostOmit.)
-	std::vector<std::string> tested = {"payload_wb",  "desc_commit",   "index_publish",
+	// payload_nt_wb: SimNt.DroppedPartialLineWriteBackIsDetected.
+	std::vector<std::string> tested = {"payload_wb",  "payload_nt_wb", "desc_commit",   "index_publish",
 					   "inval_index", "inval_desc",	   "inval_payload",
 					   "pin_flush",	  "inval_pins",	   "evict_take",
 					   "tick_flush",  "inval_ticks",   "claim_flush",

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Description: run-time CPU feature detection (cpuid), and the test-build
- * trace hook.
+ * Description: run-time CPU feature detection (cpuid), and the trace hook.
  *
  * The result is computed once and never changes: the hardware cannot gain
  * or lose instructions while we run, and cpuid traps (slowly) in many VMs,
  * so it is cached in a write-once static rather than asked per call.
  */
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <beluga/cpu.h>
 
@@ -40,6 +41,16 @@ static void detect(void)
 	__builtin_cpu_init();
 	cpu.avx2 = __builtin_cpu_supports("avx2");
 	cpu.avx512f = __builtin_cpu_supports("avx512f");
+	/*
+	 * BELUGA_CPU_MAX_ISA=avx2 or sse2 turns the wider stores off, so that
+	 * tests run every copy loop on one machine.
+	 */
+	const char *max = getenv("BELUGA_CPU_MAX_ISA");
+
+	if (max && (!strcmp(max, "avx2") || !strcmp(max, "sse2")))
+		cpu.avx512f = false;
+	if (max && !strcmp(max, "sse2"))
+		cpu.avx2 = false;
 #endif
 }
 
@@ -49,28 +60,11 @@ const struct bcpu_features *bcpu_features(void)
 	return &cpu;
 }
 
-#ifdef BCPU_TRACE
-static bcpu_trace_fn trace_fn;
-static void *trace_arg;
+bcpu_trace_fn bcpu_trace_hook;
+void *bcpu_trace_arg;
 
-bool bcpu_set_trace(bcpu_trace_fn fn, void *arg)
+void bcpu_set_trace(bcpu_trace_fn fn, void *arg)
 {
-	trace_arg = arg;
-	__atomic_store_n(&trace_fn, fn, __ATOMIC_RELEASE);
-	return true;
+	__atomic_store_n(&bcpu_trace_arg, arg, __ATOMIC_RELAXED);
+	__atomic_store_n(&bcpu_trace_hook, fn, __ATOMIC_RELEASE);
 }
-
-void bcpu_trace(enum bcpu_event ev, const void *p, size_t len)
-{
-	bcpu_trace_fn fn = __atomic_load_n(&trace_fn, __ATOMIC_ACQUIRE);
-
-	if (fn)
-		fn(ev, p, len, trace_arg);
-}
-#else
-bool bcpu_set_trace(bcpu_trace_fn fn, void *arg)
-{
-	(void)fn; (void)arg;
-	return false;
-}
-#endif

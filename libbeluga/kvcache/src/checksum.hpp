@@ -2,8 +2,12 @@
 // BKV-F64, the block checksum (kvcache-format.md, "Block checksum"): a
 // Fletcher-style sum over four 64-bit lanes, position dependent, cheap
 // enough to compute while copying (two adds per 32 bytes), combinable so
-// that several threads can each sum a piece of one block.
+// that several threads can each sum a piece of one block.  The lane sums,
+// alone or fused with a copy, are CPU primitives (beluga/cpu.h, struct
+// bcpu_sum); combining the lanes and finalising them is defined here.
 #pragma once
+
+#include <beluga/cpu.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -22,15 +26,14 @@ constexpr uint64_t fmix64(uint64_t h)
 	return h;
 }
 
-struct F64 {
-	uint64_t a[4] = {0, 0, 0, 0};
-	uint64_t b[4] = {0, 0, 0, 0};
-	uint64_t groups = 0; // 32-byte groups summed
+// The lanes of a block (or of a piece of one); zero when constructed.
+struct F64 : bcpu_sum {
+	F64() : bcpu_sum{} {}
 };
 
 // Sum @len bytes as the continuation of @s.  Only the last piece of a block
 // may have a length that is not a multiple of 32 (it is zero-padded).
-void f64_update(F64 &s, const void *p, size_t len);
+inline void f64_update(F64 &s, const void *p, size_t len) { bcpu_sum_update(&s, p, len); }
 // @s followed by @next.
 void f64_combine(F64 &s, const F64 &next);
 // The checksum of a block of @len bytes summed into @s.
@@ -42,9 +45,16 @@ inline uint64_t f64(const void *p, size_t len)
 	return f64_final(s, len);
 }
 
-// Copy @len bytes and sum them (as f64_update) in one pass.  @nt: the
-// destination is written with non-temporal stores (it must then be 16-byte
-// aligned; the pool's payloads are); the caller fences.
-void copy_sum(void *dst, const void *src, size_t len, F64 &s, bool nt);
+// Copy @len bytes and sum them (as f64_update) in one pass.  @nt: with
+// non-temporal stores, the partial first and last lines written back and a
+// store fence at the end (bcpu_copy_nt_sum); else ordinary stores, which the
+// caller writes back if they must reach memory.
+inline void copy_sum(void *dst, const void *src, size_t len, F64 &s, bool nt)
+{
+	if (nt)
+		bcpu_copy_nt_sum(dst, src, len, &s);
+	else
+		bcpu_copy_sum(dst, src, len, &s);
+}
 
 } // namespace bkv

@@ -35,11 +35,13 @@ void copy_in(beluga_kvc *kv, const beluga_kvc_put *items, std::vector<Job> &jobs
 		const Job &j = jobs[p.job];
 		uint64_t dst = kv->g.data(kv->host, j.slot) + p.off;
 		auto src = static_cast<const uint8_t *>(items[j.item].data) + p.off;
-		bool nt = j.len >= kv->nt_min;
-		copy_sum(v.ptr(dst), src, p.len, p.sum, nt);
-		if (nt) {
-			v.nt_done(dst, p.len);
+		if (j.len >= kv->nt_min) {
+			// Non-temporal; the copy writes back its partial lines and
+			// fences (the simulation sees them through the CPU
+			// primitives' trace: View::observe_cpu).
+			copy_sum(v.ptr(dst), src, p.len, p.sum, true);
 		} else {
+			copy_sum(v.ptr(dst), src, p.len, p.sum, false);
 			v.dirty(dst, p.len);
 			v.flush(dst, p.len, Point::payload_wb);
 		}

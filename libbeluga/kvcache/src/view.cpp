@@ -6,15 +6,19 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <shared_mutex>
+#include <vector>
 
 namespace bkv {
 namespace {
 
 constexpr const char *kPointNames[] = {
-	"none", "payload_wb", "desc_commit", "index_publish",
+	"none", "payload_wb", "payload_nt_wb", "desc_commit", "index_publish",
 	"pin_flush", "inval_index", "inval_desc", "inval_payload", "inval_pins",
 	"evict_take", "tick_flush", "inval_ticks",
 	"claim_flush", "inval_claim", "beat_flush", "takeover_flush",
@@ -53,6 +57,47 @@ void copy_line(uint8_t *dst, const uint8_t *src)
 	auto s = reinterpret_cast<const uint64_t *>(src);
 	for (int i = 0; i < 8; i++)
 		__atomic_store_n(d + i, __atomic_load_n(s + i, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
+
+// The simulating views of this process, which the CPU primitives' trace
+// reports to (View::observe_cpu).  The hook is installed once, by the first
+// simulating view, and stays: with no view registered it finds none.
+struct Simulated {
+	std::shared_mutex mu;
+	std::vector<View *> views;
+};
+
+Simulated &simulated()
+{
+	static Simulated s;
+	return s;
+}
+
+void on_cpu_event(bcpu_event ev, const void *p, size_t len, void *)
+{
+	if (ev == BCPU_EV_FENCE || !len)
+		return;
+	Simulated &s = simulated();
+	std::shared_lock lk(s.mu);
+	for (View *v : s.views)
+		if (v->observe_cpu(ev, p, len))
+			return;
+}
+
+void simulate_register(View *v)
+{
+	static std::once_flag hook;
+	std::call_once(hook, [] { bcpu_set_trace(on_cpu_event, nullptr); });
+	Simulated &s = simulated();
+	std::unique_lock lk(s.mu);
+	s.views.push_back(v);
+}
+
+void simulate_unregister(View *v)
+{
+	Simulated &s = simulated();
+	std::unique_lock lk(s.mu);
+	s.views.erase(std::remove(s.views.begin(), s.views.end(), v), s.views.end());
 }
 
 } // namespace
@@ -117,12 +162,15 @@ View::View(uint8_t *mem, size_t size, Mode mode) : mem_(mem), base_(mem), size_(
 	std::memcpy(s->cache, mem, size); // aligned: whole 8-byte words, never torn
 	base_ = s->cache;
 	sim_ = std::move(s);
+	simulate_register(this);
 }
 
 View::~View()
 {
-	if (sim_)
-		munmap(sim_->cache, sim_->size);
+	if (!sim_)
+		return;
+	simulate_unregister(this);
+	munmap(sim_->cache, sim_->size);
 }
 
 void View::sim_mark(uint64_t off, uint64_t len)
@@ -181,23 +229,37 @@ void View::invalidate(uint64_t off, uint64_t len, Point p)
 	bcpu_fence_full();
 }
 
-void View::nt_done(uint64_t off, uint64_t len)
+bool View::observe_cpu(int event, const void *p, size_t len)
 {
-	bcpu_fence_store();
-	if (!len)
-		return;
-	if (mode_ == noncoherent) {
-		// The unaligned tail was written with ordinary stores.
-		bcpu_writeback(mem_ + (off + len - 1) / 64 * 64, 64);
-		bcpu_writeback(mem_ + off / 64 * 64, 64);
+	auto a = static_cast<const uint8_t *>(p);
+	if (!sim_ || a < base_ || a >= base_ + size_)
+		return false;
+	uint64_t off = uint64_t(a - base_);
+	len = std::min<uint64_t>(len, size_ - off);
+	uint64_t first = off / 64, last = (off + len - 1) / 64;
+	switch (event) {
+	case BCPU_EV_STORE:
+		sim_mark(off, len);
+		break;
+	case BCPU_EV_NTSTORE:
+		// Whole lines, around the cache: the region gets them.
+		for (uint64_t l = first; l <= last; l++) {
+			sim_->test_and_clear(l);
+			sim_writeback(l);
+		}
+		break;
+	case BCPU_EV_WRITEBACK:
+	case BCPU_EV_FLUSH:
+		if (omitted(Point::payload_nt_wb))
+			break;
+		for (uint64_t l = first; l <= last; l++)
+			if (sim_->test_and_clear(l))
+				sim_writeback(l);
+		break;
+	default:
+		break;
 	}
-	if (!sim_)
-		return;
-	for (uint64_t l = off / 64; l <= (off + len - 1) / 64; l++) {
-		sim_->test_and_clear(l);
-		sim_writeback(l);
-	}
-	bcpu_fence_full();
+	return true;
 }
 
 void View::fence() { bcpu_fence_full(); }

@@ -23,6 +23,10 @@ namespace bkv {
 enum class Point : int {
 	none = 0,
 	payload_wb,	// writer: write back a payload written with ordinary stores
+	payload_nt_wb,	// writer: the partial first and last lines of a non-temporal
+			// payload copy, which the copy (libbeluga/cpu) writes back
+			// itself: omitting it makes the simulation ignore those
+			// write-backs, as if the copy had dropped them
 	desc_commit,	// writer: descriptor after the payload (key, sum, even generation)
 	index_publish,	// writer: index entry after inserting it
 	pin_flush,	// reader: pin entry before validating the block
@@ -105,10 +109,14 @@ public:
 	void flush(uint64_t off, uint64_t len, Point p = Point::none);
 	// Reader: drop stale copies of another host's [off, off+len).
 	void invalidate(uint64_t off, uint64_t len, Point p = Point::none);
-	// After non-temporal stores into [off, off+len): order them (and, when
-	// simulating, they went around the cache: the region gets them as well).
-	void nt_done(uint64_t off, uint64_t len);
 	void fence();
+
+	// Simulation: what a CPU primitive (beluga/cpu.h trace) did to [p,
+	// p+len) of this view's cache: ordinary stores dirty lines,
+	// non-temporal stores go around the cache to the region, write-backs
+	// copy dirty lines to the region.  false: @p is not in this view.
+	// Called by the process-wide hook the first simulating View installs.
+	bool observe_cpu(int event, const void *p, size_t len);
 
 	// Simulation: the ranges this host may write (its host area and its
 	// partition).  Writing back any other line, or finding one of them

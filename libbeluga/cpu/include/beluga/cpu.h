@@ -2,15 +2,18 @@
 /*
  * Description: Beluga's CPU primitives, the one place user space touches
  * cache-maintenance instructions and streaming stores: write-back,
- * invalidate, fences, non-temporal copy and CPU feature detection.
+ * invalidate, fences, non-temporal copy (with or without the KV store's
+ * block checksum computed on the way) and CPU feature detection.
  *
  * CXL memory shared between hosts is not kept coherent across them (the
  * paper's guideline O1): a writer must push every line it wrote to memory
  * (non-temporal stores, or ordinary stores followed by a write-back) and a
  * reader must drop stale lines before reading.  libbeluga (beluga_flush(),
  * beluga_copy_nt(), ...), the KV store (libbeluga/kvcache) and the data path
- * (libbeluga/xfer) all call these; nothing else issues clwb, clflushopt,
- * clflush or movnt.
+ * (libbeluga/xfer) all call these; no other library code issues clwb,
+ * clflushopt, clflush or movnt (only the measuring kernels of the
+ * benchmarks, bench/ and beluga-tool bench, which must not share the code
+ * they measure).
  *
  * Static library `beluga_cpu`, no dependencies but pthreads; not installed.
  * Every function may be called from any thread.
@@ -20,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,7 +39,11 @@ struct bcpu_features {
 	unsigned int line;	/* cache-line size in bytes */
 };
 
-/* Detected once (cpuid, pthread_once), read-only afterwards. */
+/*
+ * Detected once (cpuid, pthread_once), read-only afterwards.  The
+ * environment variable BELUGA_CPU_MAX_ISA=avx2 or sse2 hides the wider
+ * vector extensions (tests run every copy loop that way).
+ */
 const struct bcpu_features *bcpu_features(void);
 
 /*
@@ -66,30 +74,73 @@ void bcpu_fence_full(void);	/* mfence */
 void bcpu_copy_nt(void *dst, const void *src, size_t len);
 
 /*
+ * Lane sums of the KV store's block checksum (BKV-F64,
+ * Documentation/kvcache-format.md), computed while copying.  The data is
+ * read as 32-byte groups of four little-endian 64-bit words w[0..3]; each
+ * group does a[j] += w[j], b[j] += a[j] (mod 2^64) and counts itself in
+ * @groups.  Zero-initialise a sum before its first piece.  A piece may end
+ * in a partial group (it is summed zero-padded) only when it is the last
+ * piece of what is summed.  The store combines and finalises the lanes.
+ */
+struct bcpu_sum {
+	uint64_t a[4];
+	uint64_t b[4];
+	uint64_t groups;
+};
+
+/* Add @len bytes at @p to @s. */
+void bcpu_sum_update(struct bcpu_sum *s, const void *p, size_t len);
+
+/*
+ * bcpu_copy_sum - copy @len bytes with ordinary stores and add them to @s
+ * in the same pass.  Nothing is written back or fenced.
+ */
+void bcpu_copy_sum(void *dst, const void *src, size_t len, struct bcpu_sum *s);
+
+/*
+ * bcpu_copy_nt_sum - bcpu_copy_nt() and bcpu_sum_update() in one pass:
+ * the same stores, write-backs and final sfence as bcpu_copy_nt(), and @s
+ * gets the bytes as they are copied.  One pass needs @dst 32-byte aligned
+ * (the store's payloads and pieces are 64-byte aligned); otherwise the
+ * copy and the sum are two passes over @src, with the same result.
+ */
+void bcpu_copy_nt_sum(void *dst, const void *src, size_t len, struct bcpu_sum *s);
+
+/*
  * "clflushopt+clwb", "clflushopt", "clflush" or "none": the instructions
  * bcpu_flush() and bcpu_writeback() use.
  */
 const char *bcpu_flush_method(void);
-/* "avx512", "avx2", "sse2" or "memcpy": the stores of bcpu_copy_nt(). */
+/*
+ * "avx512", "avx2", "sse2" or "memcpy": the stores of bcpu_copy_nt() and
+ * bcpu_copy_nt_sum().
+ */
 const char *bcpu_copy_method(void);
 
 /*
- * Instrumentation for tests, compiled only into the `beluga_cpu_traced`
- * build of this library (BCPU_TRACE): every store range a primitive makes,
- * every line range it writes back and every fence, in order, so a test can
- * prove that each byte written reaches memory.  The production library has
- * no hook and no cost.
+ * Instrumentation, for the KV store's non-coherent simulation and for
+ * tests: every store range a primitive makes, every line range it writes
+ * back and every fence, in order, reported after the fact, so that an
+ * observer can replay what reached memory.  Always compiled: with no hook
+ * installed a primitive pays one load and a not-taken branch per call (not
+ * per line).  The hook is process-wide and is called from whichever thread
+ * runs the primitive, concurrently when several do; it must be thread-safe
+ * and must not call the primitives itself.
  */
 enum bcpu_event {
 	BCPU_EV_STORE = 1,	/* ordinary stores to [p, p+len) */
-	BCPU_EV_NTSTORE,	/* non-temporal stores to [p, p+len) */
+	BCPU_EV_NTSTORE,	/* non-temporal stores to [p, p+len), whole lines */
 	BCPU_EV_WRITEBACK,	/* lines of [p, p+len) written back */
 	BCPU_EV_FLUSH,		/* lines of [p, p+len) written back, invalidated */
 	BCPU_EV_FENCE,		/* sfence or mfence */
 };
 typedef void (*bcpu_trace_fn)(enum bcpu_event ev, const void *p, size_t len, void *arg);
-/* Install @fn (NULL: none).  Returns false when built without BCPU_TRACE. */
-bool bcpu_set_trace(bcpu_trace_fn fn, void *arg);
+/*
+ * Install @fn, called with @arg (NULL: none).  Meant to be set once, or
+ * while no primitive runs: a primitive running meanwhile may report to the
+ * previous hook.
+ */
+void bcpu_set_trace(bcpu_trace_fn fn, void *arg);
 
 #ifdef __cplusplus
 }
