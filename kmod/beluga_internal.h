@@ -6,7 +6,9 @@
  *   pool    one per module: the sources, the free chunks, the region
  *           namespace.  Global singleton beluga_pool.
  *   source  one CXL memory source (a CPU-less NUMA node or a reserved
- *           physical range), carved into chunks at module load.
+ *           physical range), carved into chunks at module load; range
+ *           sources can also be added and removed at run time
+ *           (BELUGA_IOC_SOURCE_ADD/REMOVE).
  *   chunk   2 MiB of physically contiguous memory: an order-9 compound page
  *           whose head page holds one reference owned by the pool for the
  *           life of the module.
@@ -36,11 +38,23 @@
  *   beluga_pool.c.
  *
  * Locking (the lock order is written at each lock's declaration)
- *   beluga_pool.lock (mutex) protects: every source's free list and counts,
+ *   beluga_pool.sources_lock (mutex) serialises adding and removing
+ *   sources at run time, so that claiming a range and creating its struct
+ *   pages and sysfs directory happen without beluga_pool.lock held.
+ *   beluga_pool.lock (mutex) protects: the sources array (sources[],
+ *   nr_sources, nr_chunks), every source's free list and counts,
  *   every chunk's state, the quarantine list, the name tree, the region xarray, nr_regions, and
  *   each region's name/named/uid/gid/mode fields.  It is taken only on
  *   control paths (ioctls, release, sysfs reads, the quarantine worker),
  *   never in the page-fault path.
+ *   Source lifetime: a source is reached through sources[] only under
+ *   beluga_pool.lock.  Outside it, a source pointer stays valid only while
+ *   one of its chunks is out of the free list (in a region or the
+ *   quarantine): beluga_source_unregister() refuses (EBUSY) to remove a
+ *   source with such a chunk.  That is how faults, layout and GPU ioctls
+ *   read chunk->src->nid without a lock: the region they hold holds chunks
+ *   of the source.  Load-time code (parameters, beluga_sysfs_init()) runs
+ *   before /dev/beluga exists and reads the array without the lock.
  *   beluga_rfile.lock (mutex) protects one region file's GPU registrations.
  *   A region's chunk array is written once before the region is published
  *   and is read-only afterwards, so faults read it without a lock; the
@@ -123,12 +137,40 @@ struct beluga_source_ops {
 	void (*free)(struct beluga_source *src);
 };
 
+/**
+ * struct beluga_source - one memory source of the pool
+ * @index: its slot in beluga_pool.sources[], fixed for its life
+ * @kind: BELUGA_SOURCE_NODE or BELUGA_SOURCE_RANGE
+ * @ops: what differs between kinds
+ * @nid: the NUMA node of its memory
+ * @has_cpus: the node has CPUs (ordinary DRAM, development only)
+ * @name: empty for load-time sources; the name given to
+ *	BELUGA_IOC_SOURCE_ADD otherwise (unique among sources)
+ * @identity: what names the memory on every host (set_cookie=...), as
+ *	user space gave it; may be empty
+ * @phys: range sources: the claimed range's start
+ * @bytes: range sources: the claimed range's length
+ * @res: range sources: the claimed resource
+ * @pgmap: range sources: the struct pages created for the range
+ * @pgmap_live: @pgmap is mapped (memunmap_pages() is due)
+ * @nr_chunks: chunks carved from it
+ * @nr_free: chunks on @free_list; beluga_pool.lock
+ * @chunks: @nr_chunks entries
+ * @free_list: free chunks, LIFO; beluga_pool.lock
+ * @kobj: sysfs sources/<index>; written under beluga_pool.sources_lock
+ *	(or at load)
+ *
+ * Immutable once registered, except @nr_free, @free_list and @kobj.  Freed
+ * by @ops->free after beluga_source_unregister() or at unload.
+ */
 struct beluga_source {
 	unsigned int index;
 	u32 kind;			/* BELUGA_SOURCE_* */
 	const struct beluga_source_ops *ops;
 	int nid;
 	bool has_cpus;
+	char name[BELUGA_NAME_MAX];
+	char identity[BELUGA_NAME_MAX];
 	/* BELUGA_SOURCE_RANGE only: the claimed range and its struct pages. */
 	phys_addr_t phys;
 	u64 bytes;
@@ -161,9 +203,18 @@ struct beluga_pool {
 	 * or cancel_delayed_work_sync(&quarantine_work) (the worker takes it).
 	 */
 	struct mutex lock;
+	/*
+	 * Serialises BELUGA_IOC_SOURCE_ADD and _REMOVE.  Lock order: this
+	 * lock, then beluga_pool.lock.  Held across memremap_pages(),
+	 * memunmap_pages() and the creation and kobject_del() of a source's
+	 * sysfs directory, never while holding beluga_pool.lock or any region
+	 * file's lock.
+	 */
+	struct mutex sources_lock;
+	/* pool lock: a NULL slot below nr_sources is a removed source */
 	struct beluga_source *sources[BELUGA_MAX_SOURCES];
-	unsigned int nr_sources;
-	unsigned long nr_chunks;
+	unsigned int nr_sources;	/* pool lock: highest slot in use + 1 */
+	unsigned long nr_chunks;	/* pool lock */
 	unsigned long nr_free;		/* pool lock */
 	unsigned long nr_quarantined;	/* pool lock */
 	struct list_head quarantine;	/* pool lock */
@@ -261,10 +312,13 @@ void beluga_pool_exit(void);
 struct beluga_source *beluga_source_new(u32 kind, int nid,
 					const struct beluga_source_ops *ops);
 int beluga_source_register(struct beluga_source *src);
+struct beluga_source *beluga_source_unregister(const char *name,
+					       unsigned int index);
+unsigned long beluga_pool_total_chunks(void);
 int beluga_pool_resolve_kind(u32 kind, int source_index);
 int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index);
-int beluga_pool_take_extent(struct beluga_region *r, struct beluga_source *src,
-			    unsigned long first);
+int beluga_pool_take_extent(struct beluga_region *r, unsigned int source_index,
+			    u64 offset);
 void beluga_pool_give_back(struct beluga_region *r);
 
 /* Whether nothing but the pool references @c (it can be reused). */
@@ -284,6 +338,8 @@ int beluga_nodes_parse(const char *param);
 
 /* beluga_range.c */
 int beluga_ranges_parse(const char *param);
+struct beluga_source *beluga_range_add(phys_addr_t start, u64 bytes,
+				       const char *name, const char *identity);
 
 /* beluga_stats.c */
 void beluga_region_fill_stat(struct beluga_region *r,
@@ -311,7 +367,7 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
 					   u32 kind);
 struct beluga_region *beluga_region_create_shared(const char *name, u64 size,
 						  u32 mode,
-						  struct beluga_source *src,
+						  unsigned int source_index,
 						  u64 offset);
 struct beluga_region *beluga_region_lookup(const char *name);
 void beluga_region_put(struct beluga_region *r);
@@ -344,6 +400,8 @@ int beluga_sysfs_init(void);
 void beluga_sysfs_exit(void);
 int beluga_sysfs_add_region(struct beluga_region *r);
 void beluga_sysfs_del_region(struct beluga_region *r);
+int beluga_sysfs_add_source(struct beluga_source *src);
+void beluga_sysfs_del_source(struct beluga_source *src);
 void beluga_sysfs_add_quota(struct beluga_quota_entry *e);
 void beluga_sysfs_del_quota(struct beluga_quota_entry *e);
 

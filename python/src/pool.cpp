@@ -9,6 +9,7 @@
 
 #include <beluga/beluga.h>
 
+#include <cerrno>
 #include <optional>
 
 namespace bpy {
@@ -198,7 +199,10 @@ Errors raise BelugaError (an OSError with .errno).
 			py::list out;
 			for (uint32_t k = 0; k < i.nr_sources; k++) {
 				beluga_pool_source_info s;
-				check(beluga_pool_get_source(p.get(), k, &s), "pool source " + std::to_string(k));
+				int ret = beluga_pool_get_source(p.get(), k, &s);
+				if (ret == -ENOENT)
+					continue;	// removed at run time (driver ABI 1.3)
+				check(ret, "pool source " + std::to_string(k));
 				py::dict d;
 				d["index"] = s.index;
 				d["kind"] = s.kind == BELUGA_SOURCE_KIND_RANGE ? "range" : "node";
