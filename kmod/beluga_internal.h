@@ -103,7 +103,15 @@
 
 struct beluga_source;
 
-/* Where a chunk is; 0 (free) is what a zeroed chunk array starts with. */
+/**
+ * enum beluga_chunk_state - where a chunk is (beluga_pool.lock)
+ * @BELUGA_CHUNK_FREE: on its source's free list; 0, what a zeroed chunk
+ *	array starts with
+ * @BELUGA_CHUNK_PRIVATE: in a region placed by the pool
+ * @BELUGA_CHUNK_SHARED: in a shared region's fixed extent
+ * @BELUGA_CHUNK_QUARANTINED: its region is freed but a page is still
+ *	referenced (pin, pipe, I/O); on the quarantine list
+ */
 enum beluga_chunk_state {
 	BELUGA_CHUNK_FREE = 0,		/* on its source's free list */
 	BELUGA_CHUNK_PRIVATE,		/* in a region placed by the pool */
@@ -111,6 +119,17 @@ enum beluga_chunk_state {
 	BELUGA_CHUNK_QUARANTINED,	/* freed but still referenced */
 };
 
+/**
+ * struct beluga_chunk - 2 MiB of physically contiguous pool memory
+ * @page: the first page (for node sources the compound head, order
+ *	BELUGA_CHUNK_ORDER, whose reference the pool owns)
+ * @src: the source it was carved from; valid while the chunk is out of the
+ *	free list (see "Source lifetime")
+ * @node: on the source's free list or the quarantine (beluga_pool.lock)
+ * @state: where it is (beluga_pool.lock)
+ *
+ * Lives in its source's @chunks array from carving to the source's free.
+ */
 struct beluga_chunk {
 	struct page *page;		/* compound head, order BELUGA_CHUNK_ORDER */
 	struct beluga_source *src;
@@ -128,8 +147,9 @@ struct beluga_chunk {
  *	of its chunks in a region or the quarantine
  *
  * Set by the file that creates sources of a kind (beluga_node.c,
- * beluga_range.c), called by beluga_pool.c.  The functions touch only the
- * source and chunk they are given and call nothing in beluga_pool.c.
+ * beluga_range.c), called by beluga_pool.c (and @free by beluga_ioctl.c
+ * after BELUGA_IOC_SOURCE_REMOVE).  The functions touch only the source
+ * and chunk they are given and call nothing in beluga_pool.c.
  */
 struct beluga_source_ops {
 	bool (*chunk_idle)(struct beluga_chunk *c);
@@ -184,6 +204,14 @@ struct beluga_source {
 	struct kobject *kobj;		/* sysfs sources/<index> */
 };
 
+/**
+ * struct beluga_counters - activity counters (sysfs counters/), atomics
+ * @pmd_faults: faults mapped with one PMD
+ * @pte_faults: faults mapped with a 4 KiB PTE
+ * @alloc_failures: creates refused for lack of chunks or kernel memory
+ * @regions_created: regions ever published
+ * @regions_freed: regions ever freed
+ */
 struct beluga_counters {
 	atomic64_t pmd_faults;
 	atomic64_t pte_faults;
@@ -192,6 +220,35 @@ struct beluga_counters {
 	atomic64_t regions_freed;
 };
 
+/**
+ * struct beluga_pool - the module's one pool (beluga_pool)
+ * @lock: the pool lock; what it protects: "Locking" above
+ * @sources_lock: serialises adding and removing sources at run time
+ * @sources: the sources by index; NULL for a free slot (pool lock)
+ * @nr_sources: highest slot in use + 1 (pool lock)
+ * @nr_chunks: chunks of every source (pool lock)
+ * @nr_free: chunks on free lists (pool lock)
+ * @nr_quarantined: chunks on @quarantine (pool lock)
+ * @quarantine: chunks of freed regions still referenced (pool lock)
+ * @quarantine_holds_module: the quarantine holds a module reference
+ *	(pool lock)
+ * @quarantine_work: returns idle quarantined chunks, every 100 ms while
+ *	any is left
+ * @rr_cursor: the source the next interleaved region starts at (pool lock)
+ * @names: named regions by name (pool lock)
+ * @regions: every region by id (pool lock)
+ * @nr_regions: live regions (pool lock)
+ * @next_id: the next region id (pool lock)
+ * @mnt: pseudo file system of the region inodes
+ * @counters: activity counters
+ * @kobj: /sys/kernel/beluga
+ * @sources_kobj: its sources/ directory
+ * @regions_kobj: its regions/ directory
+ * @quotas_kobj: its quotas/ directory
+ * @quotas: struct beluga_quota_entry list (pool lock)
+ * @default_quota_bytes: quota_bytes= (0: unlimited); set at load
+ * @default_quota_regions: quota_regions= (0: unlimited); set at load
+ */
 struct beluga_pool {
 	/*
 	 * What it protects: "Locking" above.  Lock order: beluga_rfile.lock,
@@ -236,7 +293,18 @@ struct beluga_pool {
 	u32 default_quota_regions;
 };
 
-/* Per-uid usage and limits; created on a uid's first region or QUOTA_SET. */
+/**
+ * struct beluga_quota_entry - one uid's usage and limits
+ * @node: in beluga_pool.quotas (pool lock)
+ * @uid: the user
+ * @max_bytes: byte limit, 0 = unlimited (pool lock)
+ * @used_bytes: bytes of live regions charged to @uid (pool lock)
+ * @max_regions: region limit, 0 = unlimited (pool lock)
+ * @used_regions: live regions charged to @uid (pool lock)
+ * @kobj: sysfs quotas/<uid>
+ *
+ * Created on a uid's first region or QUOTA_SET, freed at unload.
+ */
 struct beluga_quota_entry {
 	struct list_head node;		/* pool lock */
 	kuid_t uid;
@@ -247,6 +315,33 @@ struct beluga_quota_entry {
 	struct kobject *kobj;		/* sysfs quotas/<uid> */
 };
 
+/**
+ * struct beluga_region - a set of chunks user space reaches through files
+ * @ref: "Region lifetime" above
+ * @id: unique for the life of the module
+ * @name: its name, empty for an unnamed ephemeral region (pool lock)
+ * @named: in the namespace (pool lock)
+ * @ephemeral: freed on last close, never named
+ * @shared: maps a fixed extent of a range source, never zeroed
+ *	(beluga_shared.c)
+ * @shared_source: with @shared, the source's index
+ * @shared_offset: with @shared, the extent's byte offset in the source
+ * @uid: owner (pool lock)
+ * @gid: group (pool lock)
+ * @mode: permission bits (pool lock)
+ * @source_kind: kind of every chunk
+ * @size: bytes
+ * @nr_chunks: @size / BELUGA_CHUNK_BYTES
+ * @chunks: the chunks in mapping order; written before the region is
+ *	published, read-only afterwards (faults read it without a lock)
+ * @open_count: open region files
+ * @map_count: VMAs mapping it
+ * @gpu_registrations: BELUGA_IOC_GPU_REGISTER references (pool lock)
+ * @quota: the entry it is charged to, NULL for shared regions (pool lock)
+ * @name_node: in beluga_pool.names (pool lock)
+ * @inode: one anonymous inode, the mapping of every file of the region
+ * @kobj: sysfs regions/<id>
+ */
 struct beluga_region {
 	struct kref ref;
 	u64 id;
@@ -276,9 +371,12 @@ struct beluga_region {
 	struct kobject *kobj;		/* sysfs regions/<id> */
 };
 
-/*
- * One per open region file (struct file private data): the region and the
- * GPU registrations this file owns, dropped when the file is released.
+/**
+ * struct beluga_rfile - one open region file (its struct file's private data)
+ * @region: the region; the file holds a reference
+ * @lock: protects @gpus; its lock order is at its declaration
+ * @gpus: the GPU registrations this file owns (struct beluga_gpu_reg),
+ *	dropped when the file is released
  */
 struct beluga_rfile {
 	struct beluga_region *region;
@@ -293,12 +391,26 @@ struct beluga_rfile {
 
 extern struct beluga_pool beluga_pool;
 
+/**
+ * beluga_file_region() - the region of a region file
+ * @file: a file for which beluga_is_region_file() is true
+ *
+ * Context: any; the file holds a reference to the region.
+ * Return: the region.
+ */
 static inline struct beluga_region *beluga_file_region(struct file *file)
 {
 	return ((struct beluga_rfile *)file->private_data)->region;
 }
 
-/* Whether @len bytes at @p are all zero (ioctl arguments' padding). */
+/**
+ * beluga_zeroed() - whether a buffer is all zero (ioctl arguments' padding)
+ * @p: the buffer
+ * @len: its length in bytes
+ *
+ * Context: any.
+ * Return: true when all @len bytes at @p are zero.
+ */
 static inline bool beluga_zeroed(const void *p, size_t len)
 {
 	return !memchr_inv(p, 0, len);
@@ -321,13 +433,25 @@ int beluga_pool_take_extent(struct beluga_region *r, unsigned int source_index,
 			    u64 offset);
 void beluga_pool_give_back(struct beluga_region *r);
 
-/* Whether nothing but the pool references @c (it can be reused). */
+/**
+ * beluga_chunk_idle() - whether nothing but the pool references a chunk
+ * @c: a chunk
+ *
+ * Context: any; the caller keeps @c's source alive.
+ * Return: true when @c can be reused.
+ */
 static inline bool beluga_chunk_idle(struct beluga_chunk *c)
 {
 	return c->src->ops->chunk_idle(c);
 }
 
-/* Whether a page of @c has a FOLL_PIN pin. */
+/**
+ * beluga_chunk_is_pinned() - whether a page of a chunk has a FOLL_PIN pin
+ * @c: a chunk
+ *
+ * Context: any; the caller keeps @c's source alive.
+ * Return: true when a page of @c is pinned.
+ */
 static inline bool beluga_chunk_is_pinned(struct beluga_chunk *c)
 {
 	return c->src->ops->chunk_pinned(c);
