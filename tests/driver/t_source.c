@@ -336,8 +336,12 @@ static void dax_driver(const char *dax, char *out, size_t len)
 	n = readlink(path, target, sizeof(target) - 1);
 	out[0] = '\0';
 	if (n > 0) {
+		const char *base;
+
 		target[n] = '\0';
-		snprintf(out, len, "%s", strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+		base = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+		if (strlen(base) < len)
+			memcpy(out, base, strlen(base) + 1);
 	}
 }
 
