@@ -110,7 +110,7 @@ static void bind_device_dax(const std::string &dax)
 
 // What the driver's refusals mean for a source (beluga_strerror() speaks
 // of regions).
-static int source_error(const std::string &what, const beluga::Error &e)
+static int source_error(const std::string &what, const beluga::Error &e, bool remove)
 {
 	const char *hint = nullptr;
 
@@ -122,9 +122,9 @@ static int source_error(const std::string &what, const beluga::Error &e)
 		hint = "its range is not memory the platform describes (/proc/iomem)";
 		break;
 	case EBUSY:
-		hint = "busy: for add, a driver still owns the range (is it mapped, or online as "
-		       "system RAM?); for remove, a region uses the source ('beluga-tool ls', "
-		       "'shared list'; destroy them, or wait while pinned memory is released)";
+		hint = remove ? "busy: a region uses the source ('beluga-tool ls', 'shared list'; "
+				"destroy them, or wait until pinned memory is released)"
+			      : "busy: another driver owns part of the range (dmesg names it)";
 		break;
 	case EEXIST:
 		hint = "a source of that name exists already ('beluga-tool source list')";
@@ -203,7 +203,7 @@ static int run_add(const Globals &g, const SourceArgs &a)
 	} catch (const beluga::Error &e) {
 		if (!driver.empty())
 			bind_device_dax(a.dax);	// give it back as we found it
-		return source_error("add source " + a.dax, e);
+		return source_error("add source " + a.dax, e, false);
 	}
 	if (a.out.json) {
 		json j = { { "index", index },	 { "name", a.dax }, { "identity", identity },
@@ -224,7 +224,7 @@ static int run_remove(const Globals &g, const SourceArgs &a)
 	try {
 		pool.remove_source(a.dax);
 	} catch (const beluga::Error &e) {
-		return source_error("remove source " + a.dax, e);
+		return source_error("remove source " + a.dax, e, true);
 	}
 	std::string rebound;
 	const fs::path dev = sysfs() / "bus/dax/devices" / a.dax;
