@@ -221,8 +221,8 @@ static void test_overlap(void **state)
 	need_range();
 	assert_int_equal(source_add(range_start, range_bytes, "bt-overlap", "", NULL),
 			 -EADDRINUSE);
-	assert_int_equal(source_add(range_start + range_bytes - BT_CHUNK, 2 * BT_CHUNK,
-				    "bt-overlap", "", NULL), -EADDRINUSE);
+	assert_int_equal(source_add(range_start + BT_CHUNK, BT_CHUNK, "bt-overlap", "", NULL),
+			 -EADDRINUSE);
 	/* The load-time source is unnamed: a range source with no name is not found. */
 	assert_int_equal(source_remove("bt-overlap", 0), -ENOENT);
 }
@@ -267,9 +267,18 @@ static void test_remove_add(void **state)
 	assert_string_equal(buf, "range");
 
 	/* A private region on it: EBUSY until destroyed. */
-	bt_name(name, "src");
-	rfd = bt_create(dev, name, BT_CHUNK, 0600, 0, NULL);
-	assert_true(rfd >= 0);
+	{
+		struct beluga_region_create c;
+
+		memset(&c, 0, sizeof(c));
+		bt_name(c.name, "src");
+		c.size = BT_CHUNK;
+		c.mode = 0600;
+		c.source_index = (int32_t)idx;
+		assert_int_equal(bt_ioctl(dev, BELUGA_IOC_REGION_CREATE, &c), 0);
+		strcpy(name, c.name);
+		rfd = c.fd;
+	}
 	bt_track_name(name);
 	bt_track_fd(rfd);
 	assert_int_equal(source_remove("bt-range", 0), -EBUSY);
