@@ -46,7 +46,7 @@
 
 BUILD_DIR ?= build
 CMAKE_FLAGS ?=
-VM_PROFILES ?= default slub-debug ranges-gpu cxl multihost multihost-shared
+VM_PROFILES ?= default slub-debug ranges-gpu cxl multihost multihost-shared multihost-kill
 PREFIX ?= /usr/local
 DESTDIR ?=
 VERSION := $(shell grep -m1 '^project' CMakeLists.txt | grep -o 'VERSION [0-9.]*' | cut -d' ' -f2)
@@ -79,12 +79,13 @@ CHECK_KVER_NEWEST = $(lastword $(CHECK_KVERS))
 # Every profile on both would add about 6 minutes under load; split this
 # way, each kernel runs every test list once (default, slub-debug) and the
 # range-source tests (ranges-gpu: memmap= ranges and GPU stand-ins on both;
-# cxl: QEMU's CXL device on 6.12; multihost and multihost-shared: two 6.12
-# guests sharing one, with device-dax and with beluga.ko).  Every profile on both:
+# cxl: QEMU's CXL device on 6.12; multihost, multihost-shared and
+# multihost-kill: two 6.12 guests sharing one, with device-dax and with
+# beluga.ko; multihost-kill boots them again for a test that kills one).  Every profile on both:
 #   make check CHECK_PROFILES_NEWEST="default slub-debug ranges-gpu cxl" \
 #              CHECK_PROFILES_OLDER="default slub-debug ranges-gpu cxl"
 # With a single kernel installed, it boots VM_PROFILES.
-CHECK_PROFILES_NEWEST ?= default ranges-gpu cxl multihost multihost-shared
+CHECK_PROFILES_NEWEST ?= default ranges-gpu cxl multihost multihost-shared multihost-kill
 CHECK_PROFILES_OLDER ?= slub-debug ranges-gpu
 CHECK_BOOTS = $(if $(word 2,$(CHECK_KVERS)),$(foreach k,$(CHECK_KVERS),$(addsuffix @$(k),$(if \
 	$(filter $(k),$(CHECK_KVER_NEWEST)),$(CHECK_PROFILES_NEWEST),$(CHECK_PROFILES_OLDER)))),$(addsuffix \

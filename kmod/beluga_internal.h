@@ -6,7 +6,9 @@
  *   pool    one per module: the sources, the free chunks, the region
  *           namespace.  Global singleton beluga_pool.
  *   source  one CXL memory source (a CPU-less NUMA node or a reserved
- *           physical range), carved into chunks at module load.
+ *           physical range), carved into chunks at module load; range
+ *           sources can also be added and removed at run time
+ *           (BELUGA_IOC_SOURCE_ADD/REMOVE).
  *   chunk   2 MiB of physically contiguous memory: an order-9 compound page
  *           whose head page holds one reference owned by the pool for the
  *           life of the module.
@@ -36,11 +38,23 @@
  *   beluga_pool.c.
  *
  * Locking (the lock order is written at each lock's declaration)
- *   beluga_pool.lock (mutex) protects: every source's free list and counts,
+ *   beluga_pool.sources_lock (mutex) serialises adding and removing
+ *   sources at run time, so that claiming a range and creating its struct
+ *   pages and sysfs directory happen without beluga_pool.lock held.
+ *   beluga_pool.lock (mutex) protects: the sources array (sources[],
+ *   nr_sources, nr_chunks), every source's free list and counts,
  *   every chunk's state, the quarantine list, the name tree, the region xarray, nr_regions, and
  *   each region's name/named/uid/gid/mode fields.  It is taken only on
  *   control paths (ioctls, release, sysfs reads, the quarantine worker),
  *   never in the page-fault path.
+ *   Source lifetime: a source is reached through sources[] only under
+ *   beluga_pool.lock.  Outside it, a source pointer stays valid only while
+ *   one of its chunks is out of the free list (in a region or the
+ *   quarantine): beluga_source_unregister() refuses (EBUSY) to remove a
+ *   source with such a chunk.  That is how faults, layout and GPU ioctls
+ *   read chunk->src->nid without a lock: the region they hold holds chunks
+ *   of the source.  Load-time code (parameters, beluga_sysfs_init()) runs
+ *   before /dev/beluga exists and reads the array without the lock.
  *   beluga_rfile.lock (mutex) protects one region file's GPU registrations.
  *   A region's chunk array is written once before the region is published
  *   and is read-only afterwards, so faults read it without a lock; the
@@ -89,7 +103,15 @@
 
 struct beluga_source;
 
-/* Where a chunk is; 0 (free) is what a zeroed chunk array starts with. */
+/**
+ * enum beluga_chunk_state - where a chunk is (beluga_pool.lock)
+ * @BELUGA_CHUNK_FREE: on its source's free list; 0, what a zeroed chunk
+ *	array starts with
+ * @BELUGA_CHUNK_PRIVATE: in a region placed by the pool
+ * @BELUGA_CHUNK_SHARED: in a shared region's fixed extent
+ * @BELUGA_CHUNK_QUARANTINED: its region is freed but a page is still
+ *	referenced (pin, pipe, I/O); on the quarantine list
+ */
 enum beluga_chunk_state {
 	BELUGA_CHUNK_FREE = 0,		/* on its source's free list */
 	BELUGA_CHUNK_PRIVATE,		/* in a region placed by the pool */
@@ -97,6 +119,17 @@ enum beluga_chunk_state {
 	BELUGA_CHUNK_QUARANTINED,	/* freed but still referenced */
 };
 
+/**
+ * struct beluga_chunk - 2 MiB of physically contiguous pool memory
+ * @page: the first page (for node sources the compound head, order
+ *	BELUGA_CHUNK_ORDER, whose reference the pool owns)
+ * @src: the source it was carved from; valid while the chunk is out of the
+ *	free list (see "Source lifetime")
+ * @node: on the source's free list or the quarantine (beluga_pool.lock)
+ * @state: where it is (beluga_pool.lock)
+ *
+ * Lives in its source's @chunks array from carving to the source's free.
+ */
 struct beluga_chunk {
 	struct page *page;		/* compound head, order BELUGA_CHUNK_ORDER */
 	struct beluga_source *src;
@@ -114,8 +147,9 @@ struct beluga_chunk {
  *	of its chunks in a region or the quarantine
  *
  * Set by the file that creates sources of a kind (beluga_node.c,
- * beluga_range.c), called by beluga_pool.c.  The functions touch only the
- * source and chunk they are given and call nothing in beluga_pool.c.
+ * beluga_range.c), called by beluga_pool.c (and @free by beluga_ioctl.c
+ * after BELUGA_IOC_SOURCE_REMOVE).  The functions touch only the source
+ * and chunk they are given and call nothing in beluga_pool.c.
  */
 struct beluga_source_ops {
 	bool (*chunk_idle)(struct beluga_chunk *c);
@@ -123,12 +157,40 @@ struct beluga_source_ops {
 	void (*free)(struct beluga_source *src);
 };
 
+/**
+ * struct beluga_source - one memory source of the pool
+ * @index: its slot in beluga_pool.sources[], fixed for its life
+ * @kind: BELUGA_SOURCE_NODE or BELUGA_SOURCE_RANGE
+ * @ops: what differs between kinds
+ * @nid: the NUMA node of its memory
+ * @has_cpus: the node has CPUs (ordinary DRAM, development only)
+ * @name: empty for load-time sources; the name given to
+ *	BELUGA_IOC_SOURCE_ADD otherwise (unique among sources)
+ * @identity: what names the memory on every host (set_cookie=...), as
+ *	user space gave it; may be empty
+ * @phys: range sources: the claimed range's start
+ * @bytes: range sources: the claimed range's length
+ * @res: range sources: the claimed resource
+ * @pgmap: range sources: the struct pages created for the range
+ * @pgmap_live: @pgmap is mapped (memunmap_pages() is due)
+ * @nr_chunks: chunks carved from it
+ * @nr_free: chunks on @free_list; beluga_pool.lock
+ * @chunks: @nr_chunks entries
+ * @free_list: free chunks, LIFO; beluga_pool.lock
+ * @kobj: sysfs sources/<index>; written under beluga_pool.sources_lock
+ *	(or at load)
+ *
+ * Immutable once registered, except @nr_free, @free_list and @kobj.  Freed
+ * by @ops->free after beluga_source_unregister() or at unload.
+ */
 struct beluga_source {
 	unsigned int index;
 	u32 kind;			/* BELUGA_SOURCE_* */
 	const struct beluga_source_ops *ops;
 	int nid;
 	bool has_cpus;
+	char name[BELUGA_NAME_MAX];
+	char identity[BELUGA_NAME_MAX];
 	/* BELUGA_SOURCE_RANGE only: the claimed range and its struct pages. */
 	phys_addr_t phys;
 	u64 bytes;
@@ -142,6 +204,14 @@ struct beluga_source {
 	struct kobject *kobj;		/* sysfs sources/<index> */
 };
 
+/**
+ * struct beluga_counters - activity counters (sysfs counters/), atomics
+ * @pmd_faults: faults mapped with one PMD
+ * @pte_faults: faults mapped with a 4 KiB PTE
+ * @alloc_failures: creates refused for lack of chunks or kernel memory
+ * @regions_created: regions ever published
+ * @regions_freed: regions ever freed
+ */
 struct beluga_counters {
 	atomic64_t pmd_faults;
 	atomic64_t pte_faults;
@@ -150,6 +220,35 @@ struct beluga_counters {
 	atomic64_t regions_freed;
 };
 
+/**
+ * struct beluga_pool - the module's one pool (beluga_pool)
+ * @lock: the pool lock; what it protects: "Locking" above
+ * @sources_lock: serialises adding and removing sources at run time
+ * @sources: the sources by index; NULL for a free slot (pool lock)
+ * @nr_sources: highest slot in use + 1 (pool lock)
+ * @nr_chunks: chunks of every source (pool lock)
+ * @nr_free: chunks on free lists (pool lock)
+ * @nr_quarantined: chunks on @quarantine (pool lock)
+ * @quarantine: chunks of freed regions still referenced (pool lock)
+ * @quarantine_holds_module: the quarantine holds a module reference
+ *	(pool lock)
+ * @quarantine_work: returns idle quarantined chunks, every 100 ms while
+ *	any is left
+ * @rr_cursor: the source the next interleaved region starts at (pool lock)
+ * @names: named regions by name (pool lock)
+ * @regions: every region by id (pool lock)
+ * @nr_regions: live regions (pool lock)
+ * @next_id: the next region id (pool lock)
+ * @mnt: pseudo file system of the region inodes
+ * @counters: activity counters
+ * @kobj: /sys/kernel/beluga
+ * @sources_kobj: its sources/ directory
+ * @regions_kobj: its regions/ directory
+ * @quotas_kobj: its quotas/ directory
+ * @quotas: struct beluga_quota_entry list (pool lock)
+ * @default_quota_bytes: quota_bytes= (0: unlimited); set at load
+ * @default_quota_regions: quota_regions= (0: unlimited); set at load
+ */
 struct beluga_pool {
 	/*
 	 * What it protects: "Locking" above.  Lock order: beluga_rfile.lock,
@@ -161,9 +260,18 @@ struct beluga_pool {
 	 * or cancel_delayed_work_sync(&quarantine_work) (the worker takes it).
 	 */
 	struct mutex lock;
+	/*
+	 * Serialises BELUGA_IOC_SOURCE_ADD and _REMOVE.  Lock order: this
+	 * lock, then beluga_pool.lock.  Held across memremap_pages(),
+	 * memunmap_pages() and the creation and kobject_del() of a source's
+	 * sysfs directory, never while holding beluga_pool.lock or any region
+	 * file's lock.
+	 */
+	struct mutex sources_lock;
+	/* pool lock: a NULL slot below nr_sources is a removed source */
 	struct beluga_source *sources[BELUGA_MAX_SOURCES];
-	unsigned int nr_sources;
-	unsigned long nr_chunks;
+	unsigned int nr_sources;	/* pool lock: highest slot in use + 1 */
+	unsigned long nr_chunks;	/* pool lock */
 	unsigned long nr_free;		/* pool lock */
 	unsigned long nr_quarantined;	/* pool lock */
 	struct list_head quarantine;	/* pool lock */
@@ -185,7 +293,18 @@ struct beluga_pool {
 	u32 default_quota_regions;
 };
 
-/* Per-uid usage and limits; created on a uid's first region or QUOTA_SET. */
+/**
+ * struct beluga_quota_entry - one uid's usage and limits
+ * @node: in beluga_pool.quotas (pool lock)
+ * @uid: the user
+ * @max_bytes: byte limit, 0 = unlimited (pool lock)
+ * @used_bytes: bytes of live regions charged to @uid (pool lock)
+ * @max_regions: region limit, 0 = unlimited (pool lock)
+ * @used_regions: live regions charged to @uid (pool lock)
+ * @kobj: sysfs quotas/<uid>
+ *
+ * Created on a uid's first region or QUOTA_SET, freed at unload.
+ */
 struct beluga_quota_entry {
 	struct list_head node;		/* pool lock */
 	kuid_t uid;
@@ -196,6 +315,33 @@ struct beluga_quota_entry {
 	struct kobject *kobj;		/* sysfs quotas/<uid> */
 };
 
+/**
+ * struct beluga_region - a set of chunks user space reaches through files
+ * @ref: "Region lifetime" above
+ * @id: unique for the life of the module
+ * @name: its name, empty for an unnamed ephemeral region (pool lock)
+ * @named: in the namespace (pool lock)
+ * @ephemeral: freed on last close, never named
+ * @shared: maps a fixed extent of a range source, never zeroed
+ *	(beluga_shared.c)
+ * @shared_source: with @shared, the source's index
+ * @shared_offset: with @shared, the extent's byte offset in the source
+ * @uid: owner (pool lock)
+ * @gid: group (pool lock)
+ * @mode: permission bits (pool lock)
+ * @source_kind: kind of every chunk
+ * @size: bytes
+ * @nr_chunks: @size / BELUGA_CHUNK_BYTES
+ * @chunks: the chunks in mapping order; written before the region is
+ *	published, read-only afterwards (faults read it without a lock)
+ * @open_count: open region files
+ * @map_count: VMAs mapping it
+ * @gpu_registrations: BELUGA_IOC_GPU_REGISTER references (pool lock)
+ * @quota: the entry it is charged to, NULL for shared regions (pool lock)
+ * @name_node: in beluga_pool.names (pool lock)
+ * @inode: one anonymous inode, the mapping of every file of the region
+ * @kobj: sysfs regions/<id>
+ */
 struct beluga_region {
 	struct kref ref;
 	u64 id;
@@ -225,9 +371,12 @@ struct beluga_region {
 	struct kobject *kobj;		/* sysfs regions/<id> */
 };
 
-/*
- * One per open region file (struct file private data): the region and the
- * GPU registrations this file owns, dropped when the file is released.
+/**
+ * struct beluga_rfile - one open region file (its struct file's private data)
+ * @region: the region; the file holds a reference
+ * @lock: protects @gpus; its lock order is at its declaration
+ * @gpus: the GPU registrations this file owns (struct beluga_gpu_reg),
+ *	dropped when the file is released
  */
 struct beluga_rfile {
 	struct beluga_region *region;
@@ -242,12 +391,26 @@ struct beluga_rfile {
 
 extern struct beluga_pool beluga_pool;
 
+/**
+ * beluga_file_region() - the region of a region file
+ * @file: a file for which beluga_is_region_file() is true
+ *
+ * Context: any; the file holds a reference to the region.
+ * Return: the region.
+ */
 static inline struct beluga_region *beluga_file_region(struct file *file)
 {
 	return ((struct beluga_rfile *)file->private_data)->region;
 }
 
-/* Whether @len bytes at @p are all zero (ioctl arguments' padding). */
+/**
+ * beluga_zeroed() - whether a buffer is all zero (ioctl arguments' padding)
+ * @p: the buffer
+ * @len: its length in bytes
+ *
+ * Context: any.
+ * Return: true when all @len bytes at @p are zero.
+ */
 static inline bool beluga_zeroed(const void *p, size_t len)
 {
 	return !memchr_inv(p, 0, len);
@@ -261,19 +424,34 @@ void beluga_pool_exit(void);
 struct beluga_source *beluga_source_new(u32 kind, int nid,
 					const struct beluga_source_ops *ops);
 int beluga_source_register(struct beluga_source *src);
+struct beluga_source *beluga_source_unregister(const char *name,
+					       unsigned int index);
+unsigned long beluga_pool_total_chunks(void);
 int beluga_pool_resolve_kind(u32 kind, int source_index);
 int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index);
-int beluga_pool_take_extent(struct beluga_region *r, struct beluga_source *src,
-			    unsigned long first);
+int beluga_pool_take_extent(struct beluga_region *r, unsigned int source_index,
+			    u64 offset);
 void beluga_pool_give_back(struct beluga_region *r);
 
-/* Whether nothing but the pool references @c (it can be reused). */
+/**
+ * beluga_chunk_idle() - whether nothing but the pool references a chunk
+ * @c: a chunk
+ *
+ * Context: any; the caller keeps @c's source alive.
+ * Return: true when @c can be reused.
+ */
 static inline bool beluga_chunk_idle(struct beluga_chunk *c)
 {
 	return c->src->ops->chunk_idle(c);
 }
 
-/* Whether a page of @c has a FOLL_PIN pin. */
+/**
+ * beluga_chunk_is_pinned() - whether a page of a chunk has a FOLL_PIN pin
+ * @c: a chunk
+ *
+ * Context: any; the caller keeps @c's source alive.
+ * Return: true when a page of @c is pinned.
+ */
 static inline bool beluga_chunk_is_pinned(struct beluga_chunk *c)
 {
 	return c->src->ops->chunk_pinned(c);
@@ -284,6 +462,8 @@ int beluga_nodes_parse(const char *param);
 
 /* beluga_range.c */
 int beluga_ranges_parse(const char *param);
+struct beluga_source *beluga_range_add(phys_addr_t start, u64 bytes,
+				       const char *name, const char *identity);
 
 /* beluga_stats.c */
 void beluga_region_fill_stat(struct beluga_region *r,
@@ -311,7 +491,7 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
 					   u32 kind);
 struct beluga_region *beluga_region_create_shared(const char *name, u64 size,
 						  u32 mode,
-						  struct beluga_source *src,
+						  unsigned int source_index,
 						  u64 offset);
 struct beluga_region *beluga_region_lookup(const char *name);
 void beluga_region_put(struct beluga_region *r);
@@ -344,6 +524,8 @@ int beluga_sysfs_init(void);
 void beluga_sysfs_exit(void);
 int beluga_sysfs_add_region(struct beluga_region *r);
 void beluga_sysfs_del_region(struct beluga_region *r);
+int beluga_sysfs_add_source(struct beluga_source *src);
+void beluga_sysfs_del_source(struct beluga_source *src);
 void beluga_sysfs_add_quota(struct beluga_quota_entry *e);
 void beluga_sysfs_del_quota(struct beluga_quota_entry *e);
 

@@ -37,7 +37,8 @@ static long beluga_ioc_info(void __user *argp)
 	info.features = BELUGA_FEAT_NODE_SOURCES | BELUGA_FEAT_EPHEMERAL |
 			BELUGA_FEAT_PMD_MAPPINGS | BELUGA_FEAT_LONGTERM_PIN |
 			BELUGA_FEAT_RANGE_SOURCES | BELUGA_FEAT_GPU_REGISTER |
-			BELUGA_FEAT_QUOTAS | BELUGA_FEAT_SHARED_REGIONS;
+			BELUGA_FEAT_QUOTAS | BELUGA_FEAT_SHARED_REGIONS |
+			BELUGA_FEAT_SOURCE_HOTPLUG;
 	info.chunk_size = BELUGA_CHUNK_BYTES;
 	mutex_lock(&beluga_pool.lock);
 	info.total_bytes = (u64)beluga_pool.nr_chunks * BELUGA_CHUNK_BYTES;
@@ -63,18 +64,19 @@ static long beluga_ioc_source_info(void __user *argp)
 	    si.free_bytes || !BELUGA_RESERVED_OK(&si))
 		return -EINVAL;
 	index = si.index;
-	if (index >= beluga_pool.nr_sources)
-		return -ENOENT;
-
-	src = beluga_pool.sources[index];
 	memset(&si, 0, sizeof(si));
 	si.index = index;
+	mutex_lock(&beluga_pool.lock);
+	src = index < beluga_pool.nr_sources ? beluga_pool.sources[index] : NULL;
+	if (!src) {
+		mutex_unlock(&beluga_pool.lock);
+		return -ENOENT;
+	}
 	si.kind = src->kind;
 	si.node = src->nid;
 	if (src->has_cpus)
 		si.flags |= BELUGA_SOURCE_F_HAS_CPUS;
 	si.total_bytes = (u64)src->nr_chunks * BELUGA_CHUNK_BYTES;
-	mutex_lock(&beluga_pool.lock);
 	si.free_bytes = (u64)src->nr_free * BELUGA_CHUNK_BYTES;
 	mutex_unlock(&beluga_pool.lock);
 
@@ -121,8 +123,8 @@ static bool beluga_create_valid(const struct beluga_region_create *req)
 		return false;
 	if (req->source_kind > BELUGA_SOURCE_RANGE)
 		return false;
-	if (req->source_index < -1 ||
-	    req->source_index >= (s32)beluga_pool.nr_sources)
+	/* Whether a source has that index is checked under the pool lock. */
+	if (req->source_index < -1 || req->source_index >= BELUGA_MAX_SOURCES)
 		return false;
 	return true;
 }
@@ -143,7 +145,7 @@ static long beluga_ioc_region_create(void __user *argp)
 	if (kind < 0)
 		return kind;
 	/* More than the whole pool can never succeed: say so without work. */
-	if (req.size / BELUGA_CHUNK_BYTES > beluga_pool.nr_chunks)
+	if (req.size / BELUGA_CHUNK_BYTES > beluga_pool_total_chunks())
 		return -ENOSPC;
 
 	r = beluga_region_create(&req, kind);
@@ -374,6 +376,123 @@ static long beluga_ioc_region_setattr(void __user *argp)
 	return beluga_region_setattr(&req);
 }
 
+/* 0..63 printable ASCII bytes without spaces, NUL-terminated, rest zero. */
+static bool beluga_identity_valid(const char *id)
+{
+	size_t len = strnlen(id, BELUGA_NAME_MAX), i;
+
+	if (len == BELUGA_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (id[i] <= ' ' || id[i] > '~')
+			return false;
+	return beluga_zeroed(id + len, BELUGA_NAME_MAX - len);
+}
+
+static bool beluga_source_name_taken(const char *name)
+{
+	bool taken = false;
+	unsigned int i;
+
+	mutex_lock(&beluga_pool.lock);
+	for (i = 0; i < beluga_pool.nr_sources && !taken; i++)
+		taken = beluga_pool.sources[i] &&
+			!strcmp(beluga_pool.sources[i]->name, name);
+	mutex_unlock(&beluga_pool.lock);
+	return taken;
+}
+
+/*
+ * BELUGA_IOC_SOURCE_ADD.  Under beluga_pool.sources_lock, so that the name
+ * check, the overlap check and the registration see the same sources, and
+ * a source is never visible without its sysfs directory for long.
+ */
+static long beluga_ioc_source_add(void __user *argp)
+{
+	struct beluga_source_add req;
+	struct beluga_source *src;
+	long ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.index || !BELUGA_RESERVED_OK(&req) ||
+	    !beluga_name_valid(req.name, false) ||
+	    !beluga_identity_valid(req.identity))
+		return -EINVAL;
+
+	/* Fault now rather than once the source is in the pool. */
+	if (copy_to_user(argp, &req, sizeof(req)))
+		return -EFAULT;
+
+	mutex_lock(&beluga_pool.sources_lock);
+	if (beluga_source_name_taken(req.name)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	src = beluga_range_add(req.start, req.size, req.name, req.identity);
+	if (IS_ERR(src)) {
+		ret = PTR_ERR(src);
+		goto out;
+	}
+	if (beluga_sysfs_add_source(src)) {
+		struct beluga_source *back;
+
+		/* Unless a region took a chunk already, undo the add. */
+		back = beluga_source_unregister("", src->index);
+		if (!IS_ERR(back)) {
+			src->ops->free(src);
+			ret = -ENOMEM;
+			goto out;
+		}
+		pr_warn("source %u: no memory for its sysfs directory\n",
+			src->index);
+	}
+	req.index = src->index;
+	ret = copy_to_user(argp, &req, sizeof(req)) ? -EFAULT : 0;
+out:
+	mutex_unlock(&beluga_pool.sources_lock);
+	return ret;
+}
+
+/* BELUGA_IOC_SOURCE_REMOVE. */
+static long beluga_ioc_source_remove(void __user *argp)
+{
+	struct beluga_source_remove req;
+	struct beluga_source *src;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !BELUGA_RESERVED_OK(&req) ||
+	    !beluga_name_valid(req.name, true) || (req.name[0] && req.index))
+		return -EINVAL;
+
+	mutex_lock(&beluga_pool.sources_lock);
+	src = beluga_source_unregister(req.name, req.index);
+	if (!IS_ERR(src)) {
+		pr_info("source %u%s%s removed: range %pa+%llu MiB released\n",
+			src->index, src->name[0] ? " " : "", src->name,
+			&src->phys, src->bytes >> 20);
+		beluga_sysfs_del_source(src);
+		src->ops->free(src);
+	}
+	mutex_unlock(&beluga_pool.sources_lock);
+	return PTR_ERR_OR_ZERO(src);
+}
+
+/**
+ * beluga_dev_ioctl() - the ioctls of /dev/beluga
+ * @file: the open control device
+ * @cmd: BELUGA_IOC_* (Documentation/uapi.md)
+ * @arg: user pointer to the command's structure
+ *
+ * Context: process context; each command takes the locks it needs.
+ * Return: 0 or a negative errno as listed for the command in
+ * Documentation/uapi.md; -ENOTTY for an unknown command.
+ */
 long beluga_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	void __user *argp = (void __user *)arg;
@@ -401,6 +520,10 @@ long beluga_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return beluga_ioc_quota_set(argp);
 	case BELUGA_IOC_SHARED_DEFINE:
 		return beluga_ioc_shared_define(argp);
+	case BELUGA_IOC_SOURCE_ADD:
+		return beluga_ioc_source_add(argp);
+	case BELUGA_IOC_SOURCE_REMOVE:
+		return beluga_ioc_source_remove(argp);
 	default:
 		return -ENOTTY;
 	}

@@ -52,7 +52,10 @@ static struct miscdevice beluga_misc = {
 	.fops = &beluga_dev_fops,
 };
 
-/* The pool and its sources, from nodes= and ranges=. */
+/*
+ * The pool and its sources, from nodes= and ranges=.  Neither is allowed:
+ * the pool is then empty until BELUGA_IOC_SOURCE_ADD adds a range source.
+ */
 static int beluga_sources_init(void)
 {
 	bool have_nodes = nodes && *nodes;
@@ -60,10 +63,8 @@ static int beluga_sources_init(void)
 	int ret = 0;
 
 	beluga_pool_init();
-	if (!have_nodes && !have_ranges) {
-		pr_err("no memory source: load with nodes=<nid>[:<size>],... (CXL NUMA nodes) or ranges=<start>+<size>,... (reserved physical ranges)\n");
-		return -EINVAL;
-	}
+	if (!have_nodes && !have_ranges)
+		pr_info("no memory source yet: add range sources with 'beluga-tool source add daxX.Y' (or load with nodes= or ranges=)\n");
 	if (have_nodes)
 		ret = beluga_nodes_parse(nodes);
 	if (!ret && have_ranges)

@@ -166,6 +166,7 @@ static int beluga_node_add(int nid, unsigned long long bytes)
 	unsigned int i;
 	int ret;
 
+	/* Load time, before /dev/beluga exists: nothing changes the array. */
 	for (i = 0; i < beluga_pool.nr_sources; i++) {
 		if (beluga_pool.sources[i]->kind == BELUGA_SOURCE_NODE &&
 		    beluga_pool.sources[i]->nid == nid) {
@@ -205,8 +206,11 @@ static int beluga_node_add(int nid, unsigned long long bytes)
 	if (!src)
 		return -ENOMEM;
 	ret = beluga_source_carve(src, want, bytes != 0);
-	if (!ret)
+	if (!ret) {
 		ret = beluga_source_register(src);
+		if (ret == -ENOSPC)
+			ret = -EINVAL;	/* as since ABI 1.0 */
+	}
 	if (ret) {
 		beluga_node_free(src);
 		return ret;
@@ -222,11 +226,13 @@ static int beluga_node_add(int nid, unsigned long long bytes)
  * @param: "nid[:size],nid[:size],..."
  *
  * Carves and registers each node in turn, printing one line per source or
- * one line saying what to fix.  Called at module load, after
- * beluga_pool_init(); the sources already registered when it fails are
- * freed by beluga_pool_exit().
+ * one line saying what to fix.  The sources already registered when it
+ * fails are freed by beluga_pool_exit().  Node sources exist from load to
+ * unload only: BELUGA_IOC_SOURCE_REMOVE refuses them.
  *
- * Return: 0 or a negative errno.
+ * Context: module load, after beluga_pool_init(), before /dev/beluga exists.
+ * Return: 0 or a negative errno (-EINVAL bad parameter, -ENODEV node
+ * offline or empty, -ENOMEM not enough free memory on the node).
  */
 int beluga_nodes_parse(const char *param)
 {

@@ -31,6 +31,7 @@ struct beluga_pool beluga_pool;
  * The caller fills in its chunks, then calls beluga_source_register(), or
  * @ops->free() on failure.
  *
+ * Context: process context, may sleep.
  * Return: the source, or NULL when out of memory.
  */
 struct beluga_source *beluga_source_new(u32 kind, int nid,
@@ -54,23 +55,101 @@ struct beluga_source *beluga_source_new(u32 kind, int nid,
  * @src: a source from beluga_source_new() whose chunks are all on its free
  *	list
  *
- * Called at module load only, before anything else can reach the pool.
- * From now on the pool owns @src and frees it in beluga_pool_exit().
+ * Puts @src in the lowest free slot of the sources array, which becomes
+ * its index.  From now on the pool owns @src: beluga_source_unregister()
+ * or beluga_pool_exit() hands it back to @src->ops->free().
  *
- * Return: 0, or -EINVAL when the pool has BELUGA_MAX_SOURCES already.
+ * Context: process context; at module load, or with
+ * beluga_pool.sources_lock held.  Takes beluga_pool.lock.
+ * Return: 0, or -ENOSPC when every one of the BELUGA_MAX_SOURCES slots is
+ * in use.
  */
 int beluga_source_register(struct beluga_source *src)
 {
-	if (beluga_pool.nr_sources == BELUGA_MAX_SOURCES) {
+	unsigned int i;
+
+	mutex_lock(&beluga_pool.lock);
+	for (i = 0; i < BELUGA_MAX_SOURCES && beluga_pool.sources[i]; i++)
+		;
+	if (i == BELUGA_MAX_SOURCES) {
+		mutex_unlock(&beluga_pool.lock);
 		pr_err("too many sources (at most %d)\n", BELUGA_MAX_SOURCES);
-		return -EINVAL;
+		return -ENOSPC;
 	}
-	src->index = beluga_pool.nr_sources;
+	src->index = i;
 	src->nr_free = src->nr_chunks;
-	beluga_pool.sources[beluga_pool.nr_sources++] = src;
+	beluga_pool.sources[i] = src;
+	beluga_pool.nr_sources = max(beluga_pool.nr_sources, i + 1);
 	beluga_pool.nr_chunks += src->nr_chunks;
 	beluga_pool.nr_free += src->nr_chunks;
+	mutex_unlock(&beluga_pool.lock);
 	return 0;
+}
+
+/**
+ * beluga_source_unregister() - take an unused range source out of the pool
+ * @name: the source's name, or "" to find it by @index
+ * @index: the source's index when @name is empty
+ *
+ * All or nothing, under the pool lock: a source any of whose chunks is in
+ * a region (private or shared) or the quarantine stays.  Once out of the
+ * array nothing can reach the source any more (see "Source lifetime" in
+ * beluga_internal.h); the caller removes its sysfs directory and frees it
+ * with @src->ops->free().  The other sources keep their indexes.
+ *
+ * Context: process context with beluga_pool.sources_lock held.  Takes
+ * beluga_pool.lock.
+ * Return: the source, or an ERR_PTR: -ENOENT (no such source),
+ * -EOPNOTSUPP (a node source), -EBUSY (a chunk is in use).
+ */
+struct beluga_source *beluga_source_unregister(const char *name,
+					       unsigned int index)
+{
+	struct beluga_source *src = NULL;
+	unsigned int i;
+
+	lockdep_assert_held(&beluga_pool.sources_lock);
+	mutex_lock(&beluga_pool.lock);
+	for (i = 0; i < beluga_pool.nr_sources; i++) {
+		struct beluga_source *s = beluga_pool.sources[i];
+
+		if (s && (*name ? !strcmp(s->name, name) : i == index)) {
+			src = s;
+			break;
+		}
+	}
+	if (!src) {
+		src = ERR_PTR(-ENOENT);
+	} else if (src->kind != BELUGA_SOURCE_RANGE) {
+		src = ERR_PTR(-EOPNOTSUPP);
+	} else if (src->nr_free != src->nr_chunks) {
+		src = ERR_PTR(-EBUSY);
+	} else {
+		beluga_pool.sources[i] = NULL;
+		while (beluga_pool.nr_sources &&
+		       !beluga_pool.sources[beluga_pool.nr_sources - 1])
+			beluga_pool.nr_sources--;
+		beluga_pool.nr_chunks -= src->nr_chunks;
+		beluga_pool.nr_free -= src->nr_chunks;
+	}
+	mutex_unlock(&beluga_pool.lock);
+	return src;
+}
+
+/**
+ * beluga_pool_total_chunks() - the chunks of every source
+ *
+ * Context: process context; takes beluga_pool.lock.
+ * Return: the number of chunks carved from all sources now.
+ */
+unsigned long beluga_pool_total_chunks(void)
+{
+	unsigned long n;
+
+	mutex_lock(&beluga_pool.lock);
+	n = beluga_pool.nr_chunks;
+	mutex_unlock(&beluga_pool.lock);
+	return n;
 }
 
 static void beluga_chunk_return(struct beluga_chunk *c)
@@ -111,10 +190,13 @@ static void beluga_quarantine_work(struct work_struct *work)
  *
  * Sources are added next (beluga_nodes_parse(), beluga_ranges_parse());
  * beluga_pool_exit() undoes both.
+ *
+ * Context: module load, before anything else touches the pool.
  */
 void beluga_pool_init(void)
 {
 	mutex_init(&beluga_pool.lock);
+	mutex_init(&beluga_pool.sources_lock);
 	INIT_LIST_HEAD(&beluga_pool.quarantine);
 	INIT_LIST_HEAD(&beluga_pool.quotas);
 	INIT_DELAYED_WORK(&beluga_pool.quarantine_work, beluga_quarantine_work);
@@ -126,8 +208,9 @@ void beluga_pool_init(void)
 /**
  * beluga_pool_exit() - free every source
  *
- * Called at unload, when no region and no quarantined chunk can exist, or
- * when loading failed.
+ * Context: module unload, when no region and no quarantined chunk can
+ * exist and /dev/beluga is gone, or when loading failed.  Nothing else
+ * runs, so the sources array is read without the lock.
  */
 void beluga_pool_exit(void)
 {
@@ -136,9 +219,16 @@ void beluga_pool_exit(void)
 	cancel_delayed_work_sync(&beluga_pool.quarantine_work);
 	WARN_ON_ONCE(!list_empty(&beluga_pool.quarantine));
 	WARN_ON_ONCE(!xa_empty(&beluga_pool.regions));
-	for (i = 0; i < beluga_pool.nr_sources; i++)
-		beluga_pool.sources[i]->ops->free(beluga_pool.sources[i]);
+	for (i = 0; i < beluga_pool.nr_sources; i++) {
+		struct beluga_source *src = beluga_pool.sources[i];
+
+		beluga_pool.sources[i] = NULL;
+		if (src)
+			src->ops->free(src);
+	}
 	beluga_pool.nr_sources = 0;
+	beluga_pool.nr_chunks = 0;
+	beluga_pool.nr_free = 0;
 	xa_destroy(&beluga_pool.regions);
 }
 
@@ -158,31 +248,46 @@ static bool beluga_source_matches(struct beluga_source *src, u32 kind,
  * Resolved as far as the request alone allows: a source index fixes the
  * kind; a kind of which no source exists is EINVAL.  BELUGA_SOURCE_ANY with
  * sources of both kinds stays ANY and is decided by beluga_pool_take() from
- * free space.  Sources never change after load, so no lock is needed.
+ * free space.  Sources may come and go after this returns:
+ * beluga_pool_take() checks again under the lock.
  *
+ * Context: process context; takes beluga_pool.lock.
  * Return: the kind, or -EINVAL.
  */
 int beluga_pool_resolve_kind(u32 kind, int source_index)
 {
 	u32 found = BELUGA_SOURCE_ANY;
 	unsigned int i;
+	int ret;
 
+	mutex_lock(&beluga_pool.lock);
 	if (source_index >= 0) {
-		if (source_index >= beluga_pool.nr_sources)
-			return -EINVAL;
-		found = beluga_pool.sources[source_index]->kind;
-		return (kind == BELUGA_SOURCE_ANY || kind == found) ? found : -EINVAL;
-	}
-	for (i = 0; i < beluga_pool.nr_sources; i++) {
-		u32 k = beluga_pool.sources[i]->kind;
+		struct beluga_source *src = NULL;
 
-		if (kind != BELUGA_SOURCE_ANY && k != kind)
-			continue;
-		if (found != BELUGA_SOURCE_ANY && k != found)
-			return BELUGA_SOURCE_ANY;	/* both kinds: decide later */
-		found = k;
+		if (source_index < beluga_pool.nr_sources)
+			src = beluga_pool.sources[source_index];
+		if (src)
+			found = src->kind;
+		ret = src && (kind == BELUGA_SOURCE_ANY || kind == found) ?
+		      found : -EINVAL;
+		goto out;
 	}
-	return found == BELUGA_SOURCE_ANY ? -EINVAL : found;
+	ret = -EINVAL;
+	for (i = 0; i < beluga_pool.nr_sources; i++) {
+		struct beluga_source *src = beluga_pool.sources[i];
+
+		if (!src || (kind != BELUGA_SOURCE_ANY && src->kind != kind))
+			continue;
+		if (found != BELUGA_SOURCE_ANY && src->kind != found) {
+			ret = BELUGA_SOURCE_ANY;	/* both kinds: decide later */
+			goto out;
+		}
+		found = src->kind;
+		ret = found;
+	}
+out:
+	mutex_unlock(&beluga_pool.lock);
+	return ret;
 }
 
 /*
@@ -199,6 +304,8 @@ static int beluga_pool_pick_kind(unsigned long nr_chunks)
 	for (i = 0; i < beluga_pool.nr_sources; i++) {
 		struct beluga_source *src = beluga_pool.sources[i];
 
+		if (!src)
+			continue;
 		if (src->kind == BELUGA_SOURCE_NODE)
 			node += src->nr_free;
 		else
@@ -218,8 +325,8 @@ static int beluga_pool_pick_kind(unsigned long nr_chunks)
  * Interleaved round-robin over the matching sources (guideline O9: spread
  * bandwidth over every device).  Each region starts at a rotating source so
  * small regions spread evenly too.  Sets @r->source_kind.
- * Caller holds the pool lock.
  *
+ * Context: process context with beluga_pool.lock held.
  * Return: 0, -ENOSPC when the matching sources have too few free chunks,
  * or -EINVAL when none matches or the region would have to mix kinds.
  */
@@ -240,7 +347,7 @@ int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index)
 	for (k = 0; k < beluga_pool.nr_sources; k++) {
 		struct beluga_source *src = beluga_pool.sources[k];
 
-		if (beluga_source_matches(src, kind, source_index)) {
+		if (src && beluga_source_matches(src, kind, source_index)) {
 			cand[n++] = src;
 			avail += src->nr_free;
 		}
@@ -272,24 +379,37 @@ int beluga_pool_take(struct beluga_region *r, u32 kind, int source_index)
 /**
  * beluga_pool_take_extent() - give a shared region a fixed extent of a source
  * @r: the region; @r->nr_chunks says how many, @r->chunks receives them
- * @src: the source
- * @first: index in @src->chunks of the extent's first chunk; the caller has
- *	checked that the extent lies inside @src
+ * @source_index: the source, which must be a range source
+ * @offset: bytes into the source of the extent's start, chunk aligned
  *
  * All or nothing: every chunk of the extent must be free.  Taken off the
  * free list, they can be in no other region until @r gives them back, so
- * private regions never receive them.  Sets @r->source_kind.
- * Caller holds the pool lock.
+ * private regions never receive them, and the source cannot be removed.
+ * Sets @r->source_kind and @r->shared_source.
  *
- * Return: 0; -EADDRINUSE when a chunk is in another shared region's
+ * Context: process context with beluga_pool.lock held.
+ * Return: 0; -EINVAL (no source at @source_index); -EOPNOTSUPP (a node
+ * source: memory each host's kernel owns); -ENXIO (the extent ends past
+ * the source); -EADDRINUSE when a chunk is in another shared region's
  * extent; -EBUSY when a chunk is in a private region or the quarantine.
  */
-int beluga_pool_take_extent(struct beluga_region *r, struct beluga_source *src,
-			    unsigned long first)
+int beluga_pool_take_extent(struct beluga_region *r, unsigned int source_index,
+			    u64 offset)
 {
-	unsigned long i;
+	struct beluga_source *src = NULL;
+	unsigned long i, first;
 
 	lockdep_assert_held(&beluga_pool.lock);
+	if (source_index < beluga_pool.nr_sources)
+		src = beluga_pool.sources[source_index];
+	if (!src)
+		return -EINVAL;
+	if (src->kind != BELUGA_SOURCE_RANGE)
+		return -EOPNOTSUPP;
+	if (offset >= (u64)src->nr_chunks * BELUGA_CHUNK_BYTES ||
+	    r->nr_chunks > src->nr_chunks - offset / BELUGA_CHUNK_BYTES)
+		return -ENXIO;
+	first = offset / BELUGA_CHUNK_BYTES;
 	for (i = 0; i < r->nr_chunks; i++)
 		if (src->chunks[first + i].state == BELUGA_CHUNK_SHARED)
 			return -EADDRINUSE;
@@ -306,6 +426,7 @@ int beluga_pool_take_extent(struct beluga_region *r, struct beluga_source *src,
 	src->nr_free -= r->nr_chunks;
 	beluga_pool.nr_free -= r->nr_chunks;
 	r->source_kind = src->kind;
+	r->shared_source = src->index;
 	return 0;
 }
 
@@ -318,7 +439,8 @@ int beluga_pool_take_extent(struct beluga_region *r, struct beluga_source *src,
  * still write it.  Reverse order keeps the region's first chunk at the head
  * of its free list, so the next region of the same shape gets the same
  * chunks (which the zeroing test relies on).
- * Caller holds the pool lock.
+ *
+ * Context: process context with beluga_pool.lock held.
  */
 void beluga_pool_give_back(struct beluga_region *r)
 {

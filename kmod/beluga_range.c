@@ -54,13 +54,34 @@ static int beluga_find_owner(struct resource *res, void *arg)
 	return 0;
 }
 
+/* walk_iomem_res_desc() callback: add up the bytes of top-level resources. */
+static int beluga_covered(struct resource *res, void *arg)
+{
+	u64 *covered = arg;
+
+	if (res->parent == &iomem_resource)
+		*covered += resource_size(res);
+	return 0;
+}
+
+/*
+ * The checks every range passes before it is claimed.  Called with
+ * beluga_pool.sources_lock held at run time (or at load, before anyone can
+ * add a source), so the sources it compares with cannot change; it reads
+ * them under the pool lock.
+ * Return: 0; -EINVAL (alignment, System RAM); -EADDRINUSE (another range
+ * source of the pool overlaps); -ENXIO (not all of it is memory the
+ * platform describes in /proc/iomem: a bogus address).
+ */
 static int beluga_range_check(phys_addr_t start, u64 bytes)
 {
+	u64 covered = 0;
 	unsigned int i;
+	int ret = 0;
 
-	if (!IS_ALIGNED(start, BELUGA_CHUNK_BYTES) ||
+	if (!bytes || !IS_ALIGNED(start, BELUGA_CHUNK_BYTES) ||
 	    !IS_ALIGNED(bytes, BELUGA_CHUNK_BYTES) || start + bytes < start) {
-		pr_err("range %pa+%#llx is not 2 MiB aligned: fix ranges=\n",
+		pr_err("range %pa+%#llx is not 2 MiB aligned (or empty, or wraps): fix the range\n",
 		       &start, bytes);
 		return -EINVAL;
 	}
@@ -70,15 +91,27 @@ static int beluga_range_check(phys_addr_t start, u64 bytes)
 		       &start, bytes);
 		return -EINVAL;
 	}
+	mutex_lock(&beluga_pool.lock);
 	for (i = 0; i < beluga_pool.nr_sources; i++) {
 		struct beluga_source *src = beluga_pool.sources[i];
 
-		if (src->kind == BELUGA_SOURCE_RANGE &&
+		if (src && src->kind == BELUGA_SOURCE_RANGE &&
 		    start < src->phys + src->bytes && src->phys < start + bytes) {
-			pr_err("range %pa+%#llx overlaps another range in ranges=\n",
-			       &start, bytes);
-			return -EINVAL;
+			pr_err("range %pa+%#llx overlaps another range in ranges= or source %u\n",
+			       &start, bytes, i);
+			ret = -EADDRINUSE;
+			break;
 		}
+	}
+	mutex_unlock(&beluga_pool.lock);
+	if (ret)
+		return ret;
+	walk_iomem_res_desc(IORES_DESC_NONE, IORESOURCE_MEM, start,
+			    start + bytes - 1, &covered, beluga_covered);
+	if (covered != bytes) {
+		pr_err("range %pa+%#llx is not all platform memory (/proc/iomem covers %llu of its bytes): check the address\n",
+		       &start, bytes, covered);
+		return -ENXIO;
 	}
 	return 0;
 }
@@ -170,21 +203,43 @@ static int beluga_range_chunks(struct beluga_source *src)
 	return 0;
 }
 
-static int beluga_range_add(phys_addr_t start, u64 bytes)
+/**
+ * beluga_range_add() - claim a physical range and pool it as a range source
+ * @start: physical address of the range
+ * @bytes: its length
+ * @name: the source's name (empty for ranges=); the caller checked it is
+ *	valid and unique
+ * @identity: what names the memory on every host, shown in sysfs; may be
+ *	empty
+ *
+ * Checks the range (beluga_range_check()), claims it, creates its struct
+ * pages and chunks and registers the source (beluga_source_register()).
+ *
+ * Context: process context; at load, or with beluga_pool.sources_lock
+ * held (BELUGA_IOC_SOURCE_ADD).  Takes beluga_pool.lock.
+ * Return: the registered source, or an ERR_PTR: -EINVAL (alignment,
+ * System RAM), -EADDRINUSE (overlaps a range source), -ENXIO (not platform
+ * memory), -EBUSY (another driver owns part of it), -ENOSPC (no free source
+ * slot), -ENOMEM, or memremap_pages()'s error.
+ */
+struct beluga_source *beluga_range_add(phys_addr_t start, u64 bytes,
+				       const char *name, const char *identity)
 {
 	struct beluga_source *src;
 	int ret;
 
 	ret = beluga_range_check(start, bytes);
 	if (ret)
-		return ret;
+		return ERR_PTR(ret);
 	src = beluga_source_new(BELUGA_SOURCE_RANGE,
 				memory_add_physaddr_to_nid(start),
 				&beluga_range_ops);
 	if (!src)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	src->phys = start;
 	src->bytes = bytes;
+	strscpy_pad(src->name, name, sizeof(src->name));
+	strscpy_pad(src->identity, identity, sizeof(src->identity));
 
 	ret = beluga_range_claim(src);
 	if (!ret)
@@ -195,14 +250,18 @@ static int beluga_range_add(phys_addr_t start, u64 bytes)
 		ret = beluga_source_register(src);
 	if (ret) {
 		beluga_range_free(src);
-		return ret;
+		return ERR_PTR(ret);
 	}
-	pr_info("range %pa+%llu MiB on node %d: %lu chunks\n", &start,
-		bytes >> 20, src->nid, src->nr_chunks);
-	return 0;
+	pr_info("range %pa+%llu MiB on node %d: %lu chunks, source %u%s%s\n",
+		&start, bytes >> 20, src->nid, src->nr_chunks, src->index,
+		*name ? " " : "", name);
+	return src;
 }
 
-/* Undo beluga_range_add(); refuses (leaks) if any page is still in use. */
+/*
+ * Undo beluga_range_add(); refuses (leaks) if any page is still in use.
+ * Called for a source that is not (or no longer) in the pool's array.
+ */
 static void beluga_range_free(struct beluga_source *src)
 {
 	unsigned long i;
@@ -227,14 +286,16 @@ static void beluga_range_free(struct beluga_source *src)
  * @param: "start+size,start+size,..." (memparse syntax)
  *
  * Claims, maps and registers each range in turn, printing one line per
- * source or one line saying what to fix.  Called at module load, after
- * beluga_pool_init(); the sources already registered when it fails are
- * freed by beluga_pool_exit().
+ * source or one line saying what to fix.  The sources already registered
+ * when it fails are freed by beluga_pool_exit().
  *
- * Return: 0 or a negative errno.
+ * Context: module load, after beluga_pool_init(), before /dev/beluga exists.
+ * Return: 0 or a negative errno (-EINVAL for every bad range, as since ABI
+ * 1.1; -EBUSY when another driver owns one; -ENOMEM).
  */
 int beluga_ranges_parse(const char *param)
 {
+	struct beluga_source *src;
 	char *buf, *cur, *tok;
 	int ret = 0;
 
@@ -265,9 +326,14 @@ int beluga_ranges_parse(const char *param)
 			ret = -EINVAL;
 			break;
 		}
-		ret = beluga_range_add(start, bytes);
-		if (ret)
+		src = beluga_range_add(start, bytes, "", "");
+		if (IS_ERR(src)) {
+			ret = PTR_ERR(src);
+			/* ranges= has refused bad ranges with EINVAL since 1.1 */
+			if (ret == -EADDRINUSE || ret == -ENXIO || ret == -ENOSPC)
+				ret = -EINVAL;
 			break;
+		}
 	}
 	kfree(buf);
 	return ret;

@@ -254,8 +254,8 @@ static void beluga_region_zero(struct beluga_region *r)
 
 /*
  * What a new region is made of.  A private region's chunks are placed by
- * the pool (@kind, @source_index) and zeroed; a shared region (@extent_src
- * set) maps a fixed extent of one source and is never zeroed.
+ * the pool (@kind, @source_index) and zeroed; a shared region (@shared
+ * set) maps a fixed extent of source @source_index and is never zeroed.
  */
 struct beluga_region_spec {
 	const char *name;
@@ -264,7 +264,7 @@ struct beluga_region_spec {
 	bool ephemeral;
 	u32 kind;
 	int source_index;
-	struct beluga_source *extent_src;
+	bool shared;
 	u64 extent_offset;
 };
 
@@ -292,9 +292,8 @@ static struct beluga_region *beluga_region_alloc(const struct beluga_region_spec
 	r->gid = current_fsgid();
 	r->mode = spec->mode;
 	r->source_kind = spec->kind;
-	if (spec->extent_src) {
+	if (spec->shared) {
 		r->shared = true;
-		r->shared_source = spec->extent_src->index;
 		r->shared_offset = spec->extent_offset;
 	}
 	RB_CLEAR_NODE(&r->name_node);
@@ -337,10 +336,9 @@ static int beluga_region_take(struct beluga_region *r,
 {
 	int ret;
 
-	if (spec->extent_src)
-		return beluga_pool_take_extent(r, spec->extent_src,
-					       spec->extent_offset /
-					       BELUGA_CHUNK_BYTES);
+	if (spec->shared)
+		return beluga_pool_take_extent(r, spec->source_index,
+					       spec->extent_offset);
 	ret = beluga_quota_charge(r);
 	if (ret)
 		return ret;
@@ -461,30 +459,31 @@ struct beluga_region *beluga_region_create(const struct beluga_region_create *re
  * @name: a valid, non-empty name
  * @size: bytes, a non-zero multiple of BELUGA_CHUNK_BYTES
  * @mode: permission bits
- * @src: the source, of kind BELUGA_SOURCE_RANGE
- * @offset: bytes into @src, chunk aligned; the extent ends inside @src
+ * @source_index: the source; beluga_pool_take_extent() checks under the
+ *	pool lock that it exists, is a range source and holds the extent
+ * @offset: bytes into the source, chunk aligned
  *
- * The caller (beluga_shared.c) has checked all of the above.  The region's
- * memory is never zeroed, and it is charged to no quota.
+ * The caller (beluga_shared.c) has checked name, size, mode and alignment.
+ * The region's memory is never zeroed, and it is charged to no quota.
  *
  * Context: process context, may sleep.  Takes beluga_pool.lock itself; the
  * caller holds no driver lock.
  * Return: the region with one reference for the caller and one for the
- * name, or an ERR_PTR: -EEXIST (name), -EADDRINUSE, -EBUSY
- * (beluga_pool_take_extent()), -ENOMEM.
+ * name, or an ERR_PTR: -EEXIST (name), -EINVAL, -EOPNOTSUPP, -ENXIO,
+ * -EADDRINUSE, -EBUSY (beluga_pool_take_extent()), -ENOMEM.
  */
 struct beluga_region *beluga_region_create_shared(const char *name, u64 size,
 						  u32 mode,
-						  struct beluga_source *src,
+						  unsigned int source_index,
 						  u64 offset)
 {
 	const struct beluga_region_spec spec = {
 		.name = name,
 		.size = size,
 		.mode = mode,
-		.kind = src->kind,
-		.source_index = src->index,
-		.extent_src = src,
+		.kind = BELUGA_SOURCE_RANGE,
+		.source_index = source_index,
+		.shared = true,
 		.extent_offset = offset,
 	};
 

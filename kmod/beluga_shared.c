@@ -28,28 +28,25 @@
 
 #include "beluga_internal.h"
 
-/* The ioctl's own fields (flags, padding, output fields) are checked by the caller. */
-static int beluga_shared_check(const struct beluga_shared_define *req,
-			       struct beluga_source **srcp)
+/*
+ * The request's values; the source (its kind, whether the extent ends
+ * inside it) is checked under the pool lock when the extent is taken
+ * (beluga_pool_take_extent()), since sources can be removed at run time.
+ * The ioctl's own fields (flags, padding, output fields) are checked by
+ * the caller.
+ */
+static int beluga_shared_check(const struct beluga_shared_define *req)
 {
-	struct beluga_source *src;
-	u64 src_bytes;
-
 	if (!beluga_name_valid(req->name, false) || (req->mode & ~0777U))
 		return -EINVAL;
 	if (!req->size || !IS_ALIGNED(req->size, BELUGA_CHUNK_BYTES) ||
 	    !IS_ALIGNED(req->offset, BELUGA_CHUNK_BYTES))
 		return -EINVAL;
-	/* Sources never change after load: no lock needed to read them. */
-	if (req->source_index >= beluga_pool.nr_sources)
+	if (req->source_index >= BELUGA_MAX_SOURCES)
 		return -EINVAL;
-	src = beluga_pool.sources[req->source_index];
-	if (src->kind != BELUGA_SOURCE_RANGE)
-		return -EOPNOTSUPP;
-	src_bytes = (u64)src->nr_chunks * BELUGA_CHUNK_BYTES;
-	if (req->offset >= src_bytes || req->size > src_bytes - req->offset)
+	/* Larger than the whole pool: no source can hold it (no allocation). */
+	if (req->size / BELUGA_CHUNK_BYTES > beluga_pool_total_chunks())
 		return -ENXIO;
-	*srcp = src;
 	return 0;
 }
 
@@ -58,23 +55,23 @@ static int beluga_shared_check(const struct beluga_shared_define *req,
  * @req: the request, whose flags, padding and output fields the caller has
  *	checked
  *
+ * Context: process context (the ioctl); takes beluga_pool.lock.
  * Return: the region with one reference for the caller and one for the
  * name, or an ERR_PTR: -EPERM (no CAP_SYS_ADMIN), -EINVAL (name, mode,
- * alignment, source index), -EOPNOTSUPP (not a range source), -ENXIO (the
- * extent ends past the source), -EEXIST (name taken), -EADDRINUSE (another
- * shared extent overlaps), -EBUSY (a chunk is in a private region or the
- * quarantine), -ENOMEM.
+ * alignment, no source at the index), -EOPNOTSUPP (not a range source),
+ * -ENXIO (the extent ends past the source), -EEXIST (name taken),
+ * -EADDRINUSE (another shared extent overlaps), -EBUSY (a chunk is in a
+ * private region or the quarantine), -ENOMEM.
  */
 struct beluga_region *beluga_shared_define(const struct beluga_shared_define *req)
 {
-	struct beluga_source *src;
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
 		return ERR_PTR(-EPERM);
-	ret = beluga_shared_check(req, &src);
+	ret = beluga_shared_check(req);
 	if (ret)
 		return ERR_PTR(ret);
-	return beluga_region_create_shared(req->name, req->size, req->mode, src,
-					   req->offset);
+	return beluga_region_create_shared(req->name, req->size, req->mode,
+					   req->source_index, req->offset);
 }

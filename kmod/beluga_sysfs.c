@@ -41,7 +41,7 @@ static ssize_t pool_total_bytes_show(struct kobject *k,
 				     struct kobj_attribute *a, char *buf)
 {
 	return sysfs_emit(buf, "%llu\n",
-			  (u64)beluga_pool.nr_chunks * BELUGA_CHUNK_BYTES);
+			  (u64)beluga_pool_total_chunks() * BELUGA_CHUNK_BYTES);
 }
 
 static ssize_t pool_locked_show(char *buf, const unsigned long *val)
@@ -140,67 +140,54 @@ static const struct attribute_group counters_group = {
 
 /* --- sources ------------------------------------------------------------- */
 
+/*
+ * The source named by @k's directory, or NULL once it is gone.  Pool lock
+ * held: a source removed at run time leaves the array before its
+ * directory is removed (and kobject_del() waits for running show calls).
+ */
 static struct beluga_source *source_of(struct kobject *k)
 {
 	unsigned int idx;
 
+	lockdep_assert_held(&beluga_pool.lock);
 	if (kstrtouint(kobject_name(k), 10, &idx) ||
 	    idx >= beluga_pool.nr_sources)
 		return NULL;
 	return beluga_pool.sources[idx];
 }
 
-static ssize_t source_kind_show(struct kobject *k, struct kobj_attribute *a,
-				char *buf)
-{
-	struct beluga_source *src = source_of(k);
-
-	if (!src)
-		return -ENODEV;
-	return sysfs_emit(buf, "%s\n",
-			  src->kind == BELUGA_SOURCE_NODE ? "node" : "range");
+#define BELUGA_SOURCE_ATTR(_name, _fmt, _expr) \
+static ssize_t source_##_name##_show(struct kobject *k, \
+				     struct kobj_attribute *a, char *buf) \
+{ \
+	struct beluga_source *src; \
+	ssize_t ret = -ENODEV; \
+	\
+	mutex_lock(&beluga_pool.lock); \
+	src = source_of(k); \
+	if (src) \
+		ret = sysfs_emit(buf, _fmt "\n", _expr); \
+	mutex_unlock(&beluga_pool.lock); \
+	return ret; \
 }
 
-static ssize_t source_node_show(struct kobject *k, struct kobj_attribute *a,
-				char *buf)
-{
-	struct beluga_source *src = source_of(k);
-
-	return src ? sysfs_emit(buf, "%d\n", src->nid) : -ENODEV;
-}
-
-static ssize_t source_has_cpus_show(struct kobject *k,
-				    struct kobj_attribute *a, char *buf)
-{
-	struct beluga_source *src = source_of(k);
-
-	return src ? sysfs_emit(buf, "%d\n", src->has_cpus) : -ENODEV;
-}
-
-static ssize_t source_total_bytes_show(struct kobject *k,
-				       struct kobj_attribute *a, char *buf)
-{
-	struct beluga_source *src = source_of(k);
-
-	if (!src)
-		return -ENODEV;
-	return sysfs_emit(buf, "%llu\n",
-			  (u64)src->nr_chunks * BELUGA_CHUNK_BYTES);
-}
-
-static ssize_t source_free_bytes_show(struct kobject *k,
-				      struct kobj_attribute *a, char *buf)
-{
-	struct beluga_source *src = source_of(k);
-
-	return src ? pool_locked_show(buf, &src->nr_free) : -ENODEV;
-}
+BELUGA_SOURCE_ATTR(kind, "%s",
+		   src->kind == BELUGA_SOURCE_NODE ? "node" : "range");
+BELUGA_SOURCE_ATTR(node, "%d", src->nid);
+BELUGA_SOURCE_ATTR(has_cpus, "%d", src->has_cpus);
+BELUGA_SOURCE_ATTR(total_bytes, "%llu",
+		   (u64)src->nr_chunks * BELUGA_CHUNK_BYTES);
+BELUGA_SOURCE_ATTR(free_bytes, "%llu", (u64)src->nr_free * BELUGA_CHUNK_BYTES);
+BELUGA_SOURCE_ATTR(name, "%s", src->name);
+BELUGA_SOURCE_ATTR(identity, "%s", src->identity);
 
 BELUGA_RO_ATTR(source, kind);
 BELUGA_RO_ATTR(source, node);
 BELUGA_RO_ATTR(source, has_cpus);
 BELUGA_RO_ATTR(source, total_bytes);
 BELUGA_RO_ATTR(source, free_bytes);
+BELUGA_RO_ATTR(source, name);
+BELUGA_RO_ATTR(source, identity);
 
 static struct attribute *source_attrs[] = {
 	&source_kind_attr.attr,
@@ -208,6 +195,8 @@ static struct attribute *source_attrs[] = {
 	&source_has_cpus_attr.attr,
 	&source_total_bytes_attr.attr,
 	&source_free_bytes_attr.attr,
+	&source_name_attr.attr,
+	&source_identity_attr.attr,
 	NULL,
 };
 
@@ -396,6 +385,39 @@ void beluga_sysfs_del_region(struct beluga_region *r)
 }
 
 /**
+ * beluga_sysfs_add_source() - create sources/<index>/ for a source.
+ * @src: the source, already in the sources array.
+ *
+ * Context: process context, may sleep; at module load, or with
+ * beluga_pool.sources_lock held (not beluga_pool.lock).
+ * Return: 0, or -ENOMEM (the source then has no directory).
+ */
+int beluga_sysfs_add_source(struct beluga_source *src)
+{
+	char name[12];
+
+	snprintf(name, sizeof(name), "%u", src->index);
+	src->kobj = beluga_sysfs_dir(name, beluga_pool.sources_kobj,
+				     &source_group);
+	return src->kobj ? 0 : -ENOMEM;
+}
+
+/**
+ * beluga_sysfs_del_source() - remove a source's sources/<index>/.
+ * @src: the source; its directory pointer is cleared.
+ *
+ * Context: process context, may sleep: waits for running show calls, so
+ * never called with beluga_pool.lock held.
+ */
+void beluga_sysfs_del_source(struct beluga_source *src)
+{
+	if (src->kobj)
+		kobject_del(src->kobj);
+	kobject_put(src->kobj);
+	src->kobj = NULL;
+}
+
+/**
  * beluga_sysfs_add_quota() - create quotas/<uid>/ for a new quota entry.
  * @e: the entry; the directory is named by its uid in the initial user
  *     namespace.
@@ -456,16 +478,10 @@ int beluga_sysfs_init(void)
 	if (!beluga_pool.sources_kobj || !beluga_pool.regions_kobj ||
 	    !beluga_pool.quotas_kobj)
 		goto fail;
-	for (i = 0; i < beluga_pool.nr_sources; i++) {
-		struct beluga_source *src = beluga_pool.sources[i];
-		char name[12];
-
-		snprintf(name, sizeof(name), "%u", i);
-		src->kobj = beluga_sysfs_dir(name, beluga_pool.sources_kobj,
-					     &source_group);
-		if (!src->kobj)
+	/* Load time: the sources array cannot change yet. */
+	for (i = 0; i < beluga_pool.nr_sources; i++)
+		if (beluga_sysfs_add_source(beluga_pool.sources[i]))
 			goto fail;
-	}
 	return 0;
 fail:
 	beluga_sysfs_exit();
@@ -483,10 +499,9 @@ void beluga_sysfs_exit(void)
 {
 	unsigned int i;
 
-	for (i = 0; i < beluga_pool.nr_sources; i++) {
-		kobject_put(beluga_pool.sources[i]->kobj);
-		beluga_pool.sources[i]->kobj = NULL;
-	}
+	for (i = 0; i < beluga_pool.nr_sources; i++)
+		if (beluga_pool.sources[i])
+			beluga_sysfs_del_source(beluga_pool.sources[i]);
 	kobject_put(beluga_pool.quotas_kobj);
 	kobject_put(beluga_pool.regions_kobj);
 	kobject_put(beluga_pool.sources_kobj);

@@ -54,6 +54,7 @@ beluga-tool info                          # backend, ABI, features, sources
 beluga-tool create kv-cache 64G -m 0660   # a region every group member can map
 beluga-tool ls --json | jq '.[].name'
 beluga-tool stat kv-cache --layout        # chunks per NUMA node
+beluga-tool source add dax0.0             # hand a CXL device-dax instance to the driver (root)
 beluga-tool shared define kv-pool -s 2 -o 0 -S 64G   # the same extent on every host (root)
 beluga-tool gpu --register kv-cache -d 0  # check cudaHostRegister + placement
 beluga-tool top -i 1                      # live view; --once in scripts

@@ -105,6 +105,12 @@ struct beluga_backend_ops {
 	int (*shared_define)(struct beluga_pool *pool, const char *name,
 			     uint32_t source, uint64_t offset, uint64_t size,
 			     uint32_t mode, struct region_handle *out);
+	/* NULL: the backend cannot add or remove sources (-EOPNOTSUPP). */
+	int (*source_add)(struct beluga_pool *pool, uint64_t start,
+			  uint64_t size, const char *name, const char *identity,
+			  uint32_t *index);
+	int (*source_remove)(struct beluga_pool *pool, const char *name,
+			     uint32_t index);
 	int (*destroy)(struct beluga_pool *pool, const char *name);
 	int (*stat)(struct beluga_pool *pool, const char *name,
 		    struct beluga_region_info *info);

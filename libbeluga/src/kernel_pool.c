@@ -14,6 +14,9 @@
 
 #include "internal.h"
 
+_Static_assert(BELUGA_FEATURE_SOURCE_HOTPLUG == BELUGA_FEAT_SOURCE_HOTPLUG,
+	       "library and driver feature bits differ");
+
 static int kernel_get_info(struct beluga_pool *pool, struct beluga_info *info)
 {
 	memset(info, 0, sizeof(*info));
@@ -149,6 +152,42 @@ static int kernel_counters(struct beluga_pool *pool,
 	return 0;
 }
 
+static int kernel_source_add(struct beluga_pool *pool, uint64_t start,
+			     uint64_t size, const char *name,
+			     const char *identity, uint32_t *index)
+{
+	struct beluga_source_add a;
+	int ret;
+
+	if (!(pool->k.features & BELUGA_FEAT_SOURCE_HOTPLUG))
+		return -BELUGA_EDRIVER_TOO_OLD;
+	memset(&a, 0, sizeof(a));
+	a.start = start;
+	a.size = size;
+	strcpy(a.name, name);
+	strcpy(a.identity, identity);
+	ret = pool->ops.ioctl(pool->ops.ctx, pool->k.devfd,
+			      BELUGA_IOC_SOURCE_ADD, &a);
+	if (!ret && index)
+		*index = a.index;
+	return ret;
+}
+
+static int kernel_source_remove(struct beluga_pool *pool, const char *name,
+				uint32_t index)
+{
+	struct beluga_source_remove r;
+
+	if (!(pool->k.features & BELUGA_FEAT_SOURCE_HOTPLUG))
+		return -BELUGA_EDRIVER_TOO_OLD;
+	memset(&r, 0, sizeof(r));
+	strcpy(r.name, name);
+	if (!*name)
+		r.index = index;
+	return pool->ops.ioctl(pool->ops.ctx, pool->k.devfd,
+			       BELUGA_IOC_SOURCE_REMOVE, &r);
+}
+
 /* The region half of the backend lives in kernel_region.c. */
 int beluga_kernel_create(struct beluga_pool *pool, const char *name,
 			 uint64_t size, uint32_t mode, uint32_t flags,
@@ -184,6 +223,8 @@ const struct beluga_backend_ops beluga_kernel_backend = {
 	.create = beluga_kernel_create,
 	.open = beluga_kernel_open_region,
 	.shared_define = beluga_kernel_shared_define,
+	.source_add = kernel_source_add,
+	.source_remove = kernel_source_remove,
 	.destroy = beluga_kernel_destroy,
 	.stat = beluga_kernel_stat,
 	.fd_stat = beluga_kernel_fd_stat,

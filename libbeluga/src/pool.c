@@ -172,6 +172,57 @@ int beluga_pool_get_source(struct beluga_pool *pool, uint32_t index,
 	return pool->be->source(pool, index, info);
 }
 
+/* 0..63 printable ASCII bytes without spaces (the driver's rule). */
+static bool identity_valid(const char *id)
+{
+	size_t len = strnlen(id, BELUGA_NAME_MAX);
+
+	if (len == BELUGA_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (id[i] <= ' ' || id[i] > '~')
+			return false;
+	return true;
+}
+
+int beluga_source_add(struct beluga_pool *pool, uint64_t start, uint64_t size,
+		      const char *name, const char *identity, uint32_t *index)
+{
+	int ret;
+
+	if (!pool || !beluga_name_valid(name) || !size ||
+	    start % BELUGA_CHUNK || size % BELUGA_CHUNK ||
+	    !identity_valid(identity ? identity : ""))
+		return -EINVAL;
+	if (!pool->be->source_add) {
+		blog_err(pool, "source %s: the %s backend takes no memory sources",
+			 name, pool->be->name);
+		return -EOPNOTSUPP;
+	}
+	ret = pool->be->source_add(pool, start, size, name,
+				   identity ? identity : "", index);
+	if (ret)
+		blog_dbg(pool, "add source %s (%llu bytes): %s", name,
+			 (unsigned long long)size, beluga_strerror(ret));
+	return ret;
+}
+
+int beluga_source_remove(struct beluga_pool *pool, const char *name,
+			 uint32_t index)
+{
+	int ret;
+
+	if (!pool || (name && *name && !beluga_name_valid(name)))
+		return -EINVAL;
+	if (!pool->be->source_remove)
+		return -EOPNOTSUPP;
+	ret = pool->be->source_remove(pool, name ? name : "", index);
+	if (ret)
+		blog_dbg(pool, "remove source %s (index %u): %s",
+			 name ? name : "", index, beluga_strerror(ret));
+	return ret;
+}
+
 int beluga_pool_get_counters(struct beluga_pool *pool,
 			 struct beluga_pool_counters *counters)
 {

@@ -574,6 +574,8 @@ static void fz_dev_unknown(struct fz_ctx *c)
 		BELUGA_IOC_REGION_OPEN, BELUGA_IOC_REGION_DESTROY, BELUGA_IOC_REGION_STAT,
 		BELUGA_IOC_REGION_LIST, BELUGA_IOC_REGION_SETATTR, BELUGA_IOC_QUOTA_GET,
 		BELUGA_IOC_QUOTA_SET, BELUGA_IOC_SHARED_DEFINE,
+		/* Never by chance: they change the pool's sources (root). */
+		BELUGA_IOC_SOURCE_ADD, BELUGA_IOC_SOURCE_REMOVE,
 	};
 	unsigned long cmd;
 	unsigned int i;

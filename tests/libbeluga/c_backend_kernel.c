@@ -391,6 +391,56 @@ static void shared_define_on_a_1_1_driver_is_driver_too_old(void **state)
 	fake_fini(&f);
 }
 
+/* Run-time sources (ABI 1.3): argument checks, the request, errnos. */
+static void source_add_and_remove(void **state)
+{
+	struct fake f;
+	struct beluga_pool *pool = NULL;
+	uint32_t idx = 99;
+
+	(void)state;
+	fake_init(&f);
+	f.info.features |= BELUGA_FEAT_SOURCE_HOTPLUG;
+	assert_int_equal(open_with(&f, &pool), 0);
+	/* Refused before the driver is asked. */
+	assert_int_equal(beluga_source_add(NULL, 0, 2 * MiB, "d", NULL, NULL), -EINVAL);
+	assert_int_equal(beluga_source_add(pool, 0, 2 * MiB, "", NULL, NULL), -EINVAL);
+	assert_int_equal(beluga_source_add(pool, 0, 2 * MiB, "a/b", NULL, NULL), -EINVAL);
+	assert_int_equal(beluga_source_add(pool, 4096, 2 * MiB, "d", NULL, NULL), -EINVAL);
+	assert_int_equal(beluga_source_add(pool, 0, 0, "d", NULL, NULL), -EINVAL);
+	assert_int_equal(beluga_source_add(pool, 0, 3 * MiB, "d", NULL, NULL), -EINVAL);
+	assert_int_equal(beluga_source_add(pool, 0, 2 * MiB, "d", "a b", NULL), -EINVAL);
+	assert_int_equal(beluga_source_remove(pool, "a/b", 0), -EINVAL);
+	assert_int_equal(f.last_add.size, 0);
+
+	assert_int_equal(beluga_source_add(pool, 1ULL << 32, 64 * MiB, "dax0.0",
+					   "set_cookie=0x1", &idx), 0);
+	assert_int_equal(idx, 2);
+	assert_int_equal(f.last_add.start, 1ULL << 32);
+	assert_int_equal(f.last_add.size, 64 * MiB);
+	assert_string_equal(f.last_add.name, "dax0.0");
+	assert_string_equal(f.last_add.identity, "set_cookie=0x1");
+	assert_int_equal(beluga_source_remove(pool, "dax0.0", 0), 0);
+	assert_string_equal(f.last_remove.name, "dax0.0");
+	assert_int_equal(beluga_source_remove(pool, NULL, 3), 0);
+	assert_string_equal(f.last_remove.name, "");
+	assert_int_equal(f.last_remove.index, 3);
+	f.cmd_errno[_IOC_NR(BELUGA_IOC_SOURCE_REMOVE)] = EBUSY;
+	assert_int_equal(beluga_source_remove(pool, "dax0.0", 0), -EBUSY);
+	beluga_pool_close(pool);
+	fake_fini(&f);
+
+	/* A 1.2 driver: too old, nothing sent. */
+	fake_init(&f);
+	f.info.abi_version = BELUGA_ABI_VERSION(1, 2);
+	assert_int_equal(open_with(&f, &pool), 0);
+	assert_int_equal(beluga_source_add(pool, 0, 2 * MiB, "d", NULL, NULL),
+			 -BELUGA_EDRIVER_TOO_OLD);
+	assert_int_equal(beluga_source_remove(pool, "d", 0), -BELUGA_EDRIVER_TOO_OLD);
+	beluga_pool_close(pool);
+	fake_fini(&f);
+}
+
 /* ---- fault injection over pool open --------------------------------------- */
 
 static int sc_open(struct fake *f, void *arg)
@@ -475,6 +525,7 @@ static const struct CMUnitTest kernel_cases[] = {
 	KPOOL(shared_define_rejects_bad_arguments),
 	KPOOL(shared_define_driver_errnos_come_back),
 	K(shared_define_on_a_1_1_driver_is_driver_too_old),
+	K(source_add_and_remove),
 	K(every_failure_of_pool_open_is_reported),
 };
 

@@ -305,6 +305,13 @@ static int dev_ioctl(struct fake *f, unsigned long req, void *arg)
 		return do_setattr(f, arg);
 	case BELUGA_IOC_SHARED_DEFINE:
 		return do_shared(f, arg);
+	case BELUGA_IOC_SOURCE_ADD:
+		f->last_add = *(struct beluga_source_add *)arg;
+		((struct beluga_source_add *)arg)->index = f->info.nr_sources;
+		return 0;
+	case BELUGA_IOC_SOURCE_REMOVE:
+		f->last_remove = *(struct beluga_source_remove *)arg;
+		return 0;
 	default:
 		return -ENOTTY;
 	}

@@ -57,6 +57,9 @@ struct fake {
 	uint64_t gpu_max_register_bytes;
 	uint32_t gpu_socket;
 	int driver_gpu_refs;
+	/* Sources at run time (ABI 1.3): the last requests, as received. */
+	struct beluga_source_add last_add;
+	struct beluga_source_remove last_remove;
 };
 
 void fake_init(struct fake *f);

@@ -53,9 +53,9 @@ std::uint32_t range_source(const beluga::Pool &pool)
 {
 	std::optional<std::uint32_t> found;
 	auto srcs = pool.sources();
-	for (std::uint32_t i = 0; i < srcs.size(); i++)
-		if (srcs[i].kind == BELUGA_SOURCE_KIND_RANGE)
-			found = i;
+	for (const auto &s : srcs)
+		if (s.kind == BELUGA_SOURCE_KIND_RANGE)
+			found = s.index;
 	if (!found)
 		throw Skip{"no range source: the profile must release the CXL device to beluga.ko"};
 	return *found;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # test_setup.sh SRC: packaging/beluga-setup against a fake sysfs tree and
-# fake daxctl, modprobe and beluga-tool that log their arguments: a dax
-# device is released and its range pooled after a range line, shared regions
+# fake modprobe and beluga-tool that log their arguments: the module is
+# loaded with the range line, a dax device is handed over with 'beluga-tool
+# source add' and named after itself, shared regions
 # are defined on the right source index with mode and owner, a second run
 # keeps them, a different extent is refused, and every configuration error
 # exits 1 naming its line.
@@ -20,7 +21,8 @@ check() { # check DESCRIPTION COMMAND...
 }
 
 # sysfs: one dax device in an NVDIMM region (as QEMU's CXL device shows it on
-# 6.1), one without a region; after "modprobe", two node and two range sources.
+# 6.1), one without a region; after "modprobe", two node and one range
+# source; 'source add' adds a range source named after the device.
 region=$t/sys/devices/platform/ACPI0017:00/root0/nvdimm-bridge0/ndbus0/region0
 mkdir -p "$region/dax0.0/dax0.0/driver" "$t/sys/devices/hmem/dax1.0" "$t/sys/bus/dax/devices" "$t/bin"
 echo 0x1b2f00cafe >"$region/set_cookie"
@@ -29,17 +31,13 @@ ln -s ../../../devices/platform/ACPI0017:00/root0/nvdimm-bridge0/ndbus0/region0/
 ln -s ../../../devices/hmem/dax1.0 "$t/sys/bus/dax/devices/dax1.0"
 echo 0x4080000000 >"$region/dax0.0/dax0.0/resource"
 echo $(((256 << 20) + 4096)) >"$region/dax0.0/dax0.0/size"
-cat >"$t/bin/daxctl" <<SH
-#!/bin/bash
-echo "daxctl \$*" >>"$t/log"
-rmdir "$t/sys/bus/dax/devices/\$2/driver"
-SH
 cat >"$t/bin/modprobe" <<SH
 #!/bin/bash
 echo "modprobe \$*" >>"$t/log"
-for i in 0 1 2 3; do
+for i in 0 1 2; do
 	mkdir -p "$t/sys/kernel/beluga/sources/\$i"
 	if ((i < 2)); then echo node; else echo range; fi >"$t/sys/kernel/beluga/sources/\$i/kind"
+	: >"$t/sys/kernel/beluga/sources/\$i/name"
 done
 mkdir -p "$t/sys/module/beluga/parameters"
 echo "\${2#ranges=}" >"$t/sys/module/beluga/parameters/ranges"
@@ -48,6 +46,13 @@ SH
 cat >"$t/bin/beluga-tool" <<SH
 #!/bin/bash
 echo "beluga-tool \$*" >>"$t/log"
+if [[ \$1 == source && \$2 == add ]]; then
+	rmdir "$t/sys/bus/dax/devices/\$3/driver"
+	mkdir -p "$t/sys/kernel/beluga/sources/3"
+	echo range >"$t/sys/kernel/beluga/sources/3/kind"
+	echo "\$3" >"$t/sys/kernel/beluga/sources/3/name"
+	exit 0
+fi
 if [[ \$1 == shared && \$2 == list ]]; then
 	echo "NAME SOURCE OFFSET SIZE MODE OWNER OPEN MAPS ID"
 	cat "$t/defined" 2>/dev/null || true
@@ -57,7 +62,7 @@ size() { local v=\$1 m=1; case \$v in *M) m=\$((1 << 20));; *G) m=\$((1 << 30));
 echo "\$3 \$5 \$(size \$7) \$(size \$9) 0600 root 0 0 1" >>"$t/defined"
 SH
 chmod +x "$t/bin/"*
-export BELUGA_SYSFS=$t/sys DAXCTL=$t/bin/daxctl MODPROBE=$t/bin/modprobe \
+export BELUGA_SYSFS=$t/sys MODPROBE=$t/bin/modprobe \
 	BELUGA_TOOL=$t/bin/beluga-tool BELUGA_DAX_WAIT=1
 
 cat >"$t/conf" <<CONF
@@ -69,10 +74,9 @@ shared kv-pool dax0.0 0 128M 0660 1000 990
 shared scratch 0x100000000+64M 2M 4M
 CONF
 check "setup succeeds" "$setup" "$t/conf"
-check "dax released" grep -qx "daxctl disable-device dax0.0" "$t/log"
-check "ranges in line order, dax size rounded to 2 MiB" \
-	grep -qx "modprobe beluga ranges=0x100000000+64M,0x4080000000+268435456" "$t/log"
-check "kv-pool on the second range source (index 3)" grep -qx \
+check "module loaded with the range line" grep -qx "modprobe beluga ranges=0x100000000+64M" "$t/log"
+check "dax handed over at run time" grep -qx "beluga-tool source add dax0.0" "$t/log"
+check "kv-pool on the dax device's source (index 3)" grep -qx \
 	"beluga-tool shared define kv-pool --source 3 --offset 0 --size 128M --mode 0660 --uid 1000 --gid 990" "$t/log"
 check "scratch on the first range source (index 2)" grep -qx \
 	"beluga-tool shared define scratch --source 2 --offset 2M --size 4M --mode 0600" "$t/log"
@@ -82,6 +86,7 @@ check "scratch on the first range source (index 2)" grep -qx \
 check "second run succeeds" "$setup" "$t/conf"
 check "second run defines nothing" bash -c "! grep -q 'shared define' '$t/log'"
 check "second run loads nothing" bash -c "! grep -q modprobe '$t/log'"
+check "second run adds no source" bash -c "! grep -q 'source add' '$t/log'"
 # The same name with another extent is refused.
 sed -i 's/^shared scratch .*/shared scratch 0x100000000+64M 4M 4M/' "$t/conf"
 out=$("$setup" "$t/conf" 2>&1) && st=0 || st=$?

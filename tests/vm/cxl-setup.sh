@@ -3,7 +3,11 @@
 #
 # Guest setup of the cxl profile (sourced by /init before beluga.ko loads):
 # turn QEMU's CXL type-3 device into a devdax namespace the way an operator
-# would, release it from device-dax, and hand its range to Beluga.
+# would, and hand it to Beluga the operator's way: beluga-tool source add
+# releases it from device-dax (sysfs unbind) and gives its range to a module
+# loaded without sources.  The suite's tests unload and reload the module
+# with the boot's parameters, so the module is then unloaded again (the
+# device stays released) and /init loads it with ranges= the device's range.
 # Sets BELUGA_PARAMS; records the dax device in /etc/beluga/cxl-dax so the
 # range tests can give it back to device-dax and check Beluga's refusal.
 # Two variables (from the image's /etc/beluga/env) change that for the
@@ -47,7 +51,16 @@ if [ -n "$dax" ] && [ "${CXL_KEEP_DAX:-0}" = 1 ]; then
 elif [ -n "$dax" ]; then
 	start=$(cat "/sys/bus/dax/devices/$dax/resource")
 	size=$(cat "/sys/bus/dax/devices/$dax/size")
-	daxctl disable-device "$dax" >/dev/null
+	tool=/opt/beluga/tools/beluga-tool
+	if [ ! -x $tool ]; then
+		echo "cxl-setup: $tool is not in the image: list tools/beluga-tool in one of the profile's lists"
+	elif insmod /lib/beluga/beluga.ko; then
+		$tool --backend kernel source add "$dax" ||
+			echo "cxl-setup: beluga-tool source add $dax failed"
+		rmmod beluga
+	fi
+	# Still bound to device_dax if the hand-off failed: loading with
+	# ranges= then fails, naming the owner.
 	BELUGA_PARAMS="ranges=$start+$((size / 2097152 * 2097152))"
 	echo "$dax" >/etc/beluga/cxl-dax
 	echo "cxl-setup: $dax ($start, $size bytes) released to Beluga: $BELUGA_PARAMS"

@@ -2,6 +2,7 @@
 // Description: beluga-tool shared - shared regions: a fixed extent of a range
 // source that every host sharing the source defines identically (define,
 // list, undefine).  The driver never zeroes their memory.
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
@@ -72,10 +73,13 @@ static int run_define(const Globals &g, const SharedArgs &a)
 		return kNoBackend;
 	}
 	auto sources = pool.sources();
-	if (a.source < 0 || static_cast<std::size_t>(a.source) >= sources.size())
+	auto it = std::find_if(sources.begin(), sources.end(), [&](const beluga::SourceInfo &s) {
+		return a.source >= 0 && s.index == static_cast<std::uint32_t>(a.source);
+	});
+	if (it == sources.end())
 		throw CLI::ValidationError("--source", "no source " + std::to_string(a.source) +
 							     " (see 'beluga-tool info')");
-	const auto &src = sources[static_cast<std::size_t>(a.source)];
+	const auto &src = *it;
 	if (src.kind != BELUGA_SOURCE_KIND_RANGE)
 		throw CLI::ValidationError("--source",
 					   "source " + std::to_string(a.source) +

@@ -14,6 +14,7 @@ Subcommand ls_command();
 Subcommand create_command();
 Subcommand destroy_command();
 Subcommand shared_command();
+Subcommand source_command();
 Subcommand stat_command();
 Subcommand gpu_command();
 Subcommand top_command();

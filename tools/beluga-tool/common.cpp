@@ -168,6 +168,7 @@ std::vector<std::string> feature_names(std::uint64_t f)
 		{ BELUGA_FEATURE_GPU_REGISTER, "gpu-register" },
 		{ BELUGA_FEATURE_QUOTAS, "quotas" },
 		{ BELUGA_FEATURE_SHARED_REGIONS, "shared-regions" },
+		{ BELUGA_FEATURE_SOURCE_HOTPLUG, "source-hotplug" },
 		{ BELUGA_FEATURE_USAGE_COUNTS, "usage-counts" },
 		{ BELUGA_FEATURE_COUNTERS, "counters" },
 	};

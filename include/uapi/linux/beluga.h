@@ -5,7 +5,9 @@
  * Beluga carves CXL memory (CPU-less NUMA nodes, and from ABI 1.1 reserved
  * physical ranges) into pinned 2 MiB chunks and hands out named regions.
  * From ABI 1.2 a region may instead map a fixed extent of a range source
- * that several hosts share (BELUGA_IOC_SHARED_DEFINE), never zeroed.  A region
+ * that several hosts share (BELUGA_IOC_SHARED_DEFINE), never zeroed.  From ABI
+ * 1.3 range sources can be added and removed at run time
+ * (BELUGA_IOC_SOURCE_ADD, BELUGA_IOC_SOURCE_REMOVE).  A region
  * is reached through a *region file descriptor*: mmap it (MAP_SHARED, 2 MiB
  * aligned) to get huge, long-term pinnable mappings; pass it to another
  * process over a unix socket; or open the region again by name from any
@@ -40,7 +42,7 @@
  * serves, so both sides can tell "driver too old" from "library too old".
  */
 #define BELUGA_ABI_MAJOR 1
-#define BELUGA_ABI_MINOR 2
+#define BELUGA_ABI_MINOR 3
 #define BELUGA_ABI_VERSION(major, minor) (((__u32)(major) << 16) | (__u32)(minor))
 #define BELUGA_ABI_CURRENT BELUGA_ABI_VERSION(BELUGA_ABI_MAJOR, BELUGA_ABI_MINOR)
 
@@ -57,6 +59,7 @@
 #define BELUGA_FEAT_GPU_REGISTER	(1ULL << 5) /* BELUGA_IOC_GPU_* (1.1) */
 #define BELUGA_FEAT_QUOTAS		(1ULL << 6) /* BELUGA_IOC_QUOTA_* (1.1) */
 #define BELUGA_FEAT_SHARED_REGIONS	(1ULL << 7) /* BELUGA_IOC_SHARED_DEFINE (1.2) */
+#define BELUGA_FEAT_SOURCE_HOTPLUG	(1ULL << 8) /* BELUGA_IOC_SOURCE_ADD/REMOVE (1.3) */
 
 /* Source kinds. */
 #define BELUGA_SOURCE_ANY	0	/* create: any kind (never mixes kinds) */
@@ -74,7 +77,10 @@
  * @free_bytes:    out: bytes not given to any region.
  * @quarantined_bytes: out: bytes of destroyed regions still referenced
  *                 (pinned, spliced into a pipe, in-flight I/O).
- * @nr_sources:    out: number of sources (index them with SOURCE_INFO).
+ * @nr_sources:    out: one past the highest source index in use (index them
+ *                 with SOURCE_INFO).  Until a source is removed at run time
+ *                 (1.3) the indexes in use are 0 .. nr_sources - 1; after
+ *                 that an index below it may be free (SOURCE_INFO: ENOENT).
  * @nr_regions:    out: live regions, named and ephemeral.
  * @reserved:      must be 0; zeroed on output.
  */
@@ -95,7 +101,8 @@ struct beluga_info {
 
 /*
  * struct beluga_source_info - BELUGA_IOC_SOURCE_INFO: one pool source.
- * @index:       in: 0 .. nr_sources - 1 (ENOENT past the end).
+ * @index:       in: 0 .. nr_sources - 1 (ENOENT past the end, or for an
+ *               index whose source was removed at run time, 1.3).
  * @flags:       in: must be 0.  out: BELUGA_SOURCE_F_* bits.
  * @kind:        out: BELUGA_SOURCE_NODE or BELUGA_SOURCE_RANGE.
  * @node:        out: NUMA node id of the memory.
@@ -393,6 +400,49 @@ struct beluga_shared_define {
 	__u64 reserved[4];
 };
 
+/*
+ * struct beluga_source_add - BELUGA_IOC_SOURCE_ADD (ABI 1.3): pool a reserved
+ * physical range at run time, as ranges= does at load (e.g. a CXL region's
+ * device-dax instance that user space released from device-dax first).
+ * Needs CAP_SYS_ADMIN.  The range must lie inside memory resources of the
+ * platform (/proc/iomem), not in System RAM, and be owned by no driver.
+ * @start:    in: physical address, a multiple of BELUGA_CHUNK_SIZE.
+ * @size:     in: bytes, a non-zero multiple of BELUGA_CHUNK_SIZE.
+ * @name:     in: the source's name, 1..63 bytes of [A-Za-z0-9._-] as for
+ *            regions, unique among the pool's sources (e.g. "dax0.0").
+ * @identity: in: what names the memory on every host that shares it (e.g.
+ *            "set_cookie=0x..."), 0..63 printable ASCII bytes without
+ *            spaces; the driver only shows it (sysfs sources/N/identity).
+ * @flags:    in: must be 0.
+ * @index:    in: must be 0.  out: the new source's index (the lowest free).
+ */
+struct beluga_source_add {
+	__u64 start;
+	__u64 size;
+	char name[BELUGA_NAME_MAX];
+	char identity[BELUGA_NAME_MAX];
+	__u32 flags;
+	__u32 index;
+	__u64 reserved[4];
+};
+
+/*
+ * struct beluga_source_remove - BELUGA_IOC_SOURCE_REMOVE (ABI 1.3): take a
+ * range source out of the pool and release its range (whoever owned it
+ * before may claim it again).  Needs CAP_SYS_ADMIN.  Refused with EBUSY
+ * while any chunk of the source is in a region or the quarantine.  Other
+ * sources keep their indexes.
+ * @name:  in: the source's name, or empty to name it by @index.
+ * @index: in: with an empty @name, the source's index; 0 otherwise.
+ * @flags: in: must be 0.
+ */
+struct beluga_source_remove {
+	char name[BELUGA_NAME_MAX];
+	__u32 index;
+	__u32 flags;
+	__u64 reserved[4];
+};
+
 /* Commands on /dev/beluga. */
 #define BELUGA_IOC_INFO		_IOWR(BELUGA_IOC_MAGIC, 0x00, struct beluga_info)
 #define BELUGA_IOC_SOURCE_INFO	_IOWR(BELUGA_IOC_MAGIC, 0x01, struct beluga_source_info)
@@ -405,6 +455,8 @@ struct beluga_shared_define {
 #define BELUGA_IOC_QUOTA_GET	_IOWR(BELUGA_IOC_MAGIC, 0x08, struct beluga_quota)
 #define BELUGA_IOC_QUOTA_SET	_IOWR(BELUGA_IOC_MAGIC, 0x09, struct beluga_quota)
 #define BELUGA_IOC_SHARED_DEFINE _IOWR(BELUGA_IOC_MAGIC, 0x0a, struct beluga_shared_define)
+#define BELUGA_IOC_SOURCE_ADD	_IOWR(BELUGA_IOC_MAGIC, 0x0b, struct beluga_source_add)
+#define BELUGA_IOC_SOURCE_REMOVE _IOW(BELUGA_IOC_MAGIC, 0x0c, struct beluga_source_remove)
 
 /* Commands on a region file descriptor (0x40 and up). */
 #define BELUGA_IOC_REGION_FD_STAT _IOWR(BELUGA_IOC_MAGIC, 0x40, struct beluga_region_stat)

@@ -90,6 +90,7 @@ enum beluga_backend {
 #define BELUGA_FEATURE_GPU_REGISTER	(1ULL << 5)	/* driver-side GPU accounting */
 #define BELUGA_FEATURE_QUOTAS		(1ULL << 6)
 #define BELUGA_FEATURE_SHARED_REGIONS	(1ULL << 7)	/* beluga_shared_define() */
+#define BELUGA_FEATURE_SOURCE_HOTPLUG	(1ULL << 8)	/* beluga_source_add/remove() */
 #define BELUGA_FEATURE_USAGE_COUNTS	(1ULL << 32)	/* open/map/pin counts tracked */
 #define BELUGA_FEATURE_COUNTERS		(1ULL << 33)	/* beluga_pool_get_counters() */
 
@@ -379,10 +380,44 @@ BELUGA_API int beluga_pool_get_info(struct beluga_pool *pool,
 
 /*
  * beluga_pool_get_source - describe source @index (0 .. nr_sources - 1).
- * Errors: -EINVAL NULL argument; -ENOENT @index past the end; -errno.
+ * Errors: -EINVAL NULL argument; -ENOENT @index past the end, or a source
+ * removed at run time (an index below nr_sources may then be free); -errno.
  */
 BELUGA_API int beluga_pool_get_source(struct beluga_pool *pool, uint32_t index,
 				  struct beluga_pool_source_info *info);
+
+/*
+ * beluga_source_add - pool the reserved physical range [@start, @start +
+ * @size) as a new range source at run time (kernel backend, driver ABI 1.3),
+ * e.g. a CXL device-dax instance already released from device-dax (what
+ * 'beluga-tool source add daxX.Y' does first).  Needs CAP_SYS_ADMIN.
+ * @name:     the source's name, 1..63 bytes of [A-Za-z0-9._-], unique among
+ *            the pool's sources (e.g. "dax0.0").
+ * @identity: NULL or 0..63 printable bytes without spaces naming the memory
+ *            on every host (e.g. "set_cookie=0x..."); shown in sysfs.
+ * @index:    NULL, or receives the new source's index.
+ * Errors: -EINVAL bad name, identity, alignment or zero size (or the range
+ * overlaps System RAM); -EPERM no CAP_SYS_ADMIN; -EEXIST a source has that
+ * name; -EADDRINUSE overlaps a range source of the pool; -ENXIO not memory
+ * the platform describes (/proc/iomem); -EBUSY a driver (device-dax) owns
+ * part of the range; -ENOSPC 16 sources already; -EOPNOTSUPP user backend;
+ * -BELUGA_EDRIVER_TOO_OLD driver before ABI 1.3; -ENOMEM; -errno.
+ */
+BELUGA_API int beluga_source_add(struct beluga_pool *pool, uint64_t start,
+				 uint64_t size, const char *name,
+				 const char *identity, uint32_t *index);
+
+/*
+ * beluga_source_remove - take a range source out of the pool and release its
+ * range (kernel backend, driver ABI 1.3).  Needs CAP_SYS_ADMIN.
+ * @name:  the source's name, or NULL/"" to name it by @index.
+ * Errors: -EINVAL bad name; -EPERM; -ENOENT no such source; -EOPNOTSUPP a
+ * node source, or the user backend; -EBUSY a region (private or shared)
+ * holds some of its memory, or a destroyed region's memory is still
+ * referenced; -BELUGA_EDRIVER_TOO_OLD; -errno.
+ */
+BELUGA_API int beluga_source_remove(struct beluga_pool *pool, const char *name,
+				    uint32_t index);
 
 /*
  * beluga_pool_get_counters - driver activity counters from sysfs.

@@ -257,14 +257,41 @@ public:
 		detail::check(beluga_pool_get_info(h_.get(), &i), "pool info");
 		return i;
 	}
+	// Every source, ascending index; an index removed at run time (driver
+	// ABI 1.3) is left out, so use SourceInfo::index, not the position.
 	std::vector<SourceInfo> sources() const
 	{
-		std::vector<SourceInfo> v(info().nr_sources);
+		std::vector<SourceInfo> v;
+		std::uint32_t n = info().nr_sources;
 
-		for (std::uint32_t i = 0; i < v.size(); i++)
-			detail::check(beluga_pool_get_source(h_.get(), i, &v[i]),
-				      "pool source " + std::to_string(i));
+		for (std::uint32_t i = 0; i < n; i++) {
+			SourceInfo s;
+			int ret = beluga_pool_get_source(h_.get(), i, &s);
+
+			if (ret == -ENOENT)
+				continue;
+			detail::check(ret, "pool source " + std::to_string(i));
+			v.push_back(s);
+		}
 		return v;
+	}
+	// Pool [start, start + size) as range source @name (driver ABI 1.3);
+	// returns its index.  See beluga_source_add().
+	std::uint32_t add_source(std::uint64_t start, std::uint64_t size, const std::string &name,
+				 const std::string &identity = {}) const
+	{
+		std::uint32_t index = 0;
+
+		detail::check(beluga_source_add(h_.get(), start, size, name.c_str(),
+						identity.c_str(), &index),
+			      "add source " + name);
+		return index;
+	}
+	// Remove a range source by name (or by index with an empty name).
+	void remove_source(const std::string &name, std::uint32_t index = 0) const
+	{
+		detail::check(beluga_source_remove(h_.get(), name.c_str(), index),
+			      "remove source " + (name.empty() ? std::to_string(index) : name));
 	}
 	Counters counters() const
 	{
