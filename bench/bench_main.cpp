@@ -5,7 +5,7 @@
 // compared by ratio.
 //
 //   beluga-bench [--quick] [--seconds S] [--region-mib N] [--threads N]
-//                [--only throughput,latency,lookup,redis,eviction]
+//                [--only throughput,latency,lookup,redis,eviction,lookup-hosts]
 //                [--redis-server PATH] [--out FILE]
 //
 // Prints a Markdown report (the machine, the command, the table) and writes
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
 	app.add_option("--threads", o.threads, "most copy threads measured")
 		->check(CLI::Range(1u, 256u))
 		->capture_default_str();
-	app.add_option("--only", only, "comma-separated subset: throughput,latency,lookup,redis,eviction");
+	app.add_option("--only", only, "comma-separated subset: throughput,latency,lookup,redis,eviction,lookup-hosts");
 	app.add_option("--redis-server", o.redis_server, "redis-server to start, or none")
 		->capture_default_str();
 	app.add_option("--out", out, "Markdown report file")->capture_default_str();
@@ -127,6 +127,8 @@ int main(int argc, char **argv)
 			run_redis(o, rep);
 		if (wanted(only, "eviction"))
 			run_eviction(o, rep);
+		if (wanted(only, "lookup-hosts"))
+			run_lookup_hosts(o, rep);
 	} catch (const std::exception &e) {
 		std::fprintf(stderr, "beluga-bench: %s\n", e.what());
 		return 1;
