@@ -255,7 +255,7 @@ TEST(Format, HostClaimVector)
 	auto u32 = [&](uint64_t off) { uint32_t v; std::memcpy(&v, r.bytes() + off, 4); return v; };
 	auto u64 = [&](uint64_t off) { uint64_t v; std::memcpy(&v, r.bytes() + off, 8); return v; };
 	EXPECT_EQ(u32(8), 2u);	    // version_major
-	EXPECT_EQ(u32(12), 0u);	    // version_minor
+	EXPECT_EQ(u32(12), 1u);	    // version_minor
 	EXPECT_EQ(u64(136), 512u);  // session_off: sessions follow the claim and name lines
 	uint64_t area = u64(80) + u64(88); // host_area_off + 1 * host_area_bytes
 	for (uint64_t o = 384; o < 512; o += 8)
