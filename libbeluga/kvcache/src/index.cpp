@@ -350,7 +350,8 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 		   bool first)
 {
 	View &v = kv->v();
-	uint64_t lines[kWindowLines + BELUGA_KVC_MAX_HOSTS] = {};
+	uint64_t lines[kWindowLines + BELUGA_KVC_MAX_HOSTS];
+	lines[0] = 0; // (the compiler cannot tell that nothing is read when none is set)
 	size_t nl = 0;
 	// The first window of a call also invalidates the other hosts'
 	// summary generations, with the same fence: the candidates below come
@@ -391,42 +392,65 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 			p.fresh |= m & -m;
 		}
 	}
-	if (sync) { // the generations first, then the buckets: one fence
-		v.invalidate_lines(lines, gens, Point::inval_sum_gen, nl == gens);
-		v.invalidate_lines(lines + gens, nl - gens, Point::inval_index);
-	} else {
-		v.invalidate_lines(lines, nl, Point::inval_index);
-	}
+	// Guess the descriptors from the buckets as we have them (perhaps
+	// stale: a guess only decides what to invalidate early), so that the
+	// descriptors usually share the buckets' fence.
+	size_t nb = nl;
+	for (size_t i = gens; i < nb; i++)
+		__builtin_prefetch(v.ptr(lines[i]));
+	auto add_descs = [&](Pre &p, uint32_t h) {
+		uint64_t off = kv->g.bucket(h, p.b);
+		for (unsigned e = 0; e < kBucketEntries; e++) {
+			uint64_t val = v.ld(off + 8 * e);
+			if (!tag_match(val, p.tag, kv->g.slots))
+				continue;
+			uint32_t slot = uint32_t(val) - 1;
+			bool known = false;
+			for (uint32_t i = 0; i < p.nd; i++)
+				known |= p.dh[i] == h && p.ds[i] == slot;
+			if (known || p.nd >= kPreDescs || nl >= kWindowLines + BELUGA_KVC_MAX_HOSTS)
+				continue;
+			p.dh[p.nd] = h;
+			p.ds[p.nd++] = slot;
+			lines[nl++] = kv->g.desc(h, slot);
+		}
+	};
+	for (size_t k = 0; k < n; k++)
+		for (uint64_t m = pre[k].fresh; m; m &= m - 1)
+			add_descs(pre[k], uint32_t(__builtin_ctzll(m)));
+	// Generations, buckets and guessed descriptors: one fence.
+	v.invalidate_lines(lines, gens, Point::inval_sum_gen, false);
+	v.invalidate_lines(lines + gens, nb - gens, Point::inval_index, false);
+	v.invalidate_lines(lines + nb, nl - nb, Point::inval_desc, false);
+	if (nl)
+		v.fence();
 	for (size_t i = gens; i < nl; i++)
 		__builtin_prefetch(v.ptr(lines[i]));
 	if (sync && summary_sync(kv, true))
 		for (size_t k = 0; k < n; k++) // lookup_pre invalidates what is not fresh
 			pre[k].cand = hosts & summary_hosts_h(kv, pre[k].h);
-	// Round 2: the descriptors those buckets name for the keys' tags.
+	// Round 2: the descriptors the (now fresh) buckets name for the keys'
+	// tags: ours prefetched, other hosts' that were not guessed invalidated
+	// (a second fence only when a guess missed).
 	nl = 0;
 	for (size_t k = 0; k < n; k++) {
 		Pre &p = pre[k];
-		for (uint64_t m = p.fresh | (p.cand & 1ull << kv->host); m; m &= m - 1) {
-			uint32_t h = uint32_t(__builtin_ctzll(m));
-			uint64_t off = kv->g.bucket(h, p.b);
+		if (p.cand >> kv->host & 1) {
+			uint64_t off = kv->g.bucket(kv->host, p.b);
 			for (unsigned e = 0; e < kBucketEntries; e++) {
 				uint64_t val = v.ld(off + 8 * e);
-				if (!tag_match(val, p.tag, kv->g.slots))
-					continue;
-				uint64_t d = kv->g.desc(h, uint32_t(val) - 1);
-				if (!kv->foreign(h)) {
-					__builtin_prefetch(v.ptr(d));
-				} else if (p.nd < kPreDescs && nl < kWindowLines) {
-					p.dh[p.nd] = h;
-					p.ds[p.nd++] = uint32_t(val) - 1;
-					lines[nl++] = d;
-				}
+				if (tag_match(val, p.tag, kv->g.slots))
+					__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
 			}
 		}
+		for (uint64_t m = p.fresh; m; m &= m - 1)
+			add_descs(p, uint32_t(__builtin_ctzll(m)));
 	}
-	v.invalidate_lines(lines, nl, Point::inval_desc);
-	for (size_t i = 0; i < nl; i++)
-		__builtin_prefetch(v.ptr(lines[i]));
+	if (nl) {
+		v.invalidate_lines(lines, nl, Point::inval_desc);
+		for (size_t i = 0; i < nl; i++)
+			__builtin_prefetch(v.ptr(lines[i]));
+	}
 }
 
 bool lookup_pre(beluga_kvc *kv, const uint8_t key[32], const Pre &p, Found &f)

@@ -256,14 +256,16 @@ uint64_t active_hosts(beluga_kvc *kv); // bit mask
 // to date (with its first fence).
 uint64_t lookup_begin(beluga_kvc *kv, bool deferred);
 // A window of a prefix lookup: up to kWindow keys whose lines are fetched
-// together.  lookup_window computes each key's hash and the other hosts
-// to probe (summaries), invalidates those hosts' home buckets with one
-// fence and prefetches them, then does the same for the descriptors they
-// name; lookup_pre then looks one key up without invalidating those lines
-// again (they were invalidated after the call began).
+// together.  lookup_window computes each key's hash and the hosts to probe
+// (summaries), invalidates the other hosts' home buckets and the
+// descriptors they seem to name (read before invalidating: a guess) with
+// one fence, prefetches them, and invalidates with a second fence only the
+// descriptors the fresh buckets name that were not guessed; lookup_pre
+// then looks one key up without invalidating those lines again (they were
+// invalidated after the call began).
 constexpr size_t kWindow = 32;
 constexpr size_t kWindowLines = 256; // other hosts' lines invalidated per round
-constexpr unsigned kPreDescs = 4;
+constexpr unsigned kPreDescs = 6;
 struct Pre {
 	uint64_t h, b;
 	uint32_t tag, nd;
