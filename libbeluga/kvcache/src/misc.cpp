@@ -45,9 +45,10 @@ long lookup_prefix(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 	size_t i = 0;
 	Pre pre[kWindow];
 	for (bool miss = false; i < n && !miss;) {
-		// One host: no fences to share, so smaller windows (less work past
-		// the first miss); several hosts: one fence per round for 32 keys.
-		size_t w = std::min(kv->g.hosts > 1 ? kWindow : kWindow / 4, n - i);
+		// One host: no fences to share, so a small first window (less work
+		// past an early miss), then larger ones (more misses in flight);
+		// several hosts: one fence per round for 32 keys.
+		size_t w = std::min(kv->g.hosts > 1 ? kWindow : i ? kWindow / 2 : kWindow / 4, n - i);
 		lookup_window(kv, keys + i, w, hosts, pre, i == 0);
 		for (size_t k = 0; k < w && !miss; k++) {
 			Found f;
