@@ -160,6 +160,7 @@ void run_lookup(const Options &o, Report &r);
 void run_redis(const Options &o, Report &r);
 void run_eviction(const Options &o, Report &r);
 void run_reserve(const Options &o, Report &r);
+void run_lookup_hosts(const Options &o, Report &r);
 
 // Shared by the throughput and Redis sections: single-thread memcpy of
 // @block-byte blocks into a shared region, in bytes per second.

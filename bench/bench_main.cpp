@@ -5,7 +5,7 @@
 // compared by ratio.
 //
 //   beluga-bench [--quick] [--seconds S] [--region-mib N] [--threads N]
-//                [--only throughput,latency,lookup,redis,eviction,reserve]
+//                [--only throughput,latency,lookup,redis,eviction,reserve,lookup-hosts]
 //                [--redis-server PATH] [--out FILE]
 //
 // Prints a Markdown report (the machine, the command, the table) and writes
@@ -103,7 +103,8 @@ int main(int argc, char **argv)
 		->check(CLI::Range(1u, 256u))
 		->capture_default_str();
 	app.add_option("--only", only,
-		       "comma-separated subset: throughput,latency,lookup,redis,eviction,reserve");
+		       "comma-separated subset: throughput,latency,lookup,redis,eviction,reserve,"
+		       "lookup-hosts");
 	app.add_option("--redis-server", o.redis_server, "redis-server to start, or none")
 		->capture_default_str();
 	app.add_option("--out", out, "Markdown report file")->capture_default_str();
@@ -130,6 +131,8 @@ int main(int argc, char **argv)
 			run_eviction(o, rep);
 		if (wanted(only, "reserve"))
 			run_reserve(o, rep);
+		if (wanted(only, "lookup-hosts"))
+			run_lookup_hosts(o, rep);
 	} catch (const std::exception &e) {
 		std::fprintf(stderr, "beluga-bench: %s\n", e.what());
 		return 1;

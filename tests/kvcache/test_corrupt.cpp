@@ -559,7 +559,7 @@ TEST_P(Header, DamageRefusesToAttachAndNamesTheField)
 	r_.bytes()[3] ^= 0x20;
 	expect(BELUGA_KVC_EFORMAT, "magic");
 	forge<uint32_t>(offsetof(bkv::Super, version_major), 7);
-	expect(BELUGA_KVC_EVERSION, "7.0");
+	expect(BELUGA_KVC_EVERSION, "version is 7.");
 	r_.bytes()[offsetof(bkv::Super, slots_per_host)] ^= 1; // checksum not fixed
 	expect(BELUGA_KVC_EFORMAT, "checksum");
 	forge<uint64_t>(offsetof(bkv::Super, region_bytes), kRegion * 2);
@@ -578,6 +578,12 @@ TEST_P(Header, DamageRefusesToAttachAndNamesTheField)
 	expect(BELUGA_KVC_EFORMAT, "damaged header");
 	forge<uint64_t>(offsetof(bkv::Super, payload_bytes), 0);
 	expect(BELUGA_KVC_EFORMAT, "payload_bytes");
+	// Summaries (format 2.1) only in caches of several hosts, and words
+	// only with a summary.
+	forge<uint64_t>(offsetof(bkv::Super, summary_off), 4096);
+	expect(BELUGA_KVC_EFORMAT, "summary_off");
+	forge<uint64_t>(offsetof(bkv::Super, summary_words), 1ull << 61);
+	expect(BELUGA_KVC_EFORMAT, "summary_"); // _off with one host, _words with two
 	forge<char>(offsetof(bkv::Super, fp) + 2, 'X'); // model_id
 	expect(BELUGA_KVC_EFINGERPRINT, "model_id");
 	uint64_t *ready = reinterpret_cast<uint64_t *>(r_.bytes() + bkv::kReadyOff);

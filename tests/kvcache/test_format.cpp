@@ -255,7 +255,7 @@ TEST(Format, HostClaimVector)
 	auto u32 = [&](uint64_t off) { uint32_t v; std::memcpy(&v, r.bytes() + off, 4); return v; };
 	auto u64 = [&](uint64_t off) { uint64_t v; std::memcpy(&v, r.bytes() + off, 8); return v; };
 	EXPECT_EQ(u32(8), 2u);	    // version_major
-	EXPECT_EQ(u32(12), 0u);	    // version_minor
+	EXPECT_EQ(u32(12), 1u);	    // version_minor
 	EXPECT_EQ(u64(136), 512u);  // session_off: sessions follow the claim and name lines
 	uint64_t area = u64(80) + u64(88); // host_area_off + 1 * host_area_bytes
 	for (uint64_t o = 384; o < 512; o += 8)
@@ -288,6 +288,68 @@ TEST(Format, HostClaimVector)
 	uint64_t lock;
 	std::memcpy(&lock, r2.bytes() + 4104, 8);
 	EXPECT_EQ(lock, 1ull << 63 | uint32_t(getpid()));
+}
+
+// The summary of format 2.1 (kvcache-format.md, "Summary"), computed here
+// from the document's formulas: a put of host 1 counts its key in, with one
+// flushed change of its word, its segment version and the generation; the
+// removal counts it out again; host 0's lookups then skip host 1.
+TEST(Format, SummaryVector)
+{
+	ShmRegion r(kRegion);
+	beluga_kvc_config c = config(opaque_fp(4096), 2);
+	c.eviction = BELUGA_KVC_EVICT_NONE;
+	ASSERT_EQ(beluga_kvc_format(r.base(), r.size(), &c), 0);
+	auto u64 = [&](uint64_t off) { uint64_t v; std::memcpy(&v, r.bytes() + off, 8); return v; };
+	EXPECT_EQ(u64(192), u64(120) + (u64(48) * 64 + 4095) / 4096 * 4096); // summary_off after descs
+	uint64_t words = u64(200);
+	ASSERT_EQ(words % 4096, 0u);
+	ASSERT_GE(words, u64(48)); // one per slot at least
+	EXPECT_EQ(u64(128), u64(192) + (4160 + 8 * words + 4095) / 4096 * 4096); // data_off
+	uint64_t sum = u64(96) + u64(104) + u64(192); // partition 1's summary
+	auto fmix = [](uint64_t x) {
+		x ^= x >> 33;
+		x *= 0xff51afd7ed558ccdull;
+		x ^= x >> 33;
+		x *= 0xc4ceb9fe1a85ec53ull;
+		return x ^ (x >> 33);
+	};
+	uint8_t key[1][32];
+	kvt::make_key(42, key[0]);
+	uint64_t k[4];
+	std::memcpy(k, key[0], 32);
+	uint64_t h = fmix(k[0] ^ fmix(k[1] ^ fmix(k[2] ^ fmix(k[3]))));
+	uint64_t sh = fmix(h ^ 0x2545f4914f6cdd1dull);
+	uint64_t w = uint64_t((unsigned __int128)sh * words >> 64);
+	uint64_t want = 0;
+	for (unsigned i : {unsigned(sh & 15), unsigned(sh >> 4 & 15), unsigned(sh >> 8 & 15)})
+		want |= 1ull << 4 * i;
+	uint64_t seg = sum + 64 + 8 * (w / (words / 512));
+	EXPECT_EQ(u64(sum), 0u);
+	auto o1 = kvt::opts(1, BELUGA_KVC_COHERENT), o0 = kvt::opts(0, BELUGA_KVC_COHERENT);
+	bkv::test::set_wait([](uint64_t) {});
+	beluga_kvc *a = nullptr, *b = nullptr;
+	ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o1, &b), 0) << err();
+	ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o0, &a), 0) << err();
+	bkv::test::set_wait(nullptr);
+	std::vector<uint8_t> buf(4096, 7);
+	beluga_kvc_put p{};
+	std::memcpy(p.key, key[0], 32);
+	p.data = buf.data();
+	p.len = buf.size();
+	int res;
+	ASSERT_EQ(beluga_kvc_put_batch(b, &p, 1, &res), 1);
+	EXPECT_EQ(u64(sum + 4160 + 8 * w), want); // each of its counters at 1
+	EXPECT_EQ(u64(seg), 1u);
+	EXPECT_EQ(u64(sum), 1u);
+	EXPECT_EQ(beluga_kvc_lookup_prefix(a, key, 1), 1);
+	ASSERT_EQ(beluga_kvc_remove(b, key, 1, &res), 1);
+	EXPECT_EQ(u64(sum + 4160 + 8 * w), 0u);
+	EXPECT_EQ(u64(seg), 2u);
+	EXPECT_EQ(u64(sum), 2u);
+	EXPECT_EQ(beluga_kvc_lookup_prefix(a, key, 1), 0);
+	beluga_kvc_detach(a);
+	beluga_kvc_detach(b);
 }
 
 } // namespace

@@ -51,6 +51,8 @@ void copy_geometry(const Super &s, Geo &g)
 	g.pins_off = s.pins_off;
 	g.access_off = s.access_off;
 	g.access_bytes = s.access_bytes;
+	g.summary_off = s.summary_off;
+	g.summary_words = s.summary_words;
 }
 
 // Everything the superblock says must fit the region, or we refuse it.
@@ -85,6 +87,14 @@ const char *geometry_from(const Super &s, uint64_t size, Geo &g)
 			 g.part_off >= span(g.hosts, g.host_bytes, g.host_off), "part_off"},
 		{g.desc_off >= span(g.buckets, kLine, g.index_off), "desc_off"},
 		{g.data_off % kLine == 0 && g.data_off >= span(g.slots, kLine, g.desc_off),
+		 "data_off"},
+		{g.summary_off ? g.summary_off % kLine == 0 && g.hosts > 1 &&
+					 g.summary_off >= span(g.slots, kLine, g.desc_off)
+			       : !g.summary_words, "summary_off"},
+		{!g.summary_off || (g.summary_words && g.summary_words % kSumWordAlign == 0 &&
+				    g.summary_words <= size / 8),
+		 "summary_words"},
+		{!g.summary_off || g.data_off >= span(g.summary_words, 8, g.summary_off + kSumWords),
 		 "data_off"},
 		{g.part_bytes >= span(g.slots, g.stride, g.data_off), "part_bytes"},
 		{within(g.part_off, span(g.hosts, g.part_bytes), size), "part_bytes"},
@@ -173,8 +183,10 @@ void keeper_loop(beluga_kvc *kv)
 	while (!kv->keeper_stop) {
 		kv->keeper_cv.wait_for(l, period);
 		// Tests that freeze the clock beat hosts themselves.
-		if (!kv->keeper_stop && !g_test_mono.load())
+		if (!kv->keeper_stop && !g_test_mono.load()) {
 			lease_renew(kv, false);
+			flush_stats(kv); // lookups leave theirs to this (misc.cpp)
+		}
 	}
 }
 
@@ -256,6 +268,8 @@ int attach(uint8_t *mem, size_t size, const beluga_kvc_fingerprint *fp,
 	kv->created_ns = s.created_ns;
 	kv->lease_ns = uint64_t(o.lease_ms ? o.lease_ms : 30000) * 1000000ull;
 	kv->nt_min = o.nt_min_bytes ? o.nt_min_bytes : 64 * 1024;
+	if (int r = summary_init(kv.get()))
+		return r;
 	if (like) {
 		kv->internal = true;
 		kv->pid = like->pid;

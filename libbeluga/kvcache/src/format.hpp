@@ -47,7 +47,9 @@ struct Super {
 	uint32_t high_wm_pct;		// 176 eviction hook
 	uint32_t low_wm_pct;		// 180 eviction hook
 	uint64_t pins_off;		// 184 in a session
-	uint8_t pad0[256 - 192];
+	uint64_t summary_off;		// 192 in a partition (format 2.1; 0: no summaries)
+	uint64_t summary_words;		// 200 counter words per summary (multiple of 4096)
+	uint8_t pad0[256 - 208];
 	beluga_kvc_fingerprint fp;	// 256
 	uint8_t pad1[4080 - 256 - sizeof(beluga_kvc_fingerprint)];
 	uint64_t header_sum;		// 4080 BKV-F64 of bytes [0, 4080)
@@ -56,6 +58,7 @@ struct Super {
 static_assert(sizeof(beluga_kvc_fingerprint) == 320);
 static_assert(offsetof(Super, fp) == 256);
 static_assert(offsetof(Super, pins_off) == 184);
+static_assert(offsetof(Super, summary_words) == 200);
 static_assert(sizeof(Super) == 4080 + 16);
 
 // The ready word lives alone in the superblock's second page so that the
@@ -126,6 +129,17 @@ constexpr uint64_t kEntryEmpty = 0;
 constexpr unsigned kBucketEntries = 7;
 constexpr uint64_t kBucketCtl = 56;
 constexpr uint64_t kBucketOverflow = 1;
+
+// Summary (format 2.1, caches of several hosts): a counting filter of the
+// keys in the partition's index, so that other hosts' lookups skip the
+// partitions that cannot hold a key (index.cpp, kvcache-format.md
+// "Summary").  Line 0: u64 generation; lines 1..64: 512 u64 segment
+// versions; then summary_words u64 words of 16 4-bit counters.
+constexpr uint64_t kSumGen = 0;
+constexpr uint64_t kSumSegs = kLine;
+constexpr unsigned kSumSegments = 512;
+constexpr uint64_t kSumWords = kLine + kSumSegments * 8;
+constexpr uint64_t kSumWordAlign = 8 * kSumSegments; // words: a segment is whole lines
 
 // Slot descriptor: one line per slot, from desc_off.
 constexpr uint64_t kDescOwn = 0;	// state << 56 | session << 32 | incarnation

@@ -6,9 +6,20 @@
 // matches, and trust a descriptor only if its generation is even and
 // unchanged across the read (a seqlock).  Only processes of the owning host
 // modify a table, with compare-and-swap on its lines; other hosts read it.
+//
+// Caches of several hosts (format 2.1) keep a summary beside each index: a
+// counting filter of the keys in it (three 4-bit counters in one word per
+// key), maintained by the owning host under the single-writer rule.  A
+// lookup probes its own index, then only the other hosts whose summary
+// holds the key.  Readers keep a private copy of the other hosts'
+// summaries and refresh it once per call, invalidating one line per host
+// (the generation), then the segment versions and the segments that moved:
+// a lookup reads no other host's line for hosts that cannot hold the key.
 #include "internal.hpp"
 
+#include <cerrno>
 #include <cstring>
+#include <mutex>
 
 namespace bkv {
 namespace {
@@ -28,6 +39,15 @@ bool key_equal(View &v, uint64_t off, const uint8_t *key)
 	return true;
 }
 
+// Keys are usually SHA-256 already, but callers may pass weaker ones.
+inline uint64_t key_h(const uint8_t *key)
+{
+	uint64_t h = fmix64(rd64(key + 24));
+	h = fmix64(rd64(key + 16) ^ h);
+	h = fmix64(rd64(key + 8) ^ h);
+	return fmix64(rd64(key) ^ h);
+}
+
 inline uint64_t entry(uint32_t tag, uint32_t slot) { return uint64_t(tag) << 32 | (slot + 1ull); }
 
 inline bool tag_match(uint64_t val, uint32_t tag, uint64_t slots)
@@ -43,17 +63,17 @@ inline bool free_entry(uint64_t val, uint64_t slots)
 	return val == kEntryEmpty || uint32_t(val) - 1 >= slots;
 }
 
-// Calls @fn(entry offset, value, tag) for each entry of @key's probe
-// sequence in partition @p until it returns true (then returns true).
-template <typename Fn> bool walk(beluga_kvc *kv, uint32_t p, const uint8_t *key, Fn fn)
+// Calls @fn(entry offset, value, tag) for each entry of the probe sequence
+// from bucket @b in partition @p until it returns true (then returns true).
+// @home_fresh: bucket @b of another host was invalidated already, after
+// this call began (lookup_window).
+template <typename Fn>
+bool walk_at(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool home_fresh = false)
 {
 	View &v = kv->v();
-	uint64_t b;
-	uint32_t tag;
-	key_hash(key, kv->g.buckets, b, tag);
 	for (uint64_t probe = 0; probe < kv->g.buckets; probe++) {
 		uint64_t off = kv->g.bucket(p, (b + probe) % kv->g.buckets);
-		if (kv->foreign(p))
+		if (kv->foreign(p) && (probe || !home_fresh))
 			v.invalidate(off, kLine, Point::inval_index);
 		for (unsigned e = 0; e < kBucketEntries; e++)
 			if (fn(off + 8 * e, v.ld(off + 8 * e), tag))
@@ -62,6 +82,126 @@ template <typename Fn> bool walk(beluga_kvc *kv, uint32_t p, const uint8_t *key,
 			return false;
 	}
 	return false;
+}
+
+template <typename Fn> bool walk(beluga_kvc *kv, uint32_t p, const uint8_t *key, Fn fn)
+{
+	uint64_t b;
+	uint32_t tag;
+	key_hash(key, kv->g.buckets, b, tag);
+	return walk_at(kv, p, b, tag, fn);
+}
+
+// A key's summary word and its counters (a mask of 1..3 of the 16).
+inline void summary_pos_h(uint64_t h, uint64_t words, uint64_t &w, uint16_t &nib)
+{
+	uint64_t s = fmix64(h ^ 0x2545f4914f6cdd1dull);
+	w = uint64_t((unsigned __int128)s * words >> 64);
+	nib = uint16_t(1u << (s & 15) | 1u << (s >> 4 & 15) | 1u << (s >> 8 & 15));
+}
+
+inline void summary_pos(const uint8_t *key, uint64_t words, uint64_t &w, uint16_t &nib)
+{
+	summary_pos_h(key_h(key), words, w, nib);
+}
+
+// Bit i set when counter i (bits 4i..4i+3) of @c is non-zero.
+inline uint16_t nonzero16(uint64_t c)
+{
+	uint64_t t = c | c >> 1;
+	t = (t | t >> 2) & 0x1111111111111111ull;
+	t = (t | t >> 3) & 0x0303030303030303ull;
+	t = (t | t >> 6) & 0x000f000f000f000full;
+	t = (t | t >> 12) & 0x000000ff000000ffull;
+	return uint16_t(t | t >> 24);
+}
+
+// Count @key in (@d 1) or out of (@d -1) our partition's summary: before
+// its index entry is inserted, after it is removed, so that another host
+// never skips a partition that holds the key.  A counter at 15 stays (it
+// may stand for more keys than it counts); a process killed between the
+// two steps leaves a counter one too high, which costs a useless probe,
+// never a missed key.
+void summary_count(beluga_kvc *kv, const uint8_t *key, int d)
+{
+	if (!kv->g.summary_off)
+		return;
+	View &v = kv->v();
+	uint64_t w;
+	uint16_t nib;
+	summary_pos(key, kv->g.summary_words, w, nib);
+	uint64_t off = kv->g.summary_word(kv->host, w), c = v.ld(off), n;
+	do {
+		n = c;
+		for (unsigned i = 0; i < 16; i++) {
+			uint64_t x = c >> 4 * i & 15;
+			if (!(nib >> i & 1) || x == 15 || (d < 0 && !x))
+				continue;
+			n = d > 0 ? n + (1ull << 4 * i) : n - (1ull << 4 * i);
+		}
+	} while (n != c && !v.cas(off, c, n));
+	if (n == c)
+		return;
+	// Counters, then their segment's version, then the generation: a
+	// reader that sees the generation move re-reads the versions, and one
+	// that sees a version move re-reads the segment.
+	v.flush(off, 8, Point::summary_flush);
+	uint64_t seg = kv->g.summary(kv->host, kSumSegs + 8 * (w / (kv->g.summary_words / kSumSegments)));
+	v.add(seg, 1);
+	v.flush(seg, 8, Point::summary_seg);
+	v.add(kv->g.summary(kv->host, kSumGen), 1);
+	v.flush(kv->g.summary(kv->host, kSumGen), 8, Point::summary_gen);
+}
+
+// Bring our copy of host @h's summary up to its generation @gen.
+void summary_pull(beluga_kvc *kv, uint32_t h, uint64_t gen)
+{
+	std::lock_guard<std::mutex> l(kv->sum_mu);
+	beluga_kvc::SumCopy &sc = *kv->sum;
+	if (sc.gen[h].load(std::memory_order_relaxed) == gen)
+		return; // another thread of ours did it
+	View &v = kv->v();
+	uint64_t lines[kSumSegments / 8];
+	for (unsigned i = 0; i < kSumSegments / 8; i++)
+		lines[i] = kv->g.summary(h, kSumSegs + kLine * i);
+	bool foreign = kv->foreign(h); // our own host's lines are coherent for us
+	if (foreign)
+		v.invalidate_lines(lines, kSumSegments / 8, Point::inval_sum_seg);
+	uint64_t per = kv->g.summary_words / kSumSegments, hosts = kv->g.hosts;
+	for (unsigned s = 0; s < kSumSegments; s++) {
+		uint64_t ver = v.ld(kv->g.summary(h, kSumSegs + 8 * s));
+		uint64_t &seen = sc.seg[h * kSumSegments + s];
+		if (ver == seen)
+			continue;
+		if (foreign)
+			v.invalidate(kv->g.summary_word(h, s * per), 8 * per, Point::inval_summary);
+		for (uint64_t w = s * per; w < (s + 1) * per; w++)
+			__atomic_store_n(&sc.bits[w * hosts + h], nonzero16(v.ld(kv->g.summary_word(h, w))),
+					 __ATOMIC_RELAXED);
+		seen = ver;
+	}
+	sc.gen[h].store(gen, std::memory_order_release);
+}
+
+// The hosts whose summary (our copy) holds the key of hash @h, ours too.
+uint64_t summary_hosts_h(beluga_kvc *kv, uint64_t h)
+{
+	uint64_t w, mask = 0, hosts = kv->g.hosts;
+	uint16_t nib;
+	summary_pos_h(h, kv->g.summary_words, w, nib);
+	const uint16_t *b = kv->sum->bits + w * hosts;
+	for (uint32_t h = 0; h < hosts; h++)
+		if ((__atomic_load_n(b + h, __ATOMIC_RELAXED) & nib) == nib)
+			mask |= 1ull << h;
+	return mask;
+}
+
+uint64_t summary_hosts(beluga_kvc *kv, const uint8_t *key) { return summary_hosts_h(kv, key_h(key)); }
+
+inline void bucket_tag(uint64_t h, uint64_t buckets, uint64_t &b, uint32_t &tag)
+{
+	b = uint64_t((unsigned __int128)h * buckets >> 64);
+	tag = uint32_t(fmix64(h ^ 0x5bd1e9955bd1e995ull));
 }
 
 void set_overflow(View &v, uint64_t off)
@@ -75,20 +215,14 @@ void set_overflow(View &v, uint64_t off)
 
 void key_hash(const uint8_t key[32], uint64_t buckets, uint64_t &bucket, uint32_t &tag)
 {
-	// Keys are usually SHA-256 already, but callers may pass weaker ones.
-	uint64_t h = fmix64(rd64(key + 24));
-	h = fmix64(rd64(key + 16) ^ h);
-	h = fmix64(rd64(key + 8) ^ h);
-	h = fmix64(rd64(key) ^ h);
-	bucket = uint64_t((unsigned __int128)h * buckets >> 64);
-	tag = uint32_t(fmix64(h ^ 0x5bd1e9955bd1e995ull));
+	bucket_tag(key_h(key), buckets, bucket, tag);
 }
 
-bool read_desc(beluga_kvc *kv, uint32_t p, uint32_t slot, const uint8_t *key, Found &f)
+bool read_desc(beluga_kvc *kv, uint32_t p, uint32_t slot, const uint8_t *key, Found &f, bool fresh)
 {
 	View &v = kv->v();
 	uint64_t off = kv->g.desc(p, slot);
-	if (kv->foreign(p))
+	if (kv->foreign(p) && !fresh)
 		v.invalidate(off, kLine, Point::inval_desc);
 	uint64_t g1 = v.ld(off + kDescGen);
 	uint64_t own = v.ld(off + kDescOwn);
@@ -128,26 +262,215 @@ bool lookup_host(beluga_kvc *kv, uint32_t p, const uint8_t key[32], Found &f)
 uint64_t active_hosts(beluga_kvc *kv)
 {
 	View &v = kv->v();
-	uint64_t mask = 0;
-	for (uint32_t h = 0; h < kv->g.hosts; h++) {
-		uint64_t off = kv->g.host(h) + kHostActive;
+	uint64_t mask = 0, lines[BELUGA_KVC_MAX_HOSTS];
+	uint32_t n = 0;
+	for (uint32_t h = 0; h < kv->g.hosts; h++)
 		if (kv->foreign(h))
-			v.invalidate(off, kLine);
-		if (v.ld(off) || h == kv->host)
+			lines[n++] = kv->g.host(h) + kHostActive;
+	v.invalidate_lines(lines, n, Point::none);
+	for (uint32_t h = 0; h < kv->g.hosts; h++)
+		if (v.ld(kv->g.host(h) + kHostActive) || h == kv->host)
 			mask |= 1ull << h;
-	}
 	return mask;
+}
+
+int summary_init(beluga_kvc *kv)
+{
+	if (!kv->g.summary_off)
+		return 0;
+	auto sc = std::make_unique<beluga_kvc::SumCopy>();
+	sc->bits = static_cast<uint16_t *>(std::calloc(kv->g.summary_words * kv->g.hosts, 2));
+	if (!sc->bits)
+		return -ENOMEM;
+	sc->seg.assign(kv->g.hosts * kSumSegments, 0);
+	kv->sum = std::move(sc);
+	return 0;
+}
+
+// Our copy of every other host's summary, brought up to the generation
+// each one has now.  @invalidated: the generation lines were invalidated
+// already (lookup_window does it with its first round's lines).  Returns
+// whether any copy changed.
+bool summary_sync(beluga_kvc *kv, bool invalidated)
+{
+	uint64_t lines[BELUGA_KVC_MAX_HOSTS];
+	uint32_t n = 0;
+	for (uint32_t h = 0; h < kv->g.hosts; h++)
+		if (kv->foreign(h))
+			lines[n++] = kv->g.summary(h, kSumGen);
+	if (!invalidated)
+		kv->v().invalidate_lines(lines, n, Point::inval_sum_gen);
+	bool changed = false;
+	for (uint32_t h = 0; h < kv->g.hosts; h++) {
+		// A host that never stored anything has generation 0, as our copy
+		// starts.  Ours is read like the others (without invalidating it):
+		// a lookup then skips our own index for keys other hosts hold.
+		uint64_t gen = kv->v().ld(kv->g.summary(h, kSumGen));
+		if (gen != kv->sum->gen[h].load(std::memory_order_acquire)) {
+			summary_pull(kv, h, gen);
+			changed = true;
+		}
+	}
+	return changed;
+}
+
+uint64_t lookup_begin(beluga_kvc *kv, bool deferred)
+{
+	if (kv->g.hosts == 1)
+		return 1;
+	if (!kv->g.summary_off)
+		return active_hosts(kv);
+	if (!deferred)
+		summary_sync(kv, false);
+	return ~0ull;
 }
 
 bool lookup_any(beluga_kvc *kv, const uint8_t key[32], Found &f, uint64_t hosts)
 {
-	if (lookup_host(kv, kv->host, key, f))
-		return true;
-	if (kv->g.hosts == 1)
-		return false;
-	uint64_t mask = (hosts ? hosts : active_hosts(kv)) & ~(1ull << kv->host);
+	uint64_t own = 1ull << kv->host, mask;
+	if (kv->g.summary_off) { // ours too only if our summary holds the key
+		mask = (hosts ? hosts : lookup_begin(kv, false)) & summary_hosts(kv, key);
+		if ((mask & own) && lookup_host(kv, kv->host, key, f))
+			return true;
+	} else {
+		if (lookup_host(kv, kv->host, key, f))
+			return true;
+		if (kv->g.hosts == 1)
+			return false;
+		mask = hosts ? hosts : lookup_begin(kv, false);
+	}
+	mask &= ~own;
 	for (uint32_t h = 0; mask; h++, mask >>= 1)
 		if ((mask & 1) && lookup_host(kv, h, key, f))
+			return true;
+	return false;
+}
+
+void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t hosts, Pre *pre,
+		   bool first)
+{
+	View &v = kv->v();
+	uint64_t lines[kWindowLines + BELUGA_KVC_MAX_HOSTS];
+	lines[0] = 0; // (the compiler cannot tell that nothing is read when none is set)
+	size_t nl = 0;
+	// The first window of a call also invalidates the other hosts'
+	// summary generations, with the same fence: the candidates below come
+	// from our copy as it was, and are recomputed if a generation moved.
+	bool sync = first && kv->sum;
+	if (sync)
+		for (uint32_t h = 0; h < kv->g.hosts; h++)
+			if (kv->foreign(h))
+				lines[nl++] = kv->g.summary(h, kSumGen);
+	size_t gens = nl;
+	// Round 1: home buckets.  Ours are prefetched; the other hosts' that
+	// may hold a key are invalidated together (one fence), then prefetched.
+	for (size_t k = 0; k < n; k++) {
+		Pre &p = pre[k];
+		p.h = key_h(keys[k]);
+		bucket_tag(p.h, kv->g.buckets, p.b, p.tag);
+		if (kv->sum) {
+			uint64_t w;
+			uint16_t nib;
+			summary_pos_h(p.h, kv->g.summary_words, w, nib);
+			__builtin_prefetch(kv->sum->bits + w * kv->g.hosts);
+		} else {
+			__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, p.b)));
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		Pre &p = pre[k];
+		p.cand = hosts;
+		if (kv->sum)
+			p.cand &= summary_hosts_h(kv, p.h);
+		if (kv->sum && (p.cand >> kv->host & 1))
+			__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, p.b)));
+		p.fresh = 0;
+		p.nd = 0;
+		for (uint64_t m = p.cand & ~(1ull << kv->host); m && nl < kWindowLines + gens;
+		     m &= m - 1) {
+			lines[nl++] = kv->g.bucket(__builtin_ctzll(m), p.b);
+			p.fresh |= m & -m;
+		}
+	}
+	// Guess the descriptors from the buckets as we have them (perhaps
+	// stale: a guess only decides what to invalidate early), so that the
+	// descriptors usually share the buckets' fence.
+	size_t nb = nl;
+	for (size_t i = gens; i < nb; i++)
+		__builtin_prefetch(v.ptr(lines[i]));
+	auto add_descs = [&](Pre &p, uint32_t h) {
+		uint64_t off = kv->g.bucket(h, p.b);
+		for (unsigned e = 0; e < kBucketEntries; e++) {
+			uint64_t val = v.ld(off + 8 * e);
+			if (!tag_match(val, p.tag, kv->g.slots))
+				continue;
+			uint32_t slot = uint32_t(val) - 1;
+			bool known = false;
+			for (uint32_t i = 0; i < p.nd; i++)
+				known |= p.dh[i] == h && p.ds[i] == slot;
+			if (known || p.nd >= kPreDescs || nl >= kWindowLines + BELUGA_KVC_MAX_HOSTS)
+				continue;
+			p.dh[p.nd] = h;
+			p.ds[p.nd++] = slot;
+			lines[nl++] = kv->g.desc(h, slot);
+		}
+	};
+	for (size_t k = 0; k < n; k++)
+		for (uint64_t m = pre[k].fresh; m; m &= m - 1)
+			add_descs(pre[k], uint32_t(__builtin_ctzll(m)));
+	// Generations, buckets and guessed descriptors: one fence.
+	v.invalidate_lines(lines, gens, Point::inval_sum_gen, false);
+	v.invalidate_lines(lines + gens, nb - gens, Point::inval_index, false);
+	v.invalidate_lines(lines + nb, nl - nb, Point::inval_desc, false);
+	if (nl)
+		v.fence();
+	for (size_t i = gens; i < nl; i++)
+		__builtin_prefetch(v.ptr(lines[i]));
+	if (sync && summary_sync(kv, true))
+		for (size_t k = 0; k < n; k++) // lookup_pre invalidates what is not fresh
+			pre[k].cand = hosts & summary_hosts_h(kv, pre[k].h);
+	// Round 2: the descriptors the (now fresh) buckets name for the keys'
+	// tags: ours prefetched, other hosts' that were not guessed invalidated
+	// (a second fence only when a guess missed).
+	nl = 0;
+	for (size_t k = 0; k < n; k++) {
+		Pre &p = pre[k];
+		if (p.cand >> kv->host & 1) {
+			uint64_t off = kv->g.bucket(kv->host, p.b);
+			for (unsigned e = 0; e < kBucketEntries; e++) {
+				uint64_t val = v.ld(off + 8 * e);
+				if (tag_match(val, p.tag, kv->g.slots))
+					__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
+			}
+		}
+		for (uint64_t m = p.fresh; m; m &= m - 1)
+			add_descs(p, uint32_t(__builtin_ctzll(m)));
+	}
+	if (nl) {
+		v.invalidate_lines(lines, nl, Point::inval_desc);
+		for (size_t i = 0; i < nl; i++)
+			__builtin_prefetch(v.ptr(lines[i]));
+	}
+}
+
+bool lookup_pre(beluga_kvc *kv, const uint8_t key[32], const Pre &p, Found &f)
+{
+	uint64_t slots = kv->g.slots;
+	auto probe = [&](uint32_t h) {
+		return walk_at(kv, h, p.b, p.tag, [&](uint64_t, uint64_t val, uint32_t tag) {
+			if (!tag_match(val, tag, slots))
+				return false;
+			uint32_t slot = uint32_t(val) - 1;
+			bool fresh = false;
+			for (uint32_t i = 0; i < p.nd; i++)
+				fresh |= p.dh[i] == h && p.ds[i] == slot;
+			return read_desc(kv, h, slot, key, f, fresh);
+		}, p.fresh >> h & 1);
+	};
+	if ((p.cand >> kv->host & 1) && probe(kv->host))
+		return true;
+	for (uint64_t m = p.cand & ~(1ull << kv->host); m; m &= m - 1)
+		if (probe(uint32_t(__builtin_ctzll(m))))
 			return true;
 	return false;
 }
@@ -159,6 +482,7 @@ int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
 	uint32_t tag;
 	key_hash(key, kv->g.buckets, b, tag);
 	uint64_t mine = entry(tag, slot), at = 0;
+	summary_count(kv, key, 1); // before the entry: other hosts must not skip us
 	for (uint64_t probe = 0; probe < kv->g.buckets && !at; probe++) {
 		uint64_t off = kv->g.bucket(kv->host, (b + probe) % kv->g.buckets);
 		for (unsigned e = 0; e < kBucketEntries && !at; e++) {
@@ -173,8 +497,10 @@ int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
 		}
 		v.flush(off, kLine, Point::index_publish);
 	}
-	if (!at)
+	if (!at) {
+		summary_count(kv, key, -1);
 		return -ENOSPC;
+	}
 	// Two processes of this host may have stored the same key at once: the
 	// copy that sits later in the probe sequence withdraws.
 	bool dup = false;
@@ -189,8 +515,10 @@ int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
 	if (!dup)
 		return 0;
 	uint64_t expect = mine;
-	if (v.cas(at, expect, kEntryEmpty))
+	if (v.cas(at, expect, kEntryEmpty)) {
 		v.flush(at / kLine * kLine, kLine, Point::index_publish);
+		summary_count(kv, key, -1);
+	}
 	return BELUGA_KVC_EXISTS;
 }
 
@@ -211,6 +539,7 @@ int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx)
 		uint64_t expect = val;
 		if (v.cas(off, expect, kEntryEmpty)) {
 			v.flush(off / kLine * kLine, kLine, Point::index_publish);
+			summary_count(kv, key, -1);
 			n++;
 		}
 		slot_retire(kv, slot);
@@ -228,6 +557,12 @@ void prefetch_lookup(beluga_kvc *kv, const uint8_t key[32], bool descs)
 	const uint8_t *bucket = kv->v().ptr(kv->g.bucket(kv->host, b));
 	if (!descs) {
 		__builtin_prefetch(bucket);
+		if (kv->sum) {
+			uint64_t w;
+			uint16_t nib;
+			summary_pos(key, kv->g.summary_words, w, nib);
+			__builtin_prefetch(kv->sum->bits + w * kv->g.hosts);
+		}
 		return;
 	}
 	for (unsigned e = 0; e < kBucketEntries; e++) {
@@ -245,8 +580,10 @@ void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
 	walk(kv, kv->host, key, [&](uint64_t off, uint64_t val, uint32_t tag) {
 		if (val == kEntryEmpty || uint32_t(val >> 32) != tag || (val & 0xffffffff) != want)
 			return false;
-		if (v.cas(off, val, kEntryEmpty))
+		if (v.cas(off, val, kEntryEmpty)) {
 			v.flush(off / kLine * kLine, kLine, Point::index_publish);
+			summary_count(kv, key, -1);
+		}
 		return true;
 	});
 }

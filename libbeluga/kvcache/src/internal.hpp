@@ -10,6 +10,7 @@
 #include "view.hpp"
 
 #include <condition_variable>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -25,6 +26,7 @@ struct Geo {
 	uint64_t index_off = 0, desc_off = 0, data_off = 0;
 	uint64_t session_off = 0, session_bytes = 0, pins_off = 0;
 	uint64_t access_off = 0, access_bytes = 0;
+	uint64_t summary_off = 0, summary_words = 0; // 0: no summaries (format 2.0, one host)
 
 	uint64_t host(uint64_t h) const { return host_off + h * host_bytes; }
 	uint64_t stat(uint64_t h, unsigned i) const { return host(h) + kHostStats + 8 * i; }
@@ -48,6 +50,11 @@ struct Geo {
 	uint64_t part(uint64_t p) const { return part_off + p * part_bytes; }
 	uint64_t bucket(uint64_t p, uint64_t b) const { return part(p) + index_off + 64 * b; }
 	uint64_t desc(uint64_t p, uint64_t slot) const { return part(p) + desc_off + 64 * slot; }
+	uint64_t summary(uint64_t p, uint64_t field) const { return part(p) + summary_off + field; }
+	uint64_t summary_word(uint64_t p, uint64_t w) const
+	{
+		return part(p) + summary_off + kSumWords + 8 * w;
+	}
 	uint64_t data(uint64_t p, uint64_t slot) const
 	{
 		return part(p) + data_off + stride * slot;
@@ -141,6 +148,21 @@ struct beluga_kvc {
 
 	bkv::Copier copier;
 
+	// This handle's copy of the other hosts' summaries (index.cpp; caches
+	// of several hosts, format 2.1): for counter word w of host h, bit i of
+	// bits[w * hosts + h] is set when counter i is non-zero, so one line
+	// holds a key's bits for every host.  gen[h] and seg[h * 64 + s] are
+	// the generation and segment versions the copy reflects.  Refreshed
+	// under sum_mu; read without a lock.
+	struct SumCopy {
+		uint16_t *bits = nullptr; // calloc'ed: words * hosts
+		std::atomic<uint64_t> gen[BELUGA_KVC_MAX_HOSTS] = {};
+		std::vector<uint64_t> seg;
+		~SumCopy() { std::free(bits); }
+	};
+	std::unique_ptr<SumCopy> sum;
+	std::mutex sum_mu;
+
 	// Lease keeper (several hosts only): renews the lease while we live.
 	std::thread keeper;
 	std::mutex keeper_mu;
@@ -213,7 +235,9 @@ bool local_alive(beluga_kvc *kv, uint64_t lock, uint64_t boot, uint64_t start);
 
 // index.cpp
 void key_hash(const uint8_t key[32], uint64_t buckets, uint64_t &bucket, uint32_t &tag);
-bool read_desc(beluga_kvc *kv, uint32_t p, uint32_t slot, const uint8_t *key, Found &f);
+// @fresh: another host's descriptor already invalidated in this call.
+bool read_desc(beluga_kvc *kv, uint32_t p, uint32_t slot, const uint8_t *key, Found &f,
+	       bool fresh = false);
 // After a pinned copy: generation, length and checksum unchanged (any state).
 bool still_same(beluga_kvc *kv, const Found &f);
 bool lookup_host(beluga_kvc *kv, uint32_t p, const uint8_t key[32], Found &f);
@@ -230,6 +254,33 @@ void prefetch_lookup(beluga_kvc *kv, const uint8_t key[32], bool descs);
 // Remove the entry of @key that names @slot from our partition (eviction).
 void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 uint64_t active_hosts(beluga_kvc *kv); // bit mask
+// Before the lookups of one call: the hosts to pass to lookup_any (with
+// summaries, after bringing this handle's copy of them up to date).
+// @deferred: the first lookup_window of the call brings the summaries up
+// to date (with its first fence).
+uint64_t lookup_begin(beluga_kvc *kv, bool deferred);
+// A window of a prefix lookup: up to kWindow keys whose lines are fetched
+// together.  lookup_window computes each key's hash and the hosts to probe
+// (summaries), invalidates the other hosts' home buckets and the
+// descriptors they seem to name (read before invalidating: a guess) with
+// one fence, prefetches them, and invalidates with a second fence only the
+// descriptors the fresh buckets name that were not guessed; lookup_pre
+// then looks one key up without invalidating those lines again (they were
+// invalidated after the call began).
+constexpr size_t kWindow = 32;
+constexpr size_t kWindowLines = 256; // other hosts' lines invalidated per round
+constexpr unsigned kPreDescs = 6;
+struct Pre {
+	uint64_t h, b;
+	uint32_t tag, nd;
+	uint64_t cand, fresh; // hosts to probe; hosts whose home bucket is fresh
+	uint32_t dh[kPreDescs], ds[kPreDescs];
+};
+void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t hosts, Pre *pre,
+		   bool first);
+bool lookup_pre(beluga_kvc *kv, const uint8_t key[32], const Pre &p, Found &f);
+// Allocate the handle's copy of the other hosts' summaries (attach); -ENOMEM.
+int summary_init(beluga_kvc *kv);
 
 // slots.cpp
 // -ENOSPC when full; *busy (optional) tells whether reserved slots were seen.

@@ -14,17 +14,22 @@
 namespace bkv {
 namespace {
 
-uint64_t part_need(uint64_t slots, uint64_t stride)
+// Counter words of a partition's summary (several hosts): one per slot.
+uint64_t summary_words(uint64_t slots) { return align_up(slots, kSumWordAlign); }
+uint64_t summary_bytes(uint64_t slots) { return align_up(kSumWords + 8 * summary_words(slots), kPage); }
+
+uint64_t part_need(uint64_t slots, uint64_t stride, bool summary)
 {
 	uint64_t buckets = (slots + 3) / 4;
-	return align_up(buckets * kLine, kPage) + align_up(slots * kLine, kPage) + slots * stride;
+	return align_up(buckets * kLine, kPage) + align_up(slots * kLine, kPage) +
+	       (summary ? summary_bytes(slots) : 0) + slots * stride;
 }
 
 // Most slots a partition of @bytes holds.
-uint64_t slots_for(uint64_t bytes, uint64_t stride)
+uint64_t slots_for(uint64_t bytes, uint64_t stride, bool summary)
 {
-	uint64_t n = bytes / (stride + 80);
-	while (n && part_need(n, stride) > bytes)
+	uint64_t n = bytes / (stride + (summary ? 88 : 80));
+	while (n && part_need(n, stride, summary) > bytes)
 		n--;
 	return n;
 }
@@ -61,7 +66,7 @@ int compute_geometry(uint64_t size, const beluga_kvc_config &c, uint64_t payload
 		if (fixed >= size)
 			return -ENOSPC;
 		g.part_bytes = (size - fixed) / g.hosts / kPage * kPage;
-		uint64_t n = slots_for(g.part_bytes, g.stride);
+		uint64_t n = slots_for(g.part_bytes, g.stride, g.hosts > 1);
 		if (round == 0)
 			slots = n;
 		else
@@ -76,6 +81,11 @@ int compute_geometry(uint64_t size, const beluga_kvc_config &c, uint64_t payload
 	g.index_off = 0;
 	g.desc_off = align_up(g.buckets * kLine, kPage);
 	g.data_off = g.desc_off + align_up(g.slots * kLine, kPage);
+	if (g.hosts > 1) { // other hosts' lookups read the summary first
+		g.summary_off = g.data_off;
+		g.summary_words = summary_words(g.slots);
+		g.data_off += summary_bytes(g.slots);
+	}
 	return 0;
 }
 
@@ -174,6 +184,8 @@ int beluga_kvc_format(void *base, size_t size, const beluga_kvc_config *cfg)
 	s.high_wm_pct = c.high_watermark_pct;
 	s.low_wm_pct = c.low_watermark_pct;
 	s.pins_off = g.pins_off;
+	s.summary_off = g.summary_off;
+	s.summary_words = g.summary_words;
 	s.fp = fp;
 	s.header_sum = f64(&s, offsetof(Super, header_sum));
 	std::memcpy(mem, &s, sizeof(s));

@@ -37,27 +37,34 @@ long remove_batch(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, int *res)
 
 long lookup_prefix(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 {
-	// The keys' buckets and descriptors are independent cache misses: start
-	// them ahead (a bucket 8 keys ahead, the descriptors it names 4 keys
-	// ahead), so that several are in flight at once.
-	constexpr size_t kAhead = 8;
+	// The keys' buckets and descriptors are independent cache misses, and
+	// other hosts' lines need an invalidation (and a fence) first: fetch
+	// them a window of keys at a time (lookup_window), so that the misses
+	// overlap and one fence serves a window.
+	uint64_t hosts = lookup_begin(kv, true);
 	size_t i = 0;
-	uint64_t hosts = kv->g.hosts > 1 ? active_hosts(kv) : 1;
-	for (size_t k = 0; k < std::min(n, kAhead); k++)
-		prefetch_lookup(kv, keys[k], k < kAhead / 2);
-	for (; i < n; i++) {
-		if (i + kAhead < n)
-			prefetch_lookup(kv, keys[i + kAhead], false);
-		if (i + kAhead / 2 < n)
-			prefetch_lookup(kv, keys[i + kAhead / 2], true);
-		Found f;
-		if (!lookup_any(kv, keys[i], f, hosts))
-			break;
+	Pre pre[kWindow];
+	for (bool miss = false; i < n && !miss;) {
+		// One host: no fences to share, so a small first window (less work
+		// past an early miss), then larger ones (more misses in flight);
+		// several hosts: one fence per round for 32 keys.
+		size_t w = std::min(kv->g.hosts > 1 ? kWindow : i ? kWindow / 2 : kWindow / 4, n - i);
+		lookup_window(kv, keys + i, w, hosts, pre, i == 0);
+		for (size_t k = 0; k < w && !miss; k++) {
+			Found f;
+			if (lookup_pre(kv, keys[i], pre[k], f))
+				i++;
+			else
+				miss = true;
+		}
 	}
 	kv->stat(kStLookups, 1);
 	kv->stat(kStLookupKeys, i < n ? i + 1 : n);
 	kv->stat(kStLookupHits, i);
-	flush_stats(kv);
+	// No write-back of the counters here: a lookup writes nothing shared,
+	// and a write-back with its fence would cost as much as the probes of
+	// a short chain.  The next call that writes, the keeper (every
+	// heartbeat period) or detaching makes them visible to other hosts.
 	return long(i);
 }
 

@@ -14,14 +14,40 @@
 #include <shared_mutex>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace bkv {
 namespace {
+
+#if defined(__x86_64__)
+__attribute__((target("clflushopt"))) void clflushopt_line(const void *p) { _mm_clflushopt(const_cast<void *>(p)); }
+#endif
+
+// Invalidate one line without a fence of its own: clflushopt is weakly
+// ordered, so several lines' flushes overlap, and the caller's full fence
+// completes them all (bcpu_flush fences after each range, which would make
+// scattered lines wait for one another).
+void flush_line_nofence(const uint8_t *p)
+{
+#if defined(__x86_64__)
+	static const bool opt = bcpu_features()->clflushopt;
+	if (opt) {
+		clflushopt_line(p);
+		return;
+	}
+#endif
+	bcpu_flush(p, 64);
+}
 
 constexpr const char *kPointNames[] = {
 	"none", "payload_wb", "payload_nt_wb", "desc_commit", "index_publish",
 	"pin_flush", "inval_index", "inval_desc", "inval_payload", "inval_pins",
 	"evict_take", "tick_flush", "inval_ticks",
 	"claim_flush", "inval_claim", "beat_flush", "takeover_flush",
+	"summary_flush", "summary_seg", "summary_gen",
+	"inval_sum_gen", "inval_sum_seg", "inval_summary",
 };
 static_assert(sizeof(kPointNames) / sizeof(kPointNames[0]) == size_t(Point::count));
 
@@ -227,6 +253,27 @@ void View::invalidate(uint64_t off, uint64_t len, Point p)
 			}
 		}
 	bcpu_fence_full();
+}
+
+void View::invalidate_lines(const uint64_t *offs, size_t n, Point p, bool fence)
+{
+	if (!n || omitted(p))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t l = offs[i] / 64;
+		if (mode_ == noncoherent)
+			flush_line_nofence(mem_ + l * 64);
+		if (!sim_)
+			continue;
+		if (sim_->test_and_clear(l)) {
+			sim_->violations.fetch_add(1);
+			copy_line(mem_ + l * 64, base_ + l * 64);
+		} else {
+			copy_line(base_ + l * 64, mem_ + l * 64);
+		}
+	}
+	if (fence)
+		bcpu_fence_full();
 }
 
 bool View::observe_cpu(int event, const void *p, size_t len)

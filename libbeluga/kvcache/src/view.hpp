@@ -41,6 +41,12 @@ enum class Point : int {
 	inval_claim,	// any host: another host's claim line (holder, heartbeat) before reading it
 	beat_flush,	// holder: its heartbeat counter (others watch it move)
 	takeover_flush,	// taker: its claim of a dead host's index
+	summary_flush,	// writer: a summary counter word, before its segment's version
+	summary_seg,	// writer: the segment version, before the summary generation
+	summary_gen,	// writer: the summary generation, before the index entry
+	inval_sum_gen,	// reader: another host's summary generation, each lookup call
+	inval_sum_seg,	// reader: its segment versions, when the generation moved
+	inval_summary,	// reader: a segment's counter words, when its version moved
 	count
 };
 const char *point_name(Point p);
@@ -109,6 +115,10 @@ public:
 	void flush(uint64_t off, uint64_t len, Point p = Point::none);
 	// Reader: drop stale copies of another host's [off, off+len).
 	void invalidate(uint64_t off, uint64_t len, Point p = Point::none);
+	// Reader: invalidate the lines at @offs[0..n) (each one line), with one
+	// fence after them all (@fence false: none; a later call's fence, or
+	// any full fence, orders them before the reads that follow it).
+	void invalidate_lines(const uint64_t *offs, size_t n, Point p, bool fence = true);
 	void fence();
 
 	// Simulation: what a CPU primitive (beluga/cpu.h trace) did to [p,
