@@ -10,8 +10,9 @@ a transfer can move a layer range (layer-wise loading and saving).
 Two data paths:
 
 - ``"beluga"``: libbeluga's CPU path (CpuCopier) straight between the paged
-  tensors and the pinned pool blocks: loads are zero-copy from the region;
-  host tensors only;
+  tensors and the pool blocks: loads scatter out of pinned blocks, saves
+  gather into slots reserved in the region (KVCache.reserve), one copy each
+  way; host tensors only;
 - ``"torch"``: torch indexing and copies, for tensors on any device (the
   GPU kernels of beluga/xfer_cuda.h are not bound to Python yet).
 
@@ -21,8 +22,9 @@ the attention backend when the connector knows it (guess_dims()).
 
 from __future__ import annotations
 
+import errno
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import beluga
 
@@ -133,6 +135,7 @@ class Stats:
     load_misses: int = 0
     saved_blocks: int = 0
     saved_bytes: int = 0
+    saved_zero_copy: int = 0     # of saved_blocks: gathered straight into reserved slots
     save_exists: int = 0
     save_skipped: int = 0
     save_failed: int = 0
@@ -147,9 +150,13 @@ class KVBlockIO:
     """Lookup, load (pin + scatter) and save (gather + put) of KV blocks."""
 
     def __init__(self, cache, layers, dims=FLASH_ATTN_DIMS, data_path="auto",
-                 copier_threads=0):
+                 copier_threads=0, verify_loads=True):
         self.cache = cache
         self.shape = beluga.shape_of(cache.fingerprint)
+        # Loads check each block's checksum (one more read of the block).
+        self.verify_loads = bool(verify_loads)
+        # Zero-copy saves hold one reservation per block until commit.
+        self.max_reservations = max(0, int(cache.info()["max_batch"]) - 1)
         self.layers = list(layers)
         self.dims = dims
         self.stats = Stats()
@@ -272,7 +279,8 @@ class LoadBatch:
         for ids, ks in specs:
             if len(ids) != len(ks):
                 raise ValueError("one engine block id per key")
-        pins = io.cache.pin(keys) if keys else []
+        # verify: a block whose checksum fails reads as a miss (recomputed).
+        pins = io.cache.pin(keys, verify=io.verify_loads) if keys else []
         at = 0
         for ids, ks in specs:
             mine = pins[at:at + len(ks)]
@@ -311,26 +319,57 @@ class LoadBatch:
         self.pins = []
 
 
-@dataclass
 class SaveBatch:
-    """Blocks being saved: gather() layer ranges into staging, then commit()."""
-    io: KVBlockIO
-    block_ids: list
-    keys: list
-    skip_cached: bool = True
-    staging: object = None
-    gathered: list = field(default_factory=list)
+    """Blocks being saved, zero-copy: reserve slots, gather() layer ranges
+    straight into them, then commit() (checksum, write-back, publish).
 
-    def __post_init__(self):
-        if len(self.block_ids) != len(self.keys):
+    One lookup per key (the reservation): keys already cached are skipped.
+    A process holds at most max_batch - 1 reservations (the cache's limit);
+    blocks beyond that, or refused a slot for that reason, go through a
+    staging buffer and put() at commit.  Dropping the batch (an error, a
+    killed process) gives the slots back unpublished.
+    """
+
+    def __init__(self, io, block_ids, keys, skip_cached=True):
+        # skip_cached: kept for callers; a reservation never overwrites a
+        # cached block, so cached keys are always skipped.
+        if len(block_ids) != len(keys):
             raise ValueError("one engine block id per key")
-        skip = self.io.cache.lookup_prefix(self.keys) if self.skip_cached and self.keys else 0
-        self.io.stats.save_skipped += skip
-        self.block_ids, self.keys = list(self.block_ids[skip:]), list(self.keys[skip:])
-        self.gathered = [False] * self.io.shape.num_layers
-        if self.keys:
+        self.io = io
+        n = len(keys)
+        bb = io.shape.block_bytes
+        cap = min(n, io.max_reservations)
+        self.reservation = io.cache.reserve(list(keys[:cap]), bb) if cap else None
+        res = self.reservation.results if self.reservation is not None else []
+        self.block_ids, self.keys, self.targets = [], [], []
+        self._zc = []            # positions in reservation of the zero-copy items
+        staged = []              # (block id, key) through staging + put
+        skipped = failed = 0
+        for i in range(n):
+            r = res[i] if i < cap else -errno.ENOBUFS
+            if r == 0:
+                self._zc.append(i)
+                self.block_ids.append(block_ids[i])
+                self.keys.append(keys[i])
+                self.targets.append(self.reservation.view(i))
+            elif r == beluga.EXISTS:
+                skipped += 1
+            elif r == -errno.ENOBUFS:
+                staged.append((block_ids[i], keys[i]))
+            else:
+                failed += 1
+        self.staging = None
+        self._staged_keys = [k for _, k in staged]
+        if staged:
             import numpy as np
-            self.staging = np.empty((len(self.keys), self.io.shape.block_bytes), np.uint8)
+            self.staging = np.empty((len(staged), bb), np.uint8)
+            self.block_ids += [b for b, _ in staged]
+            self.keys += self._staged_keys
+            self.targets += [self.staging[j] for j in range(len(staged))]
+        io.stats.save_skipped += skipped
+        io.stats.save_failed += failed
+        self.zero_copy = len(self._zc)
+        self.gathered = [False] * io.shape.num_layers
 
     def gather(self, begin, end):
         if not self.keys:
@@ -340,28 +379,47 @@ class SaveBatch:
         if not todo:
             return
         if io.data_path == "beluga":
-            io.copier.gather(io.paged, self.block_ids, self.staging, layers=(todo[0], todo[-1] + 1))
+            io.copier.gather(io.paged, self.block_ids, self.targets, layers=(todo[0], todo[-1] + 1))
         else:
+            import numpy as np
             import torch
-            rows = torch.from_numpy(self.staging)
             for layer in todo:
-                x = io.torch_read(layer, self.block_ids)
+                x = io.torch_read(layer, self.block_ids).contiguous().view(torch.uint8).reshape(
+                    len(self.block_ids), -1).numpy()
                 off = io.shape.layer_offset(layer)
-                rows[:, off:off + io.shape.layer_bytes] = x.contiguous().view(torch.uint8).reshape(
-                    len(self.block_ids), -1)
+                for i, t in enumerate(self.targets):
+                    np.frombuffer(t, np.uint8)[off:off + io.shape.layer_bytes] = x[i]
         for layer in todo:
             self.gathered[layer] = True
 
     def commit(self):
-        """Gather what no save_kv_layer() gathered, then put.  Per-block results."""
+        """Gather what no save_kv_layer() gathered, then publish.  Per-block
+        results for the blocks not skipped: 0 stored, EXISTS (stored by
+        another process meanwhile), or a negative errno."""
         if not self.keys:
+            self.abort()
             return []
         self.gather(0, self.io.shape.num_layers)
-        res = self.io.cache.put(self.keys, self.staging)
+        self.targets = []
+        res = self.reservation.commit() if self.reservation is not None else []
+        res = [res[i] for i in self._zc]
+        if self._staged_keys:
+            res += list(self.io.cache.put(self._staged_keys, self.staging))
+        self.reservation = None
         st = self.io.stats
-        st.saved_blocks += sum(1 for r in res if r == 0)
-        st.saved_bytes += sum(1 for r in res if r == 0) * self.io.shape.block_bytes
+        stored = sum(1 for r in res if r == 0)
+        st.saved_blocks += stored
+        st.saved_bytes += stored * self.io.shape.block_bytes
+        st.saved_zero_copy += sum(1 for i, r in enumerate(res[:len(self._zc)]) if r == 0)
         st.save_exists += sum(1 for r in res if r == beluga.EXISTS)
         st.save_failed += sum(1 for r in res if r < 0)
         self.keys, self.staging = [], None
         return res
+
+    def abort(self):
+        """Give every slot back unpublished (nothing is stored)."""
+        self.targets = []
+        if self.reservation is not None:
+            self.reservation.abort()
+            self.reservation = None
+        self.keys, self.staging = [], None

@@ -48,6 +48,7 @@ class BelugaSettings:
     save_decode_blocks: bool = True  # also store blocks filled by generated tokens
     kv_layout: str | None = None     # "KBTHD" (FlashAttention) / "BKTHD" (FlashInfer); default: guessed
     copier_threads: int = 0
+    verify_loads: bool = True        # loads check each block's checksum (a failed one is a miss)
     cross_layer_blocks: bool = False # ask vLLM for its cross-layer KV layout (one run per block)
 
     @classmethod

@@ -262,7 +262,7 @@ class BelugaConnector(KVConnectorBase_V1):
     def _register(self, names, layers, dims):
         self._open(len(layers), _tp_rank(self._vllm_config))
         self._io = KVBlockIO(self._cache, layers, dims, self._settings.data_path,
-                             self._settings.copier_threads)
+                             self._settings.copier_threads, self._settings.verify_loads)
         # Layer name(s) -> position in the pool block.
         self._layer_index = {n: i for i, group in enumerate(names) for n in group}
 

@@ -279,6 +279,16 @@ return per-item results as the C API does: misses are normal, not errors.
 		}, py::arg("keys"), py::arg("blocks"), R"doc(
 Store blocks (a list of buffers, or one buffer holding len(keys) equal blocks).
 Per item: 0 stored, EXISTS already cached, -EINVAL bad length, -ENOSPC full.)doc")
+		.def("reserve", [](py::object self, py::handle keys, size_t length) {
+			auto k = keys_of(keys);
+			Cache &cache = self.cast<KVCache &>().get();
+			beluga::kvc::Reservation r = nogil([&] { return cache.reserve(k, length); });
+			return py::cast(new Reservation(self, std::move(r)),
+					py::return_value_policy::take_ownership);
+		}, py::arg("keys"), py::arg("length"), R"doc(
+Reserve slots of `length` bytes for a zero-copy store of `keys`: a
+Reservation (see its help).  One lookup per key; keys already cached are
+reported EXISTS and get no slot.)doc")
 		.def("get", [](KVCache &c, py::handle keys, py::object out) -> py::object {
 			auto k = keys_of(keys);
 			size_t n = k.size();

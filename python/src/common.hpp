@@ -124,6 +124,7 @@ void register_mapping(py::module_ &m);
 void register_fingerprint(py::module_ &m);
 void register_pin(py::module_ &m);
 void register_kvcache(py::module_ &m);
+void register_reservation(py::module_ &m);
 void register_keys(py::module_ &m);
 void register_xfer(py::module_ &m);
 

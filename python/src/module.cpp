@@ -15,6 +15,7 @@ PYBIND11_MODULE(_beluga, m)
 	bpy::register_fingerprint(m);
 	bpy::register_pin(m);
 	bpy::register_kvcache(m);
+	bpy::register_reservation(m);
 	bpy::register_keys(m);
 	bpy::register_xfer(m);
 

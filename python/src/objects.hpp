@@ -82,12 +82,18 @@ public:
 				     "(unpin them first)", live_pins);
 			throw py::error_already_set();
 		}
+		if (live_reservations > 0) {
+			PyErr_Format(PyExc_BufferError, "cannot detach: %d reservation(s) still open "
+				     "(commit() or abort() them first)", live_reservations);
+			throw py::error_already_set();
+		}
 		if (t_)
 			nogil([&] { t_.reset(); });
 		span_.reset();
 		keep_ = py::none();
 	}
 	int live_pins = 0;
+	int live_reservations = 0;
 
 private:
 	py::object keep_;
@@ -130,6 +136,42 @@ private:
 	KVCache *cache_;
 	beluga::kvc::Pin pin_;
 	std::string key_;
+};
+
+// Slots reserved for a zero-copy store (beluga::kvc::Reservation): the
+// caller writes each reserved block in place through view(i), then commit()
+// publishes.  Views are released at commit/abort (objects derived from a
+// view are not tracked); whatever is still reserved is aborted when the
+// object goes away.  Keeps its cache attached.
+class Reservation {
+public:
+	Reservation(py::object cache_obj, beluga::kvc::Reservation res)
+		: cache_obj_(std::move(cache_obj)), cache_(&cache_obj_.cast<KVCache &>()),
+		  res_(std::move(res))
+	{
+		cache_->live_reservations++;
+	}
+	Reservation(const Reservation &) = delete;
+	Reservation &operator=(const Reservation &) = delete;
+	~Reservation()
+	{
+		res_.abort();
+		cache_->live_reservations--;
+	}
+	beluga::kvc::Reservation &get() { return res_; }
+	size_t size() const { return res_.size(); }
+	// Writable memoryview of item @i's slot (ValueError unless reserved).
+	py::memoryview view(size_t i);
+	// Release every view handed out (using one afterwards raises ValueError).
+	void release_views();
+	std::vector<int> commit();
+	void abort(std::optional<size_t> i);
+
+private:
+	py::object cache_obj_;
+	KVCache *cache_;
+	beluga::kvc::Reservation res_;
+	std::vector<py::object> views_;
 };
 
 // A socket argument: an int fd or anything with fileno().

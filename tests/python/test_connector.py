@@ -102,6 +102,8 @@ def test_second_instance_loads_what_the_first_computed(vllm, pool_dir, data_path
         cache = a.worker.cache
         assert cache.lookup_prefix(req_a.block_hashes) == len(req_a.block_hashes) == 6
         assert a.worker.stats.saved_blocks == 6
+        # Every block went straight into a reserved slot (zero-copy save).
+        assert a.worker.stats.saved_zero_copy == 6
 
         question = PROMPT + [40, 41, 42, 43, 44, 45]
         req_b, so_b, loaded_b, errors = serve(b, "b1", question)

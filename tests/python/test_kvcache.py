@@ -276,3 +276,90 @@ def test_checksum_vectors():
     data = bytes(i & 0xFF for i in range(1000))
     assert beluga.checksum(b"") == 0xE20CD9A04C3E3C37
     assert beluga.checksum(data) == 0x0E580D5039EA8EF6
+
+
+# ------------------------------------------------- zero-copy stores (reserve)
+
+def test_reserve_write_in_place_commit(cache):
+    size = cache.payload_bytes
+    k, data = keys(4, b"zc"), blocks(4, size, seed=7)
+    cache.put(k[3:], data[3:])
+    r = cache.reserve(k, size)
+    assert len(r) == 4 and r.results == [0, 0, 0, beluga.EXISTS]
+    assert [r.reserved(i) for i in range(4)] == [True, True, True, False]
+    with pytest.raises(ValueError, match="holds no slot"):
+        r.view(3)
+    for i in range(3):
+        r.view(i)[:] = data[i].tobytes()
+        assert r.offset(i) % 64 == 0
+    assert cache.lookup_prefix(k[:1]) == 0        # readers never see a reserved block
+    assert r.commit() == [0, 0, 0, -errno.ENOENT]
+    assert cache.get(k) == [data[i].tobytes() for i in range(4)]
+    assert not r.reserved(0)
+
+
+def test_reserve_abort_publishes_nothing_and_with_block_aborts(cache):
+    size = cache.payload_bytes
+    k = keys(2, b"ab")
+    r = cache.reserve(k, size)
+    r.view(0)[:] = b"\x01" * size
+    r.abort(0)
+    assert not r.reserved(0) and r.reserved(1)
+    r.abort()
+    assert cache.lookup_prefix(k) == 0
+    with cache.reserve(k, size) as r2:
+        r2.view(0)[:] = b"\x02" * size
+    assert not r2.reserved(0) and cache.lookup_prefix(k) == 0
+    assert cache.put(k, blocks(2, size)) == [0, 0]   # the slots came back
+
+
+def test_reserve_views_end_at_commit_and_detach_waits_for_open_reservations(cache):
+    size = cache.payload_bytes
+    r = cache.reserve(keys(1, b"ex"), size)
+    v = r.view(0)
+    v[:] = b"\x05" * size
+    with pytest.raises(BufferError, match="reservation"):
+        cache.detach()
+    assert r.reserved(0)
+    assert r.commit() == [0]
+    with pytest.raises(ValueError):                # views are released at commit
+        v[0] = 1
+    assert cache.get(keys(1, b"ex")) == [b"\x05" * size]
+    del r
+    cache.detach()
+
+
+def test_reserve_errors(cache):
+    size = cache.payload_bytes
+    r = cache.reserve(keys(1, b"er"), size + 1)
+    assert r.results == [-errno.EINVAL] and not r.reserved(0)
+    limit = cache.info()["max_batch"] - 1
+    held = cache.reserve(keys(limit + 1, b"lim"), size)
+    assert held.results[:limit] == [0] * limit and held.results[limit] == -errno.ENOBUFS
+    held.abort()
+
+
+def test_save_batch_gathers_into_reserved_slots_and_stages_the_rest(pool):
+    torch = pytest.importorskip("torch", reason="python3-torch is needed for the block I/O tests")
+    from beluga_vllm.blockio import KVBlockIO
+    f = fp(num_layers=2, block_size=4, num_kv_heads=2, head_size=8, dtype="fp32")
+    c = beluga.KVCache.open(pool, "kv-zc", f, region_bytes=8 * MiB, max_batch=4)
+    try:
+        layers = [torch.randn(2, 16, 4, 2, 8) for _ in range(2)]
+        io = KVBlockIO(c, layers, "KBTHD", "beluga")
+        assert io.max_reservations == 3 and io.verify_loads
+        ids, k = [5, 1, 9, 2, 7], keys(5, b"sb")
+        c.put(k[1:2], np.zeros((1, c.payload_bytes), np.uint8))  # cached: skipped
+        batch = io.begin_save(ids, k)
+        assert batch.zero_copy == 2          # 3 reserved, one of them cached already
+        batch.gather(0, 1)
+        assert batch.commit() == [0, 0, 0, 0]
+        assert (io.stats.saved_blocks, io.stats.saved_zero_copy, io.stats.save_skipped) == (4, 2, 1)
+        for b, key in zip(ids, k):
+            if key == k[1]:
+                continue
+            want = torch.stack([layers[layer][:, b] for layer in range(2)]).contiguous()
+            got = np.frombuffer(c.get([key])[0], np.float32)
+            assert (got == want.view(-1).numpy()).all()
+    finally:
+        c.detach()
