@@ -12,6 +12,9 @@
 #   make bench-e2e    end-to-end TTFT benchmark: two engine processes, no cache
 #                     vs Beluga vs Redis (Documentation/performance.md; minutes,
 #                     not part of make check; BENCH_E2E_ARGS, e.g. --smoke)
+#   make bench-e2e-sglang  the same for two SGLang-like instances: recompute vs
+#                     SGLang's HiCacheShm and HiCacheFile (tmpfs) vs Beluga's
+#                     HiCache backend (same knobs, BENCH_E2E_ARGS)
 #   make check        install missing packages, build, run every test, the
 #                     VM suite on each kernel in CHECK_KVERS (6.1 and 6.12)
 #   make / make build build beluga.ko, the test helper module and user space
@@ -98,7 +101,7 @@ SUBMAKE := $(MAKE)
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all build kmod helper user deps check check-unit check-vm run-unit run-vm demo bench clean \
-	install install-dkms checkpatch check-kmod-deps check-debug fuzz bench-e2e kmod-kernels \
+	install install-dkms checkpatch check-kmod-deps check-debug fuzz bench-e2e bench-e2e-sglang kmod-kernels \
 	run-vm-kernels
 
 all: build
@@ -214,6 +217,9 @@ DEMO_BACKEND ?= kernel
 DEMO_PROFILES ?= demo demo-multihost
 bench-e2e: user
 	PYTHONPATH=$(BUILD_DIR)/python $(PYTHON) python/bench/e2e.py --json $(BUILD_DIR)/bench-e2e.json $(BENCH_E2E_ARGS)
+
+bench-e2e-sglang: user
+	PYTHONPATH=$(BUILD_DIR)/python $(PYTHON) python/bench/sglang_e2e.py --json $(BUILD_DIR)/bench-e2e-sglang.json $(BENCH_E2E_ARGS)
 
 demo: deps
 ifeq ($(DEMO_BACKEND),user)
