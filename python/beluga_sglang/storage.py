@@ -57,9 +57,13 @@ except ImportError:
         backup_bandwidth: List[float] = field(default_factory=list)
 
 
-# Keys of the extra config SGLang itself reads: the factory's and the
-# controller's (interface_v1 selects batch_get_v1/batch_set_v1).
-SGLANG_KEYS = ("backend_name", "module_path", "class_name", "interface_v1")
+# Keys of the extra config SGLang itself reads: the factory's, the
+# controller's (interface_v1 selects batch_get_v1/batch_set_v1) and those the
+# HiRadixCache and the controller pop before the backend sees the dict (kept
+# here in case a version passes them on).
+SGLANG_KEYS = ("backend_name", "module_path", "class_name", "interface_v1", "tp_lcm_size",
+               "prefetch_threshold", "prefetch_timeout_base", "prefetch_timeout_per_ki_token",
+               "hicache_storage_pass_prefix_keys")
 
 @dataclass
 class Settings:
@@ -211,6 +215,11 @@ class BelugaHiCacheStorage(_Base):
         """Write one page into a reserved slot (both in the block's order)."""
         slot.copy_(page)
 
+    def _count(self, **deltas):
+        with self._lock:
+            for k, v in deltas.items():
+                self.stats[k] += v
+
     def _store(self, keys, pages):
         """Store pages (block-order views) under SGLang keys: per page True
         when it is in the cache afterwards (stored now or already)."""
@@ -219,48 +228,44 @@ class BelugaHiCacheStorage(_Base):
         bb = self.pages.page_bytes
         for at in range(0, len(keys), self.max_reservations):
             ks = K.to_keys(keys[at:at + self.max_reservations])
+            # Aborted on any exception: the slots go back unpublished.
             with cache.reserve(ks, bb) as res:
-                ok = []
-                for i, r in enumerate(res.results):
+                first = res.results
+                for i, r in enumerate(first):
                     if r == 0:
                         self._copy_into_slot(self.pages.block(res.view(i)), pages[at + i])
-                    ok.append(r)
                 done = res.commit()
-            for r, c in zip(ok, done):
-                if r == 0 and c == 0:
-                    self.stats["set_stored"] += 1
-                    out.append(True)
-                elif r == beluga.EXISTS or c == beluga.EXISTS:
-                    self.stats["set_exists"] += 1
-                    out.append(True)
-                else:
-                    self.stats["set_failed"] += 1
-                    out.append(False)
-        self.stats["set_pages"] += len(keys)
+            del res
+            for r, c in zip(first, done):
+                stored = r == 0 and c == 0
+                exists = not stored and beluga.EXISTS in (r, c)
+                self._count(set_stored=int(stored), set_exists=int(exists),
+                            set_failed=int(not (stored or exists)))
+                out.append(stored or exists)
+        self._count(set_pages=len(keys))
         return out
+
+    def _copy_from_pin(self, pin, page):
+        import torch.utils.dlpack
+        page.copy_(self.pages.block(torch.utils.dlpack.from_dlpack(pin)))
 
     def _load(self, keys, pages):
         """Copy cached pages into `pages` (block-order views): per page True
-        when it was found and its checksum held."""
-        import torch.utils.dlpack
+        when it was found and its checksum held (a page whose checksum fails
+        is dropped from the cache by the pin, and reads as a miss)."""
         cache = self._need_cache()
         pins = cache.pin(K.to_keys(keys), verify=self.settings.verify_loads) if keys else []
         out = []
         try:
             for pin, page in zip(pins, pages):
-                if pin is None:
-                    out.append(False)
-                    continue
-                blk = self.pages.block(torch.utils.dlpack.from_dlpack(pin))
-                page.copy_(blk)
-                del blk
-                out.append(True)
+                if pin is not None:
+                    self._copy_from_pin(pin, page)
+                out.append(pin is not None)
         finally:
             for p in pins:
                 if p is not None:
                     p.unpin()
-        self.stats["get_pages"] += len(keys)
-        self.stats["get_hits"] += sum(out)
+        self._count(get_pages=len(keys), get_hits=sum(out))
         return out
 
     def _record(self, kind, pages, seconds):
