@@ -77,7 +77,8 @@ class HostPages:
         self.page_bytes = L * T * H * Db * (1 if self.mla else 2)
         # One page in the host pool's own order (SGLang's flat data page).
         if self.mla:
-            self.host_page_shape = (T, L, 1, Db) if self.layout == "page_first" else (1, L, T, 1, Db)
+            self.host_page_shape = ((T, L, 1, Db) if self.layout == "page_first"
+                                    else (1, L, T, 1, Db))
         else:
             self.host_page_shape = ((2, T, L, H, Db) if self.layout == "page_first"
                                     else (2, 1, L, T, H, Db))

@@ -97,7 +97,8 @@ class Settings:
         unknown = [k for k in extra if k not in SGLANG_KEYS]
         if unknown:
             raise ValueError(f"unknown hicache-storage-backend-extra-config keys for "
-                             f"BelugaHiCacheStorage: {unknown} (known: {names + list(SGLANG_KEYS)})")
+                             f"BelugaHiCacheStorage: {unknown} "
+                             f"(known: {names + list(SGLANG_KEYS)})")
         s = cls(**known)
         s.region_bytes = parse_bytes(s.region_bytes)
         s.mode = int(str(s.mode), 8) if isinstance(s.mode, str) else int(s.mode)
@@ -106,8 +107,8 @@ class Settings:
         for n in ("verify_loads", "may_format"):
             v = getattr(s, n)
             if isinstance(v, str):
-                v = {"true": True, "1": True, "false": False, "0": False, "null": None}.get(v.lower(), v)
-                setattr(s, n, v)
+                words = {"true": True, "1": True, "false": False, "0": False, "null": None}
+                setattr(s, n, words.get(v.lower(), v))
         if s.may_format is not None and not isinstance(s.may_format, bool):
             raise ValueError(f"BelugaHiCacheStorage: may_format is true, false or null, "
                              f"not {s.may_format!r}")
@@ -144,8 +145,9 @@ class BelugaHiCacheStorage(_Base):
         self.writer = not self.rank_shared or c.tp_rank == 0
         model = self.settings.model_id or getattr(c, "model_name", None)
         if not model:
-            raise ValueError("BelugaHiCacheStorage needs a model id for the cache's fingerprint: "
-                             "start SGLang with a model name or set \"model_id\" in the extra config")
+            raise ValueError("BelugaHiCacheStorage needs a model id for the cache's "
+                             "fingerprint: start SGLang with a model name or set "
+                             "\"model_id\" in the extra config")
         if getattr(c, "pp_size", 1) > 1:
             model = f"{model}#pp{c.pp_rank}/{c.pp_size}"
         self.model_id = model
@@ -320,7 +322,8 @@ class BelugaHiCacheStorage(_Base):
         return self.batch_set([key], [value])
 
     def batch_set(self, keys: List[str], values: Optional[Any] = None,
-                  target_locations: Optional[Any] = None, target_sizes: Optional[Any] = None) -> bool:
+                  target_locations: Optional[Any] = None,
+                  target_sizes: Optional[Any] = None) -> bool:
         if values is None or len(values) != len(keys):
             raise ValueError("BelugaHiCacheStorage.batch_set needs one data page per key")
         if not self.writer:

@@ -147,11 +147,13 @@ def create_dynamic_backend(storage_config, mem_pool_host, **kwargs):
     backend_config = storage_config.extra_config
     for f in ("backend_name", "module_path", "class_name"):
         if f not in backend_config:
-            raise ValueError(f"Missing required field '{f}' in backend config for 'dynamic' backend")
+            raise ValueError(f"Missing required field '{f}' in backend config for "
+                             "'dynamic' backend")
     module = importlib.import_module(backend_config["module_path"])
     backend_class = getattr(module, backend_config["class_name"])
     if not issubclass(backend_class, HiCacheStorage):
-        raise TypeError(f"Backend class {backend_config['class_name']} must inherit from HiCacheStorage")
+        raise TypeError(f"Backend class {backend_config['class_name']} must inherit "
+                        "from HiCacheStorage")
     backend = backend_class(storage_config, kwargs)
     backend.register_mem_pool_host(mem_pool_host)
     return backend
@@ -440,7 +442,8 @@ def storage_config(extra, tp_rank=0, tp_size=1, is_mla=False, layout="page_first
     extra.setdefault("module_path", "beluga_sglang.storage")
     extra.setdefault("class_name", "BelugaHiCacheStorage")
     return HiCacheStorageConfig(
-        tp_rank=tp_rank, tp_size=tp_size, pp_rank=kw.pop("pp_rank", 0), pp_size=kw.pop("pp_size", 1),
+        tp_rank=tp_rank, tp_size=tp_size,
+        pp_rank=kw.pop("pp_rank", 0), pp_size=kw.pop("pp_size", 1),
         attn_cp_rank=0, attn_cp_size=kw.pop("attn_cp_size", 1), is_mla_model=is_mla,
         enable_storage_metrics=True, is_page_first_layout=layout == "page_first",
         model_name=model_name, extra_config=extra, **kw)

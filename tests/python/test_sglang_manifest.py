@@ -151,7 +151,8 @@ def test_standin_host_pools_match_sglang(entry, pool):
     assert params_of(fn) == (pos, kwonly, kwarg), f"{pool.__name__}.{name} differs from {where}"
 
 
-@pytest.mark.parametrize("entry", M.KV_BUFFER_DIMS, ids=[f"{e[2]}-{e[3]}" for e in M.KV_BUFFER_DIMS])
+@pytest.mark.parametrize("entry", M.KV_BUFFER_DIMS,
+                         ids=[f"{e[2]}-{e[3]}" for e in M.KV_BUFFER_DIMS])
 def test_host_kv_tensors_are_sglangs_and_the_backend_reads_them(entry):
     path, commit, cls, layout, line, dims = entry
     where = f"{path}:{line} @ {commit[:12]}"

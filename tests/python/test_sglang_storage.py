@@ -11,9 +11,12 @@ MLA pools with the page_first and page_first_direct layouts; each page holds
 values that depend on its key only, so a loaded page is checked exactly.
 """
 
+import dataclasses
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -89,6 +92,20 @@ def test_keys_are_sglang_page_hashes():
     assert len(K.page_hashes(PROMPT, PAGE)) == 6          # the partial page has no key
     assert K.to_key(h1) == bytes.fromhex(h1)
     assert K.to_key("not-hex") == hashlib.sha256(b"not-hex").digest()
+
+
+def test_usable_without_sglang():
+    # A fresh interpreter with no sglang module: the plain base and metrics.
+    code = ("import sys, dataclasses\n"
+            "assert 'sglang' not in sys.modules\n"
+            "from beluga_sglang import BelugaHiCacheStorage as B\n"
+            "from beluga_sglang.storage import StorageMetrics\n"
+            "assert 'sglang' not in sys.modules\n"
+            "assert B.__mro__[1].__module__ == 'beluga_sglang.storage'\n"
+            "print(sorted(f.name for f in dataclasses.fields(StorageMetrics)))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(sorted(f.name for f in dataclasses.fields(S.StorageMetrics)))
 
 
 def test_factory_builds_it_and_refuses_bad_config(sgl, pool_dir):
