@@ -178,6 +178,35 @@ def test_page_first_and_direct_instances_share_blocks(sgl, pool_dir, mla):
         b.close()
 
 
+@pytest.mark.parametrize("layout", ["page_first", "page_first_direct"])
+def test_mha_blocks_are_beluga_kv_blocks(sgl, pool_dir, layout):
+    # The fingerprint says layout="kv_block": each stored page must be, byte
+    # for byte, what libbeluga's own gather (beluga/kv_layout.h) makes of it.
+    import numpy as np
+    hashes = K.page_hashes(PROMPT, PAGE)
+    host, a, ctl = instance(pool_dir, layout)
+    try:
+        idx = host.alloc(6 * PAGE)
+        S.fill_pages(host, idx, hashes)
+        assert a.batch_set_v1(hashes, idx) == [True] * 6
+        kv, L, H, D = host.kv_buffer, LAYERS, HEADS, HEAD_DIM
+        if layout == "page_first":   # [2, size, L, H, D]
+            pages, strides = host.size // PAGE, (PAGE * L * H * D, kv.stride(0), L * H * D, D)
+        else:                        # [2, page_num, L, page_size, H, D]
+            pages, strides = host.page_num, (L * PAGE * H * D, kv.stride(0), H * D, D)
+        shape = beluga.shape_of(a.fingerprint)
+        paged = beluga.PagedKV(shape, pages, strides, [kv[0, 0, l].data_ptr() for l in range(L)],
+                               owners=[kv])
+        want = np.empty((6, shape.block_bytes), np.uint8)
+        page_ids = [int(idx[j * PAGE]) // PAGE for j in range(6)]
+        beluga.CpuCopier(threads=1).gather(paged, page_ids, [want[j] for j in range(6)])
+        got = a.cache.get(K.to_keys(hashes))
+        assert all(g == want[j].tobytes() for j, g in enumerate(got))
+        host.free(idx)
+    finally:
+        a.close()
+
+
 def test_tp_ranks_have_their_own_caches(sgl, pool_dir):
     hashes = K.page_hashes(PROMPT, PAGE)
     ranks = [instance(pool_dir, tp_rank=r, tp_size=2) for r in range(2)]
