@@ -27,94 +27,47 @@ Per request:
 
 from __future__ import annotations
 
-import hashlib
+import os
+import sys
 import time
 import traceback
 
 import torch
 
+from beluga_sglang.keys import page_hashes  # noqa: F401  (SGLang's get_hash_str chain)
 from engine import BlockManager
 from model import PagedModel
 
-STORAGE_BATCH_SIZE = 128
+# SGLang's side of the storage interface (config, factory, host pool,
+# StorageMetrics): the stand-ins the backend's tests use, written from SGLang's
+# source at the commit Documentation/sglang.md names.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "tests", "python"))
+import sglang_standins as S  # noqa: E402
+
+STORAGE_BATCH_SIZE = S.STORAGE_BATCH_SIZE
 
 
-def page_hashes(tokens, page_size, prior=None):
-    """SGLang's page keys for the full pages of `tokens` (get_hash_str)."""
-    out = []
-    for i in range(0, len(tokens) - page_size + 1, page_size):
-        h = hashlib.sha256()
-        if prior:
-            h.update(bytes.fromhex(prior))
-        for t in tokens[i:i + page_size]:
-            h.update(t.to_bytes(4, "little", signed=False))
-        prior = h.hexdigest()
-        out.append(prior)
-    return out
-
-
-class HostPool:
-    """A HiCache MHA host KV pool (one TP rank), SGLang's page_first or
-    page_first_direct layout, with the methods the storage path calls."""
+class HostPool(S.MHATokenToKVPoolHost):
+    """SGLang's MHA host KV pool (one TP rank, page_first or
+    page_first_direct), plus the io backend's copies to and from the model's
+    KV blocks, and with allocator="shm" its memory in a memfd as SGLang's
+    ShmHostTensorAllocator places it."""
 
     def __init__(self, shape, pages, layout="page_first", allocator=None):
-        if layout not in ("page_first", "page_first_direct"):
-            raise ValueError(f"unsupported host layout {layout!r}")
-        self.layout = layout
-        self.page_size = ps = shape.block_size
-        self.layer_num, self.head_num, self.head_dim = shape.layers, shape.kv_heads, shape.head_size
-        self.dtype = getattr(torch, shape.dtype)
-        self.page_num = pages
-        self.size = pages * ps
-        if layout == "page_first":
-            dims = (2, self.size, self.layer_num, self.head_num, self.head_dim)
-        else:
-            dims = (2, pages, self.layer_num, ps, self.head_num, self.head_dim)
+        self._allocator = allocator
         self._keep = None
-        if allocator == "shm":
-            from sglang_stores import alloc_memfd
-            self.kv_buffer, fd, mm = alloc_memfd(dims, self.dtype)
-            self._keep = (fd, mm)
-        else:
-            self.kv_buffer = torch.zeros(dims, dtype=self.dtype)
-        self.free_pages = list(range(pages))
-        el = torch.empty([], dtype=self.dtype).element_size()
-        self.size_per_token = 2 * self.layer_num * self.head_num * self.head_dim * el
+        super().__init__(shape.layers, shape.kv_heads, shape.head_size, shape.block_size,
+                         pages * shape.block_size, layout, getattr(torch, shape.dtype))
 
-    def get_size_per_token(self):
-        return self.size_per_token
-
-    def get_ksize_per_token(self):
-        return self.size_per_token // 2
-
-    def alloc(self, need_size):
-        n = need_size // self.page_size
-        if n > len(self.free_pages):
-            return None
-        pages = [self.free_pages.pop() for _ in range(n)]
-        return (torch.tensor(pages, dtype=torch.int64)[:, None] * self.page_size +
-                torch.arange(self.page_size)).flatten()
-
-    def free(self, indices):
-        self.free_pages.extend(int(i) // self.page_size for i in indices[::self.page_size])
-
-    # -- the generic storage path's page copies
-    def _page(self, index):
-        if self.layout == "page_first":
-            return self.kv_buffer[:, index:index + self.page_size]
-        return self.kv_buffer[:, index // self.page_size]
-
-    def get_data_page(self, index, flat=True):
-        page = self._page(int(index))
-        return page.flatten() if flat else page
-
-    def get_dummy_flat_data_page(self):
-        return torch.zeros(2 * self.page_size * self.layer_num * self.head_num * self.head_dim,
-                           dtype=self.dtype)
-
-    def set_from_flat_data_page(self, index, data_page):
-        page = self._page(int(index))
-        page.copy_(data_page.reshape(page.shape))
+    def init_kv_buffer(self):
+        if self._allocator != "shm":
+            return super().init_kv_buffer()
+        from sglang_stores import alloc_memfd
+        dims = tuple(super().init_kv_buffer().shape)
+        buf, fd, mm = alloc_memfd(dims, self.dtype)
+        self._keep = (fd, mm)
+        return buf
 
     # -- device <-> host (the io backend's copies), pages of the model's KV
     def _token_view(self, indices):
@@ -150,7 +103,6 @@ class HostPool:
 
     def close(self):
         if self._keep is not None:
-            import os
             fd, mm = self._keep
             self.kv_buffer = None
             self._keep = None
@@ -183,8 +135,8 @@ class MetricsCollector:
         if m is None:
             self.get_stats_none += 1
             return
-        for h in self.HISTOGRAMS:
-            for v in getattr(m, h):
+        for h, values in S.log_storage_metrics(m).items():
+            for v in values:
                 self.series[f"sglang:{h}_count"] += 1
                 self.series[f"sglang:{h}_sum"] += v
 
@@ -217,13 +169,13 @@ class Instance:
             from sglang_stores import FileStorage
             self.storage = FileStorage(cfg, spec["file_path"])
         elif kind == "beluga":
-            # StorageBackendFactory._create_dynamic_backend, then the controller's
-            # register_mem_pool_host.
-            import importlib
-            extra = cfg.extra_config
-            cls = getattr(importlib.import_module(extra["module_path"]), extra["class_name"])
-            self.storage = cls(cfg, {})
-            self.zero_copy = bool(extra.get("interface_v1", 0))
+            # StorageBackendFactory's "dynamic" construction, then the
+            # controller's register_mem_pool_host; interface_v1 selects the
+            # controller's zero-copy page functions.
+            S.install()
+            self.storage = S.create_dynamic_backend(cfg, self.host)
+            self.zero_copy = bool(cfg.extra_config.get("interface_v1", 0))
+            return
         else:
             raise ValueError(kind)
         self.storage.register_mem_pool_host(self.host)

@@ -73,13 +73,12 @@ def storage_config(spec):
     """The HiCacheStorageConfig SGLang's controller generates for one rank
     (_generate_storage_config): TP rank 0 of 1, no PP/CP, MHA, the host
     layout, the model name and the backend's extra config."""
-    from types import SimpleNamespace
-    return SimpleNamespace(
+    from sglang_instance import S
+    return S.HiCacheStorageConfig(
         tp_rank=0, tp_size=1, pp_rank=0, pp_size=1, attn_cp_rank=0, attn_cp_size=1,
         is_mla_model=False, enable_storage_metrics=True,
         is_page_first_layout=spec.get("layout", "page_first") == "page_first",
-        model_name=spec.get("model_name"), dp_rank=0, dp_size=1, tp_lcm_size=None,
-        should_split_heads=False, extra_config=dict(spec.get("extra_config") or {}))
+        model_name=spec.get("model_name"), extra_config=dict(spec.get("extra_config") or {}))
 
 
 # ------------------------------------------------------------ backends
