@@ -13,7 +13,7 @@ workload (long documents asked several questions; multi-turn chats) with
 each twice: a first run that populates the external cache, and a second,
 with fresh engines, that hits it.  The whole set is repeated (--repeats,
 interleaving the stores so that a slow spell of the machine hits all of
-them); every figure is the median over repetitions with its spread
+them, their order rotated each repetition); every figure is the median over repetitions with its spread
 (min-max), and each store is compared with the no-cache baseline of the same
 repetition and run.  Prints TTFT (mean, p99), TPOT, QPS and the hit rates,
 with the model's measured prefill throughput.

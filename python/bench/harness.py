@@ -146,14 +146,17 @@ def run_workload(engines, requests, timeout):
 
 def run_repetitions(args, stores, requests, make_setup, start, on_run=None):
     """Every store, first and second run, args.repeats times, the stores
-    interleaved within a repetition.  make_setup(kind) gives an object with
-    reset(), stats(), close() and .spec, or None (no shared store);
+    interleaved within a repetition and their order rotated by one from each
+    repetition to the next (so that none always runs in the same place of a
+    repetition).  make_setup(kind) gives an object with reset(), stats(),
+    close() and .spec, or None (no shared store);
     start(kind, spec) starts the engines.  Returns (runs, reps): runs[(kind,
     run, rep)] the per-request results, reps[rep][kind][run] the summaries."""
     runs, reps = {}, []
     for rep in range(args.repeats):
         reps.append({})
-        for kind in stores:
+        shift = rep % len(stores)
+        for kind in stores[shift:] + stores[:shift]:
             setup = make_setup(kind)
             try:
                 reps[rep][kind] = {}
@@ -323,7 +326,8 @@ def fmt_table(summary, prefill_tps, shape, wshape, args, reps=None, *, labels, b
           f"turns ({wshape.system_tokens}-token system prompt, {wshape.user_tokens}-token user "
           f"turns, {wshape.reply_tokens}-token replies); {wshape.output_tokens} output tokens per "
           f"request; {args.engines} {engine_word}, {args.engine_blocks} {cache_word}, closed loop.")
-    rp = (f"Repetitions: {args.repeats}, stores interleaved; each figure is the median over "
+    rp = (f"Repetitions: {args.repeats}, stores interleaved (order rotated each repetition); "
+          f"each figure is the median over "
           f"repetitions" + (", (min-max) its spread" if args.repeats > 1 else "") +
           f"; ratios pair each repetition with the {base_name} run of the same repetition.")
     return "\n".join([hdr, wl, rp, ""] + lines)
