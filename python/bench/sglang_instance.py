@@ -64,7 +64,9 @@ class HostPool(S.MHATokenToKVPoolHost):
         if self._allocator != "shm":
             return super().init_kv_buffer()
         from sglang_stores import alloc_memfd
-        dims = tuple(super().init_kv_buffer().shape)
+        L, H, D, T = self.layer_num, self.head_num, self.head_dim, self.page_size
+        dims = ((2, self.size, L, H, D) if self.layout == "page_first"
+                else (2, self.page_num, L, T, H, D))
         buf, fd, mm = alloc_memfd(dims, self.dtype)
         self._keep = (fd, mm)
         return buf
