@@ -29,7 +29,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional
 
 import beluga
-from beluga_vllm.config import parse_bytes  # one parser of "64G" for both engines
+# The vLLM connector's settings parser and cache opener (no vLLM import):
+# one way to open a cache for both engines.
+from beluga_vllm.config import BelugaSettings, open_cache, parse_bytes, region_name
 
 from beluga_sglang import keys as K
 from beluga_sglang.pages import HostPages, fingerprint
@@ -164,38 +166,31 @@ class BelugaHiCacheStorage(_Base):
     def register_mem_pool_host(self, mem_pool_host):
         super().register_mem_pool_host(mem_pool_host)
         self.pages = HostPages(mem_pool_host)
-        c = self.storage_config
-        rank, size = (0, 1) if self.rank_shared else (c.tp_rank, c.tp_size)
+        rank, size = self._fingerprint_rank()
         self.fingerprint = fingerprint(self.pages, self.model_id, rank, size)
-        self.pool, self.cache = self._open(self.fingerprint)
+        # The vLLM connector's opener: one region per rank (or one for MLA),
+        # created and formatted by the first process, or a shared region on
+        # several hosts.
+        self.pool, self.cache = open_cache(self._open_settings(), self.fingerprint)
         self.max_reservations = max(1, int(self.cache.info()["max_batch"]) - 1)
 
-    def region_name(self):
-        c, s = self.storage_config, self.settings
-        name = s.region
-        if getattr(c, "pp_size", 1) > 1:
-            name += f"-pp{c.pp_rank}"
-        if not self.rank_shared and c.tp_size > 1:
-            name += f"-tp{c.tp_rank}"
-        return name
+    def _fingerprint_rank(self):
+        c = self.storage_config
+        return (0, 1) if self.rank_shared else (c.tp_rank, c.tp_size)
 
-    def _open(self, fp):
-        s = self.settings
-        pool = beluga.Pool(s.backend, pool_name=s.pool_name, user_dir=s.user_dir,
-                           hugetlbfs_dir=s.hugetlbfs_dir)
-        try:
-            several = s.max_hosts > 1
-            formats = (not several) if s.may_format is None else s.may_format
-            size = -(-s.region_bytes // beluga.REGION_ALIGN) * beluga.REGION_ALIGN
-            cache = beluga.KVCache.open(pool, self.region_name(), fp, create=not several,
-                                        region_bytes=0 if several else size, mode=s.mode,
-                                        max_hosts=s.max_hosts, host_id=s.host_id,
-                                        may_format=formats, lease_ms=s.lease_ms,
-                                        ready_wait_ms=s.ready_wait_ms)
-        except BaseException:
-            pool.close()
-            raise
-        return pool, cache
+    def _open_settings(self):
+        """The pool and region settings in the form open_cache() takes."""
+        c, s = self.storage_config, self.settings
+        region = s.region + (f"-pp{c.pp_rank}" if getattr(c, "pp_size", 1) > 1 else "")
+        return BelugaSettings(region=region, region_bytes=s.region_bytes, mode=s.mode,
+                              backend=s.backend, pool_name=s.pool_name, user_dir=s.user_dir,
+                              hugetlbfs_dir=s.hugetlbfs_dir, host_id=s.host_id,
+                              max_hosts=s.max_hosts, may_format=s.may_format,
+                              lease_ms=s.lease_ms, ready_wait_ms=s.ready_wait_ms)
+
+    def region_name(self):
+        """The pool region of this rank's cache."""
+        return region_name(self._open_settings(), *self._fingerprint_rank())
 
     def _need_cache(self):
         if self.cache is None:
