@@ -314,13 +314,19 @@ class BelugaHiCacheStorage(_Base):
 
     def set(self, key: str, value: Optional[Any] = None, target_location: Optional[Any] = None,
             target_sizes: Optional[Any] = None) -> bool:
-        return self.batch_set([key], [value])
+        return self.batch_set([key], None if value is None else [value],
+                              None if target_location is None else [target_location])
 
     def batch_set(self, keys: List[str], values: Optional[Any] = None,
                   target_locations: Optional[Any] = None,
                   target_sizes: Optional[Any] = None) -> bool:
+        """Store flat data pages (get_data_page's tensors): `values`, or
+        `target_locations` when only those are tensors."""
+        if values is None:
+            values = target_locations
         if values is None or len(values) != len(keys):
-            raise ValueError("BelugaHiCacheStorage.batch_set needs one data page per key")
+            raise ValueError("BelugaHiCacheStorage.batch_set needs one flat data page (a "
+                             "tensor) per key, in values or target_locations")
         if not self.writer:
             return True
         t0 = time.perf_counter()

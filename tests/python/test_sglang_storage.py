@@ -328,6 +328,28 @@ def test_stats_are_sglang_storage_metrics(sgl, pool_dir):
         b.close()
 
 
+def test_single_page_calls(sgl, pool_dir):
+    hashes = K.page_hashes(PROMPT, PAGE)
+    host, a, ctl = instance(pool_dir, v1=False)
+    try:
+        idx = host.alloc(2 * PAGE)
+        S.fill_pages(host, idx, hashes[:2])
+        assert a.set(hashes[0], host.get_data_page(int(idx[0])))
+        assert a.set(hashes[1], target_location=host.get_data_page(int(idx[PAGE])))
+        assert a.exists(hashes[0]) and a.exists(hashes[1]) and not a.exists(hashes[2])
+        page = a.get(hashes[1])                      # a new flat page
+        host.set_from_flat_data_page(int(idx[0]), page)
+        assert S.page_matches(host, idx[0], hashes[1])
+        dst = host.get_dummy_flat_data_page()
+        assert a.get(hashes[0], dst) is dst          # filled in place
+        assert a.get(hashes[2]) is None
+        with pytest.raises(ValueError, match="one flat data page"):
+            a.batch_set(hashes[:2], None)
+        host.free(idx)
+    finally:
+        a.close()
+
+
 def test_clear_empties_the_cache(sgl, pool_dir):
     hashes = K.page_hashes(PROMPT, PAGE)
     host, a, ctl = instance(pool_dir)
