@@ -47,15 +47,13 @@ BELUGA_HD void f64_zero(F64Acc &s)
 
 // Word w (little-endian, zero where the payload has no byte) at byte offset
 // off of the block, off a multiple of 8.  The lane is selected without
-// indexing the arrays, so that they stay in registers on the GPU.
+// indexing the arrays (a loop of constant count 4, which nvcc unrolls), so
+// that they stay in registers on the GPU.
 BELUGA_HD void f64_add_word(F64Acc &s, uint64_t off, uint64_t w)
 {
 	const uint64_t g = off >> 5;
 	const unsigned j = unsigned(off >> 3) & 3u;
 	const uint64_t gw = g * w;
-#if defined(__CUDACC__)
-#pragma unroll
-#endif
 	for (unsigned k = 0; k < 4; k++) {
 		s.a[k] += k == j ? w : 0;
 		s.c[k] += k == j ? gw : 0;

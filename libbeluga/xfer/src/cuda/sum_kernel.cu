@@ -74,8 +74,11 @@ __device__ void block_add(F64Acc &s, unsigned long long *acc)
 	__syncthreads();
 }
 
+// At least 4 resident blocks per SM (64 registers), the copy kernel's default
+// grid (4 per SM) in one wave: more loads in flight beat the few bytes that
+// ptxas then spills (sm_90, CUDA 13.0: 8 bytes for 16-byte units).
 template <typename V, typename I, SumMode M>
-__global__ void __launch_bounds__(kSumThreads) gather_sum_kernel(const KernelArgs a, unsigned long long *acc)
+__global__ void __launch_bounds__(kSumThreads, 4) gather_sum_kernel(const KernelArgs a, unsigned long long *acc)
 {
 	const I upr = I(a.pieces_per_ref * a.units_per_piece);
 	const I step = I(gridDim.x) * kSumThreads * kSumUnroll;
