@@ -173,7 +173,9 @@ struct CUevent_st *beluga_kv_layer_events_get(struct beluga_kv_layer_events *ev,
  *
  * The same bytes reach the pool as with beluga_kv_gpu_copy().  Enqueues and
  * returns; refs may be reused at once.  Scratch memory (about 90 bytes per
- * ref) comes from the device's stream-ordered allocator (cudaMallocAsync).
+ * ref) comes from the device's stream-ordered allocator (cudaMallocAsync);
+ * on a device without memory pools it comes from cudaMalloc and the call
+ * waits for @stream before returning.
  *
  * Return: 0, -EINVAL (not a whole-block gather, bad method, NULL @sums),
  * -ENOMEM, -EIO (beluga_kv_gpu_last_error()).

@@ -25,22 +25,38 @@ bool is_legacy_stream(cudaStream_t s)
 }
 
 // Scratch on the stream: `head` bytes of items, then 8 accumulator words and
-// one result per item.  Freed on the stream by the destructor.
+// one result per item.  From the stream-ordered allocator and freed on the
+// stream by the destructor; where the device has no memory pools
+// (cudaMallocAsync not supported), from cudaMalloc, and the destructor then
+// waits for the stream before freeing it: the call becomes synchronous.
 class Scratch {
 public:
-	Scratch(size_t head, size_t n, cudaStream_t s) : s_(s)
+	Scratch(size_t head, size_t n, cudaStream_t s) : s_(s), n_(n)
 	{
 		head_ = (head + 63) & ~size_t(63);
-		bytes_ = head_ + n * 8 * sizeof(unsigned long long) + n * sizeof(uint64_t);
-		status_ = cudaMallocAsync(&p_, bytes_, s);
-		if (status_ == cudaSuccess)
+		const size_t bytes = head_ + n * 8 * sizeof(unsigned long long) + n * sizeof(uint64_t);
+		status_ = cudaMallocAsync(&p_, bytes, s);
+		if (status_ == cudaErrorNotSupported) {
+			cudaGetLastError();
+			p_ = nullptr;
+			pooled_ = false;
+			status_ = cudaMalloc(&p_, bytes);
+		}
+		if (status_ != cudaSuccess)
+			p_ = nullptr;
+		else
 			status_ = cudaMemsetAsync(acc(), 0, n * 8 * sizeof(unsigned long long), s);
-		n_ = n;
 	}
 	~Scratch()
 	{
-		if (p_)
+		if (!p_)
+			return;
+		if (pooled_) {
 			cudaFreeAsync(p_, s_);
+		} else {
+			cudaStreamSynchronize(s_);
+			cudaFree(p_);
+		}
 	}
 	Scratch(const Scratch &) = delete;
 	Scratch &operator=(const Scratch &) = delete;
@@ -51,8 +67,10 @@ public:
 
 private:
 	cudaStream_t s_;
+	size_t n_;
 	void *p_ = nullptr;
-	size_t head_ = 0, bytes_ = 0, n_ = 0;
+	size_t head_ = 0;
+	bool pooled_ = true;
 	cudaError_t status_ = cudaSuccess;
 };
 
