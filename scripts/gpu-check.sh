@@ -8,7 +8,8 @@
 #   bash scripts/gpu-check.sh [BUILD_DIR]
 #
 # BUILD_DIR holds the GPU bundle built elsewhere: test_xfer_gpu,
-# bench_xfer_gpu and libbeluga's test_gpu (static CUDA runtime, static gtest,
+# bench_xfer_gpu, bench_xfer_gpu_sum, test_xfer_gpu_store (zero-copy saves
+# into the KV store) and libbeluga's test_gpu (static CUDA runtime, static gtest,
 # libbeluga and libstdc++; they need glibc >= 2.34 and an NVIDIA driver for
 # CUDA >= the toolkit they were built with), plus googletest-src/ (GoogleTest's
 # sources, copied from Debian's googletest package by the build): BUILD_DIR
@@ -16,14 +17,16 @@
 # build-xfer.  If the xfer programs are missing or cannot use the GPU (e.g. the
 # driver is older than their CUDA runtime), the script rebuilds them from
 # tests/xfer/standalone/ with whatever CMake and CUDA toolkit the machine has,
-# and GoogleTest from googletest-src/.  test_gpu is not rebuilt (it needs
-# libbeluga's build dependencies): if it cannot run, that is reported.
+# and GoogleTest from googletest-src/.  test_gpu and test_xfer_gpu_store are
+# not rebuilt (they need libbeluga's build dependencies): if they cannot run,
+# that is reported.
 #
 # Output: a readable log on stdout; with $OUT set, also $OUT/gpu-check.log,
 # $OUT/gpu-check-summary.txt, $OUT/xfer-gpu-tests.{log,json},
-# $OUT/libbeluga-gpu-tests.{log,json} and $OUT/xfer-bench.{log,json}.  Exit 0
+# $OUT/libbeluga-gpu-tests.{log,json}, $OUT/xfer-gpu-store-tests.{log,json},
+# $OUT/xfer-bench.{log,json} and $OUT/xfer-sum-bench.{log,json}.  Exit 0
 # only if every test passed (skipping is a failure when nvidia-smi sees a GPU)
-# and the benchmark completed.
+# and both benchmarks completed.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,6 +34,8 @@ build=${1:-$root/build-xfer}
 out=${OUT:-}
 test_timeout=${GPU_CHECK_TEST_TIMEOUT:-240}
 bench_timeout=${GPU_CHECK_BENCH_TIMEOUT:-180}
+store_timeout=${GPU_CHECK_STORE_TIMEOUT:-120}
+sum_bench_timeout=${GPU_CHECK_SUM_BENCH_TIMEOUT:-60}
 start=$(date +%s)
 
 if [ -n "$out" ]; then
@@ -182,6 +187,29 @@ else
 fi
 note "libbeluga tests: $ltests"
 
+# Zero-copy saves into the KV store (gather into reserved slots, GPU
+# checksums, commit, verified reads).  Built only with the store (the main
+# build), so it is not rebuilt here either.
+say "store GPU tests (timeout ${store_timeout}s)"
+if [ -n "$bundle" ] && [ -x "$bundle/test_xfer_gpu_store" ]; then
+	json_arg=()
+	[ -n "$out" ] && json_arg=(--gtest_output="json:$out/xfer-gpu-store-tests.json")
+	with_timeout "$store_timeout" "$bundle/test_xfer_gpu_store" ${json_arg[@]+"${json_arg[@]}"} 2>&1 |
+		tee ${out:+"$out/xfer-gpu-store-tests.log"}
+	src=${PIPESTATUS[0]}
+	case $src in
+	0) stests=PASS ;;
+	77) [ $gpu_present = 0 ] && stests="SKIP (no GPU)" || stests="FAIL (skipped although a GPU is visible)" ;;
+	124 | 137) stests="FAIL (timeout)" ;;
+	*) stests="FAIL (exit $src)" ;;
+	esac
+else
+	echo "no test_xfer_gpu_store in the bundle (${bundle:-none}); it is not rebuilt here"
+	stests="FAIL (test_xfer_gpu_store missing)"
+	[ $gpu_present = 0 ] && stests="SKIP (no GPU, test_xfer_gpu_store missing)"
+fi
+note "store tests: $stests"
+
 # ---- 4. benchmark ---------------------------------------------------------
 say "GPU benchmark (timeout ${bench_timeout}s)"
 bench_arg=()
@@ -196,11 +224,33 @@ case $brc in
 esac
 note "benchmark: $bench"
 
+say "checksum benchmark (timeout ${sum_bench_timeout}s)"
+if [ -x "$bins/bench_xfer_gpu_sum" ]; then
+	sum_arg=()
+	[ -n "$out" ] && sum_arg=(--json "$out/xfer-sum-bench.json")
+	with_timeout "$sum_bench_timeout" "$bins/bench_xfer_gpu_sum" ${sum_arg[@]+"${sum_arg[@]}"} 2>&1 |
+		tee ${out:+"$out/xfer-sum-bench.log"}
+	sbrc=${PIPESTATUS[0]}
+	case $sbrc in
+	0) sbench=OK ;;
+	77) sbench="SKIP (no GPU)" ;;
+	124 | 137) sbench="FAIL (timeout)" ;;
+	*) sbench="FAIL (exit $sbrc)" ;;
+	esac
+else
+	echo "no bench_xfer_gpu_sum in $bins"
+	sbench="FAIL (bench_xfer_gpu_sum missing)"
+	[ $gpu_present = 0 ] && sbench="SKIP (no GPU, bench_xfer_gpu_sum missing)"
+fi
+note "checksum benchmark: $sbench"
+
 # ---- 5. summary -----------------------------------------------------------
 result=PASS
 case $tests in PASS | "SKIP (no GPU)") ;; *) result=FAIL ;; esac
 case $ltests in PASS | "SKIP (no GPU"*) ;; *) result=FAIL ;; esac
 case $bench in OK | "SKIP (no GPU)") ;; *) result=FAIL ;; esac
+case $stests in PASS | "SKIP (no GPU"*) ;; *) result=FAIL ;; esac
+case $sbench in OK | "SKIP (no GPU"*) ;; *) result=FAIL ;; esac
 [ $gpu_present = 0 ] && result="SKIP (no GPU)"
 note "elapsed: $(($(date +%s) - start))s"
 note "RESULT: $result"
