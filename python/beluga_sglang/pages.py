@@ -69,7 +69,11 @@ class HostPages:
         if self.layout not in LAYOUTS:
             raise ValueError(f"BelugaHiCacheStorage supports the host KV pool layouts "
                              f"{' and '.join(LAYOUTS)} (--hicache-mem-layout), not {self.layout!r}")
-        buf = host.kv_buffer
+        if hasattr(host, "entries") and hasattr(host, "anchor_entry"):
+            raise ValueError("BelugaHiCacheStorage: the host pool is a HostPoolGroup (a hybrid "
+                             "model: DSA indexer, Mamba or SWA pools beside the KV pool), which "
+                             "SGLang moves through batch_*_v2: not implemented by this backend")
+        buf = getattr(host, "kv_buffer", None)
         if buf is None:
             raise ValueError("BelugaHiCacheStorage: the host KV pool holds no KV tensor (a "
                              "dummy, allocator-only pool): nothing to store")

@@ -357,6 +357,24 @@ class MLATokenToKVPoolHost(HostKVCache):
         return ptrs, [size] * len(ptrs)
 
 
+class HostPoolGroup:
+    """pool_host's HostPoolGroup, as far as a backend can see it: an anchor
+    pool and side pools (hybrid models), with the anchor's layout and page
+    size and no kv_buffer of its own."""
+
+    def __init__(self, anchor, *side):
+        self.entries = [types.SimpleNamespace(name="kv", host_pool=anchor,
+                                              is_primary_index_anchor=True)]
+        self.entries += [types.SimpleNamespace(name=f"side{i}", host_pool=p,
+                                               is_primary_index_anchor=False)
+                         for i, p in enumerate(side)]
+        self.anchor_entry = self.entries[0]
+        self.layout = anchor.layout
+        self.page_size = anchor.page_size
+        self.device = anchor.device
+        self.size = anchor.size
+
+
 # ------------------------------------------- managers/cache_controller.py
 
 class MiniController:

@@ -139,6 +139,10 @@ def test_factory_builds_it_and_refuses_bad_config(sgl, pool_dir):
     dummy.kv_buffer = None
     with pytest.raises(ValueError, match="no KV tensor"):
         S.create_dynamic_backend(S.storage_config(extra_for(pool_dir), is_mla=True), dummy)
+    # A hybrid model's host pool group moves through batch_*_v2: refused.
+    group = S.HostPoolGroup(host_pool(), host_pool(mla=True))
+    with pytest.raises(ValueError, match="HostPoolGroup"):
+        S.create_dynamic_backend(S.storage_config(extra_for(pool_dir)), group)
     dcp = host_pool(mla=True)
     dcp.dcp_size = 2
     with pytest.raises(ValueError, match="dcp-size"):
