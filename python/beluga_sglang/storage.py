@@ -47,9 +47,19 @@ except ImportError:  # pragma: no cover - depends on the environment
         def register_mem_pool_host(self, mem_pool_host):
             self.mem_pool_host = mem_pool_host
 
+# The class SGLang's StorageMetricsCollector.log_storage_metrics asserts
+# (isinstance): sglang.srt.observability.metrics_collector in current SGLang
+# (where SGLang's own storage backends import it), sglang.srt.metrics.collector
+# before the metrics modules moved.  A look-alike class would fail that
+# assertion in the scheduler as soon as --enable-metrics polls get_stats().
 try:
-    from sglang.srt.metrics.collector import StorageMetrics
+    from sglang.srt.observability.metrics_collector import StorageMetrics
 except ImportError:
+    try:
+        from sglang.srt.metrics.collector import StorageMetrics
+    except ImportError:
+        StorageMetrics = None
+if StorageMetrics is None:
     @dataclass
     class StorageMetrics:
         """What SGLang's StorageMetricsCollector.log_storage_metrics reads."""
@@ -65,7 +75,7 @@ except ImportError:
 # here in case a version passes them on).
 SGLANG_KEYS = ("backend_name", "module_path", "class_name", "interface_v1", "tp_lcm_size",
                "prefetch_threshold", "prefetch_timeout_base", "prefetch_timeout_per_ki_token",
-               "hicache_storage_pass_prefix_keys")
+               "prefetch_timeout_max", "hicache_storage_pass_prefix_keys")
 
 @dataclass
 class Settings:
