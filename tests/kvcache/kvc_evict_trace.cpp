@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Eviction policies' hit rates on a trace with shared prefixes.
+// kvc_evict_trace: eviction policies' hit rates on a trace with shared
+// prefixes, the eviction section of `make bench` (bench/bench_evict.cpp runs
+// this program and turns its rows into the report's table).  A program of
+// the store's tests because the replay through the store sets the store's
+// clock to the request number (bkv::test::set_tick), which only the store's
+// test interface can; beluga-bench uses the public headers only.
 //
 // The trace (seeded, the same every run) models a chat service in front of
 // a prefix cache, in 16-token blocks: 8 system prompts (16..128 blocks,
@@ -16,17 +21,32 @@
 // simulated; and Beluga's own CLOCK and sampled LRU running the trace
 // through the real store (64-byte blocks), with eviction at full
 // (watermarks 100/100, like the simulators) and with the default 95/85
-// watermarks.  The store's clock is the request number (bkv::test::set_tick).
-#include "bench.hpp"
+// watermarks.
+//
+// Output, one record a line, tab-separated:
+//   trace  REQUESTS  BLOCKS  DISTINCT  CEILING_HITS
+//   hits   CAPACITY_PERMILLE  CAPACITY_BLOCKS  POLICY  HITS  NOTE
+// where CEILING_HITS is what an infinite cache hits and, for each capacity,
+// the first `hits` line is exact LRU.  Exit status 1 when a policy hits more
+// than the infinite cache (a broken replay), 2 on a usage error.
+#include "kvc_util.hpp"
 
 #include "kvcache_test.h"
 
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cinttypes>
+#include <cstdio>
 #include <list>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
-namespace bench {
 namespace {
 
 using Trace = std::vector<std::vector<uint64_t>>;
@@ -283,15 +303,11 @@ Result store(const Trace &t, size_t cap, uint32_t policy, uint32_t high, uint32_
 {
 	constexpr size_t kPayload = 64;
 	size_t bytes = std::max<size_t>(32u << 20, cap * 400 + (16u << 20));
-	Region reg(bytes);
-	beluga_kvc_config cfg;
-	beluga_kvc_config_init(&cfg);
-	cfg.fingerprint = fingerprint(kPayload);
+	kvt::ShmRegion reg(bytes);
+	beluga_kvc_config cfg = kvt::config(kvt::opaque_fp(kPayload, "kvc-evict-trace"));
 	cfg.max_batch = 256;
 	beluga_kvc *kv = nullptr;
-	beluga_kvc_attach_opts ao;
-	beluga_kvc_attach_opts_init(&ao);
-	ao.copy_threads = 1;
+	beluga_kvc_attach_opts ao = kvt::opts(0, BELUGA_KVC_COHERENT);
 	if (beluga_kvc_format(reg.bytes(), reg.size(), &cfg) ||
 	    beluga_kvc_attach(reg.bytes(), reg.size(), &cfg.fingerprint, &ao, &kv))
 		throw std::runtime_error(beluga_kvc_last_error());
@@ -300,10 +316,13 @@ Result store(const Trace &t, size_t cap, uint32_t policy, uint32_t high, uint32_
 	e.capacity_blocks = cap;
 	e.high_watermark_pct = high;
 	e.low_watermark_pct = low;
-	if (beluga_kvc_set_eviction(kv, &e))
-		throw std::runtime_error(beluga_kvc_last_error());
+	if (beluga_kvc_set_eviction(kv, &e)) {
+		std::string err = beluga_kvc_last_error();
+		beluga_kvc_detach(kv);
+		throw std::runtime_error(err);
+	}
 	Result r;
-	std::vector<Key> keys;
+	std::vector<std::array<uint8_t, 32>> keys;
 	std::vector<uint8_t> payload(kPayload * 512);
 	std::vector<beluga_kvc_get> gets;
 	std::vector<beluga_kvc_put> puts;
@@ -313,22 +332,28 @@ Result store(const Trace &t, size_t cap, uint32_t policy, uint32_t high, uint32_
 		const auto &req = t[q];
 		keys.resize(req.size());
 		for (size_t i = 0; i < req.size(); i++)
-			make_key(req[i], keys[i].b);
-		long k = beluga_kvc_lookup_prefix(kv, key_array(keys), req.size());
+			kvt::make_key(req[i], keys[i].data());
+		long k = beluga_kvc_lookup_prefix(kv, reinterpret_cast<const uint8_t(*)[32]>(keys.data()),
+						  req.size());
+		if (k < 0) {
+			std::string err = beluga_kvc_last_error();
+			beluga_kvc_detach(kv);
+			throw std::runtime_error(err);
+		}
 		gets.resize(size_t(k));
 		puts.resize(req.size() - size_t(k));
 		res.resize(req.size());
 		if (payload.size() < req.size() * kPayload)
 			payload.resize(req.size() * kPayload);
-		for (long i = 0; i < k; i++) {
-			std::memcpy(gets[size_t(i)].key, keys[size_t(i)].b, 32);
-			gets[size_t(i)].dst = payload.data() + size_t(i) * kPayload;
-			gets[size_t(i)].cap = kPayload;
+		for (size_t i = 0; i < size_t(k); i++) {
+			std::memcpy(gets[i].key, keys[i].data(), 32);
+			gets[i].dst = payload.data() + i * kPayload;
+			gets[i].cap = kPayload;
 		}
 		r.hits += size_t(beluga_kvc_get_batch(kv, gets.data(), gets.size(), res.data()));
 		for (size_t i = size_t(k); i < req.size(); i++) {
 			beluga_kvc_put &p = puts[i - size_t(k)];
-			std::memcpy(p.key, keys[i].b, 32);
+			std::memcpy(p.key, keys[i].data(), 32);
 			p.data = payload.data();
 			p.len = kPayload;
 		}
@@ -342,41 +367,69 @@ Result store(const Trace &t, size_t cap, uint32_t policy, uint32_t high, uint32_
 
 } // namespace
 
-void run_eviction(const Options &o, Report &rep)
+int main(int argc, char **argv)
 {
-	Trace t = make_trace(o.quick ? 3000 : 20000, 42);
-	std::unordered_set<uint64_t> distinct;
-	uint64_t blocks = 0;
-	for (const auto &r : t) {
-		distinct.insert(r.begin(), r.end());
-		blocks += r.size();
-	}
-	Result ceiling = infinite(t);
-	auto &rows = rep.section(fmt("Eviction: hit rate on the shared-prefix trace (%zu requests, "
-				     "%llu blocks, %zu distinct; an infinite cache hits %.1f %%)",
-				     t.size(), (unsigned long long)blocks, distinct.size(),
-				     100 * ceiling.rate()));
+	size_t requests = 20000;
+	std::vector<unsigned> capacities{5, 10, 20, 50};
+	CLI::App app{"Hit rates of eviction policies on a shared-prefix trace, simulated and through "
+		     "the store, against exact LRU (the eviction section of make bench)"};
+	app.add_option("--requests", requests, "requests in the trace")
+		->check(CLI::Range(size_t(1), size_t(1) << 24))
+		->capture_default_str();
 	// The active conversations and system prompts need about 2 % of the
 	// distinct blocks: the smaller capacities are where policies differ.
-	for (double frac : {0.005, 0.01, 0.02, 0.05}) {
-		size_t cap = size_t(double(distinct.size()) * frac);
-		Result lru = simulate<Lru>(t, cap);
-		auto row = [&](const std::string &name, const Result &r, const std::string &note) {
-			rows.push_back({fmt("capacity %.1f %% (%zu blocks): %s", 100 * frac, cap,
-					    name.c_str()),
-					fmt("%.1f %%", 100 * r.rate()), fmt("LRU %.1f %%", 100 * lru.rate()),
-					ratio(r.rate(), lru.rate()), note});
-		};
-		row("LRU (exact)", lru, "baseline");
-		row("CLOCK", simulate<ClockSim>(t, cap), "simulated");
-		row("S3-FIFO", simulate<S3Fifo>(t, cap), "simulated");
-		row("SIEVE", simulate<Sieve>(t, cap), "simulated");
-		row("Beluga CLOCK", store(t, cap, BELUGA_KVC_EVICT_CLOCK, 100, 100), "the store, at full");
-		row("Beluga LRU (sampled)", store(t, cap, BELUGA_KVC_EVICT_LRU, 100, 100),
-		    "the store, at full");
-		row("Beluga CLOCK 95/85", store(t, cap, BELUGA_KVC_EVICT_CLOCK, 95, 85),
-		    "the store, default watermarks");
+	app.add_option("--capacity", capacities,
+		       "cache capacities, in thousandths of the trace's distinct blocks")
+		->check(CLI::Range(1u, 1000u))
+		->delimiter(',')
+		->capture_default_str();
+	try {
+		app.parse(argc, argv);
+	} catch (const CLI::ParseError &e) {
+		return app.exit(e) == 0 ? 0 : 2;
+	}
+	try {
+		Trace t = make_trace(requests, 42);
+		std::unordered_set<uint64_t> distinct;
+		uint64_t blocks = 0;
+		for (const auto &r : t) {
+			distinct.insert(r.begin(), r.end());
+			blocks += r.size();
+		}
+		Result ceiling = infinite(t);
+		std::printf("trace\t%zu\t%" PRIu64 "\t%zu\t%" PRIu64 "\n", t.size(), blocks,
+			    distinct.size(), ceiling.hits);
+		std::fflush(stdout);
+		bool sane = true;
+		for (unsigned permille : capacities) {
+			size_t cap = distinct.size() * permille / 1000;
+			auto row = [&](const char *name, const Result &r, const char *note) {
+				std::printf("hits\t%u\t%zu\t%s\t%" PRIu64 "\t%s\n", permille, cap, name,
+					    r.hits, note);
+				std::fflush(stdout);
+				if (r.hits > ceiling.hits || r.blocks != blocks) {
+					std::fprintf(stderr,
+						     "kvc_evict_trace: %s at %zu blocks: %" PRIu64
+						     " hits of %" PRIu64 " blocks, but an infinite cache "
+						     "hits %" PRIu64 " of %" PRIu64 "\n",
+						     name, cap, r.hits, r.blocks, ceiling.hits, blocks);
+					sane = false;
+				}
+			};
+			row("LRU (exact)", simulate<Lru>(t, cap), "baseline");
+			row("CLOCK", simulate<ClockSim>(t, cap), "simulated");
+			row("S3-FIFO", simulate<S3Fifo>(t, cap), "simulated");
+			row("SIEVE", simulate<Sieve>(t, cap), "simulated");
+			row("Beluga CLOCK", store(t, cap, BELUGA_KVC_EVICT_CLOCK, 100, 100),
+			    "the store, at full");
+			row("Beluga LRU (sampled)", store(t, cap, BELUGA_KVC_EVICT_LRU, 100, 100),
+			    "the store, at full");
+			row("Beluga CLOCK 95/85", store(t, cap, BELUGA_KVC_EVICT_CLOCK, 95, 85),
+			    "the store, default watermarks");
+		}
+		return sane ? 0 : 1;
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "kvc_evict_trace: %s\n", e.what());
+		return 1;
 	}
 }
-
-} // namespace bench
