@@ -133,6 +133,23 @@ def guess_dims(shape, hint=None, *, num_kv_heads=None, head_size=None, block_siz
     return dims
 
 
+def kv_device(layers):
+    """Where the KV tensors live: ("cpu", -1), ("cuda", ordinal) when all are
+    on one CUDA device, else (the first tensor's device type, None)."""
+    types = {t.device.type for t in layers}
+    if types == {"cpu"}:
+        return "cpu", -1
+    if types == {"cuda"}:
+        idx = {t.device.index for t in layers}
+        if len(idx) == 1:
+            (i,) = idx
+            if i is None:
+                import torch
+                i = torch.cuda.current_device()
+            return "cuda", i
+    return layers[0].device.type, None
+
+
 @dataclass
 class Stats:
     """What this process moved (the cache's own counters: KVCache.stats())."""
@@ -180,8 +197,9 @@ class KVBlockIO:
         # vLLM may split one block into `ratio` consecutive kernel blocks.
         self.ratio = self.shape.block_size // kernel_block
         self.num_blocks = size["B"] // self.ratio
-        on_host = all(t.device.type == "cpu" for t in self.layers)
-        on_cuda = all(t.device.type == "cuda" for t in self.layers)
+        where, self.device = kv_device(self.layers)
+        on_host = where == "cpu"
+        on_cuda = where == "cuda" and self.device is not None
         if data_path == "auto":
             if on_host:
                 data_path = "beluga"
@@ -206,7 +224,7 @@ class KVBlockIO:
             # A copy-engine piece must not cross a registered chunk: with
             # several chunks, the kernel moves everything.
             kernel_only = registration.chunks > 1
-            self.gpu = beluga.gpu.copier(self.paged.device,
+            self.gpu = beluga.gpu.copier(self.device,
                                          batch_min_bytes=(1 << 64) - 1 if kernel_only else 0)
 
     def _paged(self):
@@ -221,7 +239,7 @@ class KVBlockIO:
         return beluga.PagedKV(self.shape, self.num_blocks,
                               (stride["B"] * self.ratio, stride["K"], stride["T"], stride["H"]),
                               [x.data_ptr() for x in self.layers], owners=self.layers,
-                              device=beluga._device_of(t))
+                              device=self.device)
 
     # ------------------------------------------------------------ lookup
 

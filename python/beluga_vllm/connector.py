@@ -62,6 +62,7 @@ except ImportError:  # pragma: no cover - older vLLM
 
 import beluga.gpu
 from beluga_vllm import config as bconfig
+from beluga_vllm import blockio as bio
 from beluga_vllm.blockio import KVBlockIO, guess_dims, layer_order
 from beluga_vllm.scheduler import SchedulerState, StepPlan
 
@@ -275,7 +276,8 @@ class BelugaConnector(KVConnectorBase_V1):
     def _gpu_device(self, layers):
         """The CUDA device whose KV the GPU data path moves, or None (host
         tensors, data_path beluga/torch, or the GPU path cannot run here)."""
-        if not all(t.device.type == "cuda" for t in layers):
+        where, device = bio.kv_device(layers)
+        if where != "cuda" or device is None:
             return None
         path = self._settings.data_path
         if path not in ("auto", "cuda"):
@@ -287,11 +289,7 @@ class BelugaConnector(KVConnectorBase_V1):
             log.warning("BelugaConnector: CUDA KV tensors, but the GPU data path cannot run (%s): "
                         "falling back to torch copies", why)
             return None
-        dev = layers[0].device
-        if dev.index is not None:
-            return dev.index
-        import torch
-        return torch.cuda.current_device()
+        return device
 
     def _register(self, names, layers, dims):
         device = self._gpu_device(layers)
