@@ -47,7 +47,10 @@ GpuEvent copy(GpuCopier &g, py::object paged_obj, py::sequence ids, py::sequence
 		throw py::value_error("this PagedKV is in the memory of GPU " + std::to_string(pk.device) +
 				      ", the copier works on GPU " + std::to_string(g.c.device()));
 	const bxc::Stream s = bxc::stream_of(stream);
-	bxc::Event ev = nogil([&] { return g.c.copy(t, s); });
+	bxc::Event ev = nogil([&] {
+		g.c.make_current(); // the device torch uses here: nothing switches and back
+		return g.c.copy(t, s);
+	});
 	return GpuEvent{std::move(ev), paged_obj};
 }
 

@@ -135,6 +135,7 @@ TEST(XferCudaHpp, EventAndCopierBasics)
 	REQUIRE_GPU();
 	bxc::GpuCopier gpu;
 	EXPECT_EQ(gpu.device(), 0);
+	gpu.make_current();
 	gpu.set_batch_min_bytes(SIZE_MAX);
 	EXPECT_EQ(gpu.batch_min_bytes(), SIZE_MAX);
 	bxc::Event e;

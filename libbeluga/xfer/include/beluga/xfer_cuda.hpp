@@ -172,6 +172,15 @@ public:
 		h_.reset(h);
 	}
 	int device() const noexcept { return device_; }
+	// Make this copier's device the calling thread's current device in the
+	// CUDA runtime this library links (it is linked statically, so it keeps
+	// its own current device).  In a process where another runtime (torch)
+	// drives the same device, calling this first means no call here switches
+	// the thread's context to another device and back.
+	void make_current() const
+	{
+		detail::check_cuda(cudaSetDevice(device_), "cudaSetDevice(" + std::to_string(device_) + ")");
+	}
 
 	// Enqueue @t on @s (nothing waits); the returned event fires when it is done.
 	Event copy(const Transfer &t, Stream s)
