@@ -358,3 +358,33 @@ def test_gpu_gather_scatter_match_the_cpu_byte_for_byte(backend, order, pool):
         reg.close()
         assert reg.closed and m.gpu is None
         m.close()
+
+
+def test_reservation_and_pin_addresses_lie_in_the_mapping_the_cache_is_attached_over(pool):
+    """What the GPU path hands GpuRegistration.device_address(): the host
+    addresses of reserved slots and pins, inside the mapping."""
+    fp = beluga.Fingerprint(model_id="t", num_layers=2, block_size=4, num_kv_heads=2,
+                            head_size=8, dtype="bf16")
+    with pool.create_region("addr", 4 << 20) as r:
+        m = r.map()
+        beluga.KVCache.format(m, fp)
+        c = beluga.KVCache.attach(m, fp)
+        keys = beluga.hash_tokens(beluga.root_key("0"), range(8), 4)
+        bb = beluga.shape_of(fp).block_bytes
+        res = c.reserve(keys, bb)
+        offsets = [res.offset(i) for i in range(2)]
+        for i in range(2):
+            a = res.address(i)
+            assert m.address <= a and a + bb <= m.address + m.size
+            assert a == np.frombuffer(res.view(i), np.uint8).ctypes.data
+            assert a - m.address == res.offset(i)
+        assert res.commit() == [0, 0]
+        with pytest.raises(ValueError, match="no slot"):
+            res.address(0)
+        pins = c.pin(keys)
+        assert [p.address for p in pins] == [m.address + o for o in offsets]
+        for p in pins:
+            p.unpin()
+        del res
+        c.detach()
+        m.close()
