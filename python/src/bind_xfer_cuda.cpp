@@ -115,7 +115,7 @@ void register_xfer_cuda(py::module_ &m)
 	m.attr("HAVE_CUDA_XFER") = false;
 	m.def("gpu_available", [] {
 		return py::make_tuple(false, std::string("this beluga module was built without the CUDA data path "
-							 "(no CUDA toolkit when it was configured)"));
+							 "(no CUDA toolkit, or BELUGA_WITH_CUDA=OFF, at configure time)"));
 	}, "(usable, reason): whether a CUDA device is usable now, and why not.");
 }
 
