@@ -372,6 +372,9 @@ class BelugaConnector(KVConnectorBase_V1):
             t0 = time.perf_counter()
             try:
                 self._save.commit()
+            except BaseException:
+                self._save.abort()   # unpublished; no GPU gather still writes the slots
+                raise
             finally:
                 self._save = None
                 self._io.stats.save_seconds += time.perf_counter() - t0
