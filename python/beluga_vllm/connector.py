@@ -12,6 +12,13 @@ Enable it in vLLM (see Documentation/vllm.md)::
 
 Keys are vLLM's block hashes unchanged (Request.block_hashes), so a block one
 instance computed is found by every instance whose fingerprint matches.
+
+Data path: host KV tensors go through libbeluga's CPU copier; CUDA KV tensors
+through its CUDA kernels (beluga.GpuCopier), the worker attaching the cache
+over its own mapping of the region, registered with the GPU once, so that
+loads read pinned blocks and saves write reserved slots in place (no staging
+buffer, no .to(device)).  Where the GPU path cannot run (a module built
+without CUDA), CUDA tensors fall back to torch copies, logged once.
 Loads are synchronous (done by the time the forward reads the layer), saves
 are gathered layer by layer during the forward and stored in wait_for_save().
 
@@ -53,7 +60,9 @@ try:  # vLLM's connector statistics (newer vLLM); without them, no stats.
 except ImportError:  # pragma: no cover - older vLLM
     KVConnectorStats = None
 
+import beluga.gpu
 from beluga_vllm import config as bconfig
+from beluga_vllm import blockio as bio
 from beluga_vllm.blockio import KVBlockIO, guess_dims, layer_order
 from beluga_vllm.scheduler import SchedulerState, StepPlan
 
@@ -164,6 +173,7 @@ class BelugaConnector(KVConnectorBase_V1):
         self._block_size = vllm_config.cache_config.block_size
         self._kv_cache_config = kv_cache_config
         self._pool = self._cache = None
+        self._gpu_mem = None          # config.GpuMemory: the registered mapping (GPU path)
         # Scheduler side
         self._sched = None
         # Worker side
@@ -180,9 +190,13 @@ class BelugaConnector(KVConnectorBase_V1):
             self._sched = SchedulerState(self._cache.lookup_prefix, self._block_size,
                                          self._settings.save_decode_blocks)
 
-    def _open(self, num_layers, tp_rank):
+    def _open(self, num_layers, tp_rank, gpu_device=None):
         fp = bconfig.fingerprint(self._vllm_config, self._settings, num_layers, tp_rank)
-        self._pool, self._cache = bconfig.open_cache(self._settings, fp)
+        if gpu_device is None:
+            self._pool, self._cache = bconfig.open_cache(self._settings, fp)
+        else:
+            self._pool, self._cache, self._gpu_mem = bconfig.open_cache_for_gpu(
+                self._settings, fp, gpu_device)
         log.info("BelugaConnector: cache %s attached as host %d of %d%s (%s)",
                  bconfig.region_name(self._settings, tp_rank, fp.tp_size),
                  self._settings.host_id, self._settings.max_hosts,
@@ -259,10 +273,31 @@ class BelugaConnector(KVConnectorBase_V1):
                           head_size=mc.get_head_size(), block_size=self._block_size,
                           backend=None if self._settings.kv_layout else backend)
 
+    def _gpu_device(self, layers):
+        """The CUDA device whose KV the GPU data path moves, or None (host
+        tensors, data_path beluga/torch, or the GPU path cannot run here)."""
+        where, device = bio.kv_device(layers)
+        if where != "cuda" or device is None:
+            return None
+        path = self._settings.data_path
+        if path not in ("auto", "cuda"):
+            return None
+        ok, why = beluga.gpu.available()
+        if not ok:
+            if path == "cuda":
+                raise ValueError(f"BelugaConnector: data_path cuda, but the GPU data path cannot run: {why}")
+            log.warning("BelugaConnector: CUDA KV tensors, but the GPU data path cannot run (%s): "
+                        "falling back to torch copies", why)
+            return None
+        return device
+
     def _register(self, names, layers, dims):
-        self._open(len(layers), _tp_rank(self._vllm_config))
+        device = self._gpu_device(layers)
+        self._open(len(layers), _tp_rank(self._vllm_config), device)
+        reg = self._gpu_mem.registration if self._gpu_mem is not None else None
         self._io = KVBlockIO(self._cache, layers, dims, self._settings.data_path,
-                             self._settings.copier_threads, self._settings.verify_loads)
+                             self._settings.copier_threads, self._settings.verify_loads,
+                             registration=reg)
         # Layer name(s) -> position in the pool block.
         self._layer_index = {n: i for i, group in enumerate(names) for n in group}
 
@@ -337,6 +372,9 @@ class BelugaConnector(KVConnectorBase_V1):
             t0 = time.perf_counter()
             try:
                 self._save.commit()
+            except BaseException:
+                self._save.abort()   # unpublished; no GPU gather still writes the slots
+                raise
             finally:
                 self._save = None
                 self._io.stats.save_seconds += time.perf_counter() - t0
@@ -364,11 +402,16 @@ class BelugaConnector(KVConnectorBase_V1):
         if self._load is not None:
             self._load.release()
             self._load = None
-        self._save = None
+        if self._save is not None:
+            self._save.abort()     # waits for GPU gathers into the slots
+            self._save = None
         self._io = None
         if self._cache is not None:
             self._cache.detach()
             self._cache = None
+        if self._gpu_mem is not None:   # unregister after the cache let go of the mapping
+            self._gpu_mem.close()
+            self._gpu_mem = None
         if self._pool is not None:
             self._pool.close()
             self._pool = None

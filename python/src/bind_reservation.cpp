@@ -74,6 +74,11 @@ cannot be detached while a reservation is open.)doc")
 		}, py::arg("i"), "Whether item i holds a slot now (reserved, not committed or aborted).")
 		.def("view", &Reservation::view, py::arg("i"),
 		     "A writable memoryview of item i's slot (released at commit/abort).")
+		.def("address", [](Reservation &r, size_t i) {
+			if (i >= r.size() || !r.get().reserved(i))
+				throw py::value_error("item holds no slot");
+			return reinterpret_cast<uintptr_t>(r.get().data(i));
+		}, py::arg("i"), "Item i's slot as a host address (GpuRegistration.device_address() maps it).")
 		.def("offset", [](Reservation &r, size_t i) {
 			if (i >= r.size() || !r.get().reserved(i))
 				throw py::value_error("item holds no slot");

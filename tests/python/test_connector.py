@@ -47,7 +47,7 @@ def engine(pool_dir, **kw):
     from mini_vllm import MiniVLLM
     engine_kw = {k: kw.pop(k) for k in list(kw) if k in (
         "layout", "kernel_block_size", "local_prefix_cache", "hnd", "call_save_layers", "num_blocks",
-        "cross_layer", "cudagraph_mode", "check_attention", "register_backend")}
+        "cross_layer", "cudagraph_mode", "check_attention", "register_backend", "device")}
     return MiniVLLM(make_config(pool_dir, **kw), **engine_kw)
 
 
@@ -389,3 +389,185 @@ def test_two_hosts_one_formats_the_other_restores(vllm, pool_dir):
         if b is not None:
             b.close()
         a.close()
+
+
+# ------------------------------------------------------- the GPU data path
+
+def test_cuda_data_path_needs_cuda_tensors_and_a_known_name(vllm, pool_dir):
+    with pytest.raises(ValueError, match="'cuda' data path needs CUDA tensors"):
+        engine(pool_dir, data_path="cuda")
+    from beluga_vllm.config import BelugaSettings
+    with pytest.raises(ValueError, match="data_path must be auto, beluga, cuda or torch"):
+        BelugaSettings.from_extra({"data_path": "gpu"})
+
+
+def require_cuda_connector():
+    if not beluga.HAVE_CUDA_XFER:
+        pytest.skip(f"GPU data path not built: {beluga.gpu_available()[1]}")
+    ok, why = beluga.gpu_available()
+    if not ok:
+        pytest.skip(f"no usable GPU: {why}")
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA device (a CPU build of torch)")
+
+
+def pool_blocks(e, keys):
+    """The stored pool blocks of `keys`, as bytes, read through pins."""
+    pins = e.worker.cache.pin(keys)
+    try:
+        return [None if p is None else bytes(p) for p in pins]
+    finally:
+        for p in pins:
+            if p is not None:
+                p.unpin()
+
+
+@pytest.mark.parametrize("layout,hnd,cross", [("flash_attn", False, False), ("flash_attn", True, False),
+                                              ("flashinfer", False, False), ("flashinfer", True, False),
+                                              ("flash_attn", False, True)])
+def test_cuda_connector_matches_the_cpu_path_byte_for_byte(vllm, layout, hnd, cross):
+    """Saves from CUDA KV tensors (GpuCopier into reserved slots) store the same
+    bytes as the CPU path's; loads into CUDA tensors (GpuCopier from pinned
+    blocks) of blocks either path stored give the KV the model computes."""
+    require_cuda_connector()
+    import shutil
+    import tempfile
+    dirs = [tempfile.mkdtemp(prefix="beluga-pytest-", dir="/dev/shm") for _ in range(2)]
+    kw = dict(layout=layout, hnd=hnd, cross_layer=cross)
+    engines = []
+    try:
+        cpu_a = engine(dirs[0], **kw)
+        gpu_a = engine(dirs[1], device="cuda", **kw)
+        engines += [cpu_a, gpu_a]
+        assert cpu_a.worker._io.data_path == "beluga" and gpu_a.worker._io.data_path == "cuda"
+        serve(cpu_a, "a", PROMPT)
+        serve(gpu_a, "a", PROMPT)
+        keys = V.Request("k", PROMPT, 4).block_hashes[:5]
+        want = pool_blocks(cpu_a, keys)
+        assert None not in want
+        assert pool_blocks(gpu_a, keys) == want, "GPU saves differ from the CPU path's"
+        assert gpu_a.worker.stats.saved_zero_copy == 5
+        # Cross-loads: the GPU loads what the CPU stored and the other way round.
+        gpu_b = engine(dirs[0], device="cuda", **kw)
+        cpu_b = engine(dirs[1], **kw)
+        engines += [gpu_b, cpu_b]
+        for e in (gpu_b, cpu_b):
+            _, so, loaded, errors = serve(e, "b", PROMPT + [4])   # check_request: the bytes
+            assert sum(len(s.keys) for s in loaded) == 5 and errors == set()
+        assert torch.equal(gpu_b.paged_tokens("b", 20), cpu_b.paged_tokens("b", 20))
+    finally:
+        for e in engines:
+            e.close()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class _EmulatedGpu:
+    """GpuCopier's interface done by the CPU copier on raw host addresses:
+    lets the connector's GPU code path (registered-memory addresses of pins
+    and reserved slots, events waited before unpin/commit) run here."""
+
+    device = 0
+
+    def __init__(self):
+        self.cpu = beluga.CpuCopier(threads=1)
+        self.calls, self.pending = [], 0
+
+    def _copy(self, op, paged, ids, addrs, layers, stream):
+        import ctypes
+        n = paged.shape.block_bytes
+        bufs = [(ctypes.c_ubyte * n).from_address(a) for a in addrs]
+        getattr(self.cpu, op)(paged, ids, bufs, layers=layers)
+        self.calls.append((op, list(ids), list(addrs), layers))
+        self.pending += 1
+        gpu = self
+
+        class Event:
+            done = False
+
+            def synchronize(self):
+                if not self.done:
+                    self.done = True
+                    gpu.pending -= 1
+
+            def query(self):
+                return True
+        return Event()
+
+    def gather(self, paged, ids, addrs, layers=None, stream=0):
+        return self._copy("gather", paged, ids, addrs, layers, stream)
+
+    def scatter(self, paged, ids, addrs, layers=None, stream=0):
+        return self._copy("scatter", paged, ids, addrs, layers, stream)
+
+
+def test_gpu_code_path_emulated_on_the_cpu(vllm, pool_dir):
+    """The connector's 'cuda' path with the copier emulated on the CPU: the
+    pool addresses it hands the copier are those of the pinned blocks and the
+    reserved slots inside the registered mapping (zero copy), every copy's
+    event is waited for before its pins are released or its slots committed,
+    and the bytes match the CPU path's."""
+    from beluga_vllm import blockio as bio
+    from beluga_vllm import config as bconfig
+    gpu = _EmulatedGpu()
+    regs = []
+
+    class Registration:
+        chunks = 1
+
+        def __init__(self, mapping):
+            self.mapping, self.closed = mapping, False
+
+        def device_address(self, host, length=1):
+            base = self.mapping.address
+            assert base <= host and host + length <= base + self.mapping.size, "outside the mapping"
+            return host
+
+        def close(self):
+            self.closed = True
+
+    class Memory(bconfig.GpuMemory):
+        def __init__(self, pool, name, device):
+            self.region = pool.open_region(name)
+            self.mapping = self.region.map()
+            self.registration = Registration(self.mapping)
+            self.device = device
+            regs.append(self.registration)
+
+    monkeypatch = pytest.MonkeyPatch()     # its own: undone before the CPU reference runs
+    monkeypatch.setattr(beluga.gpu, "available", lambda: (True, ""))
+    monkeypatch.setattr(beluga.gpu, "copier", lambda device=0, **kw: gpu)
+    monkeypatch.setattr(beluga.gpu, "stream_handle", lambda stream=None, device=None: 0)
+    monkeypatch.setattr(bio, "kv_device", lambda layers: ("cuda", 0))
+    monkeypatch.setattr(bconfig, "GpuMemory", Memory)
+    import shutil
+    import tempfile
+    ref_dir = tempfile.mkdtemp(prefix="beluga-pytest-", dir="/dev/shm")
+    a = engine(pool_dir)
+    b = engine(pool_dir)
+    try:
+        assert a.worker._io.data_path == "cuda"
+        serve(a, "a", PROMPT)
+        saves = [c for c in gpu.calls if c[0] == "gather"]
+        assert saves and gpu.pending == 0, "a save committed before its gathers completed"
+        assert a.worker.stats.saved_zero_copy == 5
+        mapping = a.worker._gpu_mem.mapping
+        for _, _, addrs, _ in saves:   # straight into slots of the registered mapping
+            assert all(mapping.address <= x < mapping.address + mapping.size for x in addrs)
+        _, so, loaded, errors = serve(b, "b", PROMPT + [4])      # check_request: the bytes
+        assert sum(len(s.keys) for s in loaded) == 5 and errors == set()
+        assert any(c[0] == "scatter" for c in gpu.calls) and gpu.pending == 0
+        keys = V.Request("k", PROMPT, 4).block_hashes[:5]
+        monkeypatch.undo()
+        ref = engine(ref_dir)                                   # the CPU path, same prompt
+        try:
+            serve(ref, "a", PROMPT)
+            assert pool_blocks(a, keys) == pool_blocks(ref, keys)
+        finally:
+            ref.close()
+    finally:
+        a.close()
+        b.close()
+        monkeypatch.undo()
+        shutil.rmtree(ref_dir, ignore_errors=True)
+    assert regs and all(r.closed for r in regs), "shutdown unregisters"
