@@ -108,6 +108,7 @@ TEST(Tool, UsageErrorsExitOne)
 		{ "shared", "define", "x", "-s", "0", "-o", "0", "-S", "2M", "--mode", "888" },
 		{ "shared", "undefine" },
 		{ "wipe" }, { "wipe", "x", "--watch-ms", "-5" }, { "wipe", "x", "--bogus" },
+		{ "wipe", "x", "--progress", "--no-progress" },
 	};
 	for (const auto &c : cases) {
 		auto r = run(c, { { "BELUGA_BACKEND", "user" },

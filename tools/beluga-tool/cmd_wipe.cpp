@@ -24,6 +24,7 @@ struct WipeArgs {
 	bool yes = false;
 	bool force = false;
 	bool progress = false;
+	bool no_progress = false;
 	long watch_ms = -1;
 	Output out;
 };
@@ -142,7 +143,7 @@ void zero(const beluga::Mapping &m, const WipeArgs &a)
 {
 	static const std::vector<char> zeroes(BELUGA_REGION_ALIGN);
 	const bool tty = isatty(STDERR_FILENO);
-	const bool show = a.progress || (tty && !a.out.json);
+	const bool show = a.progress || (tty && !a.out.json && !a.no_progress);
 	auto *p = static_cast<char *>(m.data());
 	const std::size_t total = m.size();
 	const auto t0 = Clock::now();
@@ -251,9 +252,12 @@ Subcommand wipe_command()
 					"(default: two heartbeat periods; 0: one look).  No complete "
 					"cache: look again this much later (default 1000)")
 				 ->check(CLI::Range(0L, 600000L));
-			 sub.add_flag("--progress", a->progress,
-				      "Print progress on stderr at most once a second (default: only "
-				      "on a terminal)");
+			 auto *progress = sub.add_flag(
+				 "--progress", a->progress,
+				 "Print progress on stderr at most once a second (default: when "
+				 "stderr is a terminal and not --json)");
+			 sub.add_flag("--no-progress", a->no_progress, "Print no progress")
+				 ->excludes(progress);
 			 add_output_flags(sub, a->out);
 			 sub.footer(
 				 "Checks first, and refuses (exit 8, nothing written) when: the driver "
