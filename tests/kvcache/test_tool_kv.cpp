@@ -498,27 +498,55 @@ TEST_F(ToolKv, WipeRefusedWhileAttachedThenZeroes)
 
 // ---- several hosts: stats per host, and taking a dead host over ----
 
+// A cache of two hosts in a user-backend pool of its own; this process
+// formats it as host 0 (kv0_, lease 300 ms: the claim windows and the
+// takeover's watch follow it); tests add host 1 as a child process.
+class ToolKvHosts : public ::testing::Test {
+protected:
+	static constexpr size_t kPayload = 64 * 1024;
+
+	void SetUp() override
+	{
+		if (g_backend == "kernel")
+			GTEST_SKIP() << "user backend only (the VM suite covers the driver)";
+		name_ = "kvhosts-" + std::to_string(getpid());
+		dir_ = "/dev/shm/" + name_;
+		setenv("BELUGA_BACKEND", "user", 1);
+		setenv("BELUGA_USER_DIR", dir_.c_str(), 1);
+		setenv("BELUGA_HUGETLBFS", "none", 1);
+		ASSERT_EQ(beluga_pool_open(nullptr, &pool_), 0);
+		c_ = config(opaque_fp(kPayload, "tool-hosts-model"), 2);
+		beluga_kvc_attach_opts_init(&o_);
+		o_.lease_ms = 300;
+		ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &c_.fingerprint, &c_, 8 << 20, 0600, &o_,
+					  &kv0_), 0)
+			<< beluga_kvc_last_error();
+	}
+	void TearDown() override
+	{
+		beluga_kvc_detach(kv0_);
+		if (pool_) {
+			beluga_region_destroy(pool_, name_.c_str());
+			beluga_pool_close(pool_);
+		}
+		std::filesystem::remove_all(dir_);
+	}
+
+	std::string name_, dir_;
+	beluga_pool *pool_ = nullptr;
+	beluga_kvc_config c_{};
+	beluga_kvc_attach_opts o_{};
+	beluga_kvc *kv0_ = nullptr;
+};
+
 // Host 0 is this process, host 1 a child on the same machine (its own
 // boot id is this machine's too: the tool sees the child's process alive).
-TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
+TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 {
-	if (g_backend == "kernel")
-		GTEST_SKIP() << "user backend only (the VM suite covers the driver)";
-	std::string name = "kvhosts-" + std::to_string(getpid());
-	std::string dir = "/dev/shm/" + name;
-	setenv("BELUGA_BACKEND", "user", 1);
-	setenv("BELUGA_USER_DIR", dir.c_str(), 1);
-	setenv("BELUGA_HUGETLBFS", "none", 1);
-	beluga_pool *pool = nullptr;
-	ASSERT_EQ(beluga_pool_open(nullptr, &pool), 0);
-	constexpr size_t kPayload = 64 * 1024;
-	beluga_kvc_config c = config(opaque_fp(kPayload, "tool-hosts-model"), 2);
-	beluga_kvc_attach_opts o;
-	beluga_kvc_attach_opts_init(&o);
-	o.lease_ms = 300; // the claim windows and the takeover's watch follow it
-	beluga_kvc *kv0 = nullptr;
-	ASSERT_EQ(beluga_kvc_open(pool, name.c_str(), &c.fingerprint, &c, 8 << 20, 0600, &o, &kv0), 0)
-		<< beluga_kvc_last_error();
+	const std::string &name = name_;
+	const beluga_kvc_config &c = c_;
+	const beluga_kvc_attach_opts &o = o_;
+	beluga_kvc *kv0 = kv0_;
 	int ready[2], go[2];
 	ASSERT_EQ(pipe(ready), 0);
 	ASSERT_EQ(pipe(go), 0);
@@ -633,36 +661,19 @@ TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 	j = json::parse(r.out);
 	EXPECT_EQ(j["hosts"][1]["served_by"], 0);
 	EXPECT_EQ(j["hosts"][1]["processes"], 0);
-	beluga_kvc_detach(kv0);
 	for (int fd : { ready[0], ready[1], go[0], go[1] })
 		close(fd);
-	beluga_region_destroy(pool, name.c_str());
-	beluga_pool_close(pool);
-	std::filesystem::remove_all(dir);
 }
 
 // wipe of a cache of two hosts: refused while host 1 (a child process) is
 // attached, naming it; --force wipes anyway and says what it ignored.
-TEST(ToolKvHosts, WipeRefusedWhileAHostIsAttached)
+TEST_F(ToolKvHosts, WipeRefusedWhileAHostIsAttached)
 {
-	if (g_backend == "kernel")
-		GTEST_SKIP() << "user backend only (the VM suite covers the driver)";
-	std::string name = "kvwipe-" + std::to_string(getpid());
-	std::string dir = "/dev/shm/" + name;
-	setenv("BELUGA_BACKEND", "user", 1);
-	setenv("BELUGA_USER_DIR", dir.c_str(), 1);
-	setenv("BELUGA_HUGETLBFS", "none", 1);
-	beluga_pool *pool = nullptr;
-	ASSERT_EQ(beluga_pool_open(nullptr, &pool), 0);
-	constexpr size_t kPayload = 64 * 1024;
-	beluga_kvc_config c = config(opaque_fp(kPayload, "tool-wipe-model"), 2);
-	beluga_kvc_attach_opts o;
-	beluga_kvc_attach_opts_init(&o);
-	o.lease_ms = 300;
-	beluga_kvc *kv0 = nullptr;
-	ASSERT_EQ(beluga_kvc_open(pool, name.c_str(), &c.fingerprint, &c, 8 << 20, 0600, &o, &kv0), 0)
-		<< beluga_kvc_last_error();
-	beluga_kvc_detach(kv0); // host 0 formatted and left: no process of it attached
+	const std::string &name = name_;
+	const beluga_kvc_config &c = c_;
+	const beluga_kvc_attach_opts &o = o_;
+	beluga_kvc_detach(kv0_); // host 0 formatted and left: no process of it attached
+	kv0_ = nullptr;
 	int ready[2], go[2];
 	ASSERT_EQ(pipe(ready), 0);
 	ASSERT_EQ(pipe(go), 0);
@@ -702,9 +713,6 @@ TEST(ToolKvHosts, WipeRefusedWhileAHostIsAttached)
 	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
 	for (int fd : { ready[0], ready[1], go[0], go[1] })
 		close(fd);
-	beluga_region_destroy(pool, name.c_str());
-	beluga_pool_close(pool);
-	std::filesystem::remove_all(dir);
 }
 
 int main(int argc, char **argv)
