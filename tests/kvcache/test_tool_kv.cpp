@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -524,6 +525,10 @@ protected:
 	}
 	void TearDown() override
 	{
+		if (pid_ > 0) { // a failed test left host 1 running
+			kill(pid_, SIGKILL);
+			waitpid(pid_, nullptr, 0);
+		}
 		beluga_kvc_detach(kv0_);
 		if (pool_) {
 			beluga_region_destroy(pool_, name_.c_str());
@@ -532,11 +537,52 @@ protected:
 		std::filesystem::remove_all(dir_);
 	}
 
+	// Host 1: a child process that attaches with host index 1, runs @body
+	// (false: it fails), tells the test it is ready (ready_host1()) and
+	// waits until release_host1(); it exits attached, so its heartbeat stops.
+	void start_host1(const std::function<bool(beluga_kvc *)> &body)
+	{
+		ASSERT_EQ(pipe(ready_), 0);
+		ASSERT_EQ(pipe(go_), 0);
+		pid_ = fork();
+		ASSERT_GE(pid_, 0);
+		if (pid_ == 0) {
+			beluga_pool *p = nullptr;
+			beluga_kvc *k = nullptr;
+			auto o1 = o_;
+			o1.host_id = 1;
+			if (beluga_pool_open(nullptr, &p) ||
+			    beluga_kvc_open(p, name_.c_str(), &c_.fingerprint, nullptr, 0, 0, &o1, &k))
+				_exit(1);
+			if (!body(k) || write(ready_[1], "r", 1) != 1)
+				_exit(2);
+			char x;
+			_exit(read(go_[0], &x, 1) == 1 ? 0 : 3);
+		}
+		char x;
+		ASSERT_EQ(read(ready_[0], &x, 1), 1);
+	}
+	// Lets host 1 exit; whether it did all it was asked.
+	::testing::AssertionResult release_host1()
+	{
+		int st = 0;
+		if (write(go_[1], "g", 1) != 1 || waitpid(pid_, &st, 0) != pid_)
+			return ::testing::AssertionFailure() << "host 1 did not exit";
+		pid_ = -1;
+		for (int fd : { ready_[0], ready_[1], go_[0], go_[1] })
+			close(fd);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			return ::testing::AssertionFailure() << "host 1 ended with status " << st;
+		return ::testing::AssertionSuccess();
+	}
+
 	std::string name_, dir_;
 	beluga_pool *pool_ = nullptr;
 	beluga_kvc_config c_{};
 	beluga_kvc_attach_opts o_{};
 	beluga_kvc *kv0_ = nullptr;
+	int ready_[2] = { -1, -1 }, go_[2] = { -1, -1 };
+	pid_t pid_ = -1;
 };
 
 // Host 0 is this process, host 1 a child on the same machine (its own
@@ -544,22 +590,8 @@ protected:
 TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 {
 	const std::string &name = name_;
-	const beluga_kvc_config &c = c_;
-	const beluga_kvc_attach_opts &o = o_;
 	beluga_kvc *kv0 = kv0_;
-	int ready[2], go[2];
-	ASSERT_EQ(pipe(ready), 0);
-	ASSERT_EQ(pipe(go), 0);
-	pid_t pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0) {
-		beluga_pool *p = nullptr;
-		beluga_kvc *k = nullptr;
-		auto o1 = o;
-		o1.host_id = 1;
-		if (beluga_pool_open(nullptr, &p) ||
-		    beluga_kvc_open(p, name.c_str(), &c.fingerprint, nullptr, 0, 0, &o1, &k))
-			_exit(1);
+	start_host1([](beluga_kvc *k) {
 		std::vector<uint8_t> buf(kPayload);
 		fill_block(7, buf.data(), buf.size());
 		beluga_kvc_put put{};
@@ -567,15 +599,8 @@ TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 		put.data = buf.data();
 		put.len = buf.size();
 		int r;
-		if (beluga_kvc_put_batch(k, &put, 1, &r) != 1 || write(ready[1], "r", 1) != 1)
-			_exit(2);
-		char x;
-		if (read(go[0], &x, 1) != 1)
-			_exit(3);
-		_exit(0); // dies attached: no detach, its heartbeat stops
-	}
-	char x;
-	ASSERT_EQ(read(ready[0], &x, 1), 1);
+		return beluga_kvc_put_batch(k, &put, 1, &r) == 1;
+	});
 	// Host 0 reads host 1's block (a hit) and a key nobody stored (a miss):
 	// its own hit rate is 1 of 2, host 1's 0 of 0.
 	{
@@ -638,10 +663,7 @@ TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 	}
 	// Host 1 dies; once its heartbeat stood still for its lease, host 0
 	// takes it over.  Its block stays readable.
-	ASSERT_EQ(write(go[1], "g", 1), 1);
-	int st;
-	ASSERT_EQ(waitpid(pid, &st, 0), pid);
-	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+	ASSERT_TRUE(release_host1());
 	r = run({ "kv", "takeover", name, "--host", "1", "--by", "0", "--json" });
 	ASSERT_EQ(r.status, 0) << r.out << r.err;
 	j = json::parse(r.out);
@@ -661,8 +683,6 @@ TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 	j = json::parse(r.out);
 	EXPECT_EQ(j["hosts"][1]["served_by"], 0);
 	EXPECT_EQ(j["hosts"][1]["processes"], 0);
-	for (int fd : { ready[0], ready[1], go[0], go[1] })
-		close(fd);
 }
 
 // wipe of a cache of two hosts: refused while host 1 (a child process) is
@@ -670,29 +690,9 @@ TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 TEST_F(ToolKvHosts, WipeRefusedWhileAHostIsAttached)
 {
 	const std::string &name = name_;
-	const beluga_kvc_config &c = c_;
-	const beluga_kvc_attach_opts &o = o_;
 	beluga_kvc_detach(kv0_); // host 0 formatted and left: no process of it attached
 	kv0_ = nullptr;
-	int ready[2], go[2];
-	ASSERT_EQ(pipe(ready), 0);
-	ASSERT_EQ(pipe(go), 0);
-	pid_t pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0) {
-		beluga_pool *p = nullptr;
-		beluga_kvc *k = nullptr;
-		auto o1 = o;
-		o1.host_id = 1;
-		if (beluga_pool_open(nullptr, &p) ||
-		    beluga_kvc_open(p, name.c_str(), &c.fingerprint, nullptr, 0, 0, &o1, &k) ||
-		    write(ready[1], "r", 1) != 1)
-			_exit(1);
-		char x;
-		_exit(read(go[0], &x, 1) == 1 ? 0 : 3);
-	}
-	char x;
-	ASSERT_EQ(read(ready[0], &x, 1), 1);
+	start_host1([](beluga_kvc *) { return true; });
 	// Alive (its heartbeat moves) or, on a stalled machine, attached:
 	// either way refused, naming host 1 and only host 1.
 	Result r = run({"wipe", name, "--yes"});
@@ -707,12 +707,7 @@ TEST_F(ToolKvHosts, WipeRefusedWhileAHostIsAttached)
 	EXPECT_EQ(j["forced"], true);
 	EXPECT_EQ(j["cache"]["max_hosts"], 2);
 	EXPECT_EQ(j["cache"]["hosts"].size(), 2u);
-	ASSERT_EQ(write(go[1], "g", 1), 1);
-	int st;
-	ASSERT_EQ(waitpid(pid, &st, 0), pid);
-	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
-	for (int fd : { ready[0], ready[1], go[0], go[1] })
-		close(fd);
+	EXPECT_TRUE(release_host1());
 }
 
 int main(int argc, char **argv)
