@@ -14,9 +14,10 @@
 // Prefill time is not measured but computed at a stated rate (--prefill-tps).
 //
 // With --multihost (the demo-multihost VM profile) the two instances run on
-// two hosts, two QEMU guests sharing CXL memory: host 0 formats a cache in a
-// shared region and runs A, host 1 attaches with its own host index and runs
-// B, which restores A's prefixes from the shared memory (run_multihost).
+// two hosts, two QEMU guests sharing CXL memory: host 0 zeroes a shared
+// region (beluga-tool wipe), formats a cache in it and runs A, host 1
+// attaches with its own host index and runs B, which restores A's prefixes
+// from the shared memory (run_multihost).
 //
 //   beluga-kv-demo [--backend kernel|user] [--docs N] [--prefill-tps N]
 //                  [--tool PATH] [--redis-server PATH|none]
