@@ -412,8 +412,9 @@ def require_cuda_connector():
 
 
 def pool_blocks(e, keys):
-    """The stored pool blocks of `keys`, as bytes, read through pins."""
-    pins = e.worker.cache.pin(keys)
+    """The stored pool blocks of `keys`, as bytes, read through verified pins
+    (a block whose committed checksum does not match its payload is None)."""
+    pins = e.worker.cache.pin(keys, verify=True)
     try:
         return [None if p is None else bytes(p) for p in pins]
     finally:
