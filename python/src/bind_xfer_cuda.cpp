@@ -69,12 +69,13 @@ GpuEvent gather_sum(GpuCopier &g, py::object paged_obj, py::sequence ids, py::se
 	if (method > BELUGA_KV_SUM_READBACK)
 		throw py::value_error("method: SUM_AUTO, SUM_FUSED, SUM_SOURCE or SUM_READBACK");
 	const bxc::Stream s = bxc::stream_of(stream);
-	return nogil([&] {
+	std::shared_ptr<bxc::PinnedArray<uint64_t>> sums;
+	bxc::Event ev = nogil([&] { // no Python object is touched in here
 		g.c.make_current();
-		auto sums = std::make_shared<bxc::PinnedArray<uint64_t>>(t.refs().size());
-		bxc::Event ev = g.c.gather_sum(t, s, sums->span(), static_cast<bxc::SumMethod>(method));
-		return GpuEvent{std::move(ev), paged_obj, std::move(sums)};
+		sums = std::make_shared<bxc::PinnedArray<uint64_t>>(t.refs().size());
+		return g.c.gather_sum(t, s, sums->span(), static_cast<bxc::SumMethod>(method));
 	});
+	return GpuEvent{std::move(ev), paged_obj, std::move(sums)};
 }
 
 } // namespace
