@@ -94,8 +94,9 @@ __all__ = [
 ]
 
 if HAVE_CUDA_XFER:
-    from beluga._beluga import GpuCopier, GpuEvent  # noqa: F401
-    __all__ += ["GpuCopier", "GpuEvent"]
+    from beluga._beluga import (  # noqa: F401
+        GpuCopier, GpuEvent, SUM_AUTO, SUM_FUSED, SUM_READBACK, SUM_SOURCE)
+    __all__ += ["GpuCopier", "GpuEvent", "SUM_AUTO", "SUM_FUSED", "SUM_READBACK", "SUM_SOURCE"]
 
 
 def shape_of(fingerprint):

@@ -54,12 +54,37 @@ def stream_handle(stream=None, device=None):
     return int(handle)
 
 
+def new_stream(device=None):
+    """A new CUDA stream on `device` (a torch.cuda.Stream; stream_handle()
+    gives its int handle), e.g. a side stream for loads."""
+    import torch
+    return torch.cuda.Stream(device=device)
+
+
+def wait_stream(stream, on=None, device=None):
+    """Make `stream` (a torch.cuda.Stream) wait, without blocking the host,
+    for the work enqueued so far on `on` (default: torch's current stream on
+    `device`)."""
+    import torch
+    stream.wait_stream(on if on is not None else torch.cuda.current_stream(device))
+
+
 def gather(gpu, paged, block_ids, pool_addresses, layers=None, stream=None):
     """Engine blocks -> pool blocks at device-visible addresses, enqueued on
     `stream` (default: torch's current stream on the copier's device).
     Returns the GpuEvent of the copy."""
     return gpu.gather(paged, list(block_ids), list(pool_addresses), layers,
                       stream_handle(stream, gpu.device if stream is None else None))
+
+
+def gather_sum(gpu, paged, block_ids, pool_addresses, stream=None, method=None):
+    """Whole blocks -> reserved slots at device-visible addresses, with each
+    block's store checksum computed on the GPU.  Returns the GpuEvent; its
+    ``sums`` (one per address, in their order), once it completed, go to
+    Reservation.commit(sums=)."""
+    return gpu.gather_sum(paged, list(block_ids), list(pool_addresses),
+                          stream_handle(stream, gpu.device if stream is None else None),
+                          beluga.SUM_AUTO if method is None else method)
 
 
 def scatter(gpu, paged, block_ids, pool_addresses, layers=None, stream=None):

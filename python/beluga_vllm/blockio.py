@@ -18,8 +18,12 @@ Three data paths:
   blocks and reserved slots, read and written in place through the cache's
   memory registered with CUDA (``registration``, a GpuRegistration of the
   mapping the cache is attached over): no staging buffer, no ``.to(device)``.
-  Copies are enqueued on torch's current stream; a load's pins are released,
-  and a save's slots committed, once their copies' events have completed;
+  Loads are enqueued on a side stream (LoadBatch.issue: one copy and event
+  per layer, torch's current stream waiting for each layer's event), saves
+  on torch's current stream as one gather that also computes each block's
+  checksum on the GPU (gather_sum), passed to the commit; a load's pins are
+  released, and a save's slots committed, once their copies' events have
+  completed;
 - ``"torch"``: torch indexing and copies, for tensors on any device (the
   fallback for CUDA tensors where the GPU path cannot run).
 
@@ -220,6 +224,7 @@ class KVBlockIO:
         self.paged = self._paged() if data_path in ("beluga", "cuda") else None
         self.copier = beluga.CpuCopier(threads=copier_threads) if data_path == "beluga" else None
         self.gpu = None
+        self._side_stream = None      # GPU path: the stream loads run on (side_stream())
         if data_path == "cuda":
             # A copy-engine piece must not cross a registered chunk: with
             # several chunks, the kernel moves everything.
@@ -240,6 +245,12 @@ class KVBlockIO:
                               (stride["B"] * self.ratio, stride["K"], stride["T"], stride["H"]),
                               [x.data_ptr() for x in self.layers], owners=self.layers,
                               device=self.device)
+
+    def side_stream(self):
+        """GPU path: this worker's side stream for loads, created once."""
+        if self._side_stream is None:
+            self._side_stream = beluga.gpu.new_stream(self.device)
+        return self._side_stream
 
     # ------------------------------------------------------------ lookup
 
@@ -341,8 +352,11 @@ class LoadBatch:
             self.failed_block_ids += list(ids[n:])
         self.loaded = len(self.pins)
         # GPU path: the pinned blocks as the GPU sees them, and the copies'
-        # events (the pins are held until they have completed).
+        # events (the pins are held until they have completed).  issue()
+        # fills layer_events: layer l -> the event of the copy covering it.
         self.events = []
+        self.layer_events = [None] * io.shape.num_layers
+        self.error = None        # why the GPU load failed (its blocks are load errors)
         self.addrs = ([io.registration.device_address(p.address, len(p)) for p in self.pins]
                       if io.data_path == "cuda" else None)
         io.stats.loaded_blocks += self.loaded
@@ -369,11 +383,78 @@ class LoadBatch:
             io.torch_write(layer, self.block_ids, src)
         del blocks
 
+    # GPU path: every copy is issued at once on the worker's side stream
+    # (after the work already on torch's current stream, which may still
+    # use the destination blocks), and the current stream waits for a layer's
+    # event before the layer's attention (wait_layer): a stream wait, never a
+    # host sync.
+
+    def issue(self, layerwise):
+        """GPU path: enqueue the load on the side stream, one copy and event
+        per layer (`layerwise`) or one copy of every layer.  A copy that
+        cannot be enqueued fails the whole batch (error, failed_block_ids);
+        nothing raises."""
+        io = self.io
+        if io.data_path != "cuda" or not self.pins:
+            return
+        n = io.shape.num_layers
+        try:
+            side = io.side_stream()
+            beluga.gpu.wait_stream(side, None, io.device)
+            handle = beluga.gpu.stream_handle(side)
+            ranges = [(layer, layer + 1) for layer in range(n)] if layerwise else [(0, n)]
+            for begin, end in ranges:
+                ev = beluga.gpu.scatter(io.gpu, io.paged, self.block_ids, self.addrs,
+                                        layers=(begin, end), stream=handle)
+                self.events.append(ev)
+                for layer in range(begin, end):
+                    self.layer_events[layer] = ev
+        except Exception as e:   # noqa: BLE001 - any failure fails the load, not the step
+            self.fail(e)
+
+    def wait_layer(self, layer):
+        """GPU path: make torch's current stream wait for layer `layer`'s
+        copy (no host sync).  Raises if that layer's load was not issued."""
+        if self.error is not None or not self.pins:
+            return
+        ev = self.layer_events[layer]
+        if ev is None:
+            raise RuntimeError(f"layer {layer} waited for before its load was issued")
+        try:
+            ev.wait(beluga.gpu.stream_handle(None, self.io.device))
+        except Exception as e:   # noqa: BLE001
+            self.fail(e)
+
+    def wait_all(self):
+        """GPU path: the current stream waits for the last layer (the side
+        stream runs the copies in order, so for every layer)."""
+        if self.io.data_path == "cuda" and self.pins:
+            self.wait_layer(self.io.shape.num_layers - 1)
+
+    def fail(self, error):
+        """The load failed: every block of the batch is reported as a load
+        error (vLLM recomputes it) and nothing is counted as loaded."""
+        if self.error is None:
+            self.error = error
+            self.failed_block_ids += self.block_ids
+            self.io.stats.loaded_blocks -= self.loaded
+            self.io.stats.loaded_bytes -= self.loaded * self.io.shape.block_bytes
+            self.io.stats.load_misses += self.loaded
+            self.loaded = 0
+
     def release(self):
-        """Unpin every block, once the copies reading them have completed."""
+        """Unpin every block, once the copies reading them have completed
+        (the host waits for them).  A copy that failed fails the batch."""
         events, self.events = self.events, []
-        for ev in events:
-            ev.synchronize()
+        try:
+            for ev in events:
+                ev.synchronize()
+        except Exception as e:   # noqa: BLE001 - the device failed: nothing reads the pins any more
+            self.fail(e)
+        finally:
+            self._unpin()
+
+    def _unpin(self):
         for p in self.pins:
             p.unpin()
         self.pins = []
@@ -400,6 +481,7 @@ class SaveBatch:
         bb = io.shape.block_bytes
         gpu = io.data_path == "cuda"
         self.events = []         # GPU path: the gathers' events, completed before commit/abort
+        self._sum_event = None   # GPU path: the gather_sum whose sums the commit passes
         cap = min(n, io.max_reservations)
         self.reservation = io.cache.reserve(list(keys[:cap]), bb) if cap else None
         res = self.reservation.results if self.reservation is not None else []
@@ -446,6 +528,11 @@ class SaveBatch:
         if not self.keys:
             return
         io = self.io
+        if io.data_path == "cuda":
+            # Whole blocks at commit (gather_sum needs every layer written:
+            # one launch that also checksums them), ordered after the
+            # forward on torch's current stream.
+            return
         todo = [layer for layer in range(begin, end) if not self.gathered[layer]]
         if not todo:
             return
@@ -473,7 +560,10 @@ class SaveBatch:
         if not self.keys:
             self.abort()
             return []
-        self.gather(0, self.io.shape.num_layers)
+        if self.io.data_path == "cuda":
+            self._gather_gpu()
+        else:
+            self.gather(0, self.io.shape.num_layers)
         self._wait_gathers()
         self.targets = []
         res = self._commit_reserved()
@@ -492,6 +582,20 @@ class SaveBatch:
         self.keys, self.staging = [], None
         return res
 
+    def _gather_gpu(self):
+        """GPU path: the reserved slots with their checksums (one
+        gather_sum), the staged blocks with a plain gather, on torch's
+        current stream."""
+        io, zc = self.io, len(self._zc)
+        if zc:
+            self._sum_event = beluga.gpu.gather_sum(io.gpu, io.paged, self.block_ids[:zc],
+                                                    self.targets[:zc])
+            self.events.append(self._sum_event)
+        if len(self.block_ids) > zc:
+            self.events.append(beluga.gpu.gather(io.gpu, io.paged, self.block_ids[zc:],
+                                                 self.targets[zc:]))
+        self.gathered = [True] * io.shape.num_layers
+
     def _wait_gathers(self):
         """Block until every GPU gather into the slots has completed."""
         events, self.events = self.events, []
@@ -502,15 +606,25 @@ class SaveBatch:
         """Publish the reserved slots: the one place a save is committed.
 
         The payload is in the slots (CPU stores, or GPU writes whose events
-        _wait_gathers() waited for), so the library computes each block's
-        checksum on the CPU over the slot, writes it back where the cache is
-        not coherent, and publishes.  A GPU-computed checksum would be
-        passed here (Reservation.commit with the sums given)."""
-        return self.reservation.commit() if self.reservation is not None else []
+        _wait_gathers() waited for).  GPU path: the checksums the GPU
+        computed during the gather are passed, one per reservation item in
+        the items' order, so the payload is not read again; host paths: the
+        library checksums each slot on the CPU.  Either way the payload is
+        written back where the cache is not coherent, then published."""
+        if self.reservation is None:
+            return []
+        ev, self._sum_event = self._sum_event, None
+        if ev is None:
+            return self.reservation.commit()
+        sums = [0] * len(self.reservation)      # items holding no slot: ignored
+        for s, i in zip(ev.sums, self._zc):
+            sums[i] = s
+        return self.reservation.commit(sums=sums)
 
     def abort(self):
         """Give every slot back unpublished (nothing is stored)."""
         # A slot given back must not still be written by the GPU.
+        self._sum_event = None
         self._wait_gathers()
         self.targets = []
         if self.reservation is not None:

@@ -19,14 +19,18 @@ over its own mapping of the region, registered with the GPU once, so that
 loads read pinned blocks and saves write reserved slots in place (no staging
 buffer, no .to(device)).  Where the GPU path cannot run (a module built
 without CUDA), CUDA tensors fall back to torch copies, logged once.
-Loads are synchronous (done by the time the forward reads the layer), saves
-are gathered layer by layer during the forward and stored in wait_for_save().
+Loads: on the GPU path start_load_kv() enqueues them on a side stream, one
+copy and CUDA event per layer, and wait_for_layer_load() makes torch's current
+stream wait for that layer's event; on the host paths each layer is copied in
+wait_for_layer_load().  Saves are gathered layer by layer during the forward
+and stored in wait_for_save().
 
-CUDA graphs: with ``layerwise`` on (the default) each layer's KV is loaded in
-wait_for_layer_load(), which a full CUDA graph would skip on replay, so
-requires_piecewise_for_cudagraph() asks vLLM for piecewise graphs; with
-``layerwise`` off the whole load completes in start_load_kv() and any graph
-mode is safe.
+CUDA graphs: with ``layerwise`` on (the default) the forward waits for each
+layer's KV in wait_for_layer_load(), which a full CUDA graph would skip on
+replay, so requires_piecewise_for_cudagraph() asks vLLM for piecewise graphs;
+with ``layerwise`` off the whole load is ordered before the forward in
+start_load_kv() (host paths: copied; GPU path: the current stream waits for
+the load's event) and any graph mode is safe.
 
 This module imports vLLM; ``import beluga_vllm`` does not.  Written against
 vLLM's v1 connector API as read from vllm-project/vllm (base.py at
@@ -181,6 +185,7 @@ class BelugaConnector(KVConnectorBase_V1):
         self._layer_index = {}
         self._load = None             # LoadBatch of this step
         self._loaded_layers = 0
+        self._unreleased = []         # GPU path: LoadBatches whose pins wait for their copies
         self._save = None             # SaveBatch of this step
         self._load_errors = set()
         self._reported = {k: 0 for k in STAT_KEYS}   # counters at the last stats report
@@ -306,36 +311,74 @@ class BelugaConnector(KVConnectorBase_V1):
         assert isinstance(meta, BelugaConnectorMetadata)
         return meta.plan
 
+    # Loads.  GPU path ('cuda'): start_load_kv() enqueues every copy at once
+    # on the worker's side stream (one copy and event per layer with
+    # `layerwise`, else one copy and torch's current stream waits for its
+    # event before start_load_kv() returns); wait_for_layer_load() makes the
+    # current stream wait for that layer's event (no host sync).  The pins
+    # are released in get_finished() (or the next start_load_kv(), or
+    # shutdown()) once the host has seen the last copy's event complete; a
+    # copy that failed makes every block of the batch a load error, reported
+    # by get_block_ids_with_load_errors() of the same step.  Host paths:
+    # layer ranges are copied in wait_for_layer_load() (or all in
+    # start_load_kv()) and the pins released when the last layer landed.
+
     def start_load_kv(self, forward_context, **kwargs: Any):
+        self._release_loads()
         plan = self._plan()
         if not plan.loads or self._io is None:
             return
         t0 = time.perf_counter()
         self._load = self._io.begin_load([(s.block_ids, s.keys) for s in plan.loads])
+        self._loaded_layers = 0
+        if self._io.data_path == "cuda":
+            self._load.issue(self._settings.layerwise)
+            if not self._settings.layerwise:
+                self._load.wait_all()
+                self._loaded_layers = self._io.shape.num_layers
         self._io.stats.load_seconds += time.perf_counter() - t0
         self._io.stats.load_ops += 1
-        self._loaded_layers = 0
         # Blocks that vanished since the lookup (and the rest of that
-        # request's prefix): vLLM recomputes them.
+        # request's prefix), or whose copy could not be enqueued: vLLM
+        # recomputes them.
         self._load_errors.update(self._load.failed_block_ids)
         if not self._settings.layerwise:
             self._finish_load()
 
     def _finish_load(self):
-        if self._load is not None:
-            t0 = time.perf_counter()
-            try:
-                self._load.scatter(self._loaded_layers, self._io.shape.num_layers)
-            finally:
-                self._load.release()
-                self._load = None
-                self._io.stats.load_seconds += time.perf_counter() - t0
+        load, self._load = self._load, None
+        if load is None:
+            return
+        if self._io.data_path == "cuda":
+            # Layers no hook waited for: the current stream waits for the last.
+            if self._loaded_layers < self._io.shape.num_layers:
+                load.wait_all()
+            self._unreleased.append(load)
+            return
+        t0 = time.perf_counter()
+        try:
+            load.scatter(self._loaded_layers, self._io.shape.num_layers)
+        finally:
+            load.release()
+            self._io.stats.load_seconds += time.perf_counter() - t0
+
+    def _release_loads(self):
+        """GPU path: unpin the finished steps' loads once their copies have
+        completed (the host waits for the last event); failures become load
+        errors."""
+        batches, self._unreleased = self._unreleased, []
+        for load in batches:
+            load.release()
+            self._load_errors.update(load.failed_block_ids)
 
     def wait_for_layer_load(self, layer_name):
         if self._load is None:
             return
         layer = self._layer_index[layer_name]
-        if layer >= self._loaded_layers:
+        if self._io.data_path == "cuda":
+            self._load.wait_layer(layer)
+            self._loaded_layers = max(self._loaded_layers, layer + 1)
+        elif layer >= self._loaded_layers:
             t0 = time.perf_counter()
             self._load.scatter(self._loaded_layers, layer + 1)
             self._io.stats.load_seconds += time.perf_counter() - t0
@@ -381,6 +424,7 @@ class BelugaConnector(KVConnectorBase_V1):
                 self._io.stats.save_ops += 1
 
     def get_finished(self, finished_req_ids):
+        self._release_loads()
         return None, None
 
     def get_kv_connector_stats(self):
@@ -400,8 +444,9 @@ class BelugaConnector(KVConnectorBase_V1):
 
     def shutdown(self):
         if self._load is not None:
-            self._load.release()
+            self._unreleased.append(self._load)
             self._load = None
+        self._release_loads()
         if self._save is not None:
             self._save.abort()     # waits for GPU gathers into the slots
             self._save = None

@@ -27,9 +27,14 @@ void Reservation::release_views()
 	views_.clear();
 }
 
-std::vector<int> Reservation::commit()
+std::vector<int> Reservation::commit(std::optional<std::vector<uint64_t>> sums)
 {
+	if (sums && sums->size() != res_.size())
+		throw py::value_error("commit(sums): " + std::to_string(sums->size()) + " sums for " +
+				      std::to_string(res_.size()) + " items (give one per item, in their order)");
 	release_views();
+	if (sums)
+		return nogil([&] { return res_.commit(std::span<const uint64_t>(*sums)); });
 	return nogil([&] { return res_.commit(); });
 }
 
@@ -84,9 +89,14 @@ cannot be detached while a reservation is open.)doc")
 				throw py::value_error("item holds no slot");
 			return r.get().offset(i);
 		}, py::arg("i"), "Item i's slot as an offset from the region's start (a device mapping).")
-		.def("commit", &Reservation::commit, R"doc(
+		.def("commit", &Reservation::commit, py::arg("sums") = py::none(), R"doc(
 Publish every reserved item.  Per item: 0 published, -ENOENT held no slot
-(cached already, aborted), or the store's error.  The views end here.)doc")
+(cached already, aborted), or the store's error.  The views end here.
+sums: the checksums (beluga.checksum) the writer computed, one per item in
+the items' order (entries of items holding no slot are ignored), e.g. by
+the GPU during GpuCopier.gather_sum: the payload is then not read again,
+and a reader that verifies misses a block whose payload does not match its
+sum.  Without: the library checksums each slot.)doc")
 		.def("abort", &Reservation::abort, py::arg("i") = py::none(),
 		     "Give back item i (default: every item still reserved) unpublished.")
 		.def("__enter__", [](py::object self) { return self; })

@@ -11,8 +11,10 @@
 
 #ifdef BELUGA_XFER_HAVE_CUDA
 #include <beluga/xfer_cuda.hpp>
+#include <pybind11/stl.h>
 #endif
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -30,6 +32,8 @@ namespace bxc = beluga::xfer::cuda;
 struct GpuEvent {
 	bxc::Event ev;
 	py::object keep;
+	// gather_sum: the checksums the copy writes (pinned), read once it completed.
+	std::shared_ptr<bxc::PinnedArray<uint64_t>> sums;
 };
 
 // A copier that remembers its device (checked against each PagedKV).
@@ -51,7 +55,27 @@ GpuEvent copy(GpuCopier &g, py::object paged_obj, py::sequence ids, py::sequence
 		g.c.make_current(); // the device torch uses here: nothing switches and back
 		return g.c.copy(t, s);
 	});
-	return GpuEvent{std::move(ev), paged_obj};
+	return GpuEvent{std::move(ev), paged_obj, nullptr};
+}
+
+GpuEvent gather_sum(GpuCopier &g, py::object paged_obj, py::sequence ids, py::sequence addrs, uintptr_t stream,
+		    uint32_t method)
+{
+	PagedKV &pk = paged_obj.cast<PagedKV &>();
+	const bx::Transfer t = gpu_transfer(pk, ids, addrs, bx::Dir::Gather, py::none());
+	if (pk.device != g.c.device())
+		throw py::value_error("this PagedKV is in the memory of GPU " + std::to_string(pk.device) +
+				      ", the copier works on GPU " + std::to_string(g.c.device()));
+	if (method > BELUGA_KV_SUM_READBACK)
+		throw py::value_error("method: SUM_AUTO, SUM_FUSED, SUM_SOURCE or SUM_READBACK");
+	const bxc::Stream s = bxc::stream_of(stream);
+	std::shared_ptr<bxc::PinnedArray<uint64_t>> sums;
+	bxc::Event ev = nogil([&] { // no Python object is touched in here
+		g.c.make_current();
+		sums = std::make_shared<bxc::PinnedArray<uint64_t>>(t.refs().size());
+		return g.c.gather_sum(t, s, sums->span(), static_cast<bxc::SumMethod>(method));
+	});
+	return GpuEvent{std::move(ev), paged_obj, std::move(sums)};
 }
 
 } // namespace
@@ -74,6 +98,15 @@ PagedKV (and the tensors it owns) referenced while it lives.)doc")
 		.def("synchronize", [](const GpuEvent &e) { nogil([&] { e.ev.synchronize(); }); })
 		.def("wait", [](const GpuEvent &e, uintptr_t stream) { e.ev.wait(bxc::stream_of(stream)); },
 		     py::arg("stream"))
+		.def_property_readonly("sums", [](const GpuEvent &e) {
+			if (!e.sums)
+				throw py::attribute_error("only the event of GpuCopier.gather_sum has sums");
+			if (!e.ev.query())
+				throw std::runtime_error("the sums are read once the copy completed "
+							 "(synchronize() or query() first)");
+			return std::vector<uint64_t>(e.sums->data(), e.sums->data() + e.sums->size());
+		}, "gather_sum: the store checksum of each block, in the pool addresses' order "
+		   "(RuntimeError before the copy completed).")
 		.def_property_readonly("device", [](const GpuEvent &e) { return e.ev.device(); })
 		.def_property_readonly("cuda_event", [](const GpuEvent &e) { return reinterpret_cast<uintptr_t>(e.ev.get()); },
 				       "The cudaEvent_t as an int (owned by this object).");
@@ -105,7 +138,18 @@ the constructor raises BelugaError(ENODEV) saying why.)doc")
 		.def("scatter", [](GpuCopier &g, py::object paged, py::sequence ids, py::sequence addrs, py::handle layers,
 				   uintptr_t stream) { return copy(g, paged, ids, addrs, layers, stream, bx::Dir::Scatter); },
 		     py::arg("paged"), py::arg("block_ids"), py::arg("pool_addresses"), py::arg("layers") = py::none(),
-		     py::arg("stream") = 0);
+		     py::arg("stream") = 0)
+		.def("gather_sum", &gather_sum, py::arg("paged"), py::arg("block_ids"), py::arg("pool_addresses"),
+		     py::arg("stream") = 0, py::arg("method") = uint32_t(BELUGA_KV_SUM_AUTO), R"doc(
+gather of whole blocks (every layer) that also computes each block's store
+checksum on the GPU (beluga_kv_gpu_gather_sum): the returned GpuEvent's
+`sums`, one per pool address in their order, once it completed, are what
+Reservation.commit(sums=) takes for the reserved slots written.  method:
+SUM_AUTO (default), SUM_FUSED, SUM_SOURCE, SUM_READBACK.)doc");
+	m.attr("SUM_AUTO") = uint32_t(BELUGA_KV_SUM_AUTO);
+	m.attr("SUM_FUSED") = uint32_t(BELUGA_KV_SUM_FUSED);
+	m.attr("SUM_SOURCE") = uint32_t(BELUGA_KV_SUM_SOURCE);
+	m.attr("SUM_READBACK") = uint32_t(BELUGA_KV_SUM_READBACK);
 }
 
 #else // !BELUGA_XFER_HAVE_CUDA

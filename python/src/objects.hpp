@@ -209,7 +209,9 @@ public:
 	py::memoryview view(size_t i);
 	// Release every view handed out (using one afterwards raises ValueError).
 	void release_views();
-	std::vector<int> commit();
+	// With @sums: the writer's checksums, one per item in the items' order
+	// (kvc::Reservation::commit(sums)); without: computed over the slots.
+	std::vector<int> commit(std::optional<std::vector<uint64_t>> sums);
 	void abort(std::optional<size_t> i);
 
 private:

@@ -384,6 +384,33 @@ TEST_P(Reserve, CppRaii)
 	kv_ = attach();
 }
 
+TEST_P(Reserve, CppCommitWithWriterSums)
+{
+	beluga_kvc_detach(kv_);
+	kv_ = nullptr;
+	{
+		auto cache = beluga::kvc::Cache::attach(r_.base(), r_.size(), cfg_.fingerprint);
+		std::vector<beluga::kvc::Key> keys(3);
+		for (uint64_t i = 0; i < 3; i++)
+			make_key(60 + i, keys[i].data());
+		auto res = cache.reserve(keys, kPayload);
+		std::vector<uint64_t> sums(3);
+		for (size_t i = 0; i < 3; i++) {
+			ASSERT_TRUE(res.reserved(i));
+			fill_block(60 + i, static_cast<uint8_t *>(res.data(i)), res.len(i));
+			sums[i] = beluga_kvc_checksum(res.data(i), res.len(i));
+		}
+		EXPECT_THROW(res.commit(std::span<const uint64_t>(sums.data(), 2)), std::invalid_argument);
+		EXPECT_TRUE(res.reserved(0)); // a refused call commits nothing
+		std::swap(sums[1], sums[2]);  // sums out of the items' order: both blocks are wrong
+		EXPECT_EQ(res.commit(std::span<const uint64_t>(sums)), (std::vector<int>{0, 0, 0}));
+		// Readers that verify see only the block whose sum matches.
+		for (uint64_t i = 0; i < 3; i++)
+			EXPECT_EQ(bool(cache.pin(keys[i], BELUGA_KVC_PIN_VERIFY)), i == 0) << "item " << i;
+	}
+	kv_ = attach();
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Reserve,
 			 ::testing::Values(uint32_t(BELUGA_KVC_COHERENT), uint32_t(BELUGA_KVC_NONCOHERENT),
 					   uint32_t(BELUGA_KVC_SIMULATE)),

@@ -345,6 +345,14 @@ def test_gpu_gather_scatter_match_the_cpu_byte_for_byte(backend, order, pool):
         want = np.zeros((3, bb), np.uint8)
         beluga.CpuCopier().gather(host_p, ids, want)
         assert (view[:3 * bb].reshape(3, bb) == want).all(), "GPU gather differs from the CPU's"
+        # gather_sum: the same bytes, and each block's store checksum in the addresses' order.
+        view[:3 * bb] = 0
+        ev = beluga.gpu.gather_sum(gpu, dev_p, ids, addrs)
+        ev.synchronize()
+        assert (view[:3 * bb].reshape(3, bb) == want).all(), "GPU gather_sum differs from the CPU's"
+        assert ev.sums == [beluga.checksum(want[i]) for i in range(3)]
+        with pytest.raises(AttributeError, match="gather_sum"):
+            beluga.gpu.gather(gpu, dev_p, ids, addrs).sums
         # Scatter the blocks back into other engine blocks, layers 1..2, on torch's stream.
         beluga.gpu.scatter(gpu, dev_p, [1, 2, 3], addrs, layers=(1, 3)).wait(
             torch.cuda.current_stream().cuda_stream)

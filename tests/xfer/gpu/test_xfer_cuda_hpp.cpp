@@ -8,6 +8,7 @@
 #include <beluga/xfer_cuda.hpp>
 
 #include "../layout_gen.hpp"
+#include "checksum.hpp" // the KV store's own checksum (kvcache/src, libbeluga/cpu), compiled in
 #include "gpu_util.hpp"
 
 #include <gtest/gtest.h>
@@ -129,6 +130,52 @@ INSTANTIATE_TEST_SUITE_P(AllLayouts, HppGpuVsRef, ::testing::Range(0, int(Kind::
 						 ch = '_';
 				 return n;
 			 });
+
+// GpuCopier::gather_sum: whole blocks gathered into registered pool memory
+// with the store's checksum of each, in the refs' order, into a PinnedArray
+// (what the connector commits a reservation with), against the reference.
+TEST(XferCudaHpp, GatherSumWritesTheBlocksAndTheirStoreChecksums)
+{
+	REQUIRE_GPU();
+	bxc::GpuCopier gpu;
+	Stream s;
+	Generator gen(beluga::xfer::test::test_seed() + 151);
+	std::mt19937_64 rng(beluga::xfer::test::test_seed() ^ 0x53);
+	for (int k = 0; k < int(Kind::Count); k++) {
+		Case c = gen.make(Kind(k));
+		c.layer_begin = 0; // gather_sum moves whole blocks
+		c.layer_end = c.shape.num_layers;
+		SCOPED_TRACE(c.describe());
+		std::vector<unsigned char> ref_paged(c.paged_bytes), ref_pool(c.pool_bytes, 0);
+		beluga::xfer::test::fill_random(ref_paged, rng);
+		DeviceBuf dev(c.paged_bytes);
+		HostBuf pool(c.pool_bytes, HostKind::Registered);
+		check(cudaMemcpy(dev.get(), ref_paged.data(), c.paged_bytes, cudaMemcpyHostToDevice), "upload");
+		std::memset(pool.host(), 0, c.pool_bytes);
+		const bx::Strides st{c.strides[0], c.strides[1], c.strides[2], c.strides[3]};
+		const bx::LayerRange lr{c.layer_begin, c.layer_end};
+		const beluga_kv_paged hp = c.paged_at(ref_paged.data()), dp = c.paged_at(dev.get());
+		const bx::Paged href = bx::Paged::strided(
+			bx::Shape(c.shape), c.num_blocks, st,
+			std::vector<void *>(hp.layer_base, hp.layer_base + c.shape.num_layers));
+		const bx::Paged dpaged = bx::Paged::strided(
+			bx::Shape(c.shape), c.num_blocks, st,
+			std::vector<void *>(dp.layer_base, dp.layer_base + c.shape.num_layers));
+		const auto href_refs = c.refs_at(ref_pool.data());
+		if (href_refs.empty())
+			continue;
+		bx::ref_copy(bx::Transfer(href, href_refs, bx::Dir::Gather, lr));
+		const bx::Transfer t(dpaged, c.refs_at(pool.dev()), bx::Dir::Gather, lr);
+		bxc::PinnedArray<uint64_t> sums(href_refs.size());
+		EXPECT_THROW(gpu.gather_sum(t, s.get(), sums.span().first(href_refs.size() - 1)), bx::Error);
+		bxc::Event done = gpu.gather_sum(t, s.get(), sums.span());
+		done.synchronize();
+		ASSERT_EQ(std::memcmp(pool.host(), ref_pool.data(), c.pool_bytes), 0) << "pool differs from the reference";
+		const size_t bb = beluga_kv_block_bytes(&c.shape);
+		for (size_t i = 0; i < href_refs.size(); i++)
+			EXPECT_EQ(sums.data()[i], bkv::f64(href_refs[i].pool, bb)) << "sum of ref " << i;
+	}
+}
 
 TEST(XferCudaHpp, EventAndCopierBasics)
 {

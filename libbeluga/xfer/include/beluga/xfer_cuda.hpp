@@ -23,6 +23,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -149,6 +150,39 @@ private:
 	uint32_t n_ = 0;
 };
 
+// Page-locked host memory for @n values of T (cudaMallocHost): what the GPU
+// writes on a stream without the copy becoming synchronous (the checksums of
+// GpuCopier::gather_sum).
+template <typename T>
+class PinnedArray {
+public:
+	explicit PinnedArray(size_t n) : n_(n)
+	{
+		void *p = nullptr;
+		if (n)
+			detail::check_cuda(cudaMallocHost(&p, n * sizeof(T)), "cudaMallocHost");
+		p_.reset(static_cast<T *>(p));
+	}
+	T *data() const noexcept { return p_.get(); }
+	size_t size() const noexcept { return n_; }
+	std::span<T> span() const noexcept { return {p_.get(), n_}; }
+
+private:
+	struct Free {
+		void operator()(T *p) const noexcept { cudaFreeHost(p); }
+	};
+	std::unique_ptr<T, Free> p_;
+	size_t n_;
+};
+
+// How gather_sum computes the checksums (BELUGA_KV_SUM_*, beluga/xfer_cuda.h).
+enum class SumMethod : uint32_t {
+	Auto = BELUGA_KV_SUM_AUTO,
+	Fused = BELUGA_KV_SUM_FUSED,
+	Source = BELUGA_KV_SUM_SOURCE,
+	Readback = BELUGA_KV_SUM_READBACK,
+};
+
 struct GpuOptions {
 	int device = 0;
 	uint32_t staging_slots = 0; // 0: 8
@@ -195,6 +229,23 @@ public:
 	{
 		const beluga_kv_xfer x = t.c();
 		detail::check(beluga_kv_gpu_copy(h_.get(), &x, s), std::string("GPU ") + dir_name(t.dir()));
+	}
+	// Gather whole blocks (every layer) into reserved store slots and compute
+	// each block's store checksum on the GPU: @sums[i] (one per ref, in the
+	// refs' order) is written on @s, so read it only after the returned event
+	// completed, then commit the slots with them (kvc::Reservation::commit(sums)).
+	// @sums in pinned memory (PinnedArray) keeps the call asynchronous.
+	Event gather_sum(const Transfer &t, Stream s, std::span<uint64_t> sums, SumMethod m = SumMethod::Auto)
+	{
+		const beluga_kv_xfer x = t.c();
+		if (sums.size() < x.nrefs)
+			throw Error(EINVAL, "GPU gather with checksums",
+				    std::to_string(sums.size()) + " sums for " + std::to_string(x.nrefs) + " blocks");
+		Event done(device_);
+		detail::check(beluga_kv_gpu_gather_sum(h_.get(), &x, static_cast<uint32_t>(m), sums.data(), s),
+			      "GPU gather with checksums");
+		done.record(s);
+		return done;
 	}
 	// One launch per layer, recording layer i's event after its copy.
 	void copy_layerwise(const Transfer &t, Stream s, LayerEvents &ev)
