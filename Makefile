@@ -25,6 +25,8 @@
 #                     CHECK_KVERS, in BUILD_DIR/kernels/<ver>/
 #   make run-vm-kernels      make check's boots: CHECK_PROFILES_NEWEST on
 #                     the newest kernel, CHECK_PROFILES_OLDER on the others
+#   make check-multihost3    the shared-KV tests with three guests at once
+#                     (not part of make check)
 #   make deps         install missing Debian packages (scripts/debian-packages.txt)
 #   make checkpatch   the kernel's checkpatch.pl --strict on the driver (part of make check)
 #   make check-kmod-deps  fail on a file-level dependency cycle in kmod/ (read
@@ -102,7 +104,7 @@ MAKEFLAGS += --no-print-directory
 
 .PHONY: all build kmod helper user deps check check-unit check-vm run-unit run-vm demo bench clean \
 	install install-dkms checkpatch check-kmod-deps check-debug fuzz bench-e2e bench-e2e-sglang kmod-kernels \
-	run-vm-kernels
+	run-vm-kernels check-multihost3
 
 all: build
 
@@ -159,6 +161,15 @@ run-unit:
 
 run-vm:
 	KVER=$(KVER) bash tests/vm/run.sh --build-dir $(BUILD_DIR) $(VM_PROFILES)
+
+# The multihost-shared guests three at once, with the shared-region and KV
+# lists (make demo's part needs exactly two hosts); Documentation/multihost.md,
+# "Three hosts".
+MH3_LISTS := tests/vm/multihost-shared.d/00-shared.list tests/vm/multihost-shared.d/10-kv.list \
+	tests/vm/multihost-shared.d/90-kv-kill.list
+check-multihost3: build
+	VM_HOSTS=3 VM_LISTS="$(MH3_LISTS)" KVER=$(KVER) bash tests/vm/run.sh --build-dir $(BUILD_DIR) \
+		multihost-shared
 
 # make check's boots, PROFILE@KVER, in one run.sh run (one closing line).
 run-vm-kernels:

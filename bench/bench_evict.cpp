@@ -1,382 +1,78 @@
 // SPDX-License-Identifier: Apache-2.0
-// Eviction policies' hit rates on a trace with shared prefixes.
-//
-// The trace (seeded, the same every run) models a chat service in front of
-// a prefix cache, in 16-token blocks: 8 system prompts (16..128 blocks,
-// Zipf popularity); conversations of 1..12 turns, each turn's prompt being
-// the system prompt, the whole history and a new question (so turn t+1
-// re-reads turn t's blocks), 48 conversations active at a time in random
-// order; and one request in four a one-off document (32..256 blocks after a
-// system prompt) that is never seen again.  Each request looks up its
-// longest cached prefix (those blocks are hits and are read), then stores
-// the rest.  Hit rate = blocks hit / blocks requested.
-//
-// Policies: exact LRU (the baseline every ratio is taken against), textbook
-// CLOCK, S3-FIFO (10 % small queue, ghost queue, 2-bit frequency) and SIEVE,
-// simulated; and Beluga's own CLOCK and sampled LRU running the trace
-// through the real store (64-byte blocks), with eviction at full
-// (watermarks 100/100, like the simulators) and with the default 95/85
-// watermarks.  The store's clock is the request number (bkv::test::set_tick).
+// The eviction section: hit rates of eviction policies on a shared-prefix
+// trace against exact LRU.  The replay is kvc_evict_trace
+// (tests/kvcache/kvc_evict_trace.cpp, where the trace and the policies are
+// described), a program of the store's tests because it sets the store's
+// clock to the request number through the store's test interface; bench/
+// uses the public headers only.  CMake builds it beside beluga-bench, and
+// this file runs it and turns its records into the section's table.
 #include "bench.hpp"
 
-#include "kvcache_test.h"
+#include <sys/wait.h>
 
-#include <list>
-#include <random>
-#include <unordered_map>
-#include <unordered_set>
+#include <cstdio>
+#include <sstream>
+
+#ifndef BELUGA_EVICT_TRACE
+#error "BELUGA_EVICT_TRACE: the path of kvc_evict_trace (bench/CMakeLists.txt)"
+#endif
 
 namespace bench {
+
 namespace {
 
-using Trace = std::vector<std::vector<uint64_t>>;
-
-uint64_t mix(uint64_t a, uint64_t b)
+std::vector<std::string> fields(const std::string &line)
 {
-	uint64_t x = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull);
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ull;
-	return x ^ (x >> 29);
-}
-
-Trace make_trace(size_t requests, uint64_t seed)
-{
-	std::mt19937_64 rng(seed);
-	auto uni = [&](uint64_t lo, uint64_t hi) { return lo + rng() % (hi - lo + 1); };
-	// System prompts: chains of their own, Zipf(1) popularity.
-	std::vector<std::vector<uint64_t>> sys(8);
-	std::vector<double> weight(sys.size());
-	for (size_t s = 0; s < sys.size(); s++) {
-		uint64_t id = mix(seed, s);
-		for (uint64_t b = uni(16, 128); b--;)
-			sys[s].push_back(id = mix(id, 1));
-		weight[s] = 1.0 / double(s + 1);
-	}
-	std::discrete_distribution<size_t> pick_sys(weight.begin(), weight.end());
-	struct Conv {
-		std::vector<uint64_t> blocks; // system prompt + history
-		int turns_left;
-	};
-	uint64_t next_id = 1;
-	auto new_conv = [&] {
-		Conv c{sys[pick_sys(rng)], int(uni(1, 12))};
-		for (uint64_t b = uni(4, 64); b--;)
-			c.blocks.push_back(mix(c.blocks.back(), next_id++));
-		return c;
-	};
-	std::vector<Conv> active(48);
-	for (auto &c : active)
-		c = new_conv();
-	Trace t;
-	while (t.size() < requests) {
-		if (rng() % 4 == 0) { // a one-off document
-			std::vector<uint64_t> r = sys[pick_sys(rng)];
-			for (uint64_t b = uni(32, 256); b--;)
-				r.push_back(mix(r.back(), next_id++));
-			t.push_back(std::move(r));
-			continue;
-		}
-		Conv &c = active[rng() % active.size()];
-		t.push_back(c.blocks);
-		if (--c.turns_left == 0) {
-			c = new_conv();
-			continue;
-		}
-		for (uint64_t b = uni(4, 32); b--;) // the answer and the next question
-			c.blocks.push_back(mix(c.blocks.back(), next_id++));
-	}
-	return t;
-}
-
-// A simulated cache: contains(), touch() on a hit, insert() of a new block.
-class Lru {
-public:
-	explicit Lru(size_t cap) : cap_(cap) {}
-	bool contains(uint64_t k) const { return map_.count(k); }
-	void touch(uint64_t k) { list_.splice(list_.begin(), list_, map_[k]); }
-	void insert(uint64_t k)
-	{
-		if (map_.size() == cap_) {
-			map_.erase(list_.back());
-			list_.pop_back();
-		}
-		list_.push_front(k);
-		map_[k] = list_.begin();
-	}
-
-private:
-	size_t cap_;
-	std::list<uint64_t> list_;
-	std::unordered_map<uint64_t, std::list<uint64_t>::iterator> map_;
-};
-
-class ClockSim {
-public:
-	explicit ClockSim(size_t cap) : keys_(cap), ref_(cap) {}
-	bool contains(uint64_t k) const { return map_.count(k); }
-	void touch(uint64_t k) { ref_[map_[k]] = 1; }
-	void insert(uint64_t k)
-	{
-		size_t slot;
-		if (used_ < keys_.size()) {
-			slot = used_++;
-		} else {
-			while (ref_[hand_]) {
-				ref_[hand_] = 0;
-				hand_ = (hand_ + 1) % keys_.size();
-			}
-			slot = hand_;
-			map_.erase(keys_[slot]);
-			hand_ = (hand_ + 1) % keys_.size();
-		}
-		keys_[slot] = k;
-		ref_[slot] = 0;
-		map_[k] = slot;
-	}
-
-private:
-	std::vector<uint64_t> keys_;
-	std::vector<uint8_t> ref_;
-	std::unordered_map<uint64_t, size_t> map_;
-	size_t used_ = 0, hand_ = 0;
-};
-
-// S3-FIFO (Yang et al., SOSP'23).
-class S3Fifo {
-public:
-	explicit S3Fifo(size_t cap) : cap_(cap), small_cap_(std::max<size_t>(1, cap / 10)) {}
-	bool contains(uint64_t k) const { return freq_.count(k); }
-	void touch(uint64_t k)
-	{
-		uint8_t &f = freq_[k];
-		f = uint8_t(std::min(3, f + 1));
-	}
-	void insert(uint64_t k)
-	{
-		while (freq_.size() >= cap_)
-			evict();
-		if (ghost_set_.erase(k))
-			main_.push_back(k);
-		else
-			small_.push_back(k);
-		freq_[k] = 0;
-	}
-
-private:
-	void evict()
-	{
-		if (small_.size() >= small_cap_ || main_.empty()) {
-			uint64_t t = small_.front();
-			small_.pop_front();
-			if (freq_[t] > 0) {
-				freq_[t] = 0;
-				main_.push_back(t);
-			} else {
-				freq_.erase(t);
-				ghost_.push_back(t);
-				ghost_set_.insert(t);
-				if (ghost_.size() > cap_ - small_cap_) {
-					ghost_set_.erase(ghost_.front());
-					ghost_.pop_front();
-				}
-			}
-			return;
-		}
-		for (;;) {
-			uint64_t t = main_.front();
-			main_.pop_front();
-			if (freq_[t] > 0) {
-				freq_[t]--;
-				main_.push_back(t);
-			} else {
-				freq_.erase(t);
-				return;
-			}
-		}
-	}
-	size_t cap_, small_cap_;
-	std::list<uint64_t> small_, main_, ghost_;
-	std::unordered_set<uint64_t> ghost_set_;
-	std::unordered_map<uint64_t, uint8_t> freq_;
-};
-
-// SIEVE (Zhang et al., NSDI'24).
-class Sieve {
-public:
-	explicit Sieve(size_t cap) : cap_(cap) {}
-	bool contains(uint64_t k) const { return map_.count(k); }
-	void touch(uint64_t k) { map_[k]->visited = true; }
-	void insert(uint64_t k)
-	{
-		if (map_.size() == cap_)
-			evict();
-		list_.push_front({k, false});
-		map_[k] = list_.begin();
-	}
-
-private:
-	struct Node {
-		uint64_t key;
-		bool visited;
-	};
-	void evict()
-	{
-		auto o = hand_valid_ ? hand_ : std::prev(list_.end());
-		while (o->visited) {
-			o->visited = false;
-			o = o == list_.begin() ? std::prev(list_.end()) : std::prev(o);
-		}
-		hand_valid_ = o != list_.begin();
-		if (hand_valid_)
-			hand_ = std::prev(o);
-		map_.erase(o->key);
-		list_.erase(o);
-	}
-	size_t cap_;
-	std::list<Node> list_;
-	std::unordered_map<uint64_t, std::list<Node>::iterator> map_;
-	std::list<Node>::iterator hand_;
-	bool hand_valid_ = false;
-};
-
-struct Result {
-	uint64_t hits = 0, blocks = 0;
-	double rate() const { return blocks ? double(hits) / double(blocks) : 0; }
-};
-
-template <typename Cache> Result simulate(const Trace &t, size_t cap)
-{
-	Cache c(cap);
-	Result r;
-	for (const auto &req : t) {
-		size_t k = 0;
-		while (k < req.size() && c.contains(req[k]))
-			k++;
-		for (size_t i = 0; i < k; i++)
-			c.touch(req[i]);
-		for (size_t i = k; i < req.size(); i++)
-			if (!c.contains(req[i]))
-				c.insert(req[i]);
-		r.hits += k;
-		r.blocks += req.size();
-	}
-	return r;
-}
-
-Result infinite(const Trace &t)
-{
-	std::unordered_set<uint64_t> seen;
-	Result r;
-	for (const auto &req : t) {
-		size_t k = 0;
-		while (k < req.size() && seen.count(req[k]))
-			k++;
-		r.hits += k;
-		r.blocks += req.size();
-		seen.insert(req.begin(), req.end());
-	}
-	return r;
-}
-
-// The trace through the real store: lookup, get the hits, put the rest.
-Result store(const Trace &t, size_t cap, uint32_t policy, uint32_t high, uint32_t low)
-{
-	constexpr size_t kPayload = 64;
-	size_t bytes = std::max<size_t>(32u << 20, cap * 400 + (16u << 20));
-	Region reg(bytes);
-	beluga_kvc_config cfg;
-	beluga_kvc_config_init(&cfg);
-	cfg.fingerprint = fingerprint(kPayload);
-	cfg.max_batch = 256;
-	beluga_kvc *kv = nullptr;
-	beluga_kvc_attach_opts ao;
-	beluga_kvc_attach_opts_init(&ao);
-	ao.copy_threads = 1;
-	if (beluga_kvc_format(reg.bytes(), reg.size(), &cfg) ||
-	    beluga_kvc_attach(reg.bytes(), reg.size(), &cfg.fingerprint, &ao, &kv))
-		throw std::runtime_error(beluga_kvc_last_error());
-	beluga_kvc_eviction e{};
-	e.policy = policy;
-	e.capacity_blocks = cap;
-	e.high_watermark_pct = high;
-	e.low_watermark_pct = low;
-	if (beluga_kvc_set_eviction(kv, &e))
-		throw std::runtime_error(beluga_kvc_last_error());
-	Result r;
-	std::vector<Key> keys;
-	std::vector<uint8_t> payload(kPayload * 512);
-	std::vector<beluga_kvc_get> gets;
-	std::vector<beluga_kvc_put> puts;
-	std::vector<int> res;
-	for (size_t q = 0; q < t.size(); q++) {
-		bkv::test::set_tick(uint32_t(q + 1)); // one "millisecond" per request
-		const auto &req = t[q];
-		keys.resize(req.size());
-		for (size_t i = 0; i < req.size(); i++)
-			make_key(req[i], keys[i].b);
-		long k = beluga_kvc_lookup_prefix(kv, key_array(keys), req.size());
-		gets.resize(size_t(k));
-		puts.resize(req.size() - size_t(k));
-		res.resize(req.size());
-		if (payload.size() < req.size() * kPayload)
-			payload.resize(req.size() * kPayload);
-		for (long i = 0; i < k; i++) {
-			std::memcpy(gets[size_t(i)].key, keys[size_t(i)].b, 32);
-			gets[size_t(i)].dst = payload.data() + size_t(i) * kPayload;
-			gets[size_t(i)].cap = kPayload;
-		}
-		r.hits += size_t(beluga_kvc_get_batch(kv, gets.data(), gets.size(), res.data()));
-		for (size_t i = size_t(k); i < req.size(); i++) {
-			beluga_kvc_put &p = puts[i - size_t(k)];
-			std::memcpy(p.key, keys[i].b, 32);
-			p.data = payload.data();
-			p.len = kPayload;
-		}
-		beluga_kvc_put_batch(kv, puts.data(), puts.size(), res.data());
-		r.blocks += req.size();
-	}
-	bkv::test::set_tick(0);
-	beluga_kvc_detach(kv);
-	return r;
+	std::vector<std::string> f;
+	std::istringstream in(line);
+	for (std::string s; std::getline(in, s, '\t');)
+		f.push_back(s);
+	return f;
 }
 
 } // namespace
 
 void run_eviction(const Options &o, Report &rep)
 {
-	Trace t = make_trace(o.quick ? 3000 : 20000, 42);
-	std::unordered_set<uint64_t> distinct;
-	uint64_t blocks = 0;
-	for (const auto &r : t) {
-		distinct.insert(r.begin(), r.end());
-		blocks += r.size();
+	std::string cmd = std::string("'") + BELUGA_EVICT_TRACE + "' --requests " + (o.quick ? "3000" : "20000");
+	FILE *p = popen(cmd.c_str(), "r");
+	if (!p)
+		throw std::runtime_error("cannot run " + cmd);
+	std::vector<Row> *rows = nullptr;
+	double requested = 0, lru = 0;
+	char buf[1024];
+	std::string bad;
+	while (std::fgets(buf, sizeof(buf), p)) {
+		std::string line(buf);
+		if (!line.empty() && line.back() == '\n')
+			line.pop_back();
+		if (line.empty() || line[0] == '#')
+			continue;
+		auto f = fields(line);
+		if (f.size() == 5 && f[0] == "trace") {
+			requested = std::stod(f[2]);
+			rows = &rep.section(fmt("Eviction: hit rate on the shared-prefix trace (%s requests, "
+						"%s blocks, %s distinct; an infinite cache hits %.1f %%)",
+						f[1].c_str(), f[2].c_str(), f[3].c_str(),
+						100 * std::stod(f[4]) / requested));
+		} else if (f.size() == 6 && f[0] == "hits" && rows) {
+			double rate = std::stod(f[4]) / requested;
+			if (f[5] == "baseline")
+				lru = rate;
+			rows->push_back({fmt("capacity %.1f %% (%s blocks): %s", std::stod(f[1]) / 10,
+					     f[2].c_str(), f[3].c_str()),
+					 fmt("%.1f %%", 100 * rate), fmt("LRU %.1f %%", 100 * lru),
+					 ratio(rate, lru), f[5]});
+		} else if (bad.empty()) {
+			bad = line;
+		}
 	}
-	Result ceiling = infinite(t);
-	auto &rows = rep.section(fmt("Eviction: hit rate on the shared-prefix trace (%zu requests, "
-				     "%llu blocks, %zu distinct; an infinite cache hits %.1f %%)",
-				     t.size(), (unsigned long long)blocks, distinct.size(),
-				     100 * ceiling.rate()));
-	// The active conversations and system prompts need about 2 % of the
-	// distinct blocks: the smaller capacities are where policies differ.
-	for (double frac : {0.005, 0.01, 0.02, 0.05}) {
-		size_t cap = size_t(double(distinct.size()) * frac);
-		Result lru = simulate<Lru>(t, cap);
-		auto row = [&](const std::string &name, const Result &r, const std::string &note) {
-			rows.push_back({fmt("capacity %.1f %% (%zu blocks): %s", 100 * frac, cap,
-					    name.c_str()),
-					fmt("%.1f %%", 100 * r.rate()), fmt("LRU %.1f %%", 100 * lru.rate()),
-					ratio(r.rate(), lru.rate()), note});
-		};
-		row("LRU (exact)", lru, "baseline");
-		row("CLOCK", simulate<ClockSim>(t, cap), "simulated");
-		row("S3-FIFO", simulate<S3Fifo>(t, cap), "simulated");
-		row("SIEVE", simulate<Sieve>(t, cap), "simulated");
-		row("Beluga CLOCK", store(t, cap, BELUGA_KVC_EVICT_CLOCK, 100, 100), "the store, at full");
-		row("Beluga LRU (sampled)", store(t, cap, BELUGA_KVC_EVICT_LRU, 100, 100),
-		    "the store, at full");
-		row("Beluga CLOCK 95/85", store(t, cap, BELUGA_KVC_EVICT_CLOCK, 95, 85),
-		    "the store, default watermarks");
-	}
+	int status = pclose(p);
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status))
+		throw std::runtime_error(cmd + " failed (wait status " + std::to_string(status) +
+					 "); its messages are above");
+	if (!rows || !bad.empty())
+		throw std::runtime_error(cmd + ": unexpected output" + (bad.empty() ? "" : ": " + bad));
 }
 
 } // namespace bench

@@ -107,6 +107,41 @@ static long beluga_install_fd(struct file *file, bool cloexec, s32 *fd_field,
 	return 0;
 }
 
+/*
+ * Hand @r, a region this ioctl has just made (and named, unless it is
+ * ephemeral), to the caller as a new writable fd, reporting its id in
+ * @id_field and the fd in @fd_field of @req.  Consumes the caller's
+ * reference.  On failure the region is unpublished again: nobody could have
+ * opened it by name who may not see it vanish.  A file that cannot be made
+ * counts as a creation refused for lack of kernel memory.
+ */
+static long beluga_give_new_region(struct beluga_region *r, bool cloexec,
+				   u64 *id_field, s32 *fd_field,
+				   void __user *argp, void *req, size_t len)
+{
+	struct file *file;
+	long ret;
+
+	file = beluga_region_file(r, true);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		atomic64_inc(&beluga_pool.counters.alloc_failures);
+		goto undo;
+	}
+	*id_field = r->id;
+	ret = beluga_install_fd(file, cloexec, fd_field, argp, req, len);
+	if (ret)
+		goto undo;
+	beluga_region_put(r);	/* the file and the name hold it now */
+	return 0;
+
+undo:
+	if (!r->ephemeral)
+		beluga_region_unpublish(r);
+	beluga_region_put(r);
+	return ret;
+}
+
 static bool beluga_create_valid(const struct beluga_region_create *req)
 {
 	bool ephemeral = req->flags & BELUGA_CREATE_EPHEMERAL;
@@ -133,8 +168,6 @@ static long beluga_ioc_region_create(void __user *argp)
 {
 	struct beluga_region_create req;
 	struct beluga_region *r;
-	struct file *file;
-	long ret;
 	int kind;
 
 	if (copy_from_user(&req, argp, sizeof(req)))
@@ -151,35 +184,14 @@ static long beluga_ioc_region_create(void __user *argp)
 	r = beluga_region_create(&req, kind);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
-
-	file = beluga_region_file(r, true);
-	if (IS_ERR(file)) {
-		ret = PTR_ERR(file);
-		atomic64_inc(&beluga_pool.counters.alloc_failures);
-		goto undo;
-	}
-	req.id = r->id;
-	ret = beluga_install_fd(file, req.flags & BELUGA_CREATE_CLOEXEC,
-				&req.fd, argp, &req, sizeof(req));
-	if (ret)
-		goto undo;
-	beluga_region_put(r);	/* the file and the name hold it now */
-	return 0;
-
-undo:
-	/* Nobody could have opened it by name who may not see it vanish. */
-	if (!r->ephemeral)
-		beluga_region_unpublish(r);
-	beluga_region_put(r);
-	return ret;
+	return beluga_give_new_region(r, req.flags & BELUGA_CREATE_CLOEXEC,
+				      &req.id, &req.fd, argp, &req, sizeof(req));
 }
 
 static long beluga_ioc_shared_define(void __user *argp)
 {
 	struct beluga_shared_define req;
 	struct beluga_region *r;
-	struct file *file;
-	long ret;
 
 	if (copy_from_user(&req, argp, sizeof(req)))
 		return -EFAULT;
@@ -190,24 +202,8 @@ static long beluga_ioc_shared_define(void __user *argp)
 	r = beluga_shared_define(&req);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
-
-	file = beluga_region_file(r, true);
-	if (IS_ERR(file)) {
-		ret = PTR_ERR(file);
-		goto undo;
-	}
-	req.id = r->id;
-	ret = beluga_install_fd(file, req.flags & BELUGA_SHARED_CLOEXEC,
-				&req.fd, argp, &req, sizeof(req));
-	if (ret)
-		goto undo;
-	beluga_region_put(r);	/* the file and the name hold it now */
-	return 0;
-
-undo:
-	beluga_region_unpublish(r);
-	beluga_region_put(r);
-	return ret;
+	return beluga_give_new_region(r, req.flags & BELUGA_SHARED_CLOEXEC,
+				      &req.id, &req.fd, argp, &req, sizeof(req));
 }
 
 static long beluga_ioc_region_open(void __user *argp)

@@ -45,6 +45,21 @@ def beluga_dtype(torch_dtype):
     return _DTYPES[name]
 
 
+def kv_dtype(host, store_dtype):
+    """The KV cache's element type.  SGLang stores an FP8 KV cache as uint8
+    (its pools' store_dtype: index_put has no float8 kernel); the element
+    type is then the device pool's dtype, which the fingerprint must name so
+    that an e4m3 and an e5m2 instance never share pages."""
+    import torch
+    if store_dtype != torch.uint8:
+        return store_dtype
+    logical = getattr(getattr(host, "device_pool", None), "dtype", None)
+    if logical is None or logical == torch.uint8:
+        raise ValueError("BelugaHiCacheStorage: the host KV pool stores uint8 and its device "
+                         "pool names no FP8 dtype: the KV element type is unknown")
+    return logical
+
+
 class HostPages:
     """Page views of one SGLang host KV pool (MHA or MLA)."""
 
@@ -54,16 +69,27 @@ class HostPages:
         if self.layout not in LAYOUTS:
             raise ValueError(f"BelugaHiCacheStorage supports the host KV pool layouts "
                              f"{' and '.join(LAYOUTS)} (--hicache-mem-layout), not {self.layout!r}")
-        buf = host.kv_buffer
+        if hasattr(host, "entries") and hasattr(host, "anchor_entry"):
+            raise ValueError("BelugaHiCacheStorage: the host pool is a HostPoolGroup (a hybrid "
+                             "model: DSA indexer, Mamba or SWA pools beside the KV pool), which "
+                             "SGLang moves through batch_*_v2: not implemented by this backend")
+        buf = getattr(host, "kv_buffer", None)
+        if buf is None:
+            raise ValueError("BelugaHiCacheStorage: the host KV pool holds no KV tensor (a "
+                             "dummy, allocator-only pool): nothing to store")
         if not isinstance(buf, torch.Tensor):
             raise ValueError("BelugaHiCacheStorage: the host KV pool keeps K and V in separate "
                              "tensors (head_dim != v_head_dim?): not supported")
+        if int(getattr(host, "dcp_size", 1)) > 1:
+            raise ValueError("BelugaHiCacheStorage: decode context parallelism (--dcp-size > 1) "
+                             "splits each page across ranks: not supported")
         if buf.device.type != "cpu":
             raise ValueError(f"BelugaHiCacheStorage: the host KV pool is on {buf.device}, "
                              "not host memory")
         self.page_size = int(host.page_size)
         self.num_layers = int(host.layer_num)
         self.dtype = buf.dtype
+        self.kv_dtype = kv_dtype(host, buf.dtype)
         self.mla = hasattr(host, "kv_cache_dim")
         if self.mla:
             self.num_heads, self.head_dim = 1, int(host.kv_cache_dim)
@@ -145,7 +171,7 @@ def fingerprint(pages, model_id, tp_rank, tp_size):
     common = dict(model_id=model_id, hash_fn=K.HASH_FN, hash_seed=K.HASH_SEED,
                   num_layers=pages.num_layers, block_size=pages.page_size,
                   num_kv_heads=pages.num_heads, head_size=pages.head_dim,
-                  dtype=beluga_dtype(pages.dtype), tp_rank=tp_rank, tp_size=tp_size)
+                  dtype=beluga_dtype(pages.kv_dtype), tp_rank=tp_rank, tp_size=tp_size)
     if pages.mla:
         return beluga.Fingerprint(layout="opaque", payload_bytes=pages.page_bytes, **common)
     return beluga.Fingerprint(**common)

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional
 
 import beluga
-from beluga_vllm.config import parse_bytes  # one parser of "64G" for both engines
+# The vLLM connector's settings parser and cache opener (no vLLM import):
+# one way to open a cache for both engines.
+from beluga_vllm.config import BelugaSettings, open_cache, parse_bytes, region_name
 
 from beluga_sglang import keys as K
 from beluga_sglang.pages import HostPages, fingerprint
@@ -45,9 +47,19 @@ except ImportError:  # pragma: no cover - depends on the environment
         def register_mem_pool_host(self, mem_pool_host):
             self.mem_pool_host = mem_pool_host
 
+# The class SGLang's StorageMetricsCollector.log_storage_metrics asserts
+# (isinstance): sglang.srt.observability.metrics_collector in current SGLang
+# (where SGLang's own storage backends import it), sglang.srt.metrics.collector
+# before the metrics modules moved.  A look-alike class would fail that
+# assertion in the scheduler as soon as --enable-metrics polls get_stats().
 try:
-    from sglang.srt.metrics.collector import StorageMetrics
+    from sglang.srt.observability.metrics_collector import StorageMetrics
 except ImportError:
+    try:
+        from sglang.srt.metrics.collector import StorageMetrics
+    except ImportError:
+        StorageMetrics = None
+if StorageMetrics is None:
     @dataclass
     class StorageMetrics:
         """What SGLang's StorageMetricsCollector.log_storage_metrics reads."""
@@ -63,7 +75,7 @@ except ImportError:
 # here in case a version passes them on).
 SGLANG_KEYS = ("backend_name", "module_path", "class_name", "interface_v1", "tp_lcm_size",
                "prefetch_threshold", "prefetch_timeout_base", "prefetch_timeout_per_ki_token",
-               "hicache_storage_pass_prefix_keys")
+               "prefetch_timeout_max", "hicache_storage_pass_prefix_keys")
 
 @dataclass
 class Settings:
@@ -164,38 +176,31 @@ class BelugaHiCacheStorage(_Base):
     def register_mem_pool_host(self, mem_pool_host):
         super().register_mem_pool_host(mem_pool_host)
         self.pages = HostPages(mem_pool_host)
-        c = self.storage_config
-        rank, size = (0, 1) if self.rank_shared else (c.tp_rank, c.tp_size)
+        rank, size = self._fingerprint_rank()
         self.fingerprint = fingerprint(self.pages, self.model_id, rank, size)
-        self.pool, self.cache = self._open(self.fingerprint)
+        # The vLLM connector's opener: one region per rank (or one for MLA),
+        # created and formatted by the first process, or a shared region on
+        # several hosts.
+        self.pool, self.cache = open_cache(self._open_settings(), self.fingerprint)
         self.max_reservations = max(1, int(self.cache.info()["max_batch"]) - 1)
 
-    def region_name(self):
-        c, s = self.storage_config, self.settings
-        name = s.region
-        if getattr(c, "pp_size", 1) > 1:
-            name += f"-pp{c.pp_rank}"
-        if not self.rank_shared and c.tp_size > 1:
-            name += f"-tp{c.tp_rank}"
-        return name
+    def _fingerprint_rank(self):
+        c = self.storage_config
+        return (0, 1) if self.rank_shared else (c.tp_rank, c.tp_size)
 
-    def _open(self, fp):
-        s = self.settings
-        pool = beluga.Pool(s.backend, pool_name=s.pool_name, user_dir=s.user_dir,
-                           hugetlbfs_dir=s.hugetlbfs_dir)
-        try:
-            several = s.max_hosts > 1
-            formats = (not several) if s.may_format is None else s.may_format
-            size = -(-s.region_bytes // beluga.REGION_ALIGN) * beluga.REGION_ALIGN
-            cache = beluga.KVCache.open(pool, self.region_name(), fp, create=not several,
-                                        region_bytes=0 if several else size, mode=s.mode,
-                                        max_hosts=s.max_hosts, host_id=s.host_id,
-                                        may_format=formats, lease_ms=s.lease_ms,
-                                        ready_wait_ms=s.ready_wait_ms)
-        except BaseException:
-            pool.close()
-            raise
-        return pool, cache
+    def _open_settings(self):
+        """The pool and region settings in the form open_cache() takes."""
+        c, s = self.storage_config, self.settings
+        region = s.region + (f"-pp{c.pp_rank}" if getattr(c, "pp_size", 1) > 1 else "")
+        return BelugaSettings(region=region, region_bytes=s.region_bytes, mode=s.mode,
+                              backend=s.backend, pool_name=s.pool_name, user_dir=s.user_dir,
+                              hugetlbfs_dir=s.hugetlbfs_dir, host_id=s.host_id,
+                              max_hosts=s.max_hosts, may_format=s.may_format,
+                              lease_ms=s.lease_ms, ready_wait_ms=s.ready_wait_ms)
+
+    def region_name(self):
+        """The pool region of this rank's cache."""
+        return region_name(self._open_settings(), *self._fingerprint_rank())
 
     def _need_cache(self):
         if self.cache is None:
@@ -319,13 +324,19 @@ class BelugaHiCacheStorage(_Base):
 
     def set(self, key: str, value: Optional[Any] = None, target_location: Optional[Any] = None,
             target_sizes: Optional[Any] = None) -> bool:
-        return self.batch_set([key], [value])
+        return self.batch_set([key], None if value is None else [value],
+                              None if target_location is None else [target_location])
 
     def batch_set(self, keys: List[str], values: Optional[Any] = None,
                   target_locations: Optional[Any] = None,
                   target_sizes: Optional[Any] = None) -> bool:
+        """Store flat data pages (get_data_page's tensors): `values`, or
+        `target_locations` when only those are tensors."""
+        if values is None:
+            values = target_locations
         if values is None or len(values) != len(keys):
-            raise ValueError("BelugaHiCacheStorage.batch_set needs one data page per key")
+            raise ValueError("BelugaHiCacheStorage.batch_set needs one flat data page (a "
+                             "tensor) per key, in values or target_locations")
         if not self.writer:
             return True
         t0 = time.perf_counter()

@@ -7,14 +7,25 @@ pool block is the C-order array ``[layers][K, V][tokens][heads][head_size]``
 (beluga/kv_layout.h), so layer ``l`` sits at ``shape.layer_offset(l)`` and
 a transfer can move a layer range (layer-wise loading and saving).
 
-Two data paths:
+Three data paths:
 
 - ``"beluga"``: libbeluga's CPU path (CpuCopier) straight between the paged
   tensors and the pool blocks: loads scatter out of pinned blocks, saves
   gather into slots reserved in the region (KVCache.reserve), one copy each
   way; host tensors only;
+- ``"cuda"``: libbeluga's GPU path (GpuCopier: the CUDA kernels and copy
+  engines of beluga/xfer_cuda.h) between CUDA tensors and the same pinned
+  blocks and reserved slots, read and written in place through the cache's
+  memory registered with CUDA (``registration``, a GpuRegistration of the
+  mapping the cache is attached over): no staging buffer, no ``.to(device)``.
+  Loads are enqueued on a side stream (LoadBatch.issue: one copy and event
+  per layer, torch's current stream waiting for each layer's event), saves
+  on torch's current stream as one gather that also computes each block's
+  checksum on the GPU (gather_sum), passed to the commit; a load's pins are
+  released, and a save's slots committed, once their copies' events have
+  completed;
 - ``"torch"``: torch indexing and copies, for tensors on any device (the
-  GPU kernels of beluga/xfer_cuda.h are not bound to Python yet).
+  fallback for CUDA tensors where the GPU path cannot run).
 
 The layout of the engine's tensors (which dimension is which) comes from
 the attention backend when the connector knows it (guess_dims()).
@@ -27,6 +38,7 @@ import re
 from dataclasses import dataclass
 
 import beluga
+import beluga.gpu
 
 # Dimension letters of a paged KV tensor: Block, K/V, Token, Head, head Dim,
 # in the tensor's logical order (vLLM permutes its physical layout, e.g. HND,
@@ -125,6 +137,23 @@ def guess_dims(shape, hint=None, *, num_kv_heads=None, head_size=None, block_siz
     return dims
 
 
+def kv_device(layers):
+    """Where the KV tensors live: ("cpu", -1), ("cuda", ordinal) when all are
+    on one CUDA device, else (the first tensor's device type, None)."""
+    types = {t.device.type for t in layers}
+    if types == {"cpu"}:
+        return "cpu", -1
+    if types == {"cuda"}:
+        idx = {t.device.index for t in layers}
+        if len(idx) == 1:
+            (i,) = idx
+            if i is None:
+                import torch
+                i = torch.cuda.current_device()
+            return "cuda", i
+    return layers[0].device.type, None
+
+
 @dataclass
 class Stats:
     """What this process moved (the cache's own counters: KVCache.stats())."""
@@ -150,7 +179,7 @@ class KVBlockIO:
     """Lookup, load (pin + scatter) and save (gather + put) of KV blocks."""
 
     def __init__(self, cache, layers, dims=FLASH_ATTN_DIMS, data_path="auto",
-                 copier_threads=0, verify_loads=True):
+                 copier_threads=0, verify_loads=True, registration=None):
         self.cache = cache
         self.shape = beluga.shape_of(cache.fingerprint)
         # Loads check each block's checksum (one more read of the block).
@@ -172,14 +201,36 @@ class KVBlockIO:
         # vLLM may split one block into `ratio` consecutive kernel blocks.
         self.ratio = self.shape.block_size // kernel_block
         self.num_blocks = size["B"] // self.ratio
-        on_host = all(t.device.type == "cpu" for t in self.layers)
+        where, self.device = kv_device(self.layers)
+        on_host = where == "cpu"
+        on_cuda = where == "cuda" and self.device is not None
         if data_path == "auto":
-            data_path = "beluga" if on_host else "torch"
+            if on_host:
+                data_path = "beluga"
+            elif on_cuda and registration is not None:
+                data_path = "cuda"
+            else:
+                data_path = "torch"
         if data_path == "beluga" and not on_host:
-            raise ValueError("the 'beluga' data path needs host tensors; use 'torch'")
+            raise ValueError("the 'beluga' data path needs host tensors; use 'cuda' or 'torch'")
+        if data_path == "cuda" and not on_cuda:
+            raise ValueError("the 'cuda' data path needs CUDA tensors; use 'beluga' for host tensors")
+        if data_path == "cuda" and registration is None:
+            raise ValueError("the 'cuda' data path needs the cache's memory registered with the GPU "
+                             "(registration=: a GpuRegistration of the mapping the cache is attached "
+                             "over, beluga_vllm.config.open_cache_for_gpu)")
         self.data_path = data_path
-        self.paged = self._paged() if data_path == "beluga" else None
-        self.copier = beluga.CpuCopier(threads=copier_threads) if self.paged else None
+        self.registration = registration if data_path == "cuda" else None
+        self.paged = self._paged() if data_path in ("beluga", "cuda") else None
+        self.copier = beluga.CpuCopier(threads=copier_threads) if data_path == "beluga" else None
+        self.gpu = None
+        self._side_stream = None      # GPU path: the stream loads run on (side_stream())
+        if data_path == "cuda":
+            # A copy-engine piece must not cross a registered chunk: with
+            # several chunks, the kernel moves everything.
+            kernel_only = registration.chunks > 1
+            self.gpu = beluga.gpu.copier(self.device,
+                                         batch_min_bytes=(1 << 64) - 1 if kernel_only else 0)
 
     def _paged(self):
         t = self.layers[0]
@@ -192,7 +243,14 @@ class KVBlockIO:
             raise ValueError("kernel blocks are not token-contiguous (HND?): use data_path='torch'")
         return beluga.PagedKV(self.shape, self.num_blocks,
                               (stride["B"] * self.ratio, stride["K"], stride["T"], stride["H"]),
-                              [x.data_ptr() for x in self.layers], owners=self.layers)
+                              [x.data_ptr() for x in self.layers], owners=self.layers,
+                              device=self.device)
+
+    def side_stream(self):
+        """GPU path: this worker's side stream for loads, created once."""
+        if self._side_stream is None:
+            self._side_stream = beluga.gpu.new_stream(self.device)
+        return self._side_stream
 
     # ------------------------------------------------------------ lookup
 
@@ -293,6 +351,14 @@ class LoadBatch:
             self.pins += mine[:n]
             self.failed_block_ids += list(ids[n:])
         self.loaded = len(self.pins)
+        # GPU path: the pinned blocks as the GPU sees them, and the copies'
+        # events (the pins are held until they have completed).  issue()
+        # fills layer_events: layer l -> the event of the copy covering it.
+        self.events = []
+        self.layer_events = [None] * io.shape.num_layers
+        self.error = None        # why the GPU load failed (its blocks are load errors)
+        self.addrs = ([io.registration.device_address(p.address, len(p)) for p in self.pins]
+                      if io.data_path == "cuda" else None)
         io.stats.loaded_blocks += self.loaded
         io.stats.loaded_bytes += self.loaded * io.shape.block_bytes
         io.stats.load_misses += len(keys) - self.loaded
@@ -304,6 +370,10 @@ class LoadBatch:
         if io.data_path == "beluga":
             io.copier.scatter(io.paged, self.block_ids, self.pins, layers=(begin, end))
             return
+        if io.data_path == "cuda":
+            self.events.append(beluga.gpu.scatter(io.gpu, io.paged, self.block_ids, self.addrs,
+                                                  layers=(begin, end)))
+            return
         import torch
         import torch.utils.dlpack
         blocks = [torch.utils.dlpack.from_dlpack(p) for p in self.pins]
@@ -313,7 +383,78 @@ class LoadBatch:
             io.torch_write(layer, self.block_ids, src)
         del blocks
 
+    # GPU path: every copy is issued at once on the worker's side stream
+    # (after the work already on torch's current stream, which may still
+    # use the destination blocks), and the current stream waits for a layer's
+    # event before the layer's attention (wait_layer): a stream wait, never a
+    # host sync.
+
+    def issue(self, layerwise):
+        """GPU path: enqueue the load on the side stream, one copy and event
+        per layer (`layerwise`) or one copy of every layer.  A copy that
+        cannot be enqueued fails the whole batch (error, failed_block_ids);
+        nothing raises."""
+        io = self.io
+        if io.data_path != "cuda" or not self.pins:
+            return
+        n = io.shape.num_layers
+        try:
+            side = io.side_stream()
+            beluga.gpu.wait_stream(side, None, io.device)
+            handle = beluga.gpu.stream_handle(side)
+            ranges = [(layer, layer + 1) for layer in range(n)] if layerwise else [(0, n)]
+            for begin, end in ranges:
+                ev = beluga.gpu.scatter(io.gpu, io.paged, self.block_ids, self.addrs,
+                                        layers=(begin, end), stream=handle)
+                self.events.append(ev)
+                for layer in range(begin, end):
+                    self.layer_events[layer] = ev
+        except Exception as e:   # noqa: BLE001 - any failure fails the load, not the step
+            self.fail(e)
+
+    def wait_layer(self, layer):
+        """GPU path: make torch's current stream wait for layer `layer`'s
+        copy (no host sync).  Raises if that layer's load was not issued."""
+        if self.error is not None or not self.pins:
+            return
+        ev = self.layer_events[layer]
+        if ev is None:
+            raise RuntimeError(f"layer {layer} waited for before its load was issued")
+        try:
+            ev.wait(beluga.gpu.stream_handle(None, self.io.device))
+        except Exception as e:   # noqa: BLE001
+            self.fail(e)
+
+    def wait_all(self):
+        """GPU path: the current stream waits for the last layer (the side
+        stream runs the copies in order, so for every layer)."""
+        if self.io.data_path == "cuda" and self.pins:
+            self.wait_layer(self.io.shape.num_layers - 1)
+
+    def fail(self, error):
+        """The load failed: every block of the batch is reported as a load
+        error (vLLM recomputes it) and nothing is counted as loaded."""
+        if self.error is None:
+            self.error = error
+            self.failed_block_ids += self.block_ids
+            self.io.stats.loaded_blocks -= self.loaded
+            self.io.stats.loaded_bytes -= self.loaded * self.io.shape.block_bytes
+            self.io.stats.load_misses += self.loaded
+            self.loaded = 0
+
     def release(self):
+        """Unpin every block, once the copies reading them have completed
+        (the host waits for them).  A copy that failed fails the batch."""
+        events, self.events = self.events, []
+        try:
+            for ev in events:
+                ev.synchronize()
+        except Exception as e:   # noqa: BLE001 - the device failed: nothing reads the pins any more
+            self.fail(e)
+        finally:
+            self._unpin()
+
+    def _unpin(self):
         for p in self.pins:
             p.unpin()
         self.pins = []
@@ -338,6 +479,9 @@ class SaveBatch:
         self.io = io
         n = len(keys)
         bb = io.shape.block_bytes
+        gpu = io.data_path == "cuda"
+        self.events = []         # GPU path: the gathers' events, completed before commit/abort
+        self._sum_event = None   # GPU path: the gather_sum whose sums the commit passes
         cap = min(n, io.max_reservations)
         self.reservation = io.cache.reserve(list(keys[:cap]), bb) if cap else None
         res = self.reservation.results if self.reservation is not None else []
@@ -351,7 +495,10 @@ class SaveBatch:
                 self._zc.append(i)
                 self.block_ids.append(block_ids[i])
                 self.keys.append(keys[i])
-                self.targets.append(self.reservation.view(i))
+                # The slot itself: a writable view (CPU), or its device
+                # address in the registered memory (GPU).
+                self.targets.append(io.registration.device_address(self.reservation.address(i), bb)
+                                    if gpu else self.reservation.view(i))
             elif r == beluga.EXISTS:
                 skipped += 1
             elif r == -errno.ENOBUFS:
@@ -361,11 +508,17 @@ class SaveBatch:
         self.staging = None
         self._staged_keys = [k for _, k in staged]
         if staged:
-            import numpy as np
-            self.staging = np.empty((len(staged), bb), np.uint8)
             self.block_ids += [b for b, _ in staged]
             self.keys += self._staged_keys
-            self.targets += [self.staging[j] for j in range(len(staged))]
+            if gpu:   # pinned host memory: device-visible at its host address
+                import torch
+                self.staging = torch.empty((len(staged), bb), dtype=torch.uint8, pin_memory=True)
+                base = self.staging.data_ptr()
+                self.targets += [base + j * bb for j in range(len(staged))]
+            else:
+                import numpy as np
+                self.staging = np.empty((len(staged), bb), np.uint8)
+                self.targets += [self.staging[j] for j in range(len(staged))]
         io.stats.save_skipped += skipped
         io.stats.save_failed += failed
         self.zero_copy = len(self._zc)
@@ -375,11 +528,19 @@ class SaveBatch:
         if not self.keys:
             return
         io = self.io
+        if io.data_path == "cuda":
+            # Whole blocks at commit (gather_sum needs every layer written:
+            # one launch that also checksums them), ordered after the
+            # forward on torch's current stream.
+            return
         todo = [layer for layer in range(begin, end) if not self.gathered[layer]]
         if not todo:
             return
         if io.data_path == "beluga":
             io.copier.gather(io.paged, self.block_ids, self.targets, layers=(todo[0], todo[-1] + 1))
+        elif io.data_path == "cuda":
+            self.events.append(beluga.gpu.gather(io.gpu, io.paged, self.block_ids, self.targets,
+                                                 layers=(todo[0], todo[-1] + 1)))
         else:
             import numpy as np
             import torch
@@ -399,12 +560,17 @@ class SaveBatch:
         if not self.keys:
             self.abort()
             return []
-        self.gather(0, self.io.shape.num_layers)
+        if self.io.data_path == "cuda":
+            self._gather_gpu()
+        else:
+            self.gather(0, self.io.shape.num_layers)
+        self._wait_gathers()
         self.targets = []
-        res = self.reservation.commit() if self.reservation is not None else []
+        res = self._commit_reserved()
         res = [res[i] for i in self._zc]
         if self._staged_keys:
-            res += list(self.io.cache.put(self._staged_keys, self.staging))
+            staging = self.staging.numpy() if self.io.data_path == "cuda" else self.staging
+            res += list(self.io.cache.put(self._staged_keys, staging))
         self.reservation = None
         st = self.io.stats
         stored = sum(1 for r in res if r == 0)
@@ -416,8 +582,50 @@ class SaveBatch:
         self.keys, self.staging = [], None
         return res
 
+    def _gather_gpu(self):
+        """GPU path: the reserved slots with their checksums (one
+        gather_sum), the staged blocks with a plain gather, on torch's
+        current stream."""
+        io, zc = self.io, len(self._zc)
+        if zc:
+            self._sum_event = beluga.gpu.gather_sum(io.gpu, io.paged, self.block_ids[:zc],
+                                                    self.targets[:zc])
+            self.events.append(self._sum_event)
+        if len(self.block_ids) > zc:
+            self.events.append(beluga.gpu.gather(io.gpu, io.paged, self.block_ids[zc:],
+                                                 self.targets[zc:]))
+        self.gathered = [True] * io.shape.num_layers
+
+    def _wait_gathers(self):
+        """Block until every GPU gather into the slots has completed."""
+        events, self.events = self.events, []
+        for ev in events:
+            ev.synchronize()
+
+    def _commit_reserved(self):
+        """Publish the reserved slots: the one place a save is committed.
+
+        The payload is in the slots (CPU stores, or GPU writes whose events
+        _wait_gathers() waited for).  GPU path: the checksums the GPU
+        computed during the gather are passed, one per reservation item in
+        the items' order, so the payload is not read again; host paths: the
+        library checksums each slot on the CPU.  Either way the payload is
+        written back where the cache is not coherent, then published."""
+        if self.reservation is None:
+            return []
+        ev, self._sum_event = self._sum_event, None
+        if ev is None:
+            return self.reservation.commit()
+        sums = [0] * len(self.reservation)      # items holding no slot: ignored
+        for s, i in zip(ev.sums, self._zc):
+            sums[i] = s
+        return self.reservation.commit(sums=sums)
+
     def abort(self):
         """Give every slot back unpublished (nothing is stored)."""
+        # A slot given back must not still be written by the GPU.
+        self._sum_event = None
+        self._wait_gathers()
         self.targets = []
         if self.reservation is not None:
             self.reservation.abort()

@@ -43,7 +43,7 @@ class BelugaSettings:
     lease_ms: int = 0                # several hosts: liveness lease (0: the library's 30 s)
     ready_wait_ms: int = 0           # wait for the formatter (0: the library's 5 s)
     model_id: str | None = None      # default: model@revision
-    data_path: str = "auto"          # beluga (CPU, zero-copy), torch (any device), auto
+    data_path: str = "auto"          # beluga (CPU), cuda (GPU kernels), torch (any device), auto
     layerwise: bool = True           # scatter each layer in wait_for_layer_load
     save_decode_blocks: bool = True  # also store blocks filled by generated tokens
     kv_layout: str | None = None     # "KBTHD" (FlashAttention) / "BKTHD" (FlashInfer); default: guessed
@@ -65,6 +65,9 @@ class BelugaSettings:
             raise ValueError(f"kv_layout {s.kv_layout!r} is not a KV layout Beluga knows: name the five "
                              "dimensions of vLLM's per-layer KV tensor with B, K, T, H, D, e.g. "
                              "'KBTHD' (FlashAttention), 'BKTHD' (FlashInfer), 'KBHTD' (CPU attention)")
+        if s.data_path not in ("auto", "beluga", "cuda", "torch"):
+            raise ValueError(f"BelugaConnector: data_path must be auto, beluga, cuda or torch, "
+                             f"not {s.data_path!r}")
         if s.may_format is not None and not isinstance(s.may_format, bool):
             raise ValueError(f"BelugaConnector: may_format is true, false or null, "
                              f"not {s.may_format!r}")
@@ -158,3 +161,54 @@ def open_cache(settings, fp):
                                 host_id=settings.host_id, may_format=settings.formats,
                                 lease_ms=settings.lease_ms, ready_wait_ms=settings.ready_wait_ms)
     return pool, cache
+
+
+class GpuMemory:
+    """This process's own mapping of the cache's region, registered with a
+    CUDA device once (Mapping.register_gpu: cudaHostRegister in chunks,
+    through the driver with the kernel backend), so that the GPU copier reads
+    pinned blocks and writes reserved slots in place.  close() unregisters
+    (synchronising the device), unmaps and closes the region; the cache
+    attached over the mapping must be detached first."""
+
+    def __init__(self, pool, name, device):
+        self.region = pool.open_region(name)
+        try:
+            self.mapping = self.region.map()
+            self.registration = self.mapping.register_gpu(device)
+        except BaseException:
+            self.region.close()
+            raise
+        self.device = device
+
+    def close(self):
+        if self.registration is not None:
+            self.registration.close()
+            self.mapping.close()
+            self.region.close()
+            self.registration = None
+
+
+def open_cache_for_gpu(settings, fp, device):
+    """(pool, cache, GpuMemory): the cache as open_cache() gives it (created,
+    formatted or waited for as there), then attached again over this
+    process's own mapping of the region, which is registered with CUDA device
+    `device`: every pin and reservation address is then inside the
+    registered memory."""
+    pool, cache = open_cache(settings, fp)
+    name = region_name(settings, fp.tp_rank, fp.tp_size)
+    cache.detach()
+    try:
+        mem = GpuMemory(pool, name, device)
+    except BaseException:
+        pool.close()
+        raise
+    try:
+        cache = beluga.KVCache.attach(mem.mapping, fp, host_id=settings.host_id,
+                                      lease_ms=settings.lease_ms,
+                                      ready_wait_ms=settings.ready_wait_ms)
+    except BaseException:
+        mem.close()
+        pool.close()
+        raise
+    return pool, cache, mem

@@ -12,14 +12,25 @@ Enable it in vLLM (see Documentation/vllm.md)::
 
 Keys are vLLM's block hashes unchanged (Request.block_hashes), so a block one
 instance computed is found by every instance whose fingerprint matches.
-Loads are synchronous (done by the time the forward reads the layer), saves
-are gathered layer by layer during the forward and stored in wait_for_save().
 
-CUDA graphs: with ``layerwise`` on (the default) each layer's KV is loaded in
-wait_for_layer_load(), which a full CUDA graph would skip on replay, so
-requires_piecewise_for_cudagraph() asks vLLM for piecewise graphs; with
-``layerwise`` off the whole load completes in start_load_kv() and any graph
-mode is safe.
+Data path: host KV tensors go through libbeluga's CPU copier; CUDA KV tensors
+through its CUDA kernels (beluga.GpuCopier), the worker attaching the cache
+over its own mapping of the region, registered with the GPU once, so that
+loads read pinned blocks and saves write reserved slots in place (no staging
+buffer, no .to(device)).  Where the GPU path cannot run (a module built
+without CUDA), CUDA tensors fall back to torch copies, logged once.
+Loads: on the GPU path start_load_kv() enqueues them on a side stream, one
+copy and CUDA event per layer, and wait_for_layer_load() makes torch's current
+stream wait for that layer's event; on the host paths each layer is copied in
+wait_for_layer_load().  Saves are gathered layer by layer during the forward
+and stored in wait_for_save().
+
+CUDA graphs: with ``layerwise`` on (the default) the forward waits for each
+layer's KV in wait_for_layer_load(), which a full CUDA graph would skip on
+replay, so requires_piecewise_for_cudagraph() asks vLLM for piecewise graphs;
+with ``layerwise`` off the whole load is ordered before the forward in
+start_load_kv() (host paths: copied; GPU path: the current stream waits for
+the load's event) and any graph mode is safe.
 
 This module imports vLLM; ``import beluga_vllm`` does not.  Written against
 vLLM's v1 connector API as read from vllm-project/vllm (base.py at
@@ -53,7 +64,9 @@ try:  # vLLM's connector statistics (newer vLLM); without them, no stats.
 except ImportError:  # pragma: no cover - older vLLM
     KVConnectorStats = None
 
+import beluga.gpu
 from beluga_vllm import config as bconfig
+from beluga_vllm import blockio as bio
 from beluga_vllm.blockio import KVBlockIO, guess_dims, layer_order
 from beluga_vllm.scheduler import SchedulerState, StepPlan
 
@@ -164,6 +177,7 @@ class BelugaConnector(KVConnectorBase_V1):
         self._block_size = vllm_config.cache_config.block_size
         self._kv_cache_config = kv_cache_config
         self._pool = self._cache = None
+        self._gpu_mem = None          # config.GpuMemory: the registered mapping (GPU path)
         # Scheduler side
         self._sched = None
         # Worker side
@@ -171,6 +185,7 @@ class BelugaConnector(KVConnectorBase_V1):
         self._layer_index = {}
         self._load = None             # LoadBatch of this step
         self._loaded_layers = 0
+        self._unreleased = []         # GPU path: LoadBatches whose pins wait for their copies
         self._save = None             # SaveBatch of this step
         self._load_errors = set()
         self._reported = {k: 0 for k in STAT_KEYS}   # counters at the last stats report
@@ -180,9 +195,13 @@ class BelugaConnector(KVConnectorBase_V1):
             self._sched = SchedulerState(self._cache.lookup_prefix, self._block_size,
                                          self._settings.save_decode_blocks)
 
-    def _open(self, num_layers, tp_rank):
+    def _open(self, num_layers, tp_rank, gpu_device=None):
         fp = bconfig.fingerprint(self._vllm_config, self._settings, num_layers, tp_rank)
-        self._pool, self._cache = bconfig.open_cache(self._settings, fp)
+        if gpu_device is None:
+            self._pool, self._cache = bconfig.open_cache(self._settings, fp)
+        else:
+            self._pool, self._cache, self._gpu_mem = bconfig.open_cache_for_gpu(
+                self._settings, fp, gpu_device)
         log.info("BelugaConnector: cache %s attached as host %d of %d%s (%s)",
                  bconfig.region_name(self._settings, tp_rank, fp.tp_size),
                  self._settings.host_id, self._settings.max_hosts,
@@ -259,10 +278,31 @@ class BelugaConnector(KVConnectorBase_V1):
                           head_size=mc.get_head_size(), block_size=self._block_size,
                           backend=None if self._settings.kv_layout else backend)
 
+    def _gpu_device(self, layers):
+        """The CUDA device whose KV the GPU data path moves, or None (host
+        tensors, data_path beluga/torch, or the GPU path cannot run here)."""
+        where, device = bio.kv_device(layers)
+        if where != "cuda" or device is None:
+            return None
+        path = self._settings.data_path
+        if path not in ("auto", "cuda"):
+            return None
+        ok, why = beluga.gpu.available()
+        if not ok:
+            if path == "cuda":
+                raise ValueError(f"BelugaConnector: data_path cuda, but the GPU data path cannot run: {why}")
+            log.warning("BelugaConnector: CUDA KV tensors, but the GPU data path cannot run (%s): "
+                        "falling back to torch copies", why)
+            return None
+        return device
+
     def _register(self, names, layers, dims):
-        self._open(len(layers), _tp_rank(self._vllm_config))
+        device = self._gpu_device(layers)
+        self._open(len(layers), _tp_rank(self._vllm_config), device)
+        reg = self._gpu_mem.registration if self._gpu_mem is not None else None
         self._io = KVBlockIO(self._cache, layers, dims, self._settings.data_path,
-                             self._settings.copier_threads, self._settings.verify_loads)
+                             self._settings.copier_threads, self._settings.verify_loads,
+                             registration=reg)
         # Layer name(s) -> position in the pool block.
         self._layer_index = {n: i for i, group in enumerate(names) for n in group}
 
@@ -271,36 +311,74 @@ class BelugaConnector(KVConnectorBase_V1):
         assert isinstance(meta, BelugaConnectorMetadata)
         return meta.plan
 
+    # Loads.  GPU path ('cuda'): start_load_kv() enqueues every copy at once
+    # on the worker's side stream (one copy and event per layer with
+    # `layerwise`, else one copy and torch's current stream waits for its
+    # event before start_load_kv() returns); wait_for_layer_load() makes the
+    # current stream wait for that layer's event (no host sync).  The pins
+    # are released in get_finished() (or the next start_load_kv(), or
+    # shutdown()) once the host has seen the last copy's event complete; a
+    # copy that failed makes every block of the batch a load error, reported
+    # by get_block_ids_with_load_errors() of the same step.  Host paths:
+    # layer ranges are copied in wait_for_layer_load() (or all in
+    # start_load_kv()) and the pins released when the last layer landed.
+
     def start_load_kv(self, forward_context, **kwargs: Any):
+        self._release_loads()
         plan = self._plan()
         if not plan.loads or self._io is None:
             return
         t0 = time.perf_counter()
         self._load = self._io.begin_load([(s.block_ids, s.keys) for s in plan.loads])
+        self._loaded_layers = 0
+        if self._io.data_path == "cuda":
+            self._load.issue(self._settings.layerwise)
+            if not self._settings.layerwise:
+                self._load.wait_all()
+                self._loaded_layers = self._io.shape.num_layers
         self._io.stats.load_seconds += time.perf_counter() - t0
         self._io.stats.load_ops += 1
-        self._loaded_layers = 0
         # Blocks that vanished since the lookup (and the rest of that
-        # request's prefix): vLLM recomputes them.
+        # request's prefix), or whose copy could not be enqueued: vLLM
+        # recomputes them.
         self._load_errors.update(self._load.failed_block_ids)
         if not self._settings.layerwise:
             self._finish_load()
 
     def _finish_load(self):
-        if self._load is not None:
-            t0 = time.perf_counter()
-            try:
-                self._load.scatter(self._loaded_layers, self._io.shape.num_layers)
-            finally:
-                self._load.release()
-                self._load = None
-                self._io.stats.load_seconds += time.perf_counter() - t0
+        load, self._load = self._load, None
+        if load is None:
+            return
+        if self._io.data_path == "cuda":
+            # Layers no hook waited for: the current stream waits for the last.
+            if self._loaded_layers < self._io.shape.num_layers:
+                load.wait_all()
+            self._unreleased.append(load)
+            return
+        t0 = time.perf_counter()
+        try:
+            load.scatter(self._loaded_layers, self._io.shape.num_layers)
+        finally:
+            load.release()
+            self._io.stats.load_seconds += time.perf_counter() - t0
+
+    def _release_loads(self):
+        """GPU path: unpin the finished steps' loads once their copies have
+        completed (the host waits for the last event); failures become load
+        errors."""
+        batches, self._unreleased = self._unreleased, []
+        for load in batches:
+            load.release()
+            self._load_errors.update(load.failed_block_ids)
 
     def wait_for_layer_load(self, layer_name):
         if self._load is None:
             return
         layer = self._layer_index[layer_name]
-        if layer >= self._loaded_layers:
+        if self._io.data_path == "cuda":
+            self._load.wait_layer(layer)
+            self._loaded_layers = max(self._loaded_layers, layer + 1)
+        elif layer >= self._loaded_layers:
             t0 = time.perf_counter()
             self._load.scatter(self._loaded_layers, layer + 1)
             self._io.stats.load_seconds += time.perf_counter() - t0
@@ -337,12 +415,16 @@ class BelugaConnector(KVConnectorBase_V1):
             t0 = time.perf_counter()
             try:
                 self._save.commit()
+            except BaseException:
+                self._save.abort()   # unpublished; no GPU gather still writes the slots
+                raise
             finally:
                 self._save = None
                 self._io.stats.save_seconds += time.perf_counter() - t0
                 self._io.stats.save_ops += 1
 
     def get_finished(self, finished_req_ids):
+        self._release_loads()
         return None, None
 
     def get_kv_connector_stats(self):
@@ -362,13 +444,19 @@ class BelugaConnector(KVConnectorBase_V1):
 
     def shutdown(self):
         if self._load is not None:
-            self._load.release()
+            self._unreleased.append(self._load)
             self._load = None
-        self._save = None
+        self._release_loads()
+        if self._save is not None:
+            self._save.abort()     # waits for GPU gathers into the slots
+            self._save = None
         self._io = None
         if self._cache is not None:
             self._cache.detach()
             self._cache = None
+        if self._gpu_mem is not None:   # unregister after the cache let go of the mapping
+            self._gpu_mem.close()
+            self._gpu_mem = None
         if self._pool is not None:
             self._pool.close()
             self._pool = None

@@ -55,6 +55,31 @@ BufferSet buffer_set(py::handle blocks, size_t n, bool writable, const char *wha
 	return s;
 }
 
+BufferSet buffer_parts(py::handle blocks, size_t part_bytes, const char *what, const char *item_rule)
+{
+	BufferSet s;
+	const bool seq = PyList_Check(blocks.ptr()) || PyTuple_Check(blocks.ptr());
+	if (!seq && PyObject_CheckBuffer(blocks.ptr())) {
+		s.held.emplace_back(blocks, false);
+		const size_t len = s.held.back().size();
+		if (len % part_bytes)
+			throw py::value_error(std::string("packed ") + what + ": a buffer of " + std::to_string(len) +
+					      " bytes is not a multiple of " + std::to_string(part_bytes));
+		auto *base = static_cast<uint8_t *>(s.held.back().data());
+		for (size_t off = 0; off < len; off += part_bytes)
+			s.parts.emplace_back(base + off, part_bytes);
+		return s;
+	}
+	for (auto item : py::reinterpret_borrow<py::iterable>(blocks)) {
+		s.held.emplace_back(item, false);
+		if (s.held.back().size() != part_bytes)
+			throw py::value_error(std::string(item_rule) + ", this one has " +
+					      std::to_string(s.held.back().size()));
+		s.parts.emplace_back(s.held.back().data(), part_bytes);
+	}
+	return s;
+}
+
 void Exportable::ensure_no_exports(const char *action) const
 {
 	if (exports > 0) {

@@ -2,12 +2,13 @@
 // BelugaError: an OSError subclass, so `except OSError` catches it and
 // e.errno / e.strerror carry the code and the library's sentence.  Library
 // codes without an errno name (BELUGA_E*, BELUGA_KVC_E*) keep their value.
-// The C++ API's exceptions (beluga::Error, beluga::kvc::Error) become
-// BelugaError here; its std::invalid_argument becomes ValueError (pybind11).
+// The C++ API's exceptions (beluga::Error, beluga::kvc::Error,
+// beluga::xfer::Error) become BelugaError here; its std::invalid_argument becomes ValueError (pybind11).
 #include "common.hpp"
 
 #include <beluga/beluga.hpp>
 #include <beluga/kvcache.hpp>
+#include <beluga/xfer.hpp>
 
 #include <cstring>
 
@@ -28,13 +29,6 @@ void raise(int code, const char *msg)
 
 } // namespace
 
-int xcheck(int ret, const std::string &what)
-{
-	if (ret < 0)
-		throw Failure(ret, what + ": " + std::strerror(-ret));
-	return ret;
-}
-
 void register_errors(py::module_ &m)
 {
 	belugaerror_type = PyErr_NewExceptionWithDoc(
@@ -54,8 +48,8 @@ void register_errors(py::module_ &m)
 			raise(e.code(), e.what());
 		} catch (const beluga::kvc::Error &e) {
 			raise(e.code().value(), e.what());
-		} catch (const Failure &f) {
-			raise(f.code, f.msg.c_str());
+		} catch (const beluga::xfer::Error &e) {
+			raise(e.code().value(), e.what());
 		}
 	});
 	m.def("strerror", [](int code) {

@@ -27,9 +27,14 @@ void Reservation::release_views()
 	views_.clear();
 }
 
-std::vector<int> Reservation::commit()
+std::vector<int> Reservation::commit(std::optional<std::vector<uint64_t>> sums)
 {
+	if (sums && sums->size() != res_.size())
+		throw py::value_error("commit(sums): " + std::to_string(sums->size()) + " sums for " +
+				      std::to_string(res_.size()) + " items (give one per item, in their order)");
 	release_views();
+	if (sums)
+		return nogil([&] { return res_.commit(std::span<const uint64_t>(*sums)); });
 	return nogil([&] { return res_.commit(); });
 }
 
@@ -74,14 +79,24 @@ cannot be detached while a reservation is open.)doc")
 		}, py::arg("i"), "Whether item i holds a slot now (reserved, not committed or aborted).")
 		.def("view", &Reservation::view, py::arg("i"),
 		     "A writable memoryview of item i's slot (released at commit/abort).")
+		.def("address", [](Reservation &r, size_t i) {
+			if (i >= r.size() || !r.get().reserved(i))
+				throw py::value_error("item holds no slot");
+			return reinterpret_cast<uintptr_t>(r.get().data(i));
+		}, py::arg("i"), "Item i's slot as a host address (GpuRegistration.device_address() maps it).")
 		.def("offset", [](Reservation &r, size_t i) {
 			if (i >= r.size() || !r.get().reserved(i))
 				throw py::value_error("item holds no slot");
 			return r.get().offset(i);
 		}, py::arg("i"), "Item i's slot as an offset from the region's start (a device mapping).")
-		.def("commit", &Reservation::commit, R"doc(
+		.def("commit", &Reservation::commit, py::arg("sums") = py::none(), R"doc(
 Publish every reserved item.  Per item: 0 published, -ENOENT held no slot
-(cached already, aborted), or the store's error.  The views end here.)doc")
+(cached already, aborted), or the store's error.  The views end here.
+sums: the checksums (beluga.checksum) the writer computed, one per item in
+the items' order (entries of items holding no slot are ignored), e.g. by
+the GPU during GpuCopier.gather_sum: the payload is then not read again,
+and a reader that verifies misses a block whose payload does not match its
+sum.  Without: the library checksums each slot.)doc")
 		.def("abort", &Reservation::abort, py::arg("i") = py::none(),
 		     "Give back item i (default: every item still reserved) unpublished.")
 		.def("__enter__", [](py::object self) { return self; })

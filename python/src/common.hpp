@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Shared pieces of the Python binding: errors, buffer access, and the
 // registration function of each bound class (bind_<class>.cpp).  The binding
-// is built on the public C++ API (beluga/beluga.hpp, beluga/kvcache.hpp);
-// only the CPU data path (beluga/xfer.h, no C++ API) is called in C.
+// is built on the public C++ API (beluga/beluga.hpp, beluga/kvcache.hpp,
+// beluga/xfer.hpp and, when built with CUDA, beluga/xfer_cuda.hpp).
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -19,17 +19,8 @@ namespace py = pybind11;
 namespace bpy {
 
 // Library failures reach Python as BelugaError(code, message): the C++ API's
-// beluga::Error and beluga::kvc::Error (translated in bind_errors.cpp), and
-// Failure for the xfer calls, which have no C++ API.
-struct Failure : std::exception {
-	Failure(int c, std::string m) : code(c < 0 ? -c : c), msg(std::move(m)) {}
-	const char *what() const noexcept override { return msg.c_str(); }
-	int code;
-	std::string msg;
-};
-
-// xfer calls (-errno only): "<what>: <strerror>".
-int xcheck(int ret, const std::string &what);
+// beluga::Error, beluga::kvc::Error and beluga::xfer::Error (translated in
+// bind_errors.cpp).
 
 // f() with the GIL released: for every call that copies, scans or waits.
 // Exceptions thrown by f are C++ ones and propagate once the GIL is back.
@@ -66,6 +57,10 @@ struct BufferSet {
 	std::vector<std::pair<void *, size_t>> parts;
 };
 BufferSet buffer_set(py::handle blocks, size_t n, bool writable, const char *what);
+// Read-only parts of `part_bytes` each: from any iterable of buffers of that
+// size (ValueError "<item_rule>, this one has N" otherwise), or from one
+// buffer (not a list/tuple) of a multiple of it.
+BufferSet buffer_parts(py::handle blocks, size_t part_bytes, const char *what, const char *item_rule);
 
 // Export-counting buffer protocol for handle objects that must not be
 // closed while views of their memory exist (like mmap.mmap).  T provides
@@ -127,5 +122,7 @@ void register_kvcache(py::module_ &m);
 void register_reservation(py::module_ &m);
 void register_keys(py::module_ &m);
 void register_xfer(py::module_ &m);
+void register_xfer_cuda(py::module_ &m);
+void register_gpu_registration(py::module_ &m);
 
 } // namespace bpy

@@ -20,26 +20,13 @@ uint32_t dtype_of(py::handle d)
 std::vector<beluga::kvc::Key> keys_of(py::handle keys)
 {
 	using beluga::kvc::Key;
-	std::vector<Key> out;
-	if (!PyList_Check(keys.ptr()) && !PyTuple_Check(keys.ptr()) && PyObject_CheckBuffer(keys.ptr())) {
-		Buffer b(keys, false);
-		if (b.size() % BELUGA_KVC_KEY_BYTES)
-			throw py::value_error("a packed key buffer must be a multiple of 32 bytes, not " +
-					      std::to_string(b.size()));
-		out.resize(b.size() / BELUGA_KVC_KEY_BYTES);
-		std::memcpy(out.data(), b.data(), b.size());
-		return out;
-	}
-	auto seq = py::list(py::reinterpret_borrow<py::iterable>(keys));
-	out.reserve(py::len(seq));
-	for (auto item : seq) {
-		Buffer b(item, false);
-		if (b.size() != BELUGA_KVC_KEY_BYTES)
-			throw py::value_error("a key is 32 bytes (a vLLM sha256/sha256_cbor block hash), "
-					      "this one has " + std::to_string(b.size()));
-		Key &k = out.emplace_back();
-		std::memcpy(k.data(), b.data(), k.size());
-	}
+	// One converter for both spellings: buffer_parts() yields each key's
+	// bytes from a sequence of 32-byte buffers or from one packed buffer.
+	auto bufs = buffer_parts(keys, BELUGA_KVC_KEY_BYTES, "keys",
+				 "a key is 32 bytes (a vLLM sha256/sha256_cbor block hash)");
+	std::vector<Key> out(bufs.parts.size());
+	for (size_t i = 0; i < out.size(); i++)
+		std::memcpy(out[i].data(), bufs.parts[i].first, BELUGA_KVC_KEY_BYTES);
 	return out;
 }
 

@@ -12,12 +12,14 @@ PYBIND11_MODULE(_beluga, m)
 	bpy::register_pool(m);
 	bpy::register_region(m);
 	bpy::register_mapping(m);
+	bpy::register_gpu_registration(m);
 	bpy::register_fingerprint(m);
 	bpy::register_pin(m);
 	bpy::register_kvcache(m);
 	bpy::register_reservation(m);
 	bpy::register_keys(m);
 	bpy::register_xfer(m);
+	bpy::register_xfer_cuda(m);
 
 	m.attr("KEY_BYTES") = BELUGA_KVC_KEY_BYTES;
 	m.attr("EXISTS") = BELUGA_KVC_EXISTS;

@@ -51,19 +51,64 @@ struct Region : Closable<beluga::Region> {
 	explicit Region(beluga::Region r) : Closable(std::move(r), "the region is closed") {}
 };
 
-// Exported with the buffer protocol and DLPack; close() refuses while views exist.
+struct GpuRegistration;
+
+// Exported with the buffer protocol and DLPack; close() refuses while views
+// exist, and unregisters it from the GPU first (Mapping.register_gpu).
 struct Mapping : Closable<beluga::Mapping>, Exportable {
 	explicit Mapping(beluga::Mapping m) : Closable(std::move(m), "the mapping is closed") {}
-	void close()
-	{
-		ensure_no_exports("close the mapping");
-		Closable::close();
-	}
+	void close();
+	// The live registration of this mapping, if any (it holds the mapping).
+	GpuRegistration *gpu = nullptr;
 	void *buf_data() const override { return t_ ? t_->data() : nullptr; }
 	size_t buf_len() const override { return t_ ? t_->size() : 0; }
 	bool buf_readonly() const override { return !t_ || !t_->writable(); }
 	const char *closed_message() const override { return closed_message_; }
 };
+
+// A GPU registration of a Mapping (beluga::GpuRegistration: cudaHostRegister
+// in chunks, through the driver with the kernel backend), at most one per
+// Mapping; unregistered by close(), by the Mapping's close(), or when
+// collected.  Keeps the Mapping object alive.
+struct GpuRegistration {
+	GpuRegistration(py::object mapping_obj, beluga::GpuRegistration r, int dev)
+		: mapping_obj_(std::move(mapping_obj)), mapping_(&mapping_obj_.cast<Mapping &>()),
+		  reg(std::move(r)), device(dev)
+	{
+		mapping_->gpu = this;
+	}
+	GpuRegistration(const GpuRegistration &) = delete;
+	GpuRegistration &operator=(const GpuRegistration &) = delete;
+	~GpuRegistration() { close(); }
+	void close()
+	{
+		if (!reg)
+			return;
+		mapping_->gpu = nullptr;
+		// Synchronises the device: other threads may run meanwhile.
+		nogil([&] { reg.reset(); });
+	}
+	const beluga::GpuRegistration &get() const
+	{
+		if (!reg)
+			throw py::value_error("the GPU registration is closed");
+		return *reg;
+	}
+	Mapping &mapping() const { return *mapping_; }
+
+	py::object mapping_obj_;
+	Mapping *mapping_;
+	std::optional<beluga::GpuRegistration> reg;
+	int device;
+};
+
+inline void Mapping::close()
+{
+	ensure_no_exports("close the mapping");
+	if (gpu)
+		gpu->close();
+	Closable::close();
+}
 
 // An attached cache, with what keeps its memory alive: the pool (open), or
 // the caller's buffer (attach).  detach() refuses while Pins are held.
@@ -164,7 +209,9 @@ public:
 	py::memoryview view(size_t i);
 	// Release every view handed out (using one afterwards raises ValueError).
 	void release_views();
-	std::vector<int> commit();
+	// With @sums: the writer's checksums, one per item in the items' order
+	// (kvc::Reservation::commit(sums)); without: computed over the slots.
+	std::vector<int> commit(std::optional<std::vector<uint64_t>> sums);
 	void abort(std::optional<size_t> i);
 
 private:

@@ -2,17 +2,9 @@
 // A process SIGKILLed at a chosen point (it kills itself from a test hook)
 // leaves nothing stuck: the next process of its host reclaims its session,
 // reservations and pins, and every other block stays intact.
-#include "kvc_util.hpp"
-
-#include "kvcache_test.h"
-
-#include <gtest/gtest.h>
-
-#include <signal.h>
-#include <sys/wait.h>
+#include "kvc_crash.hpp"
 
 #include <cerrno>
-#include <string>
 #include <vector>
 
 namespace {
@@ -29,22 +21,9 @@ void die_hook(int ev, int)
 		raise(SIGKILL);
 }
 
-class Crash : public ::testing::TestWithParam<uint32_t> {
+class Crash : public CrashTest {
 protected:
-	void SetUp() override
-	{
-		bkv::test::set_omit(nullptr);
-		cfg_ = config(opaque_fp(kPayload), 2);
-		ASSERT_EQ(beluga_kvc_format(r_.base(), r_.size(), &cfg_), 0);
-	}
-	beluga_kvc *attach(uint32_t host)
-	{
-		beluga_kvc *kv = nullptr;
-		auto o = opts(host, GetParam());
-		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
-	}
+	Crash() : CrashTest(kRegion, kPayload) {}
 	static int put(beluga_kvc *kv, uint64_t i)
 	{
 		std::vector<uint8_t> buf(kPayload);
@@ -92,29 +71,16 @@ protected:
 			}
 			_exit(3); // the hook should have killed us
 		}
-		int status;
-		ASSERT_EQ(waitpid(pid, &status, 0), pid);
-		ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+		ASSERT_TRUE(killed(pid));
 	}
+	// Reclaimed (expect_reclaimed), and blocks 0..4 intact.
 	void expect_recovered(beluga_kvc *kv, uint64_t resv, uint64_t pins)
 	{
-		beluga_kvc_stats s;
-		ASSERT_EQ(beluga_kvc_get_stats(kv, 1, &s), 0);
-		EXPECT_EQ(s.sessions_reclaimed, 1u);
-		EXPECT_EQ(s.reservations_reclaimed, resv);
-		EXPECT_EQ(s.pins_reclaimed, pins);
-		beluga_kvc_check_report rep;
-		ASSERT_EQ(beluga_kvc_check(kv, 1, &rep), 0);
-		EXPECT_EQ(rep.errors, 0u);
-		EXPECT_EQ(rep.reserved_slots, 0u);
-		EXPECT_EQ(rep.dead_sessions, 0u);
-		EXPECT_EQ(rep.held_pins, 0u);
+		expect_reclaimed(kv, resv, pins);
 		for (int i = 0; i < 5; i++)
 			EXPECT_TRUE(readable(kv, i)) << i;
 		EXPECT_EQ(bkv::test::sim_violations(kv), 0u);
 	}
-	ShmRegion r_{kRegion};
-	beluga_kvc_config cfg_;
 };
 
 TEST_P(Crash, WriterKilledMidWrite)
@@ -162,11 +128,6 @@ TEST_P(Crash, ReclaimedByAnotherLiveProcess)
 	beluga_kvc_detach(kv);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, Crash,
-			 ::testing::Values(uint32_t(BELUGA_KVC_COHERENT), uint32_t(BELUGA_KVC_SIMULATE)),
-			 [](const auto &i) {
-				 return std::string(i.param == BELUGA_KVC_COHERENT ? "Coherent"
-										    : "Simulated");
-			 });
+INSTANTIATE_TEST_SUITE_P(Modes, Crash, crash_modes(), crash_mode_name);
 
 } // namespace

@@ -6,16 +6,13 @@
 // the non-coherent simulation, where dropping any of the eviction's flushes
 // and invalidates (evict_take, tick_flush, inval_ticks) must be caught.
 // The clock is frozen (bkv::test::set_tick), so nothing depends on timing.
-#include "kvc_util.hpp"
-
-#include "kvcache_test.h"
+#include "kvc_crash.hpp"
 
 #include <beluga/kvcache.hpp>
 
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <cerrno>
 #include <string>
@@ -752,19 +749,18 @@ void die_at_evict(int ev, int)
 		raise(SIGKILL);
 }
 
-class EvictCrash : public ::testing::TestWithParam<uint32_t> {};
+class EvictCrash : public CrashTest {
+protected:
+	EvictCrash() : CrashTest(kRegion, kPayload) {}
+};
 
 TEST_P(EvictCrash, EvictorKilledHalfWay)
 {
-	ShmRegion r(kRegion);
-	beluga_kvc_config c = config(opaque_fp(kPayload), 2);
-	ASSERT_EQ(beluga_kvc_format(r.base(), r.size(), &c), 0);
-	auto o = opts(1, GetParam());
 	pid_t pid = fork();
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
-		beluga_kvc *kv = nullptr;
-		if (beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o, &kv))
+		beluga_kvc *kv = attach(1);
+		if (!kv)
 			_exit(2);
 		for (int i = 0; i < 3; i++)
 			if (put_block(kv, i))
@@ -773,11 +769,9 @@ TEST_P(EvictCrash, EvictorKilledHalfWay)
 		beluga_kvc_evict(kv, 1);
 		_exit(4); // the hook should have killed us
 	}
-	int status;
-	ASSERT_EQ(waitpid(pid, &status, 0), pid);
-	ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
-	beluga_kvc *kv = nullptr;
-	ASSERT_EQ(beluga_kvc_attach(r.base(), r.size(), &c.fingerprint, &o, &kv), 0);
+	ASSERT_TRUE(killed(pid));
+	beluga_kvc *kv = attach(1);
+	ASSERT_NE(kv, nullptr);
 	beluga_kvc_check_report rep;
 	ASSERT_EQ(beluga_kvc_check(kv, 1, &rep), 0);
 	EXPECT_EQ(rep.errors, 0u);
@@ -791,8 +785,6 @@ TEST_P(EvictCrash, EvictorKilledHalfWay)
 	beluga_kvc_detach(kv);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, EvictCrash,
-			 ::testing::Values(uint32_t(BELUGA_KVC_COHERENT), uint32_t(BELUGA_KVC_SIMULATE)),
-			 [](const auto &i) { return mode_name(i.param); });
+INSTANTIATE_TEST_SUITE_P(Modes, EvictCrash, crash_modes(), crash_mode_name);
 
 } // namespace

@@ -6,16 +6,13 @@
 // a reserved slot (never published, reclaimed); and, in the non-coherent
 // simulation, another host reading what a commit published, with each of the
 // commit's flushes omitted in turn to show that the omission is caught.
-#include "kvc_util.hpp"
-
-#include "kvcache_test.h"
+#include "kvc_crash.hpp"
 
 #include <beluga/kvcache.hpp>
 
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <cerrno>
 #include <string>
@@ -387,6 +384,33 @@ TEST_P(Reserve, CppRaii)
 	kv_ = attach();
 }
 
+TEST_P(Reserve, CppCommitWithWriterSums)
+{
+	beluga_kvc_detach(kv_);
+	kv_ = nullptr;
+	{
+		auto cache = beluga::kvc::Cache::attach(r_.base(), r_.size(), cfg_.fingerprint);
+		std::vector<beluga::kvc::Key> keys(3);
+		for (uint64_t i = 0; i < 3; i++)
+			make_key(60 + i, keys[i].data());
+		auto res = cache.reserve(keys, kPayload);
+		std::vector<uint64_t> sums(3);
+		for (size_t i = 0; i < 3; i++) {
+			ASSERT_TRUE(res.reserved(i));
+			fill_block(60 + i, static_cast<uint8_t *>(res.data(i)), res.len(i));
+			sums[i] = beluga_kvc_checksum(res.data(i), res.len(i));
+		}
+		EXPECT_THROW(res.commit(std::span<const uint64_t>(sums.data(), 2)), std::invalid_argument);
+		EXPECT_TRUE(res.reserved(0)); // a refused call commits nothing
+		std::swap(sums[1], sums[2]);  // sums out of the items' order: both blocks are wrong
+		EXPECT_EQ(res.commit(std::span<const uint64_t>(sums)), (std::vector<int>{0, 0, 0}));
+		// Readers that verify see only the block whose sum matches.
+		for (uint64_t i = 0; i < 3; i++)
+			EXPECT_EQ(bool(cache.pin(keys[i], BELUGA_KVC_PIN_VERIFY)), i == 0) << "item " << i;
+	}
+	kv_ = attach();
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Reserve,
 			 ::testing::Values(uint32_t(BELUGA_KVC_COHERENT), uint32_t(BELUGA_KVC_NONCOHERENT),
 					   uint32_t(BELUGA_KVC_SIMULATE)),
@@ -398,24 +422,9 @@ INSTANTIATE_TEST_SUITE_P(Modes, Reserve,
 
 // ---- A writer killed while its reservations are half-written. ----------
 
-class ReserveCrash : public ::testing::TestWithParam<uint32_t> {
+class ReserveCrash : public CrashTest {
 protected:
-	void SetUp() override
-	{
-		bkv::test::set_omit(nullptr);
-		cfg_ = config(opaque_fp(kPayload), 2);
-		ASSERT_EQ(beluga_kvc_format(r_.base(), r_.size(), &cfg_), 0);
-	}
-	beluga_kvc *attach(uint32_t host)
-	{
-		beluga_kvc *kv = nullptr;
-		auto o = opts(host, GetParam());
-		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
-	}
-	ShmRegion r_{kRegion};
-	beluga_kvc_config cfg_;
+	ReserveCrash() : CrashTest(kRegion, kPayload) {}
 };
 
 TEST_P(ReserveCrash, HalfWrittenSlotIsReclaimedNeverPublished)
@@ -439,19 +448,11 @@ TEST_P(ReserveCrash, HalfWrittenSlotIsReclaimedNeverPublished)
 		raise(SIGKILL);
 		_exit(3);
 	}
-	int status;
-	ASSERT_EQ(waitpid(pid, &status, 0), pid);
-	ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+	ASSERT_TRUE(killed(pid));
 	beluga_kvc *kv = attach(1); // the host's next process reclaims at attach
-	beluga_kvc_stats s;
-	ASSERT_EQ(beluga_kvc_get_stats(kv, 1, &s), 0);
-	EXPECT_EQ(s.sessions_reclaimed, 1u);
-	EXPECT_EQ(s.reservations_reclaimed, 3u);
+	expect_reclaimed(kv, 3, 0);
 	beluga_kvc_check_report rep;
 	ASSERT_EQ(beluga_kvc_check(kv, 1, &rep), 0);
-	EXPECT_EQ(rep.errors, 0u);
-	EXPECT_EQ(rep.reserved_slots, 0u);
-	EXPECT_EQ(rep.dead_sessions, 0u);
 	EXPECT_EQ(rep.published_slots, 1u);
 	uint8_t keys[4][32];
 	for (int i = 0; i < 4; i++)
@@ -469,12 +470,7 @@ TEST_P(ReserveCrash, HalfWrittenSlotIsReclaimedNeverPublished)
 	beluga_kvc_detach(kv);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, ReserveCrash,
-			 ::testing::Values(uint32_t(BELUGA_KVC_COHERENT), uint32_t(BELUGA_KVC_SIMULATE)),
-			 [](const auto &i) {
-				 return std::string(i.param == BELUGA_KVC_COHERENT ? "Coherent"
-										    : "Simulated");
-			 });
+INSTANTIATE_TEST_SUITE_P(Modes, ReserveCrash, crash_modes(), crash_mode_name);
 
 // ---- The simulation: another host reads what a commit published. -------
 

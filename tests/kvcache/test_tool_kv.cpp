@@ -3,7 +3,8 @@
 // codes, JSON that parses and says what the test did (hits, occupancy,
 // evictions, reclaimed leases, pins, fingerprint), Prometheus text checked
 // against the exposition format, the HTTP endpoint on loopback answered and
-// stopped by SIGTERM, and the tool never writing to the cache.
+// stopped by SIGTERM, the tool never writing to the cache (but for
+// `wipe`, refused while the cache is in use).
 //
 // Options (before gtest's): --tool PATH (default: the one built alongside,
 // else ../../tools/beluga-tool next to this program, as in the VM image),
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -442,44 +444,154 @@ TEST_F(ToolKv, HttpEndpointStopsAfterMaxRequests)
 	close(s.out);
 }
 
+// wipe: refused while a process is attached (this one), nothing written;
+// once it detached, every byte zero, and the region takes a new cache.
+TEST_F(ToolKv, WipeRefusedWhileAttachedThenZeroes)
+{
+	std::string before = region_bytes();
+	ASSERT_EQ(before.size(), size_t(8) << 20);
+	auto r = run({"wipe", name_, "--yes"});
+	EXPECT_EQ(r.status, 8) << r.err;
+	EXPECT_NE(r.err.find("1 process(es) attached"), std::string::npos) << r.err;
+	EXPECT_NE(r.err.find("nothing written"), std::string::npos) << r.err;
+	r = run({"wipe", name_, "--yes", "--json"});
+	EXPECT_EQ(r.status, 8) << r.err;
+	json j = json::parse(r.out);
+	EXPECT_EQ(j["wiped"], false);
+	EXPECT_FALSE(j["refusals"].empty());
+	EXPECT_EQ(j["cache"]["model_id"], "tool-test-model");
+	EXPECT_EQ(j["cache"]["live_sessions"], 1);
+	EXPECT_TRUE(region_bytes() == before) << "a refused wipe wrote to the region";
+
+	ASSERT_EQ(beluga_kvc_unpin(kv_, &held_, 1), 0);
+	held_ = {};
+	beluga_kvc_detach(kv_);
+	kv_ = nullptr;
+	r = run({"wipe", name_, "--yes", "--json"});
+	ASSERT_EQ(r.status, 0) << r.err;
+	j = json::parse(r.out);
+	EXPECT_EQ(j["wiped"], true);
+	EXPECT_EQ(j["bytes"], 8u << 20);
+	EXPECT_EQ(j["forced"], false);
+	EXPECT_EQ(j["cache"]["live_sessions"], 0); // the cache it found, now gone
+	std::string after = region_bytes();
+	EXPECT_EQ(after.size(), size_t(8) << 20);
+	EXPECT_EQ(after.find_first_not_of('\0'), std::string::npos) << "a byte was left";
+	r = run({"wipe", name_, "--yes"});
+	EXPECT_EQ(r.status, 0) << r.err;
+	EXPECT_NE(r.out.find("it held no complete KV cache"), std::string::npos) << r.out;
+
+	// A cache of another model is formatted in it, as in fresh memory.
+	beluga_kvc_config c = config(opaque_fp(kPayload, "another-model"));
+	beluga_kvc_attach_opts o;
+	beluga_kvc_attach_opts_init(&o);
+	o.flags = BELUGA_KVC_ATTACH_FORMAT;
+	ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &c.fingerprint, &c, 8 << 20, 0600, &o, &kv_), 0)
+		<< beluga_kvc_last_error();
+	r = run({"kv", "stats", name_, "--json"});
+	ASSERT_EQ(r.status, 0) << r.err;
+	j = json::parse(r.out);
+	EXPECT_EQ(j["fingerprint"]["model_id"], "another-model");
+	EXPECT_EQ(j["blocks_cached"], 0);
+}
+
 } // namespace
 
 // ---- several hosts: stats per host, and taking a dead host over ----
 
+// A cache of two hosts in a user-backend pool of its own; this process
+// formats it as host 0 (kv0_, lease 300 ms: the claim windows and the
+// takeover's watch follow it); tests add host 1 as a child process.
+class ToolKvHosts : public ::testing::Test {
+protected:
+	static constexpr size_t kPayload = 64 * 1024;
+
+	void SetUp() override
+	{
+		if (g_backend == "kernel")
+			GTEST_SKIP() << "user backend only (the VM suite covers the driver)";
+		name_ = "kvhosts-" + std::to_string(getpid());
+		dir_ = "/dev/shm/" + name_;
+		setenv("BELUGA_BACKEND", "user", 1);
+		setenv("BELUGA_USER_DIR", dir_.c_str(), 1);
+		setenv("BELUGA_HUGETLBFS", "none", 1);
+		ASSERT_EQ(beluga_pool_open(nullptr, &pool_), 0);
+		c_ = config(opaque_fp(kPayload, "tool-hosts-model"), 2);
+		beluga_kvc_attach_opts_init(&o_);
+		o_.lease_ms = 300;
+		ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &c_.fingerprint, &c_, 8 << 20, 0600, &o_,
+					  &kv0_), 0)
+			<< beluga_kvc_last_error();
+	}
+	void TearDown() override
+	{
+		if (pid_ > 0) { // a failed test left host 1 running
+			kill(pid_, SIGKILL);
+			waitpid(pid_, nullptr, 0);
+		}
+		beluga_kvc_detach(kv0_);
+		if (pool_) {
+			beluga_region_destroy(pool_, name_.c_str());
+			beluga_pool_close(pool_);
+		}
+		std::filesystem::remove_all(dir_);
+	}
+
+	// Host 1: a child process that attaches with host index 1, runs @body
+	// (false: it fails), tells the test it is ready (ready_host1()) and
+	// waits until release_host1(); it exits attached, so its heartbeat stops.
+	void start_host1(const std::function<bool(beluga_kvc *)> &body)
+	{
+		ASSERT_EQ(pipe(ready_), 0);
+		ASSERT_EQ(pipe(go_), 0);
+		pid_ = fork();
+		ASSERT_GE(pid_, 0);
+		if (pid_ == 0) {
+			beluga_pool *p = nullptr;
+			beluga_kvc *k = nullptr;
+			auto o1 = o_;
+			o1.host_id = 1;
+			if (beluga_pool_open(nullptr, &p) ||
+			    beluga_kvc_open(p, name_.c_str(), &c_.fingerprint, nullptr, 0, 0, &o1, &k))
+				_exit(1);
+			if (!body(k) || write(ready_[1], "r", 1) != 1)
+				_exit(2);
+			char x;
+			_exit(read(go_[0], &x, 1) == 1 ? 0 : 3);
+		}
+		char x;
+		ASSERT_EQ(read(ready_[0], &x, 1), 1);
+	}
+	// Lets host 1 exit; whether it did all it was asked.
+	::testing::AssertionResult release_host1()
+	{
+		int st = 0;
+		if (write(go_[1], "g", 1) != 1 || waitpid(pid_, &st, 0) != pid_)
+			return ::testing::AssertionFailure() << "host 1 did not exit";
+		pid_ = -1;
+		for (int fd : { ready_[0], ready_[1], go_[0], go_[1] })
+			close(fd);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			return ::testing::AssertionFailure() << "host 1 ended with status " << st;
+		return ::testing::AssertionSuccess();
+	}
+
+	std::string name_, dir_;
+	beluga_pool *pool_ = nullptr;
+	beluga_kvc_config c_{};
+	beluga_kvc_attach_opts o_{};
+	beluga_kvc *kv0_ = nullptr;
+	int ready_[2] = { -1, -1 }, go_[2] = { -1, -1 };
+	pid_t pid_ = -1;
+};
+
 // Host 0 is this process, host 1 a child on the same machine (its own
 // boot id is this machine's too: the tool sees the child's process alive).
-TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
+TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 {
-	if (g_backend == "kernel")
-		GTEST_SKIP() << "user backend only (the VM suite covers the driver)";
-	std::string name = "kvhosts-" + std::to_string(getpid());
-	std::string dir = "/dev/shm/" + name;
-	setenv("BELUGA_BACKEND", "user", 1);
-	setenv("BELUGA_USER_DIR", dir.c_str(), 1);
-	setenv("BELUGA_HUGETLBFS", "none", 1);
-	beluga_pool *pool = nullptr;
-	ASSERT_EQ(beluga_pool_open(nullptr, &pool), 0);
-	constexpr size_t kPayload = 64 * 1024;
-	beluga_kvc_config c = config(opaque_fp(kPayload, "tool-hosts-model"), 2);
-	beluga_kvc_attach_opts o;
-	beluga_kvc_attach_opts_init(&o);
-	o.lease_ms = 300; // the claim windows and the takeover's watch follow it
-	beluga_kvc *kv0 = nullptr;
-	ASSERT_EQ(beluga_kvc_open(pool, name.c_str(), &c.fingerprint, &c, 8 << 20, 0600, &o, &kv0), 0)
-		<< beluga_kvc_last_error();
-	int ready[2], go[2];
-	ASSERT_EQ(pipe(ready), 0);
-	ASSERT_EQ(pipe(go), 0);
-	pid_t pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0) {
-		beluga_pool *p = nullptr;
-		beluga_kvc *k = nullptr;
-		auto o1 = o;
-		o1.host_id = 1;
-		if (beluga_pool_open(nullptr, &p) ||
-		    beluga_kvc_open(p, name.c_str(), &c.fingerprint, nullptr, 0, 0, &o1, &k))
-			_exit(1);
+	const std::string &name = name_;
+	beluga_kvc *kv0 = kv0_;
+	start_host1([](beluga_kvc *k) {
 		std::vector<uint8_t> buf(kPayload);
 		fill_block(7, buf.data(), buf.size());
 		beluga_kvc_put put{};
@@ -487,15 +599,8 @@ TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 		put.data = buf.data();
 		put.len = buf.size();
 		int r;
-		if (beluga_kvc_put_batch(k, &put, 1, &r) != 1 || write(ready[1], "r", 1) != 1)
-			_exit(2);
-		char x;
-		if (read(go[0], &x, 1) != 1)
-			_exit(3);
-		_exit(0); // dies attached: no detach, its heartbeat stops
-	}
-	char x;
-	ASSERT_EQ(read(ready[0], &x, 1), 1);
+		return beluga_kvc_put_batch(k, &put, 1, &r) == 1;
+	});
 	// Host 0 reads host 1's block (a hit) and a key nobody stored (a miss):
 	// its own hit rate is 1 of 2, host 1's 0 of 0.
 	{
@@ -558,10 +663,7 @@ TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 	}
 	// Host 1 dies; once its heartbeat stood still for its lease, host 0
 	// takes it over.  Its block stays readable.
-	ASSERT_EQ(write(go[1], "g", 1), 1);
-	int st;
-	ASSERT_EQ(waitpid(pid, &st, 0), pid);
-	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+	ASSERT_TRUE(release_host1());
 	r = run({ "kv", "takeover", name, "--host", "1", "--by", "0", "--json" });
 	ASSERT_EQ(r.status, 0) << r.out << r.err;
 	j = json::parse(r.out);
@@ -581,12 +683,31 @@ TEST(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 	j = json::parse(r.out);
 	EXPECT_EQ(j["hosts"][1]["served_by"], 0);
 	EXPECT_EQ(j["hosts"][1]["processes"], 0);
-	beluga_kvc_detach(kv0);
-	for (int fd : { ready[0], ready[1], go[0], go[1] })
-		close(fd);
-	beluga_region_destroy(pool, name.c_str());
-	beluga_pool_close(pool);
-	std::filesystem::remove_all(dir);
+}
+
+// wipe of a cache of two hosts: refused while host 1 (a child process) is
+// attached, naming it; --force wipes anyway and says what it ignored.
+TEST_F(ToolKvHosts, WipeRefusedWhileAHostIsAttached)
+{
+	const std::string &name = name_;
+	beluga_kvc_detach(kv0_); // host 0 formatted and left: no process of it attached
+	kv0_ = nullptr;
+	start_host1([](beluga_kvc *) { return true; });
+	// Alive (its heartbeat moves) or, on a stalled machine, attached:
+	// either way refused, naming host 1 and only host 1.
+	Result r = run({"wipe", name, "--yes"});
+	EXPECT_EQ(r.status, 8) << r.err;
+	EXPECT_NE(r.err.find("host 1 (\""), std::string::npos) << r.err;
+	EXPECT_EQ(r.err.find("host 0 (\""), std::string::npos) << r.err;
+	r = run({"wipe", name, "--yes", "--force", "--json"});
+	EXPECT_EQ(r.status, 0) << r.err;
+	EXPECT_NE(r.err.find("ignoring " + name + ": host 1"), std::string::npos) << r.err;
+	json j = json::parse(r.out);
+	EXPECT_EQ(j["wiped"], true);
+	EXPECT_EQ(j["forced"], true);
+	EXPECT_EQ(j["cache"]["max_hosts"], 2);
+	EXPECT_EQ(j["cache"]["hosts"].size(), 2u);
+	EXPECT_TRUE(release_host1());
 }
 
 int main(int argc, char **argv)

@@ -39,7 +39,9 @@ namespace {
 
 using beluga::mh::Error;
 using beluga::mh::Rendezvous;
-using beluga::mh::pattern_word;
+using beluga::mh::Words;
+using beluga::mh::check;
+using beluga::mh::fill;
 
 constexpr std::size_t kMiB = 1 << 20;
 
@@ -71,35 +73,12 @@ class DaxMap {
   ~DaxMap() { ::munmap(p_, len_); }
   DaxMap(const DaxMap&) = delete;
   DaxMap& operator=(const DaxMap&) = delete;
-  volatile std::uint64_t* words() const { return p_; }
-  std::size_t nwords() const { return len_ / 8; }
+  Words words() const { return {p_, len_ / 8}; }
 
  private:
   std::uint64_t* p_ = nullptr;
   std::size_t len_;
 };
-
-void fill(const DaxMap& m, std::uint64_t nonce, std::uint64_t tag) {
-  for (std::size_t i = 0; i < m.nwords(); i++) m.words()[i] = pattern_word(nonce, tag, i);
-}
-
-// Byte-for-byte comparison with the expected pattern; describes the first
-// difference and how many words differ.
-bool check(const DaxMap& m, std::uint64_t nonce, std::uint64_t tag, const char* what) {
-  std::size_t bad = 0, first = 0;
-  std::uint64_t got0 = 0, want0 = 0;
-  for (std::size_t i = 0; i < m.nwords(); i++) {
-    std::uint64_t want = pattern_word(nonce, tag, i), got = m.words()[i];
-    if (std::memcmp(&want, &got, sizeof want) != 0) {
-      if (!bad++) first = i, got0 = got, want0 = want;
-    }
-  }
-  if (bad)
-    std::printf("%s: %zu of %zu words differ; first at byte %zu: %016" PRIx64 " != %016" PRIx64
-                "\n",
-                what, bad, m.nwords(), first * 8, got0, want0);
-  return bad == 0;
-}
 
 int test_bytes(Rendezvous& rv) {
   constexpr std::size_t kOff = 0, kLen = 4 * kMiB;
@@ -109,16 +88,13 @@ int test_bytes(Rendezvous& rv) {
   for (unsigned writer = 0; writer < rv.hosts(); writer++) {
     std::uint64_t tag = 0x6279746573000000ULL | writer;  // "bytes" + writer
     if (rv.host() == writer) {
-      fill(m, rv.nonce(), tag);
+      fill(m.words(), rv.nonce(), tag);
       std::printf("host %u wrote %zu MiB tagged %" PRIx64 "\n", writer, kLen / kMiB, tag);
     }
     rv.barrier("bytes-written-" + std::to_string(writer));
-    char what[64];
-    std::snprintf(what, sizeof what, "host %u reading host %u's pattern", rv.host(), writer);
-    if (check(m, rv.nonce(), tag, what))
-      std::printf("%s: all %zu bytes match\n", what, kLen);
-    else
-      ok = false;
+    ok &= check(m.words(), rv.nonce(), tag,
+                "host " + std::to_string(rv.host()) + " reading host " + std::to_string(writer) +
+                    "'s pattern");
     rv.barrier("bytes-read-" + std::to_string(writer));
   }
   return ok ? 0 : 1;
@@ -184,56 +160,38 @@ int test_kill(Rendezvous& rv) {
   const unsigned victim = rv.hosts() - 1;
   DaxMap s(4 * kMiB, 2 * kMiB), v(6 * kMiB, 2 * kMiB);
   rv.barrier("kill-start");
-  if (rv.host() == 0) fill(s, rv.nonce(), kTagS);
-  if (rv.host() == victim) fill(v, rv.nonce(), kTagV);
+  if (rv.host() == 0) fill(s.words(), rv.nonce(), kTagS);
+  if (rv.host() == victim) fill(v.words(), rv.nonce(), kTagV);
   rv.barrier("kill-ready");
 
   // Every host reads S once; the survivors then keep reading while the
   // victim asks for its kill, so the kill lands while they read.
-  if (!check(s, rv.nonce(), kTagS, "reading S before the kill")) return 1;
+  if (!check(s.words(), rv.nonce(), kTagS, "reading S before the kill")) return 1;
   rv.barrier("kill-reading");
 
-  if (rv.host() == victim) {
-    std::printf("host %u: asking the runner to kill this guest; rewriting V until then\n",
-                rv.host());
-    std::fflush(stdout);
-    rv.request_kill();
-    // Keep the mapping busy until QEMU dies.  Reaching the end of the loop
-    // means the runner never killed us: a failure.
-    for (unsigned pass = 0; pass < 2000; pass++) {
-      fill(v, rv.nonce(), kTagV);
-      if (!check(s, rv.nonce(), kTagS, "victim reading S")) return 1;
-    }
-    std::printf("host %u: still alive after 2000 passes: the runner did not kill it\n",
-                rv.host());
-    return 1;
-  }
+  if (rv.host() == victim)
+    rv.request_kill_while([&] {
+      fill(v.words(), rv.nonce(), kTagV);
+      return check(s.words(), rv.nonce(), kTagS, "victim reading S", true);
+    });
 
   // Survivor: read S over and over until the runner reports the victim gone.
-  unsigned passes = 0;
-  std::uint64_t why = 0;
   bool ok = true;
-  while (!rv.gone(victim, &why)) {
-    if (!check(s, rv.nonce(), kTagS, "survivor reading S while the victim runs")) return 1;
-    if (++passes > 2000) {
-      std::printf("host %u: host %u not gone after %u passes\n", rv.host(), victim, passes);
-      return 1;
-    }
-  }
-  std::printf("host %u: read S %u more times before host %u was gone (%s)\n", rv.host(), passes,
-              victim, why == beluga::mh::kGoneKilled ? "killed on request" : "QEMU exited");
+  std::uint64_t why = rv.run_until_gone(victim, [&] {
+    return check(s.words(), rv.nonce(), kTagS, "survivor reading S while the victim runs", true);
+  });
   if (why != beluga::mh::kGoneKilled) {
     std::printf("host %u ended without being killed\n", victim);
     ok = false;
   }
-  ok &= check(s, rv.nonce(), kTagS, "survivor reading S after the kill");
-  ok &= check(v, rv.nonce(), kTagV, "survivor reading the victim's V after the kill");
+  ok &= check(s.words(), rv.nonce(), kTagS, "survivor reading S after the kill");
+  ok &= check(v.words(), rv.nonce(), kTagV, "survivor reading the victim's V after the kill");
   // The memory is still usable: host 0 rewrites V once every survivor has
   // checked it.
   rv.barrier("kill-checked", true);
   if (rv.host() == 0) {
-    fill(v, rv.nonce(), kTagV + 1);
-    ok &= check(v, rv.nonce(), kTagV + 1, "survivor rewriting V");
+    fill(v.words(), rv.nonce(), kTagV + 1);
+    ok &= check(v.words(), rv.nonce(), kTagV + 1, "survivor rewriting V");
   }
   if (ok) std::printf("host %u: S and V intact across the kill of host %u\n", rv.host(), victim);
   return ok ? 0 : 1;

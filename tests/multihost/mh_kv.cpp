@@ -39,6 +39,16 @@
 //                       throughout and after (none torn), sees A dead, takes
 //                       A's partition over with the command and stores into
 //                       it.  Run it last: it kills a guest.
+//   mh_kv wipe          `beluga-tool wipe` of the extent of a cache A
+//                       formatted: on the last host (the wiper), refused
+//                       (exit 8) while it maps the region itself, then
+//                       while A is attached (naming A, alive); once A
+//                       detached, wiped; every host then reads zeroes in
+//                       the whole extent, A formats a new cache there and
+//                       the others find its block and none of the old ones
+//
+// Host 0 zeroes each test's extent before the hosts meet to attach, so no
+// test depends on what ran before it on the shared memory.
 //
 // Every wait is bounded (BELUGA_MH_TIMEOUT, default 240 s, only to catch a
 // hang) and goes through the rendezvous keyed by the run's nonce, or watches
@@ -104,7 +114,7 @@ double timeout_s()
 uint64_t extent_of(const std::string &test)
 {
 	static const char *order[] = {"publish",   "concurrent", "duplicate", "format-race-one",
-				      "format-race-all", "crash", "kill"};
+				      "format-race-all", "crash", "kill", "wipe"};
 	for (size_t i = 0; i < std::size(order); i++)
 		if (test == order[i])
 			return 64 * kMiB + i * kExtent;
@@ -132,7 +142,11 @@ beluga_pool *open_kernel_pool()
 // definition is destroyed (on this guest; the bytes stay) at the end.
 class Shared {
 public:
-	explicit Shared(const std::string &test) : name_("mh-kv-" + test), pool_(open_kernel_pool())
+	// Host 0 zeroes the extent (a shared extent keeps whatever earlier
+	// tests left there, and a format expects zeroes); every test meets at
+	// a barrier after this, before any host attaches.
+	Shared(const Rendezvous &rv, const std::string &test)
+		: name_("mh-kv-" + test), pool_(open_kernel_pool())
 	{
 		beluga_pool_info info;
 		if (int r = beluga_pool_get_info(pool_, &info))
@@ -149,7 +163,10 @@ public:
 		if (int e = beluga_shared_define(pool_, name_.c_str(), uint32_t(src), extent_of(test),
 						 kExtent, 0600, &r))
 			throw Fail("beluga_shared_define " + name_ + ": " + beluga_strerror(e));
+		int e = rv.host() == 0 ? zero(r) : 0;
 		beluga_region_close(r);
+		if (e)
+			throw Fail("zeroing " + name_ + ": " + beluga_strerror(e));
 	}
 	~Shared()
 	{
@@ -164,6 +181,19 @@ public:
 	const std::string &name() const { return name_; }
 
 private:
+	static int zero(beluga_region *r)
+	{
+		beluga_mapping *m = nullptr;
+		if (int e = beluga_region_map(r, 0, 0, BELUGA_PROT_READ | BELUGA_PROT_WRITE, &m))
+			return e;
+		static const std::vector<char> zeroes(2 * kMiB);
+		auto *p = static_cast<char *>(beluga_mapping_addr(m));
+		for (size_t off = 0; off < beluga_mapping_size(m); off += zeroes.size())
+			beluga_copy_nt(p + off, zeroes.data(), zeroes.size());
+		beluga_mapping_unmap(m);
+		return 0;
+	}
+
 	std::string name_;
 	beluga_pool *pool_ = nullptr;
 };
@@ -382,7 +412,7 @@ constexpr uint64_t kTagPublish = 1, kTagConc = 2, kTagRace = 3, kTagCrash = 4, k
 int test_publish(Rendezvous &rv)
 {
 	constexpr uint64_t kBlocks = 40;
-	Shared s("publish");
+	Shared s(rv, "publish");
 	rv.barrier("kv-publish-defined");
 	bool ok = true;
 	if (rv.host() == 0) {
@@ -431,7 +461,7 @@ int test_publish(Rendezvous &rv)
 int test_concurrent(Rendezvous &rv)
 {
 	constexpr uint64_t kBlocks = 48;
-	Shared s("concurrent");
+	Shared s(rv, "concurrent");
 	rv.barrier("kv-conc-defined");
 	std::optional<beluga::kvc::Cache> c;
 	if (rv.host() == 0)
@@ -491,7 +521,7 @@ int test_concurrent(Rendezvous &rv)
 
 int test_duplicate(Rendezvous &rv)
 {
-	Shared s("duplicate");
+	Shared s(rv, "duplicate");
 	rv.barrier("kv-dup-defined");
 	std::optional<beluga::kvc::Cache> c;
 	bool ok = true;
@@ -548,7 +578,7 @@ void count_formats(int event, int)
 
 int test_format_race(Rendezvous &rv, bool all)
 {
-	Shared s(all ? "format-race-all" : "format-race-one");
+	Shared s(rv, all ? "format-race-all" : "format-race-one");
 	bkv::test::set_hook(count_formats);
 	rv.barrier(all ? "kv-race-all-defined" : "kv-race-one-defined");
 	// Every host opens with the configuration at once (after one barrier);
@@ -633,7 +663,7 @@ void die_now() { raise(SIGKILL); }
 
 int test_crash(Rendezvous &rv)
 {
-	Shared s("crash");
+	Shared s(rv, "crash");
 	rv.barrier("kv-crash-defined");
 	bool ok = true;
 	if (rv.host() == 0) {
@@ -740,7 +770,7 @@ constexpr uint32_t kVictimLeaseMs = 5000;
 
 int test_kill(Rendezvous &rv)
 {
-	Shared s("kill");
+	Shared s(rv, "kill");
 	rv.barrier("kv-kill-defined");
 	const unsigned victim = 0;
 	bool ok = true;
@@ -809,6 +839,119 @@ int test_kill(Rendezvous &rv)
 	return ok ? 0 : 1;
 }
 
+// `beluga-tool wipe` across hosts, run by the last host (the wiper) on the
+// extent host 0 formats a cache in.
+tooltest::Result wipe_tool(const Rendezvous &rv, const Shared &s, std::vector<std::string> extra)
+{
+	std::vector<std::string> args = {"--backend", "kernel", "wipe", s.name(), "--yes"};
+	args.insert(args.end(), extra.begin(), extra.end());
+	auto r = tooltest::run_program(tool_path(), args);
+	std::string line = "beluga-tool";
+	for (const auto &a : args)
+		line += " " + a;
+	std::printf("host %u: %s: exit %d\n%s%s", rv.host(), line.c_str(), r.status, r.out.c_str(),
+		    r.err.c_str());
+	return r;
+}
+
+bool has(const std::string &text, const std::string &what, const Rendezvous &rv)
+{
+	if (text.find(what) != std::string::npos)
+		return true;
+	std::printf("host %u: the tool's output lacks \"%s\"\n", rv.host(), what.c_str());
+	return false;
+}
+
+// Every byte of the extent, read through a mapping of this host's
+// definition after invalidating it, must be zero.
+bool expect_zeroes(const Shared &s, const Rendezvous &rv)
+{
+	beluga_region *r = nullptr;
+	beluga_mapping *m = nullptr;
+	if (int e = beluga_region_open(s.pool(), s.name().c_str(), BELUGA_REGION_RDONLY, &r))
+		throw Fail("opening " + s.name() + ": " + beluga_strerror(e));
+	int e = beluga_region_map(r, 0, 0, BELUGA_PROT_READ, &m);
+	beluga_region_close(r);
+	if (e)
+		throw Fail("mapping " + s.name() + ": " + beluga_strerror(e));
+	const auto *w = static_cast<const volatile uint64_t *>(beluga_mapping_addr(m));
+	size_t n = beluga_mapping_size(m) / 8, nonzero = 0, first = 0;
+	beluga_flush(beluga_mapping_addr(m), beluga_mapping_size(m));
+	for (size_t i = 0; i < n; i++)
+		if (w[i] && !nonzero++)
+			first = i;
+	beluga_mapping_unmap(m);
+	std::printf("host %u: %zu of %zu words of %s not zero%s\n", rv.host(), nonzero, n,
+		    s.name().c_str(),
+		    nonzero ? (", the first at byte " + std::to_string(first * 8)).c_str() : "");
+	return !nonzero;
+}
+
+int test_wipe(Rendezvous &rv)
+{
+	constexpr uint64_t kBlocks = 8;
+	constexpr uint64_t kTagOld = 9, kTagNew = 10;
+	Shared s(rv, "wipe");
+	rv.barrier("kv-wipe-defined");
+	const unsigned wiper = rv.hosts() - 1;
+	bool ok = true;
+	std::optional<beluga::kvc::Cache> c;
+	if (rv.host() == 0) {
+		c.emplace(open_cache(s, rv, 0, true));
+		for (uint64_t i = 0; i < kBlocks; i++)
+			ok &= put(*c, block(rv, kTagOld, 0, i)) == 0;
+	}
+	rv.barrier("kv-wipe-stored");
+	if (rv.host() == wiper) {
+		// Mapped on this host: refused for that alone.
+		{
+			beluga_region *r = nullptr;
+			beluga_mapping *m = nullptr;
+			if (int e = beluga_region_open(s.pool(), s.name().c_str(), 0, &r))
+				throw Fail("opening " + s.name() + ": " + beluga_strerror(e));
+			int e = beluga_region_map(r, 0, 0, BELUGA_PROT_READ, &m);
+			if (e) {
+				beluga_region_close(r);
+				throw Fail("mapping " + s.name() + ": " + beluga_strerror(e));
+			}
+			auto t = wipe_tool(rv, s, {"--watch-ms", "0"});
+			ok &= t.status == 8 && has(t.err, "in use on this host", rv);
+			beluga_mapping_unmap(m);
+			beluga_region_close(r);
+		}
+		// Host 0 attached, its heartbeat moving: refused, naming it.
+		auto t = wipe_tool(rv, s, {"--json"});
+		ok &= t.status == 8 && has(t.err, "host 0 (", rv) && has(t.err, "is alive", rv) &&
+		      has(t.out, "\"wiped\": false", rv);
+	}
+	rv.barrier("kv-wipe-refused");
+	if (rv.host() == 0)
+		c.reset(); // detached: no process left, the heartbeat stops
+	rv.barrier("kv-wipe-detached");
+	if (rv.host() == wiper) {
+		auto t = wipe_tool(rv, s, {});
+		ok &= t.status == 0 && has(t.out, "wiped " + s.name(), rv) &&
+		      has(t.out, "the KV cache it held is gone", rv);
+	}
+	rv.barrier("kv-wipe-wiped");
+	ok &= expect_zeroes(s, rv);
+	rv.barrier("kv-wipe-checked");
+	// The extent takes a new cache: host 0 formats it again, every host
+	// attaches; none of the old cache's blocks is found.
+	if (rv.host() == 0) {
+		c.emplace(open_cache(s, rv, 0, true));
+		ok &= put(*c, block(rv, kTagNew, 0, 0)) == 0;
+	}
+	rv.barrier("kv-wipe-reformatted");
+	if (rv.host() != 0) {
+		c.emplace(open_cache(s, rv, rv.host(), false));
+		ok &= expect_all(*c, rv, kTagNew, 0, 0, 1, "the new cache's block");
+		ok &= expect_none(*c, rv, kTagOld, 0, 0, kBlocks, "the wiped cache's blocks");
+	}
+	rv.barrier("kv-wipe-done");
+	return ok ? 0 : 1;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -816,10 +959,10 @@ int main(int argc, char **argv)
 	std::string what = argc >= 2 ? argv[1] : "";
 	std::string arg = argc >= 3 ? argv[2] : "";
 	bool known = what == "publish" || what == "concurrent" || what == "duplicate" ||
-		     what == "crash" || what == "kill" ||
+		     what == "crash" || what == "kill" || what == "wipe" ||
 		     (what == "format-race" && (arg == "one" || arg == "all"));
 	if (!known) {
-		std::fprintf(stderr, "usage: mh_kv publish|concurrent|duplicate|crash|kill|"
+		std::fprintf(stderr, "usage: mh_kv publish|concurrent|duplicate|crash|kill|wipe|"
 				     "format-race one|all\n");
 		return 2;
 	}
@@ -838,6 +981,8 @@ int main(int argc, char **argv)
 			return test_format_race(rv, arg == "all");
 		if (what == "crash")
 			return test_crash(rv);
+		if (what == "wipe")
+			return test_wipe(rv);
 		return test_kill(rv);
 	} catch (const Skip &s) {
 		std::printf("SKIP: %s\n", s.why.c_str());

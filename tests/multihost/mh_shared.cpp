@@ -18,20 +18,20 @@
 //                      byte for byte (a shared extent is never zeroed)
 //
 // Exit status 0 pass, 1 fail, 77 skip (no range source).
-#include <beluga/beluga.hpp>
-
 #include <cinttypes>
 #include <cstdio>
-#include <cstring>
 #include <optional>
 #include <string>
 
-#include "rendezvous.hpp"
+#include "mh_beluga.hpp"
 
 namespace {
 
 using beluga::mh::Rendezvous;
-using beluga::mh::pattern_word;
+using beluga::mh::check;
+using beluga::mh::fill;
+using beluga::mh::open_kernel_pool;
+using beluga::mh::words;
 
 constexpr std::uint64_t kMiB = 1 << 20;
 constexpr std::uint64_t kSize = 8 * kMiB, kChunk = 2 * kMiB;
@@ -41,55 +41,18 @@ struct Skip {
 	std::string why;
 };
 
-beluga::Pool open_pool()
-{
-	beluga::PoolOptions o;
-	o.backend = beluga::Backend::Kernel;
-	return beluga::Pool::open(o);
-}
-
 // The index of the (one) range source.
 std::uint32_t range_source(const beluga::Pool &pool)
 {
-	std::optional<std::uint32_t> found;
-	auto srcs = pool.sources();
-	for (const auto &s : srcs)
-		if (s.kind == BELUGA_SOURCE_KIND_RANGE)
-			found = s.index;
+	auto found = beluga::mh::range_source(pool);
 	if (!found)
 		throw Skip{"no range source: the profile must release the CXL device to beluga.ko"};
 	return *found;
 }
 
-void fill(const beluga::Mapping &m, std::uint64_t nonce, std::uint64_t tag)
-{
-	auto *w = static_cast<volatile std::uint64_t *>(m.data());
-	for (std::size_t i = 0; i < m.size() / 8; i++)
-		w[i] = pattern_word(nonce, tag, i);
-}
-
-bool check(const beluga::Mapping &m, std::uint64_t nonce, std::uint64_t tag, const std::string &what)
-{
-	auto *w = static_cast<const volatile std::uint64_t *>(m.data());
-	std::size_t bad = 0, first = 0, n = m.size() / 8;
-	std::uint64_t got0 = 0, want0 = 0;
-	for (std::size_t i = 0; i < n; i++) {
-		std::uint64_t want = pattern_word(nonce, tag, i), got = w[i];
-		if (got != want && !bad++)
-			first = i, got0 = got, want0 = want;
-	}
-	if (bad)
-		std::printf("%s: %zu of %zu words differ; first at byte %zu: %016" PRIx64
-			    " != %016" PRIx64 "\n",
-			    what.c_str(), bad, n, first * 8, got0, want0);
-	else
-		std::printf("%s: all %" PRIu64 " bytes match\n", what.c_str(), m.size() * UINT64_C(1));
-	return bad == 0;
-}
-
 int test_bytes(Rendezvous &rv)
 {
-	beluga::Pool pool = open_pool();
+	beluga::Pool pool = open_kernel_pool();
 	std::uint32_t src = range_source(pool);
 	std::uint64_t pmd0 = pool.counters().pmd_faults;
 	beluga::Region r = pool.define_shared(kName, src, 0, kSize, 0600);
@@ -106,9 +69,9 @@ int test_bytes(Rendezvous &rv)
 	for (unsigned writer = 0; writer < rv.hosts(); writer++) {
 		std::uint64_t tag = 0x7368617265640000ULL | writer; // "shared" + writer
 		if (rv.host() == writer)
-			fill(m, rv.nonce(), tag);
+			fill(words(m), rv.nonce(), tag);
 		rv.barrier("shared-written-" + std::to_string(writer));
-		ok &= check(m, rv.nonce(), tag,
+		ok &= check(words(m), rv.nonce(), tag,
 			    "host " + std::to_string(rv.host()) + " reading host " +
 				    std::to_string(writer) + "'s pattern");
 		rv.barrier("shared-read-" + std::to_string(writer));
@@ -120,14 +83,14 @@ int test_persist(Rendezvous &rv)
 {
 	constexpr std::uint64_t kTag = 0x70657273697374ULL; // "persist"
 	const unsigned last = rv.hosts() - 1;
-	beluga::Pool pool = open_pool();
+	beluga::Pool pool = open_kernel_pool();
 	std::uint32_t src = range_source(pool);
 	bool ok = true;
 	{
 		std::optional<beluga::Region> r(pool.open_region(kName));
 		std::optional<beluga::Mapping> m(r->map());
 		if (rv.host() == 0)
-			fill(*m, rv.nonce(), kTag);
+			fill(words(*m), rv.nonce(), kTag);
 		rv.barrier("persist-written");
 		if (rv.host() == last) {
 			// Private regions from the same source while the extent is
@@ -150,7 +113,7 @@ int test_persist(Rendezvous &rv)
 				    rv.host(), src, kName.c_str());
 		}
 		rv.barrier("persist-redefined");
-		ok &= check(*m, rv.nonce(), kTag,
+		ok &= check(words(*m), rv.nonce(), kTag,
 			    "host " + std::to_string(rv.host()) + " reading host 0's pattern");
 		rv.barrier("persist-checked");
 	}

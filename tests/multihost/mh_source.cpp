@@ -29,8 +29,6 @@
 //
 // Extents of the shared device used: handoff [64M, 66M), kill [96M, 104M).
 // Exit status 0 pass, 1 fail, 77 skip (no range source, one host).
-#include <beluga/beluga.hpp>
-
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -47,13 +45,18 @@
 #include <string>
 
 #include "beluga_test_uapi.h"
-#include "rendezvous.hpp"
+#include "mh_beluga.hpp"
 
 namespace {
 
 using beluga::mh::Error;
 using beluga::mh::Rendezvous;
-using beluga::mh::pattern_word;
+using beluga::mh::Words;
+using beluga::mh::check;
+using beluga::mh::fill;
+using beluga::mh::open_kernel_pool;
+using beluga::mh::range_source;
+using beluga::mh::words;
 
 constexpr std::uint64_t kMiB = 1 << 20, kChunk = 2 * kMiB;
 const std::string kDax = "dax0.0";
@@ -62,13 +65,6 @@ const std::string kTool = "/opt/beluga/tools/beluga-tool --backend kernel";
 struct Skip {
 	std::string why;
 };
-
-beluga::Pool open_pool()
-{
-	beluga::PoolOptions o;
-	o.backend = beluga::Backend::Kernel;
-	return beluga::Pool::open(o);
-}
 
 std::string sysfs_line(const std::string &path)
 {
@@ -98,52 +94,12 @@ std::string dax_driver()
 	return slash ? slash + 1 : buf;
 }
 
-// The range source's index: the one named @name, or with @name empty the
-// first range source.
-std::optional<std::uint32_t> range_source(const beluga::Pool &pool, const std::string &name = {})
-{
-	for (const auto &s : pool.sources()) {
-		if (s.kind != BELUGA_SOURCE_KIND_RANGE)
-			continue;
-		if (name.empty() ||
-		    sysfs_line("/sys/kernel/beluga/sources/" + std::to_string(s.index) + "/name") == name)
-			return s.index;
-	}
-	return std::nullopt;
-}
-
 int tool(const std::string &args)
 {
 	std::printf("$ beluga-tool %s\n", args.c_str());
 	std::fflush(stdout);
 	int st = std::system((kTool + " " + args).c_str());
 	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
-}
-
-// [off, off + len) of a file (the dax device) or a region, as 64-bit words.
-struct Words {
-	volatile std::uint64_t *w;
-	std::size_t n;
-};
-
-void fill(Words m, std::uint64_t nonce, std::uint64_t tag)
-{
-	for (std::size_t i = 0; i < m.n; i++)
-		m.w[i] = pattern_word(nonce, tag, i);
-}
-
-bool check(Words m, std::uint64_t nonce, std::uint64_t tag, const std::string &what)
-{
-	std::size_t bad = 0, first = 0;
-	for (std::size_t i = 0; i < m.n; i++)
-		if (m.w[i] != pattern_word(nonce, tag, i) && !bad++)
-			first = i;
-	if (bad)
-		std::printf("%s: %zu of %zu words differ, the first at byte %zu\n", what.c_str(), bad,
-			    m.n, first * 8);
-	else
-		std::printf("%s: all %zu bytes match\n", what.c_str(), m.n * 8);
-	return !bad;
 }
 
 // A MAP_SHARED mapping of /dev/dax0.0 (RAII).
@@ -171,11 +127,6 @@ private:
 	std::size_t len_;
 };
 
-Words words(const beluga::Mapping &m)
-{
-	return { static_cast<volatile std::uint64_t *>(m.data()), m.size() / 8 };
-}
-
 int test_handoff(Rendezvous &rv)
 {
 	constexpr std::uint64_t kOff = 64 * kMiB, kLen = kChunk;
@@ -183,7 +134,7 @@ int test_handoff(Rendezvous &rv)
 	const unsigned last = rv.hosts() - 1;
 	const std::string name = "mh-handoff";
 	bool ok = true;
-	beluga::Pool pool = open_pool();
+	beluga::Pool pool = open_kernel_pool();
 
 	auto boot_src = range_source(pool);
 	if (!boot_src)
@@ -313,7 +264,7 @@ int test_kill(Rendezvous &rv)
 	constexpr std::uint64_t kTagS = 0x6b696c6c2d53ULL, kTagV = 0x6b696c6c2d56ULL;
 	const unsigned victim = rv.hosts() - 1;
 	const std::string name = "mh-kill";
-	beluga::Pool pool = open_pool();
+	beluga::Pool pool = open_kernel_pool();
 	auto src = range_source(pool);
 	if (!src)
 		throw Skip{ "no range source: the profile must release the CXL device to beluga.ko" };
@@ -342,32 +293,15 @@ int test_kill(Rendezvous &rv)
 		return 1;
 	rv.barrier("kill-reading");
 
-	if (rv.host() == victim) {
-		std::printf("host %u: asking the runner to kill this guest, mapped and pinned\n",
-			    rv.host());
-		std::fflush(stdout);
-		rv.request_kill();
-		for (unsigned pass = 0; pass < 2000; pass++) {
+	if (rv.host() == victim) // mapped and pinned
+		rv.request_kill_while([&] {
 			fill(v, rv.nonce(), kTagV);
-			if (!check(s, rv.nonce(), kTagS, "victim reading S"))
-				return 1;
-		}
-		std::printf("host %u: still alive after 2000 passes: the runner did not kill it\n",
-			    rv.host());
-		return 1;
-	}
+			return check(s, rv.nonce(), kTagS, "victim reading S", true);
+		});
 
-	unsigned passes = 0;
-	std::uint64_t why = 0;
-	while (!rv.gone(victim, &why)) {
-		if (!check(s, rv.nonce(), kTagS, "survivor reading S while the victim runs"))
-			return 1;
-		if (++passes > 2000) {
-			std::printf("host %u: host %u not gone after %u passes\n", rv.host(), victim,
-				    passes);
-			return 1;
-		}
-	}
+	std::uint64_t why = rv.run_until_gone(victim, [&] {
+		return check(s, rv.nonce(), kTagS, "survivor reading S while the victim runs", true);
+	});
 	if (why != beluga::mh::kGoneKilled) {
 		std::printf("host %u ended without being killed\n", victim);
 		ok = false;

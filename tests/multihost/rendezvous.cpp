@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cinttypes>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -268,6 +269,60 @@ std::uint64_t Rendezvous::wait_gone(unsigned peer) const {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return why;
+}
+
+void Rendezvous::request_kill_while(const std::function<bool()>& work) const {
+  std::printf("host %u: asking the runner to kill this guest; working until then\n", host_);
+  std::fflush(stdout);
+  request_kill();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
+  for (unsigned long passes = 1;; passes++) {
+    if (!work())
+      throw Error("host " + std::to_string(host_) + ": pass " + std::to_string(passes) +
+                  " before the kill failed");
+    if (std::chrono::steady_clock::now() > deadline)
+      throw Error("host " + std::to_string(host_) + " still alive " +
+                  std::to_string(static_cast<int>(timeout_s_)) + " s after its kill request (" +
+                  std::to_string(passes) + " passes): the runner did not kill it");
+  }
+}
+
+std::uint64_t Rendezvous::run_until_gone(unsigned peer, const std::function<bool()>& work) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
+  std::uint64_t why = 0;
+  unsigned long passes = 0;
+  while (!gone(peer, &why)) {
+    passes++;
+    if (!work())
+      throw Error("host " + std::to_string(host_) + ": pass " + std::to_string(passes) +
+                  " while host " + std::to_string(peer) + " ran failed");
+    if (std::chrono::steady_clock::now() > deadline)
+      throw Error("host " + std::to_string(peer) + " was not marked gone within " +
+                  std::to_string(static_cast<int>(timeout_s_)) + " s");
+  }
+  std::printf("host %u: %lu passes before host %u was gone (%s)\n", host_, passes, peer,
+              why == kGoneKilled ? "killed on request" : "QEMU exited");
+  return why;
+}
+
+void fill(Words m, std::uint64_t nonce, std::uint64_t tag) {
+  for (std::size_t i = 0; i < m.n; i++) m.w[i] = pattern_word(nonce, tag, i);
+}
+
+bool check(Words m, std::uint64_t nonce, std::uint64_t tag, const std::string& what, bool quiet) {
+  std::size_t bad = 0, first = 0;
+  std::uint64_t got0 = 0, want0 = 0;
+  for (std::size_t i = 0; i < m.n; i++) {
+    std::uint64_t want = pattern_word(nonce, tag, i), got = m.w[i];
+    if (got != want && !bad++) first = i, got0 = got, want0 = want;
+  }
+  if (bad)
+    std::printf("%s: %zu of %zu words differ; first at byte %zu: %016" PRIx64 " != %016" PRIx64
+                "\n",
+                what.c_str(), bad, m.n, first * 8, got0, want0);
+  else if (!quiet)
+    std::printf("%s: all %zu bytes match\n", what.c_str(), m.n * 8);
+  return bad == 0;
 }
 
 void Rendezvous::request_kill() const {

@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -53,6 +54,18 @@ struct Error : std::runtime_error {
 // The 64-bit pattern word at @index of a buffer tagged @tag in this run:
 // splitmix64 of (nonce, tag, index).  Tests write and compare these.
 std::uint64_t pattern_word(std::uint64_t nonce, std::uint64_t tag, std::uint64_t index);
+
+// @n 64-bit words of shared memory (a dax mapping, a region's mapping).
+struct Words {
+  volatile std::uint64_t* w;
+  std::size_t n;
+};
+// Writes the pattern tagged @tag into @m.
+void fill(Words m, std::uint64_t nonce, std::uint64_t tag);
+// Compares @m with the pattern word for word; prints how many words differ
+// and the first difference, or (unless @quiet) "@what: all N bytes match".
+bool check(Words m, std::uint64_t nonce, std::uint64_t tag, const std::string& what,
+           bool quiet = false);
 
 class Rendezvous {
  public:
@@ -91,6 +104,15 @@ class Rendezvous {
   // Asks the host runner to kill this guest's QEMU (a line on the results
   // channel, BELUGA_MH_CONTROL_TTY, default /dev/ttyS1).  Returns at once.
   void request_kill() const;
+  // A kill test's victim: asks for the kill, then runs @work (one pass over
+  // the memory it keeps busy: true when what it checked was right) again
+  // and again until the kill lands.  Never returns: throws Error when
+  // @work fails or the runner has not killed this guest within the bound.
+  [[noreturn]] void request_kill_while(const std::function<bool()>& work) const;
+  // A kill test's survivors: run @work again and again until the runner
+  // marks @peer gone; returns why (kGoneKilled/kGoneExited).  Throws Error
+  // when @work fails (false) or @peer is not gone within the bound.
+  std::uint64_t run_until_gone(unsigned peer, const std::function<bool()>& work) const;
 
  private:
   volatile unsigned char* slot(unsigned h) const;

@@ -200,6 +200,78 @@ TEST(Rendezvous, KillRequestReachesTheResultsChannel) {
   EXPECT_EQ(line, "beluga-vm: kill-request 1 0123456789abcdef");
 }
 
+// Marks host @h gone (@why) in this run, as the runner does mid-run.
+void mark_gone(const std::string& path, unsigned h, std::uint64_t why) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  std::vector<unsigned char> b(16);
+  put64(b, 0, kNonce);
+  put64(b, 8, why);
+  f.seekp(static_cast<std::streamoff>(slot(h) + 16));
+  f.write(reinterpret_cast<const char*>(b.data()), 16);
+}
+
+TEST(Rendezvous, RunUntilGoneWorksUntilThePeerIsMarked) {
+  File f;
+  prepare(f.path, 2, kNonce);
+  Rendezvous rv(f.path, 0, 2, kNonce, 3600);
+  int passes = 0;
+  EXPECT_EQ(rv.run_until_gone(1,
+                              [&] {
+                                if (++passes == 5) mark_gone(f.path, 1, beluga::mh::kGoneKilled);
+                                return true;
+                              }),
+            beluga::mh::kGoneKilled);
+  EXPECT_EQ(passes, 5);
+}
+
+TEST(Rendezvous, RunUntilGoneFailsWithItsWorkOrItsBound) {
+  File f;
+  prepare(f.path, 2, kNonce);
+  int passes = 0;
+  try {
+    Rendezvous(f.path, 0, 2, kNonce, 3600).run_until_gone(1, [&] { return ++passes < 3; });
+    FAIL() << "a failed pass was not reported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pass 3"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Rendezvous(f.path, 0, 2, kNonce, 0.05).run_until_gone(1, [] { return true; }),
+               Error);
+}
+
+TEST(Rendezvous, RequestKillWhileAsksThenWorksUntilItFailsOrTheBound) {
+  File f, tty;
+  prepare(f.path, 2, kNonce);
+  ::setenv("BELUGA_MH_CONTROL_TTY", tty.path.c_str(), 1);
+  int passes = 0;
+  try {
+    Rendezvous(f.path, 1, 2, kNonce, 3600).request_kill_while([&] { return ++passes < 4; });
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pass 4 before the kill failed"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(passes, 4);
+  std::ifstream in(tty.path);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "beluga-vm: kill-request 1 0123456789abcdef");
+  try {
+    Rendezvous(f.path, 1, 2, kNonce, 0.05).request_kill_while([] { return true; });
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the runner did not kill it"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Rendezvous, CheckFindsTheFirstDifferentWord) {
+  std::vector<std::uint64_t> buf(512);
+  beluga::mh::Words w{buf.data(), buf.size()};
+  beluga::mh::fill(w, kNonce, 7);
+  EXPECT_TRUE(beluga::mh::check(w, kNonce, 7, "intact"));
+  EXPECT_FALSE(beluga::mh::check(w, kNonce, 8, "other tag"));
+  buf[300] ^= 1;
+  EXPECT_FALSE(beluga::mh::check(w, kNonce, 7, "one word changed"));
+}
+
 TEST(Rendezvous, PatternDependsOnNonceTagAndIndex) {
   using beluga::mh::pattern_word;
   EXPECT_EQ(pattern_word(1, 2, 3), pattern_word(1, 2, 3));

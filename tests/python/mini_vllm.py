@@ -70,7 +70,7 @@ class MiniVLLM:
 
     def __init__(self, vllm_config, num_blocks=64, layout="flash_attn", kernel_block_size=None,
                  local_prefix_cache=False, hnd=False, call_save_layers=True, cross_layer=False,
-                 cudagraph_mode=None, check_attention=False, register_backend=True):
+                 cudagraph_mode=None, check_attention=False, register_backend=True, device="cpu"):
         self.cfg = vllm_config
         if cudagraph_mode is not None:
             vllm_config.compilation_config.cudagraph_mode = cudagraph_mode
@@ -98,18 +98,19 @@ class MiniVLLM:
         r = self.bs // self.kbs
         self.layout = layout
         dtype = getattr(torch, mc.dtype)
+        self.device = device          # where the paged KV lives ("cuda": the connector's GPU path)
         self.kv_caches = {}
         for name in self.layer_names:
             nb = num_blocks * r
             if layout == "flash_attn":
                 phys = (2, nb, self.heads, self.kbs, self.hs) if hnd else (2, nb, self.kbs, self.heads, self.hs)
-                t = torch.zeros(phys, dtype=dtype)
+                t = torch.zeros(phys, dtype=dtype, device=device)
                 t = t.permute(0, 1, 3, 2, 4) if hnd else t
             elif layout == "cpu":   # logical and physical [2, NB, H, T, D]
-                t = torch.zeros((2, nb, self.heads, self.kbs, self.hs), dtype=dtype)
+                t = torch.zeros((2, nb, self.heads, self.kbs, self.hs), dtype=dtype, device=device)
             else:
                 phys = (nb, 2, self.heads, self.kbs, self.hs) if hnd else (nb, 2, self.kbs, self.heads, self.hs)
-                t = torch.zeros(phys, dtype=dtype)
+                t = torch.zeros(phys, dtype=dtype, device=device)
                 t = t.permute(0, 1, 3, 2, 4) if hnd else t
             self.kv_caches[name] = t
         if cross_layer:
@@ -133,7 +134,7 @@ class MiniVLLM:
         be = V.FlashAttentionBackend
         shape = (self.layers,) + be.get_kv_cache_shape(num_blocks, self.bs, self.heads, self.hs)
         order = be.get_kv_cache_stride_order(include_num_layers_dimension=True)
-        phys = torch.zeros([shape[i] for i in order], dtype=dtype)
+        phys = torch.zeros([shape[i] for i in order], dtype=dtype, device=self.device)
         inv = [order.index(i) for i in range(len(order))]
         cross = phys.permute(*inv)
         self.kv_caches = {n: cross[i] for i, n in enumerate(self.layer_names)}
@@ -249,7 +250,7 @@ class MiniVLLM:
             want = expected_block(req.all_token_ids, 0, n, self.layers, self.heads, self.hs)[layer]
             for p in range(n):
                 kb, off = self._slot(req_id, p)
-                if not torch.equal(self._token(view, kb, off).float(), want[:, p]):
+                if not torch.equal(self._token(view, kb, off).float().cpu(), want[:, p]):
                     self.attention_errors.append((len(self.steps), layer, req_id, p))
 
     def _by_req(self):

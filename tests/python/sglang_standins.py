@@ -5,7 +5,7 @@ Written from SGLang's source at the commits sglang_manifest.py names (SGLang
 cannot be installed here): HiCacheStorageConfig, HiCacheStorageExtraInfo
 and the HiCacheStorage base class (mem_cache/hicache_storage.py, member for
 member: test_sglang_manifest.py checks them against the quoted signatures),
-StorageMetrics (metrics/collector.py), the factory's dynamic construction
+StorageMetrics (observability/metrics_collector.py), the factory's dynamic construction
 (mem_cache/storage/backend_factory.py), the MHA and MLA host KV pools with
 the page_first and page_first_direct layouts (mem_cache/pool_host/), and
 the cache controller's page transfers (managers/cache_controller.py).
@@ -117,7 +117,7 @@ class HiCacheStorage(ABC):
         return None
 
 
-# ------------------------------------------------------ metrics/collector.py
+# ------------------------------------- observability/metrics_collector.py
 
 @dataclass
 class StorageMetrics:
@@ -161,6 +161,31 @@ def create_dynamic_backend(storage_config, mem_pool_host, **kwargs):
 
 # ------------------------------------------------------ mem_cache/pool_host/
 
+class _Float8:
+    """A float8 dtype for a torch that has none (torch < 2.1): only its name
+    matters here, since SGLang stores FP8 KV caches as uint8."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __str__(self):
+        return f"torch.{self.name}"
+
+
+FLOAT8_E4M3 = getattr(torch, "float8_e4m3fn", None) or _Float8("float8_e4m3fn")
+FLOAT8_E5M2 = getattr(torch, "float8_e5m2", None) or _Float8("float8_e5m2")
+
+
+class DevicePool:
+    """The device KV pool's dtype pair (memory_pool.py KVCache.__init__):
+    an FP8 cache is stored as uint8, because index_put has no float8 kernel."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.store_dtype = (torch.uint8 if str(dtype).replace("torch.", "")
+                            in ("float8_e4m3fn", "float8_e5m2") else dtype)
+
+
 def _itemsize(dtype):
     # torch.dtype.itemsize (SGLang's spelling) is missing from older torch.
     return torch.empty((), dtype=dtype).element_size()
@@ -173,7 +198,9 @@ class HostKVCache:
     def _init_common(self, page_size, size, layout, dtype):
         self.page_size = page_size
         self.layout = layout
-        self.dtype = dtype
+        # HostKVCache.__init__: the host pool stores what the device pool stores.
+        self.device_pool = DevicePool(dtype)
+        self.dtype = self.device_pool.store_dtype
         self.device = "cpu"
         self.page_num = size // page_size + 1
         self.size = self.page_num * page_size
@@ -330,6 +357,24 @@ class MLATokenToKVPoolHost(HostKVCache):
         return ptrs, [size] * len(ptrs)
 
 
+class HostPoolGroup:
+    """pool_host's HostPoolGroup, as far as a backend can see it: an anchor
+    pool and side pools (hybrid models), with the anchor's layout and page
+    size and no kv_buffer of its own."""
+
+    def __init__(self, anchor, *side):
+        self.entries = [types.SimpleNamespace(name="kv", host_pool=anchor,
+                                              is_primary_index_anchor=True)]
+        self.entries += [types.SimpleNamespace(name=f"side{i}", host_pool=p,
+                                               is_primary_index_anchor=False)
+                         for i, p in enumerate(side)]
+        self.anchor_entry = self.entries[0]
+        self.layout = anchor.layout
+        self.page_size = anchor.page_size
+        self.device = anchor.device
+        self.size = anchor.size
+
+
 # ------------------------------------------- managers/cache_controller.py
 
 class MiniController:
@@ -408,8 +453,11 @@ MODULES = {
         "HiCacheStorage": HiCacheStorage, "HiCacheStorageConfig": HiCacheStorageConfig,
         "HiCacheStorageExtraInfo": HiCacheStorageExtraInfo,
         "STORAGE_BATCH_SIZE": STORAGE_BATCH_SIZE},
-    "sglang.srt.metrics": {},
-    "sglang.srt.metrics.collector": {"StorageMetrics": StorageMetrics},
+    # Where SGLang keeps StorageMetrics now; the old sglang.srt.metrics.collector
+    # is deliberately absent, so a backend importing only that path falls
+    # back to a look-alike class and fails log_storage_metrics' isinstance check.
+    "sglang.srt.observability": {},
+    "sglang.srt.observability.metrics_collector": {"StorageMetrics": StorageMetrics},
 }
 
 

@@ -47,7 +47,7 @@ def engine(pool_dir, **kw):
     from mini_vllm import MiniVLLM
     engine_kw = {k: kw.pop(k) for k in list(kw) if k in (
         "layout", "kernel_block_size", "local_prefix_cache", "hnd", "call_save_layers", "num_blocks",
-        "cross_layer", "cudagraph_mode", "check_attention", "register_backend")}
+        "cross_layer", "cudagraph_mode", "check_attention", "register_backend", "device")}
     return MiniVLLM(make_config(pool_dir, **kw), **engine_kw)
 
 
@@ -389,3 +389,371 @@ def test_two_hosts_one_formats_the_other_restores(vllm, pool_dir):
         if b is not None:
             b.close()
         a.close()
+
+
+# ------------------------------------------------------- the GPU data path
+
+def test_cuda_data_path_needs_cuda_tensors_and_a_known_name(vllm, pool_dir):
+    with pytest.raises(ValueError, match="'cuda' data path needs CUDA tensors"):
+        engine(pool_dir, data_path="cuda")
+    from beluga_vllm.config import BelugaSettings
+    with pytest.raises(ValueError, match="data_path must be auto, beluga, cuda or torch"):
+        BelugaSettings.from_extra({"data_path": "gpu"})
+
+
+def require_cuda_connector():
+    if not beluga.HAVE_CUDA_XFER:
+        pytest.skip(f"GPU data path not built: {beluga.gpu_available()[1]}")
+    ok, why = beluga.gpu_available()
+    if not ok:
+        pytest.skip(f"no usable GPU: {why}")
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA device (a CPU build of torch)")
+
+
+def pool_blocks(e, keys):
+    """The stored pool blocks of `keys`, as bytes, read through verified pins
+    (a block whose committed checksum does not match its payload is None)."""
+    pins = e.worker.cache.pin(keys, verify=True)
+    try:
+        return [None if p is None else bytes(p) for p in pins]
+    finally:
+        for p in pins:
+            if p is not None:
+                p.unpin()
+
+
+@pytest.mark.parametrize("layout,hnd,cross", [("flash_attn", False, False), ("flash_attn", True, False),
+                                              ("flashinfer", False, False), ("flashinfer", True, False),
+                                              ("flash_attn", False, True)])
+def test_cuda_connector_matches_the_cpu_path_byte_for_byte(vllm, layout, hnd, cross):
+    """Saves from CUDA KV tensors (GpuCopier into reserved slots) store the same
+    bytes as the CPU path's; loads into CUDA tensors (GpuCopier from pinned
+    blocks) of blocks either path stored give the KV the model computes."""
+    require_cuda_connector()
+    import shutil
+    import tempfile
+    dirs = [tempfile.mkdtemp(prefix="beluga-pytest-", dir="/dev/shm") for _ in range(2)]
+    kw = dict(layout=layout, hnd=hnd, cross_layer=cross)
+    engines = []
+    try:
+        cpu_a = engine(dirs[0], **kw)
+        gpu_a = engine(dirs[1], device="cuda", **kw)
+        engines += [cpu_a, gpu_a]
+        assert cpu_a.worker._io.data_path == "beluga" and gpu_a.worker._io.data_path == "cuda"
+        serve(cpu_a, "a", PROMPT)
+        serve(gpu_a, "a", PROMPT)
+        keys = V.Request("k", PROMPT, 4).block_hashes[:5]
+        want = pool_blocks(cpu_a, keys)
+        assert None not in want
+        assert pool_blocks(gpu_a, keys) == want, "GPU saves differ from the CPU path's"
+        assert gpu_a.worker.stats.saved_zero_copy == 5
+        # Cross-loads: the GPU loads what the CPU stored and the other way round.
+        gpu_b = engine(dirs[0], device="cuda", **kw)
+        cpu_b = engine(dirs[1], **kw)
+        engines += [gpu_b, cpu_b]
+        for e in (gpu_b, cpu_b):
+            _, so, loaded, errors = serve(e, "b", PROMPT + [4])   # check_request: the bytes
+            assert sum(len(s.keys) for s in loaded) == 5 and errors == set()
+        assert torch.equal(gpu_b.paged_tokens("b", 20), cpu_b.paged_tokens("b", 20))
+    finally:
+        for e in engines:
+            e.close()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class _EmulatedGpu:
+    """GpuCopier's interface done by the CPU copier on raw host addresses:
+    lets the connector's GPU code path (registered-memory addresses of pins
+    and reserved slots, a side stream for loads, per-layer events, GPU-side
+    checksums passed to the commit) run here.  Streams are ints (CURRENT:
+    torch's current stream, SIDE: the one new_stream() makes); every copy,
+    stream wait and ordering is logged in `log` in call order.  An event
+    completes when synchronized."""
+
+    device = 0
+    CURRENT, SIDE = 1, 2
+
+    def __init__(self):
+        self.cpu = beluga.CpuCopier(threads=1)
+        self.calls, self.pending, self.log = [], 0, []
+        self.streams_made = 0
+        self.fail_scatter_layer = None   # a scatter covering this layer raises
+        self.wrong_sum = None            # gather_sum: this position's sum is off by one bit
+
+    def _copy(self, op, paged, ids, addrs, layers, stream):
+        import ctypes
+        if (op == "scatter" and self.fail_scatter_layer is not None and layers is not None
+                and layers[0] <= self.fail_scatter_layer < layers[1]):
+            raise beluga.BelugaError(errno.EIO, "emulated copy failure")
+        n = paged.shape.block_bytes
+        bufs = [(ctypes.c_ubyte * n).from_address(a) for a in addrs]
+        getattr(self.cpu, op)(paged, ids, bufs, layers=layers)
+        self.calls.append((op, list(ids), list(addrs), layers))
+        self.pending += 1
+        gpu = self
+
+        class Event:
+            done = False
+
+            def synchronize(self):
+                if not self.done:
+                    self.done = True
+                    gpu.pending -= 1
+
+            def query(self):
+                return self.done
+
+            def wait(self, stream):
+                gpu.log.append(("wait", self, stream))
+        ev = Event()
+        ev.op, ev.layers, ev.stream = op, layers, stream
+        self.log.append(("copy", ev, stream))
+        return ev
+
+    def gather(self, paged, ids, addrs, layers=None, stream=0):
+        return self._copy("gather", paged, ids, addrs, layers, stream)
+
+    def gather_sum(self, paged, ids, addrs, stream=0, method=0):
+        ev = self._copy("gather", paged, ids, addrs, None, stream)
+        ev.layers = "sum"
+        n = paged.shape.block_bytes
+        import ctypes
+        ev.sums = [beluga.checksum((ctypes.c_ubyte * n).from_address(a)) for a in addrs]
+        if self.wrong_sum is not None:
+            ev.sums[self.wrong_sum] ^= 1
+        return ev
+
+    def scatter(self, paged, ids, addrs, layers=None, stream=0):
+        return self._copy("scatter", paged, ids, addrs, layers, stream)
+
+    # beluga.gpu's stream helpers
+    def new_stream(self, device=None):
+        import types
+        self.streams_made += 1
+        return types.SimpleNamespace(cuda_stream=self.SIDE)
+
+    def wait_stream(self, stream, on=None, device=None):
+        self.log.append(("order", stream.cuda_stream, self.CURRENT if on is None else on.cuda_stream))
+
+    def stream_handle(self, stream=None, device=None):
+        if stream is None:
+            return self.CURRENT
+        return stream if isinstance(stream, int) else stream.cuda_stream
+
+
+@pytest.fixture
+def emulated_gpu():
+    """The connector's 'cuda' path with _EmulatedGpu behind beluga.gpu and a
+    registration that checks every address lies in the cache's mapping.
+    Yields (gpu, registrations, monkeypatch): undo() ends the emulation."""
+    from beluga_vllm import blockio as bio
+    from beluga_vllm import config as bconfig
+    gpu = _EmulatedGpu()
+    regs = []
+
+    class Registration:
+        chunks = 1
+
+        def __init__(self, mapping):
+            self.mapping, self.closed = mapping, False
+
+        def device_address(self, host, length=1):
+            base = self.mapping.address
+            assert base <= host and host + length <= base + self.mapping.size, "outside the mapping"
+            return host
+
+        def close(self):
+            self.closed = True
+
+    class Memory(bconfig.GpuMemory):
+        def __init__(self, pool, name, device):
+            self.region = pool.open_region(name)
+            self.mapping = self.region.map()
+            self.registration = Registration(self.mapping)
+            self.device = device
+            regs.append(self.registration)
+
+    monkeypatch = pytest.MonkeyPatch()     # its own: undone before a CPU reference runs
+    monkeypatch.setattr(beluga.gpu, "available", lambda: (True, ""))
+    monkeypatch.setattr(beluga.gpu, "copier", lambda device=0, **kw: gpu)
+    monkeypatch.setattr(beluga.gpu, "stream_handle", gpu.stream_handle)
+    monkeypatch.setattr(beluga.gpu, "new_stream", gpu.new_stream)
+    monkeypatch.setattr(beluga.gpu, "wait_stream", gpu.wait_stream)
+    monkeypatch.setattr(bio, "kv_device", lambda layers: ("cuda", 0))
+    monkeypatch.setattr(bconfig, "GpuMemory", Memory)
+    try:
+        yield gpu, regs, monkeypatch
+    finally:
+        monkeypatch.undo()
+
+
+def test_gpu_code_path_emulated_on_the_cpu(vllm, pool_dir, emulated_gpu):
+    """The connector's 'cuda' path with the copier emulated on the CPU: the
+    pool addresses it hands the copier are those of the pinned blocks and the
+    reserved slots inside the registered mapping (zero copy), every copy's
+    event is waited for before its pins are released or its slots committed,
+    the slots are committed with the sums the GPU computed, and the bytes
+    match the CPU path's."""
+    gpu, regs, monkeypatch = emulated_gpu
+    import shutil
+    import tempfile
+    ref_dir = tempfile.mkdtemp(prefix="beluga-pytest-", dir="/dev/shm")
+    a = engine(pool_dir)
+    b = engine(pool_dir)
+    try:
+        assert a.worker._io.data_path == "cuda"
+        serve(a, "a", PROMPT)
+        saves = [c for c in gpu.calls if c[0] == "gather"]
+        assert saves and gpu.pending == 0, "a save committed before its gathers completed"
+        assert a.worker.stats.saved_zero_copy == 5
+        mapping = a.worker._gpu_mem.mapping
+        for _, _, addrs, _ in saves:   # straight into slots of the registered mapping
+            assert all(mapping.address <= x < mapping.address + mapping.size for x in addrs)
+        # One gather_sum of whole blocks on the current stream; its sums were
+        # committed per item in order: every block passes a verified read.
+        summed = [e for k, e, st in gpu.log if k == "copy" and e.layers == "sum"]
+        assert len(summed) == 1 and summed[0].stream == gpu.CURRENT
+        keys = V.Request("k", PROMPT, 4).block_hashes[:5]
+        pins = a.worker.cache.pin(keys, verify=True)
+        assert None not in pins
+        for p in pins:
+            p.unpin()
+        _, so, loaded, errors = serve(b, "b", PROMPT + [4])      # check_request: the bytes
+        assert sum(len(s.keys) for s in loaded) == 5 and errors == set()
+        assert any(c[0] == "scatter" for c in gpu.calls) and gpu.pending == 0
+        monkeypatch.undo()
+        ref = engine(ref_dir)                                   # the CPU path, same prompt
+        try:
+            serve(ref, "a", PROMPT)
+            assert pool_blocks(a, keys) == pool_blocks(ref, keys)
+        finally:
+            ref.close()
+    finally:
+        a.close()
+        b.close()
+        monkeypatch.undo()
+        shutil.rmtree(ref_dir, ignore_errors=True)
+    assert regs and all(r.closed for r in regs), "shutdown unregisters"
+
+
+def test_gpu_save_commits_the_gpu_sums_and_a_wrong_one_is_caught(vllm, pool_dir, emulated_gpu):
+    """GPU path saves commit the checksums gather_sum computed, not a CPU
+    checksum: a wrong sum for one block (emulated) stores the block, but a
+    verified read misses it (and only it), so a load recomputes it."""
+    gpu, _, _ = emulated_gpu
+    gpu.wrong_sum = 2
+    a = engine(pool_dir)
+    try:
+        serve(a, "a", PROMPT)
+        assert a.worker.stats.saved_zero_copy == 5
+        keys = V.Request("k", PROMPT, 4).block_hashes[:5]
+        assert a.worker.cache.lookup_prefix(keys) == 5         # stored, not verified
+        pins = a.worker.cache.pin(keys, verify=True)
+        assert [p is not None for p in pins] == [True, True, False, True, True]
+        for p in pins:
+            if p is not None:
+                p.unpin()
+    finally:
+        a.close()
+
+
+
+@pytest.mark.parametrize("layerwise", [True, False])
+def test_gpu_loads_on_a_side_stream_emulated_ordering(vllm, pool_dir, emulated_gpu, layerwise):
+    """The GPU path's load ordering contract, emulated: start_load_kv issues
+    every layer's copy on one side stream (made once per worker, ordered
+    after the current stream's work); with `layerwise` the current stream
+    waits for exactly layer l's event in wait_for_layer_load(l), after it
+    was issued, else for the last event before start_load_kv returns; no
+    host sync until the pins are released, and that only once every event
+    completed."""
+    from beluga_vllm import blockio as bio
+    gpu, _, monkeypatch = emulated_gpu
+    a = engine(pool_dir)
+    b = engine(pool_dir, layerwise=layerwise)
+    unpins = []
+
+    def checked_unpin(self):
+        if self.pins:
+            unpins.append(all(ev.done for ev in self.events_seen))
+        orig_unpin(self)
+    orig_unpin = bio.LoadBatch._unpin
+    orig_issue = bio.LoadBatch.issue
+
+    def recording_issue(self, lw):
+        orig_issue(self, lw)
+        self.events_seen = list(self.events)
+    monkeypatch.setattr(bio.LoadBatch, "_unpin", checked_unpin)
+    monkeypatch.setattr(bio.LoadBatch, "issue", recording_issue)
+    try:
+        serve(a, "a", PROMPT)
+        seen = []
+
+        def probe(layer, name):   # after wait_for_layer_load(layer)
+            waits = [(e, st) for k, e, st in gpu.log if k == "wait"]
+            seen.append((layer, waits[-1] if waits else None, len(waits)))
+        b.layer_probe = probe
+        gpu.log.clear()
+        for rid, extra in (("b", [4]), ("c", [7])):   # two loads: one side stream
+            mark = len(gpu.log)
+            _, so, loaded, errors = serve(b, rid, PROMPT + extra)
+            assert sum(len(s.keys) for s in loaded) == 5 and errors == set()
+            log = gpu.log[mark:]
+            copies = [(e, st) for k, e, st in log if k == "copy" and e.op == "scatter"]
+            assert copies and all(st == gpu.SIDE for _, st in copies), "loads run on the side stream"
+            order = next(i for i, x in enumerate(log) if x[0] == "order")
+            assert log[order][1:] == (gpu.SIDE, gpu.CURRENT)
+            assert order < min(i for i, x in enumerate(log) if x[0] == "copy"), \
+                "the side stream waits for the current stream before the first copy"
+            nl = b.layers
+            if layerwise:
+                assert [e.layers for e, _ in copies] == [(i, i + 1) for i in range(nl)]
+            else:
+                assert [e.layers for e, _ in copies] == [(0, nl)]
+            for i, x in enumerate(log):   # a wait comes after the copy it waits for
+                if x[0] == "wait":
+                    assert any(y[0] == "copy" and y[1] is x[1] for y in log[:i])
+                    assert x[2] == gpu.CURRENT
+        step = seen[-nl:]
+        if layerwise:
+            # wait_for_layer_load(l): the current stream waited on exactly layer l's event.
+            for layer, (ev, stream), _ in step:
+                assert ev.layers == (layer, layer + 1) and stream == gpu.CURRENT
+        else:
+            # Everything waited for in start_load_kv: the last event, no wait per layer.
+            assert {n for _, _, n in step} == {step[0][2]}
+            assert step[0][1][0].layers == (0, nl)
+        assert gpu.streams_made == 1
+        assert unpins == [True, True], "pins released only after every copy completed"
+        assert gpu.pending == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_gpu_load_failure_in_a_layer_fails_the_request(vllm, pool_dir, emulated_gpu):
+    """A layer's copy that cannot be enqueued fails the whole load: its
+    blocks are reported by get_block_ids_with_load_errors() of the same step
+    (vLLM recomputes them), nothing raises, and the pins are released after
+    the copies already issued completed."""
+    gpu, _, _ = emulated_gpu
+    a = engine(pool_dir)
+    b = engine(pool_dir, layerwise=True)
+    try:
+        serve(a, "a", PROMPT)
+        gpu.fail_scatter_layer = 1
+        req = V.Request("b", PROMPT + [4], b.bs)
+        b.add(req)
+        so = b.schedule()
+        _, errors = b.execute(so)
+        loaded = [x for s in so.kv_connector_metadata.plan.loads for x in s.block_ids]
+        assert len(loaded) == 5 and errors == set(loaded)
+        assert gpu.pending == 0, "pins released before the issued copies completed"
+        assert b.worker.stats.loaded_blocks == 0
+        st = b.worker.cache.stats()
+        assert st["pins"] == st["unpins"], "pins left held"
+    finally:
+        a.close()
+        b.close()

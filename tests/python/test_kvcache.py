@@ -298,6 +298,32 @@ def test_reserve_write_in_place_commit(cache):
     assert not r.reserved(0)
 
 
+def test_reserve_commit_with_the_writers_sums(cache):
+    """commit(sums=): one sum per item in the items' order (what the GPU path
+    passes from gather_sum); a wrong count is refused and commits nothing;
+    items holding no slot are ignored; a sum that does not match its payload
+    is stored but missed by verified reads, and only that block."""
+    size = cache.payload_bytes
+    k, data = keys(4, b"cs"), blocks(4, size, seed=11)
+    cache.put(k[3:], data[3:])
+    r = cache.reserve(k, size)
+    for i in range(3):
+        r.view(i)[:] = data[i].tobytes()
+    sums = [beluga.checksum(data[i].tobytes()) for i in range(3)] + [12345]
+    with pytest.raises(ValueError, match="4 items"):
+        r.commit(sums=sums[:3])
+    assert r.reserved(0) and cache.lookup_prefix(k[:1]) == 0
+    sums[1], sums[2] = sums[2], sums[1]          # out of the items' order
+    assert r.commit(sums=sums) == [0, 0, 0, -errno.ENOENT]
+    assert cache.lookup_prefix(k) == 4
+    pins = cache.pin(k, verify=True)
+    assert [p is not None for p in pins] == [True, False, False, True]
+    for p in pins:
+        if p is not None:
+            p.unpin()
+    assert cache.get(k[:1]) == [data[0].tobytes()]
+
+
 def test_reserve_abort_publishes_nothing_and_with_block_aborts(cache):
     size = cache.payload_bytes
     k = keys(2, b"ab")

@@ -54,9 +54,9 @@ def extra_for(pool_dir, v1=True, **kw):
 
 
 def instance(pool_dir, layout="page_first", mla=False, v1=True, tp_rank=0, tp_size=1,
-             model_name="Qwen/Qwen3-0.6B", **kw):
+             model_name="Qwen/Qwen3-0.6B", dtype=torch.bfloat16, **kw):
     """One SGLang rank: host pool, backend built by the factory, controller."""
-    host = host_pool(layout, mla)
+    host = host_pool(layout, mla, dtype=dtype)
     cfg = S.storage_config(extra_for(pool_dir, v1, **kw), tp_rank, tp_size, mla, layout,
                            model_name=model_name)
     backend = S.create_dynamic_backend(cfg, host)
@@ -133,6 +133,20 @@ def test_factory_builds_it_and_refuses_bad_config(sgl, pool_dir):
     lf.layout = "layer_first"
     with pytest.raises(ValueError, match="page_first_direct"):
         S.create_dynamic_backend(S.storage_config(extra_for(pool_dir)), lf)
+    # SGLang's allocator-only (dummy) MLA host pool has no tensor; decode
+    # context parallelism splits pages across ranks: both refused at start.
+    dummy = host_pool(mla=True)
+    dummy.kv_buffer = None
+    with pytest.raises(ValueError, match="no KV tensor"):
+        S.create_dynamic_backend(S.storage_config(extra_for(pool_dir), is_mla=True), dummy)
+    # A hybrid model's host pool group moves through batch_*_v2: refused.
+    group = S.HostPoolGroup(host_pool(), host_pool(mla=True))
+    with pytest.raises(ValueError, match="HostPoolGroup"):
+        S.create_dynamic_backend(S.storage_config(extra_for(pool_dir)), group)
+    dcp = host_pool(mla=True)
+    dcp.dcp_size = 2
+    with pytest.raises(ValueError, match="dcp-size"):
+        S.create_dynamic_backend(S.storage_config(extra_for(pool_dir), is_mla=True), dcp)
 
 
 @pytest.mark.parametrize("v1", [True, False], ids=["v1", "generic"])
@@ -249,6 +263,32 @@ def test_mla_one_cache_for_every_rank_written_by_rank_0(sgl, pool_dir):
         r1[1].close()
 
 
+@pytest.mark.parametrize("mla", [False, True], ids=["mha", "mla"])
+def test_fp8_kv_cache_stored_as_uint8(sgl, pool_dir, mla):
+    # SGLang keeps an FP8 KV cache in uint8 tensors (store_dtype); the
+    # fingerprint names the FP8 format, taken from the device pool's dtype.
+    hashes = K.page_hashes(PROMPT, PAGE)
+    host_a, a, ctl_a = instance(pool_dir, mla=mla, dtype=S.FLOAT8_E4M3, region="fp8")
+    host_b, b, ctl_b = instance(pool_dir, "page_first_direct", mla=mla, v1=False,
+                                dtype=S.FLOAT8_E4M3, region="fp8")
+    try:
+        assert host_a.kv_buffer.dtype == torch.uint8
+        assert a.fingerprint.dtype == "fp8_e4m3"
+        assert store(host_a, ctl_a, hashes) == 6
+        assert fetch(host_b, ctl_b, hashes) == (6, 6, True)
+        # An e5m2 instance reads the same bytes as different numbers: refused.
+        with pytest.raises(beluga.BelugaError) as e:
+            instance(pool_dir, mla=mla, dtype=S.FLOAT8_E5M2, region="fp8")
+        assert e.value.errno == beluga.KVC_EFINGERPRINT
+        assert 'dtype is "fp8_e4m3" in the cache but "fp8_e5m2"' in str(e.value)
+    finally:
+        a.close()
+        b.close()
+    from beluga_sglang.pages import kv_dtype
+    with pytest.raises(ValueError, match="element type is unknown"):
+        kv_dtype(object(), torch.uint8)
+
+
 def test_sglang_and_vllm_on_one_cache_are_refused(sgl, pool_dir):
     from beluga_vllm.config import BelugaSettings, open_cache
     host, backend, _ = instance(pool_dir, region="shared")
@@ -326,6 +366,28 @@ def test_stats_are_sglang_storage_metrics(sgl, pool_dir):
     finally:
         a.close()
         b.close()
+
+
+def test_single_page_calls(sgl, pool_dir):
+    hashes = K.page_hashes(PROMPT, PAGE)
+    host, a, ctl = instance(pool_dir, v1=False)
+    try:
+        idx = host.alloc(2 * PAGE)
+        S.fill_pages(host, idx, hashes[:2])
+        assert a.set(hashes[0], host.get_data_page(int(idx[0])))
+        assert a.set(hashes[1], target_location=host.get_data_page(int(idx[PAGE])))
+        assert a.exists(hashes[0]) and a.exists(hashes[1]) and not a.exists(hashes[2])
+        page = a.get(hashes[1])                      # a new flat page
+        host.set_from_flat_data_page(int(idx[0]), page)
+        assert S.page_matches(host, idx[0], hashes[1])
+        dst = host.get_dummy_flat_data_page()
+        assert a.get(hashes[0], dst) is dst          # filled in place
+        assert a.get(hashes[2]) is None
+        with pytest.raises(ValueError, match="one flat data page"):
+            a.batch_set(hashes[:2], None)
+        host.free(idx)
+    finally:
+        a.close()
 
 
 def test_clear_empties_the_cache(sgl, pool_dir):

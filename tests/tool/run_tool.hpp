@@ -4,6 +4,7 @@
 // (tests/bench) and `beluga-tool kv`'s (tests/kvcache).
 #pragma once
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ struct Result {
 struct RunOpts {
 	std::vector<std::pair<std::string, std::string>> env; // added to the environment
 	bool as_nobody = false;				       // run as uid/gid 65534
+	bool null_stdin = false;			       // stdin from /dev/null (no terminal)
 };
 
 // The argv of @prog @args, pointing into the strings (valid while they live).
@@ -63,6 +65,11 @@ inline Result run_program(const std::string &prog, const std::vector<std::string
 			setenv(k.c_str(), v.c_str(), 1);
 		dup2(fileno(out), 1);
 		dup2(fileno(err), 2);
+		if (o.null_stdin) {
+			int fd = open("/dev/null", O_RDONLY);
+			if (fd < 0 || dup2(fd, 0) < 0)
+				_exit(kExecFailed);
+		}
 		if (o.as_nobody && (setgroups(0, nullptr) || setresgid(65534, 65534, 65534) ||
 				    setresuid(65534, 65534, 65534)))
 			_exit(kSetuidFailed);

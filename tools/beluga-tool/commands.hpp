@@ -13,6 +13,7 @@ Subcommand info_command();
 Subcommand ls_command();
 Subcommand create_command();
 Subcommand destroy_command();
+Subcommand wipe_command();
 Subcommand shared_command();
 Subcommand source_command();
 Subcommand stat_command();

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Description: beluga-tool - command-line front end of libbeluga for
-// operators: info, ls, create, destroy, shared, source, stat, gpu, top, bench.  Subcommands come
+// operators: info, ls, create, destroy, wipe, shared, source, stat, gpu, top, bench.  Subcommands come
 // from one table (commands.hpp); errors print what failed and what to do,
 // and map to the documented exit codes.
 #include <cstdio>
@@ -12,7 +12,7 @@ namespace tool {
 std::vector<Subcommand> subcommands()
 {
 	return { info_command(), ls_command(), create_command(), destroy_command(),
-		 shared_command(), source_command(), stat_command(), gpu_command(), top_command(), kv_command(),
+		 wipe_command(), shared_command(), source_command(), stat_command(), gpu_command(), top_command(), kv_command(),
 		 bench_command() };
 }
 

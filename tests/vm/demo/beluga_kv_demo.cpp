@@ -14,9 +14,10 @@
 // Prefill time is not measured but computed at a stated rate (--prefill-tps).
 //
 // With --multihost (the demo-multihost VM profile) the two instances run on
-// two hosts, two QEMU guests sharing CXL memory: host 0 formats a cache in a
-// shared region and runs A, host 1 attaches with its own host index and runs
-// B, which restores A's prefixes from the shared memory (run_multihost).
+// two hosts, two QEMU guests sharing CXL memory: host 0 zeroes a shared
+// region (beluga-tool wipe), formats a cache in it and runs A, host 1
+// attaches with its own host index and runs B, which restores A's prefixes
+// from the shared memory (run_multihost).
 //
 //   beluga-kv-demo [--backend kernel|user] [--docs N] [--prefill-tps N]
 //                  [--tool PATH] [--redis-server PATH|none]
@@ -535,6 +536,22 @@ int run_multihost(const Options &o)
 	} undefine{pool};
 	rv.barrier("demo-defined");
 
+	// The driver never zeroes a shared extent, and this memory may hold
+	// what earlier users left (make check runs this after other tests on
+	// the same memory): the formatter wipes it before the first format,
+	// while no host is attached.  The tool refuses if a cache there shows
+	// a live host.
+	if (a_host) {
+		say(me, "step 1b: zero the extent before formatting it (a shared extent keeps "
+			"whatever was written there before; the tool refuses while a host uses it)");
+		if (int rc = run_tool(o, {"wipe", kSharedCache, "--yes", "--no-progress"}))
+			throw std::runtime_error("beluga-tool wipe failed (exit status " +
+						 std::to_string(rc) + ")");
+	} else {
+		say(me, "step 1b: waiting while host 0 zeroes the extent");
+	}
+	rv.barrier("demo-wiped");
+
 	// 2. Format (host 0 only) and attach, each host with its own index.
 	beluga_kvc_attach_opts ao;
 	beluga_kvc_attach_opts_init(&ao);
@@ -712,7 +729,7 @@ int main(int argc, char **argv)
 	app.add_option("--prefill-tps", o.prefill_tps, "stated prefill rate for the recompute line")
 		->check(CLI::PositiveNumber)
 		->capture_default_str();
-	app.add_option("--tool", o.tool, "beluga-tool to run (kv stats; shared define)")->capture_default_str();
+	app.add_option("--tool", o.tool, "beluga-tool to run (kv stats; shared define, wipe)")->capture_default_str();
 	app.add_option("--redis-server", o.redis_server, "redis-server to start, or none")
 		->capture_default_str();
 	app.add_option("--redis-port", o.redis_port, "internal: loopback port of the Redis server "

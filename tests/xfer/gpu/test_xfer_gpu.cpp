@@ -8,6 +8,7 @@
 #include <beluga/xfer_cuda.h>
 
 #include "../layout_gen.hpp"
+#include "checksum.hpp" // the KV store's own checksum (kvcache/src, libbeluga/cpu), compiled in
 #include "gpu_util.hpp"
 
 #include <gtest/gtest.h>
@@ -152,6 +153,11 @@ TEST(GpuApi, RejectsBadArgumentsWithoutTouchingTheGpu)
 	o.device = -1;
 	beluga_kv_gpu *g = nullptr;
 	EXPECT_EQ(beluga_kv_gpu_create(&o, &g), -EINVAL);
+	uint64_t sum = 0;
+	EXPECT_EQ(beluga_kv_gpu_gather_sum(nullptr, &x, BELUGA_KV_SUM_AUTO, &sum, nullptr), -EINVAL);
+	const void *buf = &sum;
+	const size_t len = sizeof(sum);
+	EXPECT_EQ(beluga_kv_gpu_checksum(nullptr, &buf, &len, 1, &sum, nullptr), -EINVAL);
 }
 
 class GpuVsRef : public ::testing::TestWithParam<int> {};
@@ -413,6 +419,163 @@ TEST(GpuCalibrate, ChoosesAThresholdFromMeasurements)
 	EXPECT_EQ(beluga_kv_gpu_calibrate(gpu.get(), s.get(), host.host(), 16 << 20, nullptr, nullptr), -EINVAL);
 	EXPECT_EQ(beluga_kv_gpu_calibrate(gpu.get(), s.get(), host.dev(), host.size(), nullptr, &th), 0)
 		<< beluga_kv_gpu_last_error();
+}
+
+// ---- checksums of GPU-written blocks (beluga_kv_gpu_checksum, _gather_sum) ----
+
+// The store's checksum of `len` bytes: its own code (bkv::f64, as
+// beluga_kvc_checksum), not a copy.
+uint64_t store_sum(const void *p, size_t len)
+{
+	return bkv::f64(p, len);
+}
+
+// Every length up to 320 bytes and a spread of larger ones, at every
+// alignment, in device memory and in registered host memory, in one call per
+// memory kind, against the store's checksum of the same bytes.
+TEST(GpuChecksum, MatchesTheStoreAtEveryLengthAndAlignment)
+{
+	REQUIRE_GPU();
+	std::mt19937_64 rng(beluga::xfer::test::test_seed() + 53);
+	Gpu gpu;
+	Stream s;
+	constexpr size_t kBuf = 300 << 10;
+	std::vector<unsigned char> host(kBuf);
+	beluga::xfer::test::fill_random(host, rng);
+	DeviceBuf dev(kBuf);
+	check(cudaMemcpy(dev.get(), host.data(), kBuf, cudaMemcpyHostToDevice), "upload");
+	HostBuf reg(kBuf, HostKind::Registered);
+	std::memcpy(reg.host(), host.data(), kBuf);
+	std::vector<size_t> lens;
+	for (size_t l = 0; l <= 320; l++)
+		lens.push_back(l);
+	for (size_t l : {1023, 1024, 1025, 4097, 65535, 65536, 65537, 131096, 2 << 20 >> 3, 250000})
+		lens.push_back(l);
+	for (int i = 0; i < 40; i++)
+		lens.push_back(rng() % 250000);
+	for (int where = 0; where < 2; where++) {
+		SCOPED_TRACE(where ? host_kind_name(HostKind::Registered) : "device memory");
+		const char *base = where ? reg.dev() : dev.get();
+		std::vector<const void *> bufs;
+		std::vector<size_t> ls;
+		std::vector<size_t> offs;
+		for (size_t len : lens)
+			for (size_t mis = 0; mis < 16; mis++) {
+				bufs.push_back(base + 64 + mis);
+				ls.push_back(len);
+				offs.push_back(64 + mis);
+			}
+		HostBuf sums(bufs.size() * sizeof(uint64_t), HostKind::Pinned);
+		auto *got = reinterpret_cast<uint64_t *>(sums.host());
+		ASSERT_EQ(beluga_kv_gpu_checksum(gpu.get(), bufs.data(), ls.data(), bufs.size(), got, s.get()), 0)
+			<< beluga_kv_gpu_last_error();
+		s.sync();
+		for (size_t i = 0; i < bufs.size(); i++)
+			ASSERT_EQ(got[i], store_sum(host.data() + offs[i], ls[i]))
+				<< "len " << ls[i] << " misalignment " << offs[i] - 64;
+	}
+}
+
+const char *sum_method_name(uint32_t m)
+{
+	switch (m) {
+	case BELUGA_KV_SUM_FUSED:
+		return "fused";
+	case BELUGA_KV_SUM_SOURCE:
+		return "source";
+	case BELUGA_KV_SUM_READBACK:
+		return "readback";
+	default:
+		return "auto";
+	}
+}
+
+// One whole-block gather with its checksums: the pool as the reference has
+// it, byte for byte, and each block's sum the store's sum of those bytes.
+void check_gather_sum(beluga_kv_gpu *gpu, Case c, uint32_t method, size_t threshold, HostKind kind, cudaStream_t s,
+		      std::mt19937_64 &rng)
+{
+	c.layer_begin = 0;
+	c.layer_end = c.shape.num_layers;
+	SCOPED_TRACE(c.describe() + " " + sum_method_name(method) + " " + host_kind_name(kind) +
+		     (threshold == kKernelOnly ? " kernel" : threshold == kBatchAlways ? " batch" : " default"));
+	Rig rig(c, kind, rng);
+	rig.reference(BELUGA_KV_GATHER);
+	beluga_kv_gpu_set_batch_min_bytes(gpu, threshold);
+	HostBuf sums(c.blocks.size() * sizeof(uint64_t), HostKind::Pinned);
+	auto *got = reinterpret_cast<uint64_t *>(sums.host());
+	const beluga_kv_xfer x = rig.xfer(BELUGA_KV_GATHER);
+	ASSERT_EQ(beluga_kv_gpu_gather_sum(gpu, &x, method, got, s), 0) << beluga_kv_gpu_last_error();
+	check(cudaStreamSynchronize(s), "sync");
+	rig.expect_equal_to_reference();
+	const size_t block = beluga_kv_block_bytes(&c.shape);
+	for (size_t r = 0; r < c.blocks.size(); r++)
+		ASSERT_EQ(got[r], store_sum(rig.ref_pool.data() + c.pool_off[r], block)) << "ref " << r;
+}
+
+TEST_P(GpuVsRef, GatherSumMatchesReferenceAndStoreChecksum)
+{
+	REQUIRE_GPU();
+	Generator gen(beluga::xfer::test::test_seed() + 59 * GetParam());
+	Gpu gpu;
+	Stream s;
+	const bool engines = beluga_kv_gpu_has_batch_copy(gpu.get());
+	for (int i = 0; i < 8 && !HasFatalFailure(); i++) {
+		const Case c = gen.make(Kind(GetParam()));
+		const HostKind hk = i % 2 ? HostKind::Registered : HostKind::Pinned;
+		for (uint32_t m : {BELUGA_KV_SUM_AUTO, BELUGA_KV_SUM_FUSED, BELUGA_KV_SUM_SOURCE, BELUGA_KV_SUM_READBACK})
+			check_gather_sum(gpu.get(), c, m, kKernelOnly, hk, s.get(), gen.rng());
+		if (engines)
+			for (uint32_t m : {BELUGA_KV_SUM_AUTO, BELUGA_KV_SUM_SOURCE})
+				check_gather_sum(gpu.get(), c, m, kBatchAlways, hk, s.get(), gen.rng());
+	}
+}
+
+// Model shapes, every layout, at the default threshold (AUTO then fuses for
+// every layout but cross-layer NHD, whose whole-block runs go to the copy
+// engines and are summed from GPU memory).
+TEST(GpuChecksum, GatherSumLlama8BAllLayouts)
+{
+	REQUIRE_GPU();
+	Generator gen(beluga::xfer::test::test_seed() + 61);
+	Gpu gpu;
+	Stream s;
+	const beluga_kv_shape shape{32, 16, 8, 128, BELUGA_KV_BF16, 0};
+	for (int k = 0; k < int(Kind::Count) && !HasFatalFailure(); k++) {
+		const Case c = gen.make_shape(Kind(k), shape, 10, 5);
+		for (uint32_t m : {BELUGA_KV_SUM_AUTO, BELUGA_KV_SUM_FUSED})
+			check_gather_sum(gpu.get(), c, m, BELUGA_KV_GPU_BATCH_MIN_DEFAULT, HostKind::Registered, s.get(),
+					 gen.rng());
+	}
+}
+
+TEST(GpuChecksum, RejectsWhatItCannotSum)
+{
+	REQUIRE_GPU();
+	Generator gen(beluga::xfer::test::test_seed() + 67);
+	Gpu gpu;
+	Stream s;
+	Case c = gen.make_shape(Kind::FlashAttnNHD, {4, 16, 2, 64, BELUGA_KV_FP16, 0}, 4, 2);
+	c.layer_begin = 0;
+	c.layer_end = 4;
+	Rig rig(c, HostKind::Pinned, gen.rng());
+	uint64_t sums[8] = {};
+	beluga_kv_xfer x = rig.xfer(BELUGA_KV_SCATTER);
+	EXPECT_EQ(beluga_kv_gpu_gather_sum(gpu.get(), &x, BELUGA_KV_SUM_AUTO, sums, s.get()), -EINVAL);
+	x = rig.xfer(BELUGA_KV_GATHER);
+	x.layer_begin = 1; // part of a block: no checksum of it
+	EXPECT_EQ(beluga_kv_gpu_gather_sum(gpu.get(), &x, BELUGA_KV_SUM_AUTO, sums, s.get()), -EINVAL);
+	EXPECT_STRNE(beluga_kv_gpu_last_error(), "");
+	x = rig.xfer(BELUGA_KV_GATHER);
+	EXPECT_EQ(beluga_kv_gpu_gather_sum(gpu.get(), &x, BELUGA_KV_SUM_READBACK + 1, sums, s.get()), -EINVAL);
+	EXPECT_EQ(beluga_kv_gpu_gather_sum(gpu.get(), &x, BELUGA_KV_SUM_AUTO, nullptr, s.get()), -EINVAL);
+	EXPECT_EQ(beluga_kv_gpu_checksum(gpu.get(), nullptr, nullptr, 1, sums, s.get()), -EINVAL);
+	const void *null_buf = nullptr;
+	const size_t one = 1;
+	EXPECT_EQ(beluga_kv_gpu_checksum(gpu.get(), &null_buf, &one, 1, sums, s.get()), -EINVAL);
+	s.sync();
+	EXPECT_TRUE(rig.download() == rig.ref_paged) << "a rejected call touched the paged cache";
+	EXPECT_EQ(std::memcmp(rig.pool.host(), rig.ref_pool.data(), c.pool_bytes), 0) << "a rejected call wrote the pool";
 }
 
 } // namespace

@@ -351,6 +351,22 @@ public:
 			check(beluga_kvc_commit(kv_, items_.data(), items_.size(), flags, res.data()));
 		return res;
 	}
+	// Publish every reserved item with the checksums its writer computed
+	// (e.g. the GPU during its gather): @sums[i] is item i's, in the items'
+	// order, one per item (entries of items holding no slot are ignored).
+	// The payload is not read again (BELUGA_KVC_COMMIT_CHECKSUM); a reader
+	// that verifies misses a block whose payload does not match its sum.
+	std::vector<int> commit(std::span<const uint64_t> sums)
+	{
+		if (sums.size() != items_.size())
+			throw std::invalid_argument("commit with checksums: " + std::to_string(sums.size()) +
+						    " sums for " + std::to_string(items_.size()) +
+						    " reserved items (give one per item, in their order)");
+		for (size_t i = 0; i < items_.size(); i++)
+			if (items_[i].data)
+				items_[i].sum = sums[i];
+		return commit(BELUGA_KVC_COMMIT_CHECKSUM);
+	}
 	// Give back item @i (or every item still reserved) unpublished.
 	void abort(size_t i)
 	{

@@ -139,6 +139,96 @@ int beluga_kv_layer_events_query(struct beluga_kv_layer_events *ev, uint32_t lay
 /* The CUDA event of layer i (for callers that manage events themselves). */
 struct CUevent_st *beluga_kv_layer_events_get(struct beluga_kv_layer_events *ev, uint32_t layer);
 
+/*
+ * Zero-copy saves: the GPU writes the payload of reserved store slots
+ * (beluga_kvc_reserve, beluga/kvcache.h) and computes their block checksums
+ * (BKV-F64, Documentation/kvcache-format.md), bit for bit the store's, so that
+ * the commit need not read the payload back (BELUGA_KVC_COMMIT_CHECKSUM).
+ * Documentation/gpu-datapath.md, "Checksums of GPU-written blocks".
+ */
+
+/* How beluga_kv_gpu_gather_sum() computes the checksums. */
+#define BELUGA_KV_SUM_AUTO	0 /* FUSED where the copy kernel moves the data, else SOURCE */
+#define BELUGA_KV_SUM_FUSED	1 /* the gather kernel sums each unit it stores: one pass */
+#define BELUGA_KV_SUM_SOURCE	2 /* the copy (kernel or copy engines), then a kernel summing
+				   * the paged source in GPU memory */
+#define BELUGA_KV_SUM_READBACK	3 /* the copy, then a kernel reading the pool blocks back
+				   * over the bus (for comparison in the benchmark) */
+
+/**
+ * beluga_kv_gpu_gather_sum - gather whole blocks into pool blocks and checksum them
+ * @gpu:    the GPU copier.
+ * @xfer:   a BELUGA_KV_GATHER transfer of every layer (layer_begin 0,
+ *          layer_end shape.num_layers); each ref's pool is the device-visible
+ *          address of a reserved slot (for a registered region: the slot's
+ *          @data, or the registered base + @offset).
+ * @method: BELUGA_KV_SUM_AUTO, _FUSED, _SOURCE or _READBACK.
+ * @sums:   @xfer->nrefs entries: sums[i] receives the checksum of the
+ *          beluga_kv_block_bytes() bytes written to refs[i].pool.  Written
+ *          on @stream: read it only after the stream has passed this call.
+ *          Pinned or registered memory keeps the call asynchronous; with
+ *          pageable memory CUDA may wait for the copy of the sums.
+ * @stream: the caller's stream; the legacy stream 0 works, but then AUTO
+ *          never uses the copy engines (as beluga_kv_gpu_copy()).
+ *
+ * The same bytes reach the pool as with beluga_kv_gpu_copy().  Enqueues and
+ * returns; refs may be reused at once.  Scratch memory (about 90 bytes per
+ * ref) comes from the device's stream-ordered allocator (cudaMallocAsync);
+ * on a device without memory pools it comes from cudaMalloc and the call
+ * waits for @stream before returning.
+ *
+ * Return: 0, -EINVAL (not a whole-block gather, bad method, NULL @sums),
+ * -ENOMEM, -EIO (beluga_kv_gpu_last_error()).
+ */
+int beluga_kv_gpu_gather_sum(struct beluga_kv_gpu *gpu, const struct beluga_kv_xfer *xfer, uint32_t method,
+			     uint64_t *sums, struct CUstream_st *stream);
+
+/**
+ * beluga_kv_gpu_checksum - the store's block checksum of device-visible buffers
+ * @gpu:    the GPU copier (its device and grid cap are used).
+ * @bufs:   @n device-visible addresses (device memory, or registered or
+ *          pinned host memory), any alignment.
+ * @lens:   their lengths in bytes, any value (0 included).
+ * @n:      number of buffers.
+ * @sums:   @n entries, receive beluga_kvc_checksum(bufs[i], lens[i]); written
+ *          on @stream as with beluga_kv_gpu_gather_sum().
+ * @stream: the caller's stream.
+ *
+ * Return: 0, -EINVAL (NULL arrays), -ENOMEM, -EIO.
+ */
+int beluga_kv_gpu_checksum(struct beluga_kv_gpu *gpu, const void *const *bufs, const size_t *lens, size_t n,
+			   uint64_t *sums, struct CUstream_st *stream);
+
+struct beluga_kvc;
+struct beluga_kvc_reservation;
+
+/**
+ * beluga_kv_gpu_commit - commit reserved slots that a stream wrote, with the sums it computed
+ * @kv:      the store that reserved @items.
+ * @items:   @n reservations (beluga_kvc_reserve()) whose slots the work
+ *           enqueued on @stream writes (beluga_kv_gpu_gather_sum()).
+ * @n:       number of items.
+ * @sums:    @n checksums written on @stream (the same call's @sums), in the
+ *           order of @items; entries of items that hold no reservation are
+ *           ignored.
+ * @stream:  the stream to synchronize first.
+ * @results: @n per-item results, as beluga_kvc_commit().
+ *
+ * Synchronizes @stream, sets each item's @sum to sums[i] and calls
+ * beluga_kvc_commit() with BELUGA_KVC_COMMIT_CHECKSUM: the payload is not read
+ * again; readers that verify miss a block whose payload does not match its
+ * sum.  Only in the target beluga_xfer_kvc (the main build; it needs the
+ * store).
+ *
+ * Return: what beluga_kvc_commit() returns (the number stored, or its
+ * errors: beluga_kvc_last_error()); -EINVAL for NULL arrays; -EIO if the
+ * stream failed (beluga_kv_gpu_last_error()): then nothing is committed and
+ * every reservation of @items is aborted (the payloads are not known to be
+ * written).
+ */
+long beluga_kv_gpu_commit(struct beluga_kvc *kv, struct beluga_kvc_reservation *items, size_t n,
+			  const uint64_t *sums, struct CUstream_st *stream, int *results);
+
 /* Message of the last CUDA failure on this thread ("" if none). */
 const char *beluga_kv_gpu_last_error(void);
 
