@@ -17,14 +17,7 @@ void f64_combine(F64 &s, const F64 &next)
 
 uint64_t f64_final(const F64 &s, uint64_t len)
 {
-	constexpr uint64_t k = 0x9e3779b97f4a7c15ull;
-	uint64_t h = len ^ 0x42454c5547414b56ull;
-	const uint64_t v[8] = {s.a[0], s.a[1], s.a[2], s.a[3], s.b[0], s.b[1], s.b[2], s.b[3]};
-	for (uint64_t x : v) {
-		h ^= x;
-		h = (h << 27 | h >> 37) * k;
-	}
-	return fmix64(h);
+	return beluga::cpu::f64_final(s.a, s.b, len);
 }
 
 } // namespace bkv

@@ -8,23 +8,16 @@
 #pragma once
 
 #include <beluga/cpu.h>
+#include <beluga/cpu_final.hpp>
 
 #include <cstddef>
 #include <cstdint>
 
 namespace bkv {
 
-// The 64-bit finalizer of MurmurHash3 (fmix64): every input bit affects
-// every output bit.  Ends the block checksum and mixes index keys.
-constexpr uint64_t fmix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
+// The 64-bit finalizer (beluga/cpu_final.hpp): ends the block checksum and
+// mixes index keys.
+using beluga::cpu::fmix64;
 
 // The lanes of a block (or of a piece of one); zero when constructed.
 struct F64 : bcpu_sum {

@@ -20,6 +20,8 @@
 // finaliser is the definition's, applied to a and b.
 #pragma once
 
+#include <beluga/cpu_final.hpp>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -86,32 +88,15 @@ BELUGA_HD void f64_merge(F64Acc &s, const F64Acc &t)
 	}
 }
 
-BELUGA_HD uint64_t f64_fmix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
-// The checksum of a block of len bytes whose every word was added to s.
+// The checksum of a block of len bytes whose every word was added to s: the
+// store's finaliser (beluga/cpu_final.hpp) applied to a and b = G * a - c.
 BELUGA_HD uint64_t f64_finish(const F64Acc &s, uint64_t len)
 {
 	const uint64_t groups = (len + 31) / 32;
-	uint64_t v[8];
-	for (int k = 0; k < 4; k++) {
-		v[k] = s.a[k];
-		v[4 + k] = groups * s.a[k] - s.c[k];
-	}
-	constexpr uint64_t mul = 0x9e3779b97f4a7c15ull;
-	uint64_t h = len ^ 0x42454c5547414b56ull;
-	for (int k = 0; k < 8; k++) {
-		h ^= v[k];
-		h = (h << 27 | h >> 37) * mul;
-	}
-	return f64_fmix64(h);
+	uint64_t b[4];
+	for (int k = 0; k < 4; k++)
+		b[k] = groups * s.a[k] - s.c[k];
+	return beluga::cpu::f64_final(s.a, b, len);
 }
 
 // ---- the kernels' work split, shared with the CPU emulation ----
