@@ -62,6 +62,31 @@ inline bool tag_match(uint64_t val, uint32_t tag, uint64_t slots)
 	return val != kEntryEmpty && uint32_t(val >> 32) == tag && uint32_t(val) - 1 < slots;
 }
 
+// The entries of the bucket at @bucket (this host's view) whose tag field
+// is @tag: bit e for entry e.  A hint, read without ordering: every entry it
+// names is loaded again and checked (tag_match).
+inline unsigned tag_candidates(const uint8_t *bucket, uint32_t tag)
+{
+#if defined(__SSE2__)
+	const __m128i t = _mm_set1_epi32(int(tag));
+	unsigned m = 0;
+	for (unsigned i = 0; i < 4; i++) {
+		__m128i x = _mm_load_si128(reinterpret_cast<const __m128i *>(bucket) + i);
+		// Lanes 1 and 3: the high halves (tags) of entries 2i and 2i + 1.
+		unsigned eq = unsigned(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, t))));
+		m |= ((eq >> 1 & 1) | (eq >> 2 & 2)) << 2 * i;
+	}
+	return m & ((1u << kBucketEntries) - 1); // not the control word
+#else
+	unsigned m = 0;
+	for (unsigned e = 0; e < kBucketEntries; e++) {
+		uint64_t val = __atomic_load_n(reinterpret_cast<const uint64_t *>(bucket) + e, __ATOMIC_RELAXED);
+		m |= unsigned(uint32_t(val >> 32) == tag) << e;
+	}
+	return m;
+#endif
+}
+
 // Empty, or damaged beyond use: no writer stores an entry whose slot is out
 // of range, so such an entry (memory damage) may be overwritten; lookups
 // already skip it (tag_match).
@@ -78,12 +103,31 @@ template <typename Fn>
 bool walk_at(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool home_fresh = false)
 {
 	View &v = kv->v();
-	for (uint64_t probe = 0; probe < kv->g.buckets; probe++) {
-		uint64_t off = kv->g.bucket(p, (b + probe) % kv->g.buckets);
+	for (uint64_t probe = 0; probe < kv->g.buckets; probe++, b = b + 1 < kv->g.buckets ? b + 1 : 0) {
+		uint64_t off = kv->g.bucket(p, b);
 		if (kv->foreign(p) && (probe || !home_fresh))
 			v.invalidate(off, kLine, Point::inval_index);
 		for (unsigned e = 0; e < kBucketEntries; e++)
 			if (fn(off + 8 * e, v.ld(off + 8 * e), tag))
+				return true;
+		if (!(v.ld(off + kBucketCtl) & kBucketOverflow))
+			return false;
+	}
+	return false;
+}
+
+// walk_at for lookups: @fn(value) only for the entries whose tag field is
+// @tag (tag_candidates; each loaded again before @fn sees it).
+template <typename Fn>
+bool walk_tag(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool home_fresh = false)
+{
+	View &v = kv->v();
+	for (uint64_t probe = 0; probe < kv->g.buckets; probe++, b = b + 1 < kv->g.buckets ? b + 1 : 0) {
+		uint64_t off = kv->g.bucket(p, b);
+		if (kv->foreign(p) && (probe || !home_fresh))
+			v.invalidate(off, kLine, Point::inval_index);
+		for (unsigned m = tag_candidates(v.ptr(off), tag); m; m &= m - 1)
+			if (fn(v.ld(off + 8 * __builtin_ctz(m))))
 				return true;
 		if (!(v.ld(off + kBucketCtl) & kBucketOverflow))
 			return false;
@@ -291,8 +335,10 @@ bool still_same(beluga_kvc *kv, const Found &f)
 
 bool lookup_host(beluga_kvc *kv, uint32_t p, const uint8_t key[32], Found &f)
 {
-	uint64_t slots = kv->g.slots;
-	return walk(kv, p, key, [&](uint64_t, uint64_t val, uint32_t tag) {
+	uint64_t slots = kv->g.slots, b;
+	uint32_t tag;
+	key_hash(key, kv->g.buckets, b, tag);
+	return walk_tag(kv, p, b, tag, [&](uint64_t val) {
 		return tag_match(val, tag, slots) && read_desc(kv, p, uint32_t(val) - 1, key, f);
 	});
 }
@@ -460,8 +506,8 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 	// descriptors usually share the buckets' fence.
 	auto add_descs = [&](Pre &p, uint32_t h) {
 		uint64_t off = kv->g.bucket(h, p.b);
-		for (unsigned e = 0; e < kBucketEntries; e++) {
-			uint64_t val = v.ld(off + 8 * e);
+		for (unsigned m = tag_candidates(v.ptr(off), p.tag); m; m &= m - 1) {
+			uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
 			if (!tag_match(val, p.tag, kv->g.slots))
 				continue;
 			uint32_t slot = uint32_t(val) - 1;
@@ -508,8 +554,8 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 		Pre &p = pre[k];
 		if (p.cand >> kv->host & 1) {
 			uint64_t off = kv->g.bucket(kv->host, p.b);
-			for (unsigned e = 0; e < kBucketEntries; e++) {
-				uint64_t val = v.ld(off + 8 * e);
+			for (unsigned m = tag_candidates(v.ptr(off), p.tag); m; m &= m - 1) {
+				uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
 				if (tag_match(val, p.tag, kv->g.slots))
 					__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
 			}
@@ -528,8 +574,8 @@ bool lookup_pre(beluga_kvc *kv, const uint8_t key[32], const Pre &p, Found &f)
 {
 	uint64_t slots = kv->g.slots;
 	auto probe = [&](uint32_t h) {
-		return walk_at(kv, h, p.b, p.tag, [&](uint64_t, uint64_t val, uint32_t tag) {
-			if (!tag_match(val, tag, slots))
+		return walk_tag(kv, h, p.b, p.tag, [&](uint64_t val) {
+			if (!tag_match(val, p.tag, slots))
 				return false;
 			uint32_t slot = uint32_t(val) - 1;
 			bool fresh = false;
@@ -645,11 +691,18 @@ size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 	auto descs_ahead = [&](size_t j) {
 		const Ahead &a = ring[j % kRing];
 		uint64_t off = kv->g.bucket(kv->host, a.b);
-		for (unsigned e = 0; e < kBucketEntries; e++) {
-			uint64_t val = v.ld(off + 8 * e);
+		for (unsigned m = tag_candidates(v.ptr(off), a.tag); m; m &= m - 1) {
+			uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
 			if (tag_match(val, a.tag, slots))
 				__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
 		}
+	};
+	auto find = [&](const Ahead &a, const uint8_t *key) {
+		Found f;
+		return walk_tag(kv, kv->host, a.b, a.tag, [&](uint64_t val) {
+			return tag_match(val, a.tag, slots) &&
+			       read_desc(kv, kv->host, uint32_t(val) - 1, key, f);
+		});
 	};
 	size_t hashed = 0, described = 0, i = 0;
 	prefetch_keys(keys, std::min(n, kRing));
@@ -662,12 +715,7 @@ size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 			hash_ahead(hashed++);
 		if (described < n)
 			descs_ahead(described++);
-		const Ahead &a = ring[i % kRing];
-		Found f;
-		if (!walk_at(kv, kv->host, a.b, a.tag, [&](uint64_t, uint64_t val, uint32_t tag) {
-			    return tag_match(val, tag, slots) &&
-				   read_desc(kv, kv->host, uint32_t(val) - 1, keys[i], f);
-		    }))
+		if (!find(ring[i % kRing], keys[i]))
 			break;
 	}
 	return i;
