@@ -467,7 +467,11 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 	prefetch_keys(keys, n);
 	// Round 1: home buckets.  Ours are prefetched; the other hosts' that
 	// may hold a key are invalidated together (one fence), then prefetched.
-	for (size_t k = 0; k < n; k++) {
+	// Each key is hashed, and its row of the summary copy prefetched,
+	// kRowAhead keys before its candidates are read, so that the work
+	// stops soon after the first key no summary holds.
+	constexpr size_t kRowAhead = 8;
+	auto hash_key = [&](size_t k) {
 		Pre &p = pre[k];
 		p.h = key_h(keys[k]);
 		bucket_tag(p.h, kv->g.buckets, p.b, p.tag);
@@ -479,9 +483,14 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 		} else {
 			__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, p.b)));
 		}
-	}
+	};
+	size_t hashed = 0;
+	for (; hashed < n && hashed < kRowAhead; hashed++)
+		hash_key(hashed);
 	const size_t all = n;
 	for (size_t k = 0; k < n; k++) {
+		if (hashed < n)
+			hash_key(hashed++);
 		Pre &p = pre[k];
 		p.cand = hosts;
 		if (kv->sum)
@@ -533,8 +542,8 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 	if (nl)
 		v.fence();
 	// Prefetches in flight make the fence wait for them too: our own
-	// buckets only now.
-	for (size_t i = gens; i < nl; i++)
+	// buckets only now.  The generations first: they are read first.
+	for (size_t i = 0; i < nl; i++)
 		__builtin_prefetch(v.ptr(lines[i]));
 	if (kv->sum)
 		for (size_t k = 0; k < n; k++)
@@ -542,6 +551,8 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 				__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, pre[k].b)));
 	if (sync && summary_sync(kv, true))
 		for (size_t k = 0; k < all; k++) { // lookup_pre invalidates what is not fresh
+			if (k >= hashed)
+				hash_key(k);
 			pre[k].cand = hosts & summary_hosts_h(kv, pre[k].h);
 			if (k >= n)
 				pre[k].fresh = pre[k].nd = 0;
