@@ -465,11 +465,11 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 	// waits for them.
 	v.invalidate_lines(lines, gens, Point::inval_sum_gen, false);
 	prefetch_keys(keys, n);
-	// Round 1: home buckets.  Ours are prefetched; the other hosts' that
-	// may hold a key are invalidated together (one fence), then prefetched.
-	// Each key is hashed, and its row of the summary copy prefetched,
-	// kRowAhead keys before its candidates are read, so that the work
-	// stops soon after the first key no summary holds.
+	// Round 1: home buckets.  The other hosts' that may hold a key are
+	// invalidated (one fence for all), then prefetched; ours are prefetched
+	// after the fence.  Each key is hashed, and its row of the summary copy
+	// prefetched, kRowAhead keys before its candidates are read, so that
+	// the work stops soon after the first key no summary holds.
 	constexpr size_t kRowAhead = 8;
 	auto hash_key = [&](size_t k) {
 		Pre &p = pre[k];
