@@ -71,7 +71,7 @@ inline unsigned tag_candidates(const uint8_t *bucket, uint32_t tag)
 	const __m128i t = _mm_set1_epi32(int(tag));
 	unsigned m = 0;
 	for (unsigned i = 0; i < 4; i++) {
-		__m128i x = _mm_load_si128(reinterpret_cast<const __m128i *>(bucket) + i);
+		__m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(bucket) + i);
 		// Lanes 1 and 3: the high halves (tags) of entries 2i and 2i + 1.
 		unsigned eq = unsigned(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, t))));
 		m |= ((eq >> 1 & 1) | (eq >> 2 & 2)) << 2 * i;
