@@ -117,16 +117,21 @@ bool walk_at(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool h
 }
 
 // walk_at for lookups: @fn(value) only for the entries whose tag field is
-// @tag (tag_candidates; each loaded again before @fn sees it).
+// @tag (tag_candidates; each loaded again before @fn sees it).  @home: the
+// home bucket's tag_candidates() if the caller has them (our own
+// partition, read after the call began), else kNoMask.
+constexpr unsigned kNoMask = ~0u;
 template <typename Fn>
-bool walk_tag(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool home_fresh = false)
+bool walk_tag(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool home_fresh = false,
+	      unsigned home = kNoMask)
 {
 	View &v = kv->v();
 	for (uint64_t probe = 0; probe < kv->g.buckets; probe++, b = b + 1 < kv->g.buckets ? b + 1 : 0) {
 		uint64_t off = kv->g.bucket(p, b);
 		if (kv->foreign(p) && (probe || !home_fresh))
 			v.invalidate(off, kLine, Point::inval_index);
-		for (unsigned m = tag_candidates(v.ptr(off), tag); m; m &= m - 1)
+		for (unsigned m = probe || home == kNoMask ? tag_candidates(v.ptr(off), tag) : home; m;
+		     m &= m - 1)
 			if (fn(v.ld(off + 8 * __builtin_ctz(m))))
 				return true;
 		if (!(v.ld(off + kBucketCtl) & kBucketOverflow))
@@ -689,6 +694,7 @@ size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 	struct Ahead {
 		uint64_t b;
 		uint32_t tag;
+		unsigned home; // the home bucket's tag_candidates()
 	} ring[kRing];
 	View &v = kv->v();
 	const uint64_t slots = kv->g.slots;
@@ -700,9 +706,10 @@ size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 		__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, a.b)));
 	};
 	auto descs_ahead = [&](size_t j) {
-		const Ahead &a = ring[j % kRing];
+		Ahead &a = ring[j % kRing];
 		uint64_t off = kv->g.bucket(kv->host, a.b);
-		for (unsigned m = tag_candidates(v.ptr(off), a.tag); m; m &= m - 1) {
+		a.home = tag_candidates(v.ptr(off), a.tag);
+		for (unsigned m = a.home; m; m &= m - 1) {
 			uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
 			if (tag_match(val, a.tag, slots))
 				__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
@@ -713,7 +720,7 @@ size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 		return walk_tag(kv, kv->host, a.b, a.tag, [&](uint64_t val) {
 			return tag_match(val, a.tag, slots) &&
 			       read_desc(kv, kv->host, uint32_t(val) - 1, key, f);
-		});
+		}, false, a.home);
 	};
 	size_t hashed = 0, described = 0, i = 0;
 	prefetch_keys(keys, std::min(n, kRing));
