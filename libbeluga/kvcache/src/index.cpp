@@ -17,9 +17,16 @@
 // a lookup reads no other host's line for hosts that cannot hold the key.
 #include "internal.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace bkv {
 namespace {
@@ -55,6 +62,31 @@ inline bool tag_match(uint64_t val, uint32_t tag, uint64_t slots)
 	return val != kEntryEmpty && uint32_t(val >> 32) == tag && uint32_t(val) - 1 < slots;
 }
 
+// The entries of the bucket at @bucket (this host's view) whose tag field
+// is @tag: bit e for entry e.  A hint, read without ordering: every entry it
+// names is loaded again and checked (tag_match).
+inline unsigned tag_candidates(const uint8_t *bucket, uint32_t tag)
+{
+#if defined(__SSE2__)
+	const __m128i t = _mm_set1_epi32(int(tag));
+	unsigned m = 0;
+	for (unsigned i = 0; i < 4; i++) {
+		__m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(bucket) + i);
+		// Lanes 1 and 3: the high halves (tags) of entries 2i and 2i + 1.
+		unsigned eq = unsigned(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, t))));
+		m |= ((eq >> 1 & 1) | (eq >> 2 & 2)) << 2 * i;
+	}
+	return m & ((1u << kBucketEntries) - 1); // not the control word
+#else
+	unsigned m = 0;
+	for (unsigned e = 0; e < kBucketEntries; e++) {
+		uint64_t val = __atomic_load_n(reinterpret_cast<const uint64_t *>(bucket) + e, __ATOMIC_RELAXED);
+		m |= unsigned(uint32_t(val >> 32) == tag) << e;
+	}
+	return m;
+#endif
+}
+
 // Empty, or damaged beyond use: no writer stores an entry whose slot is out
 // of range, so such an entry (memory damage) may be overwritten; lookups
 // already skip it (tag_match).
@@ -71,12 +103,36 @@ template <typename Fn>
 bool walk_at(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool home_fresh = false)
 {
 	View &v = kv->v();
-	for (uint64_t probe = 0; probe < kv->g.buckets; probe++) {
-		uint64_t off = kv->g.bucket(p, (b + probe) % kv->g.buckets);
+	for (uint64_t probe = 0; probe < kv->g.buckets; probe++, b = b + 1 < kv->g.buckets ? b + 1 : 0) {
+		uint64_t off = kv->g.bucket(p, b);
 		if (kv->foreign(p) && (probe || !home_fresh))
 			v.invalidate(off, kLine, Point::inval_index);
 		for (unsigned e = 0; e < kBucketEntries; e++)
 			if (fn(off + 8 * e, v.ld(off + 8 * e), tag))
+				return true;
+		if (!(v.ld(off + kBucketCtl) & kBucketOverflow))
+			return false;
+	}
+	return false;
+}
+
+// walk_at for lookups: @fn(value) only for the entries whose tag field is
+// @tag (tag_candidates; each loaded again before @fn sees it).  @home: the
+// home bucket's tag_candidates() if the caller has them (our own
+// partition, read after the call began), else kNoMask.
+constexpr unsigned kNoMask = ~0u;
+template <typename Fn>
+bool walk_tag(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool home_fresh = false,
+	      unsigned home = kNoMask)
+{
+	View &v = kv->v();
+	for (uint64_t probe = 0; probe < kv->g.buckets; probe++, b = b + 1 < kv->g.buckets ? b + 1 : 0) {
+		uint64_t off = kv->g.bucket(p, b);
+		if (kv->foreign(p) && (probe || !home_fresh))
+			v.invalidate(off, kLine, Point::inval_index);
+		for (unsigned m = probe || home == kNoMask ? tag_candidates(v.ptr(off), tag) : home; m;
+		     m &= m - 1)
+			if (fn(v.ld(off + 8 * __builtin_ctz(m))))
 				return true;
 		if (!(v.ld(off + kBucketCtl) & kBucketOverflow))
 			return false;
@@ -167,7 +223,7 @@ void summary_pull(beluga_kvc *kv, uint32_t h, uint64_t gen)
 	bool foreign = kv->foreign(h); // our own host's lines are coherent for us
 	if (foreign)
 		v.invalidate_lines(lines, kSumSegments / 8, Point::inval_sum_seg);
-	uint64_t per = kv->g.summary_words / kSumSegments, hosts = kv->g.hosts;
+	uint64_t per = kv->g.summary_words / kSumSegments, stride = sc.stride;
 	for (unsigned s = 0; s < kSumSegments; s++) {
 		uint64_t ver = v.ld(kv->g.summary(h, kSumSegs + 8 * s));
 		uint64_t &seen = sc.seg[h * kSumSegments + s];
@@ -176,27 +232,58 @@ void summary_pull(beluga_kvc *kv, uint32_t h, uint64_t gen)
 		if (foreign)
 			v.invalidate(kv->g.summary_word(h, s * per), 8 * per, Point::inval_summary);
 		for (uint64_t w = s * per; w < (s + 1) * per; w++)
-			__atomic_store_n(&sc.bits[w * hosts + h], nonzero16(v.ld(kv->g.summary_word(h, w))),
+			__atomic_store_n(&sc.bits[w * stride + h], nonzero16(v.ld(kv->g.summary_word(h, w))),
 					 __ATOMIC_RELAXED);
 		seen = ver;
 	}
 	sc.gen[h].store(gen, std::memory_order_release);
 }
 
-// The hosts whose summary (our copy) holds the key of hash @h, ours too.
-uint64_t summary_hosts_h(beluga_kvc *kv, uint64_t h)
+// The hosts whose row of our copy (@row: stride entries) has every
+// counter of @nib non-zero.
+inline uint64_t summary_row_hosts(const uint16_t *row, uint32_t hosts, uint32_t stride, uint16_t nib)
 {
-	uint64_t w, mask = 0, hosts = kv->g.hosts;
-	uint16_t nib;
-	summary_pos_h(h, kv->g.summary_words, w, nib);
-	const uint16_t *b = kv->sum->bits + w * hosts;
+	uint64_t mask = 0;
+#if defined(__SSE2__)
+	if (stride % 8 == 0) { // 8 hosts a compare; padding entries are 0 and never match
+		const __m128i want = _mm_set1_epi16(short(nib));
+		for (uint32_t h = 0; h < stride; h += 8) {
+			__m128i x = _mm_load_si128(reinterpret_cast<const __m128i *>(row + h));
+			__m128i eq = _mm_cmpeq_epi16(_mm_and_si128(x, want), want);
+			mask |= uint64_t(_mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())) & 0xff)
+				<< h;
+		}
+		return mask;
+	}
+#endif
 	for (uint32_t h = 0; h < hosts; h++)
-		if ((__atomic_load_n(b + h, __ATOMIC_RELAXED) & nib) == nib)
+		if ((__atomic_load_n(row + h, __ATOMIC_RELAXED) & nib) == nib)
 			mask |= 1ull << h;
 	return mask;
 }
 
+// The hosts whose summary (our copy) holds the key of hash @h, ours too.
+uint64_t summary_hosts_h(beluga_kvc *kv, uint64_t h)
+{
+	uint64_t w;
+	uint16_t nib;
+	summary_pos_h(h, kv->g.summary_words, w, nib);
+	const beluga_kvc::SumCopy &sc = *kv->sum;
+	return summary_row_hosts(sc.bits + w * sc.stride, uint32_t(kv->g.hosts), sc.stride, nib);
+}
+
 uint64_t summary_hosts(beluga_kvc *kv, const uint8_t *key) { return summary_hosts_h(kv, key_h(key)); }
+
+// The caller's keys [0, n): read in order, but a sequential prefetcher
+// starts only after a few misses.
+inline void prefetch_keys(const uint8_t (*keys)[32], size_t n)
+{
+	for (size_t k = 0; k < n; k += 2)
+		__builtin_prefetch(keys[k]);
+	if (n && (reinterpret_cast<uintptr_t>(keys[n - 1]) + 31) / kLine !=
+			 reinterpret_cast<uintptr_t>(keys[n - 1]) / kLine)
+		__builtin_prefetch(keys[n - 1] + 31);
+}
 
 inline void bucket_tag(uint64_t h, uint64_t buckets, uint64_t &b, uint32_t &tag)
 {
@@ -253,8 +340,10 @@ bool still_same(beluga_kvc *kv, const Found &f)
 
 bool lookup_host(beluga_kvc *kv, uint32_t p, const uint8_t key[32], Found &f)
 {
-	uint64_t slots = kv->g.slots;
-	return walk(kv, p, key, [&](uint64_t, uint64_t val, uint32_t tag) {
+	uint64_t slots = kv->g.slots, b;
+	uint32_t tag;
+	key_hash(key, kv->g.buckets, b, tag);
+	return walk_tag(kv, p, b, tag, [&](uint64_t val) {
 		return tag_match(val, tag, slots) && read_desc(kv, p, uint32_t(val) - 1, key, f);
 	});
 }
@@ -279,9 +368,23 @@ int summary_init(beluga_kvc *kv)
 	if (!kv->g.summary_off)
 		return 0;
 	auto sc = std::make_unique<beluga_kvc::SumCopy>();
-	sc->bits = static_cast<uint16_t *>(std::calloc(kv->g.summary_words * kv->g.hosts, 2));
-	if (!sc->bits)
+	sc->stride = uint32_t(kv->g.hosts < 8 ? kv->g.hosts : align_up(kv->g.hosts, 8));
+	// Lookups read it at random: from 1 MiB on, aligned to 2 MiB inside
+	// the mapping and advised to take transparent huge pages (a hint; 4 KiB
+	// pages work too).  Pages are only touched as the copy is filled.
+	constexpr size_t kHuge = 2u << 20;
+	size_t bytes = align_up(kv->g.summary_words * sc->stride * 2, kPage);
+	bool huge = bytes >= kHuge / 2;
+	sc->map_len = huge ? align_up(bytes, kHuge) + kHuge : bytes;
+	void *m = mmap(nullptr, sc->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
 		return -ENOMEM;
+	sc->map = m;
+	sc->bits = static_cast<uint16_t *>(m);
+	if (huge) {
+		sc->bits = reinterpret_cast<uint16_t *>(align_up(reinterpret_cast<uintptr_t>(m), kHuge));
+		madvise(sc->bits, align_up(bytes, kHuge), MADV_HUGEPAGE);
+	}
 	sc->seg.assign(kv->g.hosts * kSumSegments, 0);
 	kv->sum = std::move(sc);
 	return 0;
@@ -362,9 +465,18 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 			if (kv->foreign(h))
 				lines[nl++] = kv->g.summary(h, kSumGen);
 	size_t gens = nl;
-	// Round 1: home buckets.  Ours are prefetched; the other hosts' that
-	// may hold a key are invalidated together (one fence), then prefetched.
-	for (size_t k = 0; k < n; k++) {
+	// Invalidations are issued as early as their lines are known, without
+	// a fence each, so that most have completed when the one fence below
+	// waits for them.
+	v.invalidate_lines(lines, gens, Point::inval_sum_gen, false);
+	prefetch_keys(keys, n);
+	// Round 1: home buckets.  The other hosts' that may hold a key are
+	// invalidated (one fence for all), then prefetched; ours are prefetched
+	// after the fence.  Each key is hashed, and its row of the summary copy
+	// prefetched, kRowAhead keys before its candidates are read, so that
+	// the work stops soon after the first key no summary holds.
+	constexpr size_t kRowAhead = 8;
+	auto hash_key = [&](size_t k) {
 		Pre &p = pre[k];
 		p.h = key_h(keys[k]);
 		bucket_tag(p.h, kv->g.buckets, p.b, p.tag);
@@ -372,36 +484,44 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 			uint64_t w;
 			uint16_t nib;
 			summary_pos_h(p.h, kv->g.summary_words, w, nib);
-			__builtin_prefetch(kv->sum->bits + w * kv->g.hosts);
+			__builtin_prefetch(kv->sum->bits + w * kv->sum->stride);
 		} else {
 			__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, p.b)));
 		}
-	}
+	};
+	size_t hashed = 0;
+	for (; hashed < n && hashed < kRowAhead; hashed++)
+		hash_key(hashed);
+	const size_t all = n;
 	for (size_t k = 0; k < n; k++) {
+		if (hashed < n)
+			hash_key(hashed++);
 		Pre &p = pre[k];
 		p.cand = hosts;
 		if (kv->sum)
 			p.cand &= summary_hosts_h(kv, p.h);
-		if (kv->sum && (p.cand >> kv->host & 1))
-			__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, p.b)));
 		p.fresh = 0;
 		p.nd = 0;
 		for (uint64_t m = p.cand & ~(1ull << kv->host); m && nl < kWindowLines + gens;
 		     m &= m - 1) {
-			lines[nl++] = kv->g.bucket(__builtin_ctzll(m), p.b);
+			lines[nl] = kv->g.bucket(__builtin_ctzll(m), p.b);
+			__builtin_prefetch(v.ptr(lines[nl++]));
 			p.fresh |= m & -m;
+		}
+		// No summary holds this key: the prefix ends here (unless a
+		// generation moved, below), so the keys after it need nothing.
+		if (!p.cand) {
+			n = k + 1;
+			break;
 		}
 	}
 	// Guess the descriptors from the buckets as we have them (perhaps
 	// stale: a guess only decides what to invalidate early), so that the
 	// descriptors usually share the buckets' fence.
-	size_t nb = nl;
-	for (size_t i = gens; i < nb; i++)
-		__builtin_prefetch(v.ptr(lines[i]));
 	auto add_descs = [&](Pre &p, uint32_t h) {
 		uint64_t off = kv->g.bucket(h, p.b);
-		for (unsigned e = 0; e < kBucketEntries; e++) {
-			uint64_t val = v.ld(off + 8 * e);
+		for (unsigned m = tag_candidates(v.ptr(off), p.tag); m; m &= m - 1) {
+			uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
 			if (!tag_match(val, p.tag, kv->g.slots))
 				continue;
 			uint32_t slot = uint32_t(val) - 1;
@@ -415,20 +535,33 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 			lines[nl++] = kv->g.desc(h, slot);
 		}
 	};
-	for (size_t k = 0; k < n; k++)
-		for (uint64_t m = pre[k].fresh; m; m &= m - 1)
+	// Each bucket is invalidated once its guesses are read, with them.
+	for (size_t k = 0, j = gens; k < n; k++)
+		for (uint64_t m = pre[k].fresh; m; m &= m - 1, j++) {
+			size_t first = nl;
 			add_descs(pre[k], uint32_t(__builtin_ctzll(m)));
+			v.invalidate_lines(lines + j, 1, Point::inval_index, false);
+			v.invalidate_lines(lines + first, nl - first, Point::inval_desc, false);
+		}
 	// Generations, buckets and guessed descriptors: one fence.
-	v.invalidate_lines(lines, gens, Point::inval_sum_gen, false);
-	v.invalidate_lines(lines + gens, nb - gens, Point::inval_index, false);
-	v.invalidate_lines(lines + nb, nl - nb, Point::inval_desc, false);
 	if (nl)
 		v.fence();
-	for (size_t i = gens; i < nl; i++)
+	// Prefetches in flight make the fence wait for them too: our own
+	// buckets only now.  The generations first: they are read first.
+	for (size_t i = 0; i < nl; i++)
 		__builtin_prefetch(v.ptr(lines[i]));
+	if (kv->sum)
+		for (size_t k = 0; k < n; k++)
+			if (pre[k].cand >> kv->host & 1)
+				__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, pre[k].b)));
 	if (sync && summary_sync(kv, true))
-		for (size_t k = 0; k < n; k++) // lookup_pre invalidates what is not fresh
+		for (size_t k = 0; k < all; k++) { // lookup_pre invalidates what is not fresh
+			if (k >= hashed)
+				hash_key(k);
 			pre[k].cand = hosts & summary_hosts_h(kv, pre[k].h);
+			if (k >= n)
+				pre[k].fresh = pre[k].nd = 0;
+		}
 	// Round 2: the descriptors the (now fresh) buckets name for the keys'
 	// tags: ours prefetched, other hosts' that were not guessed invalidated
 	// (a second fence only when a guess missed).
@@ -437,8 +570,8 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 		Pre &p = pre[k];
 		if (p.cand >> kv->host & 1) {
 			uint64_t off = kv->g.bucket(kv->host, p.b);
-			for (unsigned e = 0; e < kBucketEntries; e++) {
-				uint64_t val = v.ld(off + 8 * e);
+			for (unsigned m = tag_candidates(v.ptr(off), p.tag); m; m &= m - 1) {
+				uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
 				if (tag_match(val, p.tag, kv->g.slots))
 					__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
 			}
@@ -457,8 +590,8 @@ bool lookup_pre(beluga_kvc *kv, const uint8_t key[32], const Pre &p, Found &f)
 {
 	uint64_t slots = kv->g.slots;
 	auto probe = [&](uint32_t h) {
-		return walk_at(kv, h, p.b, p.tag, [&](uint64_t, uint64_t val, uint32_t tag) {
-			if (!tag_match(val, tag, slots))
+		return walk_tag(kv, h, p.b, p.tag, [&](uint64_t val) {
+			if (!tag_match(val, p.tag, slots))
 				return false;
 			uint32_t slot = uint32_t(val) - 1;
 			bool fresh = false;
@@ -549,28 +682,61 @@ int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx)
 	return n;
 }
 
-void prefetch_lookup(beluga_kvc *kv, const uint8_t key[32], bool descs)
+size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 {
-	uint64_t b;
-	uint32_t tag;
-	key_hash(key, kv->g.buckets, b, tag);
-	const uint8_t *bucket = kv->v().ptr(kv->g.bucket(kv->host, b));
-	if (!descs) {
-		__builtin_prefetch(bucket);
-		if (kv->sum) {
-			uint64_t w;
-			uint16_t nib;
-			summary_pos(key, kv->g.summary_words, w, nib);
-			__builtin_prefetch(kv->sum->bits + w * kv->g.hosts);
+	// Three stages, each a fixed number of keys ahead of the comparison:
+	// hash the key and prefetch its home bucket (kBucketAhead), read the
+	// bucket and prefetch the descriptors it names for the key's tag
+	// (kDescAhead), compare.  The keys' misses overlap, and a miss stops
+	// the work at most kBucketAhead keys later.
+	constexpr size_t kBucketAhead = 16, kDescAhead = 8, kRing = 32;
+	static_assert(kRing >= kBucketAhead && (kRing & (kRing - 1)) == 0);
+	struct Ahead {
+		uint64_t b;
+		uint32_t tag;
+		unsigned home; // the home bucket's tag_candidates()
+	} ring[kRing];
+	View &v = kv->v();
+	const uint64_t slots = kv->g.slots;
+	auto hash_ahead = [&](size_t j) {
+		Ahead &a = ring[j % kRing];
+		if (j + kRing < n && (j + kRing) % 2 == 0) // the caller's keys: two a line
+			__builtin_prefetch(keys[j + kRing]);
+		bucket_tag(key_h(keys[j]), kv->g.buckets, a.b, a.tag);
+		__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, a.b)));
+	};
+	auto descs_ahead = [&](size_t j) {
+		Ahead &a = ring[j % kRing];
+		uint64_t off = kv->g.bucket(kv->host, a.b);
+		a.home = tag_candidates(v.ptr(off), a.tag);
+		for (unsigned m = a.home; m; m &= m - 1) {
+			uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
+			if (tag_match(val, a.tag, slots))
+				__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
 		}
-		return;
+	};
+	auto find = [&](const Ahead &a, const uint8_t *key) {
+		Found f;
+		return walk_tag(kv, kv->host, a.b, a.tag, [&](uint64_t val) {
+			return tag_match(val, a.tag, slots) &&
+			       read_desc(kv, kv->host, uint32_t(val) - 1, key, f);
+		}, false, a.home);
+	};
+	size_t hashed = 0, described = 0, i = 0;
+	prefetch_keys(keys, std::min(n, kRing));
+	for (; hashed < n && hashed < kBucketAhead; hashed++)
+		hash_ahead(hashed);
+	for (; described < n && described < kDescAhead; described++)
+		descs_ahead(described);
+	for (; i < n; i++) {
+		if (hashed < n)
+			hash_ahead(hashed++);
+		if (described < n)
+			descs_ahead(described++);
+		if (!find(ring[i % kRing], keys[i]))
+			break;
 	}
-	for (unsigned e = 0; e < kBucketEntries; e++) {
-		uint64_t val = __atomic_load_n(reinterpret_cast<const uint64_t *>(bucket) + e,
-					       __ATOMIC_RELAXED);
-		if (tag_match(val, tag, kv->g.slots))
-			__builtin_prefetch(kv->v().ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
-	}
+	return i;
 }
 
 void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
@@ -597,3 +763,9 @@ bool index_points_to(beluga_kvc *kv, uint32_t p, const uint8_t key[32], uint32_t
 }
 
 } // namespace bkv
+
+beluga_kvc::SumCopy::~SumCopy()
+{
+	if (map)
+		munmap(map, map_len);
+}

@@ -150,15 +150,21 @@ struct beluga_kvc {
 
 	// This handle's copy of the other hosts' summaries (index.cpp; caches
 	// of several hosts, format 2.1): for counter word w of host h, bit i of
-	// bits[w * hosts + h] is set when counter i is non-zero, so one line
-	// holds a key's bits for every host.  gen[h] and seg[h * 64 + s] are
-	// the generation and segment versions the copy reflects.  Refreshed
-	// under sum_mu; read without a lock.
+	// bits[w * stride + h] is set when counter i is non-zero, so one line
+	// holds a key's bits for every host (stride: hosts, rounded up to a
+	// multiple of 8 from 8 hosts on, so that a key's row is whole 16-byte
+	// vectors; the padding stays 0).  gen[h] and seg[h * 512 + s] are the
+	// generation and segment versions the copy reflects.  Refreshed under
+	// sum_mu; read without a lock.  Mapped with transparent huge pages
+	// where the kernel gives them: lookups read it at random.
 	struct SumCopy {
-		uint16_t *bits = nullptr; // calloc'ed: words * hosts
+		uint16_t *bits = nullptr; // mmap'ed, zero: words * stride
+		uint32_t stride = 0;
+		void *map = nullptr;
+		size_t map_len = 0;
 		std::atomic<uint64_t> gen[BELUGA_KVC_MAX_HOSTS] = {};
 		std::vector<uint64_t> seg;
-		~SumCopy() { std::free(bits); }
+		~SumCopy();
 	};
 	std::unique_ptr<SumCopy> sum;
 	std::mutex sum_mu;
@@ -248,9 +254,9 @@ int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 // Remove every entry for @key in our partition; returns how many.
 int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx);
 bool index_points_to(beluga_kvc *kv, uint32_t p, const uint8_t key[32], uint32_t slot);
-// Prefetch @key's home bucket in our partition, or (@descs) the descriptors
-// that bucket names for it: lookups of many keys overlap their misses.
-void prefetch_lookup(beluga_kvc *kv, const uint8_t key[32], bool descs);
+// A prefix lookup in a cache of one host (no other partition, nothing to
+// invalidate): how many leading keys are cached, software-pipelined.
+size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n);
 // Remove the entry of @key that names @slot from our partition (eviction).
 void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 uint64_t active_hosts(beluga_kvc *kv); // bit mask
@@ -263,8 +269,12 @@ uint64_t lookup_begin(beluga_kvc *kv, bool deferred);
 // together.  lookup_window computes each key's hash and the hosts to probe
 // (summaries), invalidates the other hosts' home buckets and the
 // descriptors they seem to name (read before invalidating: a guess) with
-// one fence, prefetches them, and invalidates with a second fence only the
-// descriptors the fresh buckets name that were not guessed; lookup_pre
+// one fence (each issued as soon as it is known, so that the fence finds
+// most of them done), prefetches them, and invalidates with a second fence
+// only the descriptors the fresh buckets name that were not guessed.  It
+// stops at the first key that no summary holds (the prefix ends there
+// unless a summary generation moved, which it reads in the same call and
+// then prepares the keys after it to be looked up in full); lookup_pre
 // then looks one key up without invalidating those lines again (they were
 // invalidated after the call began).
 constexpr size_t kWindow = 32;

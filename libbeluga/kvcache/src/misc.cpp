@@ -37,25 +37,27 @@ long remove_batch(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, int *res)
 
 long lookup_prefix(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 {
-	// The keys' buckets and descriptors are independent cache misses, and
-	// other hosts' lines need an invalidation (and a fence) first: fetch
-	// them a window of keys at a time (lookup_window), so that the misses
-	// overlap and one fence serves a window.
-	uint64_t hosts = lookup_begin(kv, true);
 	size_t i = 0;
-	Pre pre[kWindow];
-	for (bool miss = false; i < n && !miss;) {
-		// One host: no fences to share, so a small first window (less work
-		// past an early miss), then larger ones (more misses in flight);
-		// several hosts: one fence per round for 32 keys.
-		size_t w = std::min(kv->g.hosts > 1 ? kWindow : i ? kWindow / 2 : kWindow / 4, n - i);
-		lookup_window(kv, keys + i, w, hosts, pre, i == 0);
-		for (size_t k = 0; k < w && !miss; k++) {
-			Found f;
-			if (lookup_pre(kv, keys[i], pre[k], f))
-				i++;
-			else
-				miss = true;
+	if (kv->g.hosts == 1) {
+		// Our own partition only: nothing to invalidate, so the keys go
+		// through a pipeline that keeps a few misses in flight.
+		i = lookup_prefix_own(kv, keys, n);
+	} else {
+		// Other hosts' lines need an invalidation and a fence first: fetch
+		// them a window of keys at a time (lookup_window), so that the
+		// misses overlap and one fence serves a window of 32 keys.
+		uint64_t hosts = lookup_begin(kv, true);
+		Pre pre[kWindow];
+		for (bool miss = false; i < n && !miss;) {
+			size_t w = std::min(kWindow, n - i);
+			lookup_window(kv, keys + i, w, hosts, pre, i == 0);
+			for (size_t k = 0; k < w && !miss; k++) {
+				Found f;
+				if (lookup_pre(kv, keys[i], pre[k], f))
+					i++;
+				else
+					miss = true;
+			}
 		}
 	}
 	kv->stat(kStLookups, 1);
