@@ -62,9 +62,20 @@ fi
 
 say() { printf '\n=== %s (t+%ss)\n' "$*" "$(($(date +%s) - start))"; }
 have() { command -v "$1" >/dev/null 2>&1; }
+# Each step's timeout, cut to what is left of the whole check's deadline
+# ($GPU_CHECK_DEADLINE seconds from the start, default 540: one command on a
+# lent GPU machine may run 10 minutes).  A step with nothing left does not
+# start and counts as timed out (124).
+deadline=${GPU_CHECK_DEADLINE:-540}
 with_timeout() { # seconds, command...
-	local t=$1
+	local t=$1 left
 	shift
+	left=$((deadline - ($(date +%s) - start)))
+	if [ "$left" -le 0 ]; then
+		echo "not started: the check's deadline (GPU_CHECK_DEADLINE=${deadline}s) is spent: $*" >&2
+		return 124
+	fi
+	[ "$t" -gt "$left" ] && t=$left
 	if have timeout; then timeout -k 10 "$t" "$@"; else "$@"; fi
 }
 
@@ -130,7 +141,7 @@ rebuild() {
 		${gtest_src:+-DBELUGA_GTEST_SOURCE=$gtest_src} \
 		-DCMAKE_CUDA_COMPILER="$nvcc" ${cc:+-DCMAKE_CUDA_ARCHITECTURES=$cc} >"$bd.cmake.log" 2>&1 ||
 		{ tail -n 30 "$bd.cmake.log"; return 1; }
-	cmake --build "$bd" -j "$(nproc 2>/dev/null || echo 4)" >"$bd.build.log" 2>&1 ||
+	with_timeout "${GPU_CHECK_REBUILD_TIMEOUT:-300}" cmake --build "$bd" -j "$(nproc 2>/dev/null || echo 4)" >"$bd.build.log" 2>&1 ||
 		{ tail -n 30 "$bd.build.log"; return 1; }
 	bins=$bd/xfer-gpu-bundle
 }
