@@ -4,6 +4,7 @@
 #pragma once
 
 #include <beluga/kvcache.h>
+#include <beluga/kvcache.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -159,17 +160,13 @@ inline bool reads_back(beluga_kvc *kv, uint64_t i, size_t len)
 	return r.res == int(len) && r.intact;
 }
 
+// An opaque-layout fingerprint of model @model for @payload-byte blocks.
 inline beluga_kvc_fingerprint opaque_fp(uint64_t payload, const char *model = "test-model")
 {
-	beluga_kvc_fingerprint fp;
-	std::memset(&fp, 0, sizeof(fp));
-	std::strncpy(fp.model_id, model, sizeof(fp.model_id) - 1);
-	std::strcpy(fp.hash_fn, "sha256_cbor");
-	std::strcpy(fp.hash_seed, "0");
-	fp.tp_size = 1;
-	fp.layout = BELUGA_KVC_LAYOUT_OPAQUE;
-	fp.payload_bytes = payload;
-	return fp;
+	return beluga::kvc::make_fingerprint({.model_id = model,
+					      .hash_seed = "0",
+					      .layout = BELUGA_KVC_LAYOUT_OPAQUE,
+					      .payload_bytes = payload});
 }
 
 inline beluga_kvc_config config(const beluga_kvc_fingerprint &fp, uint32_t hosts = 1)
