@@ -5,6 +5,7 @@
 #pragma once
 
 #include <beluga/kvcache.h>
+#include <beluga/kvcache.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -121,17 +122,13 @@ inline void make_key(uint64_t id, uint8_t out[32])
 	}
 }
 
+// The benchmarks' fingerprint: opaque blocks of @payload bytes.
 inline beluga_kvc_fingerprint fingerprint(uint64_t payload)
 {
-	beluga_kvc_fingerprint fp;
-	std::memset(&fp, 0, sizeof(fp));
-	std::strcpy(fp.model_id, "beluga-bench");
-	std::strcpy(fp.hash_fn, "sha256_cbor");
-	std::strcpy(fp.hash_seed, "0");
-	fp.tp_size = 1;
-	fp.layout = BELUGA_KVC_LAYOUT_OPAQUE;
-	fp.payload_bytes = payload;
-	return fp;
+	return beluga::kvc::make_fingerprint({.model_id = "beluga-bench",
+					      .hash_seed = "0",
+					      .layout = BELUGA_KVC_LAYOUT_OPAQUE,
+					      .payload_bytes = payload});
 }
 
 // The report: sections of rows "figure | value | baseline | ratio".

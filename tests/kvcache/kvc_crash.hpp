@@ -7,7 +7,7 @@
 // held is left held.
 #pragma once
 
-#include "kvc_util.hpp"
+#include "kvc_fixture.hpp"
 
 #include "kvcache_test.h"
 
@@ -31,14 +31,7 @@ protected:
 	}
 	// A handle of host @host in the test's mode; NULL (and a failure) if
 	// the attach fails.
-	beluga_kvc *attach(uint32_t host)
-	{
-		beluga_kvc *kv = nullptr;
-		auto o = opts(host, GetParam());
-		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
-	}
+	beluga_kvc *attach(uint32_t host) { return attach_checked(r_, cfg_, opts(host, GetParam())); }
 	// Waits for the child @pid, which must have died of SIGKILL.
 	static ::testing::AssertionResult killed(pid_t pid)
 	{

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <beluga/kvcache.h>
+#include <beluga/kvcache.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -100,17 +102,71 @@ inline bool check_block(uint64_t i, const uint8_t *p, size_t len)
 	return id == i && h == fnv(p, len - 8);
 }
 
+// One put of key @i's block (fill_block, @len bytes) through @kv: the
+// entry's result (0, or a negative errno; 99 if the store left it unset).
+// @batch, if given, receives what the batch call returned.
+inline int put_block(beluga_kvc *kv, uint64_t i, size_t len, long *batch = nullptr)
+{
+	std::vector<uint8_t> buf(len);
+	fill_block(i, buf.data(), len);
+	beluga_kvc_put p{};
+	make_key(i, p.key);
+	p.data = buf.data();
+	p.len = len;
+	int res = 99;
+	long n = beluga_kvc_put_batch(kv, &p, 1, &res);
+	if (batch)
+		*batch = n;
+	return res;
+}
+
+// What one get returned: the batch call's result, the entry's (the
+// block's length, 0 for a miss, or a negative errno; 99 if unset), and
+// whether a hit's bytes are exactly key @i's block (check_block).
+struct GetResult {
+	long batch = 0;
+	int res = 99;
+	bool intact = false;
+};
+
+// One get of key @i through @kv into @out (@cap bytes; cut to the block's
+// length on a hit).
+inline GetResult get_block(beluga_kvc *kv, uint64_t i, std::vector<uint8_t> &out, size_t cap)
+{
+	out.assign(cap, 0);
+	beluga_kvc_get g{};
+	make_key(i, g.key);
+	g.dst = out.data();
+	g.cap = cap;
+	GetResult r;
+	r.batch = beluga_kvc_get_batch(kv, &g, 1, &r.res);
+	if (r.res > 0) {
+		out.resize(size_t(r.res));
+		r.intact = check_block(i, out.data(), out.size());
+	}
+	return r;
+}
+
+inline GetResult get_block(beluga_kvc *kv, uint64_t i, size_t cap)
+{
+	std::vector<uint8_t> out;
+	return get_block(kv, i, out, cap);
+}
+
+// True if key @i reads back through @kv as exactly its @len-byte block.
+inline bool reads_back(beluga_kvc *kv, uint64_t i, size_t len)
+{
+	GetResult r = get_block(kv, i, len);
+	return r.res == int(len) && r.intact;
+}
+
+// An opaque-layout fingerprint of model @model for @payload-byte blocks.
 inline beluga_kvc_fingerprint opaque_fp(uint64_t payload, const char *model = "test-model")
 {
-	beluga_kvc_fingerprint fp;
-	std::memset(&fp, 0, sizeof(fp));
-	std::strncpy(fp.model_id, model, sizeof(fp.model_id) - 1);
-	std::strcpy(fp.hash_fn, "sha256_cbor");
-	std::strcpy(fp.hash_seed, "0");
-	fp.tp_size = 1;
-	fp.layout = BELUGA_KVC_LAYOUT_OPAQUE;
-	fp.payload_bytes = payload;
-	return fp;
+	return beluga::kvc::make_fingerprint({.model_id = model,
+					      .hash_seed = "0",
+					      .layout = BELUGA_KVC_LAYOUT_OPAQUE,
+					      .payload_bytes = payload});
 }
 
 inline beluga_kvc_config config(const beluga_kvc_fingerprint &fp, uint32_t hosts = 1)

@@ -14,7 +14,7 @@
 // non-coherent SIMULATE (host 0 writes, host 1 reads through its own stale
 // copy; damage lands in the region and in every handle's copy, as a memory
 // error would).
-#include "kvc_util.hpp"
+#include "kvc_fixture.hpp"
 
 #include "format.hpp"
 #include "kvcache_test.h"
@@ -75,14 +75,7 @@ protected:
 		beluga_kvc_detach(w_);
 		w_ = rd_ = nullptr;
 	}
-	beluga_kvc *attach(uint32_t host)
-	{
-		beluga_kvc *kv = nullptr;
-		auto o = opts(host, GetParam());
-		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
-	}
+	beluga_kvc *attach(uint32_t host) { return attach_checked(r_, cfg_, opts(host, GetParam())); }
 
 	// ---- where things are (host 0's partition holds every block) ----
 	uint64_t part() const { return sb_.part_off; }
@@ -119,14 +112,8 @@ protected:
 	// ---- the store's calls, checked ----
 	int put(beluga_kvc *kv, uint64_t i)
 	{
-		std::vector<uint8_t> buf(len_of(i));
-		fill_block(i, buf.data(), buf.size());
-		beluga_kvc_put p{};
-		make_key(i, p.key);
-		p.data = buf.data();
-		p.len = buf.size();
-		int res = 99;
-		long n = beluga_kvc_put_batch(kv, &p, 1, &res);
+		long n = 0;
+		int res = put_block(kv, i, len_of(i), &n);
 		EXPECT_EQ(n, res == 0 ? 1 : 0);
 		return res;
 	}
@@ -134,20 +121,13 @@ protected:
 	// A hit must be exactly key @i's block: never another one, never damaged.
 	int get(beluga_kvc *kv, uint64_t i)
 	{
-		std::vector<uint8_t> out(kPayload);
-		beluga_kvc_get g{};
-		make_key(i, g.key);
-		g.dst = out.data();
-		g.cap = out.size();
-		int res = 99;
-		long n = beluga_kvc_get_batch(kv, &g, 1, &res);
-		EXPECT_EQ(n, res > 0 ? 1 : 0);
-		if (res > 0) {
-			EXPECT_EQ(size_t(res), len_of(i)) << "key " << i << ": wrong block length";
-			EXPECT_TRUE(check_block(i, out.data(), size_t(res)))
-				<< "key " << i << ": wrong bytes returned";
+		GetResult g = get_block(kv, i, kPayload);
+		EXPECT_EQ(g.batch, g.res > 0 ? 1 : 0);
+		if (g.res > 0) {
+			EXPECT_EQ(size_t(g.res), len_of(i)) << "key " << i << ": wrong block length";
+			EXPECT_TRUE(g.intact) << "key " << i << ": wrong bytes returned";
 		}
-		return res;
+		return g.res;
 	}
 	int get(uint64_t i) { return get(rd_, i); }
 	// Pin with verification; the pinned bytes must be key @i's.

@@ -24,29 +24,6 @@ void die_hook(int ev, int)
 class Crash : public CrashTest {
 protected:
 	Crash() : CrashTest(kRegion, kPayload) {}
-	static int put(beluga_kvc *kv, uint64_t i)
-	{
-		std::vector<uint8_t> buf(kPayload);
-		fill_block(i, buf.data(), kPayload);
-		beluga_kvc_put p{};
-		make_key(i, p.key);
-		p.data = buf.data();
-		p.len = kPayload;
-		int res = 99;
-		beluga_kvc_put_batch(kv, &p, 1, &res);
-		return res;
-	}
-	static bool readable(beluga_kvc *kv, uint64_t i)
-	{
-		std::vector<uint8_t> out(kPayload);
-		beluga_kvc_get g{};
-		make_key(i, g.key);
-		g.dst = out.data();
-		g.cap = out.size();
-		int res;
-		beluga_kvc_get_batch(kv, &g, 1, &res);
-		return res == int(kPayload) && check_block(i, out.data(), kPayload);
-	}
 	// In a child on host 1: store blocks 0..4, then do @what with the hook
 	// armed to SIGKILL the child at @event.
 	void child(int event, bool pin)
@@ -56,7 +33,7 @@ protected:
 		if (pid == 0) {
 			beluga_kvc *kv = attach(1);
 			for (int i = 0; i < 5; i++)
-				if (put(kv, i))
+				if (put_block(kv, i, kPayload))
 					_exit(2);
 			g_die_at = event;
 			bkv::test::set_hook(die_hook);
@@ -67,7 +44,7 @@ protected:
 				int res;
 				beluga_kvc_pin(kv, key, 1, 0, &ref, &res);
 			} else {
-				put(kv, 5);
+				put_block(kv, 5, kPayload);
 			}
 			_exit(3); // the hook should have killed us
 		}
@@ -78,7 +55,7 @@ protected:
 	{
 		expect_reclaimed(kv, resv, pins);
 		for (int i = 0; i < 5; i++)
-			EXPECT_TRUE(readable(kv, i)) << i;
+			EXPECT_TRUE(reads_back(kv, i, kPayload)) << i;
 		EXPECT_EQ(bkv::test::sim_violations(kv), 0u);
 	}
 };
@@ -88,9 +65,9 @@ TEST_P(Crash, WriterKilledMidWrite)
 	child(bkv::test::write_begin, false);
 	beluga_kvc *kv = attach(1); // the host's next process reclaims at attach
 	expect_recovered(kv, 1, 0);
-	EXPECT_FALSE(readable(kv, 5));
-	EXPECT_EQ(put(kv, 5), 0); // the key and the slot are usable again
-	EXPECT_TRUE(readable(kv, 5));
+	EXPECT_FALSE(reads_back(kv, 5, kPayload));
+	EXPECT_EQ(put_block(kv, 5, kPayload), 0); // the key and the slot are usable again
+	EXPECT_TRUE(reads_back(kv, 5, kPayload));
 	beluga_kvc_detach(kv);
 }
 
@@ -99,7 +76,7 @@ TEST_P(Crash, WriterKilledAfterPublishing)
 	child(bkv::test::published, false);
 	beluga_kvc *kv = attach(1);
 	expect_recovered(kv, 0, 0); // indexed: the block is kept
-	EXPECT_TRUE(readable(kv, 5));
+	EXPECT_TRUE(reads_back(kv, 5, kPayload));
 	beluga_kvc_detach(kv);
 }
 

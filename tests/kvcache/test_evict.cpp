@@ -31,30 +31,7 @@ std::string mode_name(uint32_t m)
 										    : "Simulated";
 }
 
-int put_block(beluga_kvc *kv, uint64_t i, size_t len = kPayload)
-{
-	std::vector<uint8_t> buf(len);
-	fill_block(i, buf.data(), len);
-	beluga_kvc_put p{};
-	make_key(i, p.key);
-	p.data = buf.data();
-	p.len = len;
-	int res = 99;
-	beluga_kvc_put_batch(kv, &p, 1, &res);
-	return res;
-}
 
-bool read_block(beluga_kvc *kv, uint64_t i)
-{
-	std::vector<uint8_t> out(kPayload);
-	beluga_kvc_get g{};
-	make_key(i, g.key);
-	g.dst = out.data();
-	g.cap = out.size();
-	int res = 0;
-	beluga_kvc_get_batch(kv, &g, 1, &res);
-	return res > 0 && check_block(i, out.data(), size_t(res));
-}
 
 bool cached(beluga_kvc *kv, uint64_t i)
 {
@@ -115,12 +92,9 @@ protected:
 	}
 	beluga_kvc *attach(uint32_t flags = 0)
 	{
-		beluga_kvc *kv = nullptr;
 		auto o = opts(0, GetParam());
 		o.flags = flags;
-		EXPECT_EQ(beluga_kvc_attach(r_->base(), r_->size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
+		return attach_checked(*r_, cfg_, o);
 	}
 	void set(const beluga_kvc_eviction &e)
 	{
@@ -170,7 +144,7 @@ TEST_P(Evict, FormatSettingsAndDefaults)
 	EXPECT_EQ(info.high_watermark_pct, 80u);
 	// Capacity caps the blocks held even below the watermarks' reach.
 	for (int i = 0; i < 30; i++)
-		ASSERT_EQ(put_block(kv_, i), 0) << i;
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0) << i;
 	EXPECT_LE(used_of(kv_), 10u);
 	expect_healthy();
 }
@@ -215,10 +189,10 @@ TEST_P(Evict, HighWatermarkEvictsDownToLow)
 {
 	set(settings(BELUGA_KVC_EVICT_CLOCK, 20, 90, 50)); // evict at 18, down to 10
 	for (int i = 0; i < 18; i++)
-		ASSERT_EQ(put_block(kv_, i), 0) << i;
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0) << i;
 	EXPECT_EQ(used_of(kv_), 18u);
 	EXPECT_EQ(stats_of(kv_).evictions, 0u);
-	ASSERT_EQ(put_block(kv_, 18), 0);
+	ASSERT_EQ(put_block(kv_, 18, kPayload), 0);
 	beluga_kvc_stats s = stats_of(kv_);
 	EXPECT_EQ(s.evict_rounds, 1u);
 	EXPECT_EQ(s.evictions, 8u);
@@ -228,7 +202,7 @@ TEST_P(Evict, HighWatermarkEvictsDownToLow)
 	int kept = 0;
 	for (int i = 0; i < 19; i++)
 		if (cached(kv_, i)) {
-			EXPECT_TRUE(read_block(kv_, i)) << i;
+			EXPECT_TRUE(get_block(kv_, i, kPayload).intact) << i;
 			kept++;
 		}
 	EXPECT_EQ(kept, 11);
@@ -239,9 +213,9 @@ TEST_P(Evict, FullWatermarksEvictOneAtATime)
 {
 	set(settings(BELUGA_KVC_EVICT_CLOCK, 8, 100, 100));
 	for (int i = 0; i < 8; i++)
-		ASSERT_EQ(put_block(kv_, i), 0);
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
 	for (int i = 8; i < 12; i++) {
-		ASSERT_EQ(put_block(kv_, i), 0);
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
 		EXPECT_EQ(used_of(kv_), 8u);
 	}
 	EXPECT_EQ(stats_of(kv_).evictions, 4u);
@@ -253,10 +227,10 @@ TEST_P(Evict, ClockKeepsWhatWasRead)
 {
 	set(settings(BELUGA_KVC_EVICT_CLOCK, 10, 100, 100));
 	for (int i = 0; i < 10; i++)
-		ASSERT_EQ(put_block(kv_, i), 0);
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
 	bkv::test::set_tick(200);
 	for (int i : {1, 3, 5, 7, 9})
-		ASSERT_TRUE(read_block(kv_, i));
+		ASSERT_TRUE(get_block(kv_, i, kPayload).intact);
 	bkv::test::set_tick(300);
 	EXPECT_EQ(beluga_kvc_evict(kv_, 5), 5);
 	for (int i = 0; i < 10; i++)
@@ -282,18 +256,18 @@ TEST_P(Evict, LruEvictsLeastRecentlyRead)
 	ASSERT_LE(info.slots_per_host, 64u);
 	set(settings(BELUGA_KVC_EVICT_LRU, 8, 100, 100));
 	for (int i = 0; i < 8; i++)
-		ASSERT_EQ(put_block(kv_, i), 0);
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
 	// Read in the order 5 2 7 0 4 1 6 3: 5 is the least recently read.
 	uint32_t tick = 200;
 	for (int i : {5, 2, 7, 0, 4, 1, 6, 3}) {
 		bkv::test::set_tick(tick++);
-		ASSERT_TRUE(read_block(kv_, i));
+		ASSERT_TRUE(get_block(kv_, i, kPayload).intact);
 	}
 	EXPECT_EQ(beluga_kvc_evict(kv_, 3), 3);
 	for (int i = 0; i < 8; i++)
 		EXPECT_EQ(cached(kv_, i), i != 5 && i != 2 && i != 7) << i;
 	// A block stored after the reads is the youngest.
-	ASSERT_EQ(put_block(kv_, 8), 0);
+	ASSERT_EQ(put_block(kv_, 8, kPayload), 0);
 	EXPECT_EQ(beluga_kvc_evict(kv_, 1), 1);
 	EXPECT_FALSE(cached(kv_, 0));
 	EXPECT_TRUE(cached(kv_, 8));
@@ -304,7 +278,7 @@ TEST_P(Evict, NeverEvictsPinnedBlocks)
 {
 	set(settings(BELUGA_KVC_EVICT_CLOCK, 10, 100, 100));
 	for (int i = 0; i < 10; i++)
-		ASSERT_EQ(put_block(kv_, i), 0);
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
 	uint8_t keys[3][32];
 	make_key(2, keys[0]);
 	make_key(5, keys[1]);
@@ -319,9 +293,9 @@ TEST_P(Evict, NeverEvictsPinnedBlocks)
 		EXPECT_EQ(cached(kv_, i), i == 2 || i == 5 || i == 8) << i;
 	// A full cache of pinned blocks: the put has nothing to evict.
 	set(settings(BELUGA_KVC_EVICT_CLOCK, 3, 100, 100));
-	EXPECT_EQ(put_block(kv_, 20), -ENOSPC);
+	EXPECT_EQ(put_block(kv_, 20, kPayload), -ENOSPC);
 	ASSERT_EQ(beluga_kvc_unpin(kv_, refs, 3), 0);
-	EXPECT_EQ(put_block(kv_, 20), 0);
+	EXPECT_EQ(put_block(kv_, 20, kPayload), 0);
 	EXPECT_EQ(beluga_kvc_evict(kv_, 10), 3);
 	EXPECT_FALSE(cached(kv_, 20));
 	expect_healthy();
@@ -345,16 +319,16 @@ TEST_P(Evict, NeverEvictsBlocksBeingWritten)
 		GTEST_SKIP() << "one simulating handle per host and process";
 	for (int event : {bkv::test::write_begin, bkv::test::published}) {
 		for (int i = 0; i < 4; i++)
-			ASSERT_EQ(put_block(kv_, 10 * event + i), 0);
+			ASSERT_EQ(put_block(kv_, 10 * event + i, kPayload), 0);
 		g_evictor = attach();
 		g_hook_event = event;
 		g_evicted_in_hook = -1;
 		bkv::test::set_hook(evict_from_hook);
-		int r = put_block(kv_, 99 + event);
+		int r = put_block(kv_, 99 + event, kPayload);
 		bkv::test::set_hook(nullptr);
 		EXPECT_EQ(r, 0);
 		EXPECT_EQ(g_evicted_in_hook, 4) << "event " << event; // the settled ones only
-		EXPECT_TRUE(read_block(kv_, 99 + event)) << "event " << event;
+		EXPECT_TRUE(get_block(kv_, 99 + event, kPayload).intact) << "event " << event;
 		beluga_kvc_detach(g_evictor);
 		g_evictor = nullptr;
 		EXPECT_EQ(beluga_kvc_evict(kv_, 1000), 1);
@@ -365,12 +339,12 @@ TEST_P(Evict, NeverEvictsBlocksBeingWritten)
 TEST_P(Evict, LoweredCapacityEvictsTheSurplus)
 {
 	for (int i = 0; i < 12; i++)
-		ASSERT_EQ(put_block(kv_, i), 0);
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
 	set(settings(BELUGA_KVC_EVICT_CLOCK, 4, 100, 75)); // evicts the 8 above slot 3
 	EXPECT_EQ(used_of(kv_), 4u);
 	EXPECT_EQ(stats_of(kv_).evictions, 8u);
 	EXPECT_EQ(beluga_kvc_evict(kv_, 0), 1); // down to the low watermark: 3
-	ASSERT_EQ(put_block(kv_, 100), 0);
+	ASSERT_EQ(put_block(kv_, 100, kPayload), 0);
 	EXPECT_EQ(used_of(kv_), 4u);
 	uint64_t cursor = 0;
 	beluga_kvc_block_info b[16];
@@ -385,7 +359,7 @@ TEST_P(Evict, EvictZeroStopsAtTheLowWatermark)
 {
 	set(settings(BELUGA_KVC_EVICT_CLOCK, 20, 90, 50));
 	for (int i = 0; i < 15; i++)
-		ASSERT_EQ(put_block(kv_, i), 0);
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
 	EXPECT_EQ(stats_of(kv_).evictions, 0u);
 	EXPECT_EQ(beluga_kvc_evict(kv_, 0), 5);
 	EXPECT_EQ(used_of(kv_), 10u);
@@ -397,11 +371,11 @@ TEST_P(Evict, PolicyNoneRefusesButEvictStillWorks)
 {
 	set(settings(BELUGA_KVC_EVICT_NONE, 6, 100, 85));
 	for (int i = 0; i < 6; i++)
-		ASSERT_EQ(put_block(kv_, i), 0);
-	EXPECT_EQ(put_block(kv_, 6), -ENOSPC);
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
+	EXPECT_EQ(put_block(kv_, 6, kPayload), -ENOSPC);
 	EXPECT_EQ(stats_of(kv_).put_nospace, 1u);
 	EXPECT_EQ(beluga_kvc_evict(kv_, 2), 2);
-	EXPECT_EQ(put_block(kv_, 6), 0);
+	EXPECT_EQ(put_block(kv_, 6, kPayload), 0);
 	expect_healthy();
 }
 
@@ -410,8 +384,8 @@ TEST_P(Evict, ObserverWritesNothing)
 	if (GetParam() == BELUGA_KVC_SIMULATE)
 		GTEST_SKIP() << "observers never simulate";
 	for (int i = 0; i < 5; i++)
-		ASSERT_EQ(put_block(kv_, i), 0);
-	ASSERT_TRUE(read_block(kv_, 1));
+		ASSERT_EQ(put_block(kv_, i, kPayload), 0);
+	ASSERT_TRUE(get_block(kv_, 1, kPayload).intact);
 	std::vector<uint8_t> before(r_->bytes(), r_->bytes() + r_->size());
 	beluga_kvc_attach_opts o = opts(0, GetParam());
 	o.flags = BELUGA_KVC_ATTACH_OBSERVE | BELUGA_KVC_ATTACH_PREFAULT; // reading every page
@@ -481,7 +455,7 @@ TEST_P(Evict, ListAndInspectBlocks)
 	for (int i = 0; i < 3; i++)
 		ASSERT_EQ(put_block(kv_, i, 1000 + i), 0);
 	bkv::test::set_tick(150);
-	ASSERT_TRUE(read_block(kv_, 1));
+	ASSERT_TRUE(get_block(kv_, 1, kPayload).intact);
 	uint8_t key[1][32];
 	make_key(2, key[0]);
 	beluga_kvc_ref ref;
@@ -547,7 +521,7 @@ TEST_P(Evict, CppInterface)
 	cache.set_eviction(settings(BELUGA_KVC_EVICT_LRU, 5, 100, 60));
 	EXPECT_EQ(cache.eviction().capacity_blocks, 5u);
 	for (int i = 0; i < 5; i++)
-		ASSERT_EQ(put_block(cache.get(), i), 0);
+		ASSERT_EQ(put_block(cache.get(), i, kPayload), 0);
 	EXPECT_EQ(cache.evict(), 2u); // down to 3
 	EXPECT_EQ(cache.blocks().size(), 3u);
 	beluga_kvc_block_info info;
@@ -601,22 +575,18 @@ protected:
 	}
 	beluga_kvc *attach(uint32_t host)
 	{
-		beluga_kvc *kv = nullptr;
-		auto o = opts(host, BELUGA_KVC_SIMULATE);
-		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
+		return attach_checked(r_, cfg_, opts(host, BELUGA_KVC_SIMULATE));
 	}
 	// A stores 10 blocks; B reads the odd ones later; A evicts 5.  CLOCK
 	// must keep what B read: A learns of it only from B's access ticks.
 	::testing::AssertionResult foreign_reads_count()
 	{
 		for (int i = 0; i < 10; i++)
-			if (put_block(a_, i))
+			if (put_block(a_, i, kPayload))
 				return ::testing::AssertionFailure() << "put " << i;
 		bkv::test::set_tick(200);
 		for (int i = 1; i < 10; i += 2)
-			if (!read_block(b_, i))
+			if (!get_block(b_, i, kPayload).intact)
 				return ::testing::AssertionFailure() << "B cannot read " << i;
 		bkv::test::set_tick(300);
 		if (beluga_kvc_evict(a_, 5) != 5)
@@ -642,7 +612,7 @@ protected:
 	}
 	::testing::AssertionResult pin_races_eviction()
 	{
-		if (put_block(a_, 0))
+		if (put_block(a_, 0, kPayload))
 			return ::testing::AssertionFailure() << "put";
 		s_b = b_;
 		s_b_pinned = -1;
@@ -672,7 +642,7 @@ TEST_F(EvictSim, PinTakenDuringEvictionMisses) { EXPECT_TRUE(pin_races_eviction(
 TEST_F(EvictSim, PinOnAnotherHostBlocksEviction)
 {
 	for (int i = 0; i < 4; i++)
-		ASSERT_EQ(put_block(a_, i), 0);
+		ASSERT_EQ(put_block(a_, i, kPayload), 0);
 	uint8_t key[1][32];
 	make_key(2, key[0]);
 	beluga_kvc_ref ref;
@@ -695,7 +665,7 @@ TEST_F(EvictSim, PinOnAnotherHostBlocksEviction)
 TEST_F(EvictSim, ListingSeesOtherHostsPinsAndReads)
 {
 	for (int i = 0; i < 2; i++)
-		ASSERT_EQ(put_block(a_, i), 0);
+		ASSERT_EQ(put_block(a_, i, kPayload), 0);
 	bkv::test::set_tick(250);
 	uint8_t key[1][32];
 	make_key(1, key[0]);
@@ -763,7 +733,7 @@ TEST_P(EvictCrash, EvictorKilledHalfWay)
 		if (!kv)
 			_exit(2);
 		for (int i = 0; i < 3; i++)
-			if (put_block(kv, i))
+			if (put_block(kv, i, kPayload))
 				_exit(3);
 		bkv::test::set_hook(die_at_evict);
 		beluga_kvc_evict(kv, 1);
@@ -778,7 +748,7 @@ TEST_P(EvictCrash, EvictorKilledHalfWay)
 	EXPECT_EQ(rep.published_slots, 3u); // the victim is back
 	EXPECT_EQ(rep.dead_sessions, 0u);
 	for (int i = 0; i < 3; i++)
-		EXPECT_TRUE(read_block(kv, i)) << i;
+		EXPECT_TRUE(get_block(kv, i, kPayload).intact) << i;
 	EXPECT_EQ(used_of(kv), 3u);
 	EXPECT_EQ(beluga_kvc_evict(kv, 3), 3); // and can be evicted again
 	EXPECT_EQ(bkv::test::sim_violations(kv), 0u);

@@ -119,29 +119,6 @@ protected:
 		bkv::test::crash(kv);
 		kv = nullptr;
 	}
-	static int put(beluga_kvc *kv, uint64_t i)
-	{
-		std::vector<uint8_t> buf(kPayload);
-		fill_block(i, buf.data(), kPayload);
-		beluga_kvc_put p{};
-		make_key(i, p.key);
-		p.data = buf.data();
-		p.len = kPayload;
-		int res = 99;
-		beluga_kvc_put_batch(kv, &p, 1, &res);
-		return res;
-	}
-	static bool reads(beluga_kvc *kv, uint64_t i)
-	{
-		std::vector<uint8_t> out(kPayload);
-		beluga_kvc_get g{};
-		make_key(i, g.key);
-		g.dst = out.data();
-		g.cap = out.size();
-		int res = 99;
-		beluga_kvc_get_batch(kv, &g, 1, &res);
-		return res == int(kPayload) && check_block(i, out.data(), kPayload);
-	}
 	static beluga_kvc_host_info host(beluga_kvc *kv, uint32_t h)
 	{
 		beluga_kvc_host_info hi{};
@@ -210,7 +187,7 @@ protected:
 	{
 		beluga_kvc *b = attach(1, 12, 102, "host-b");
 		beluga_kvc *c = attach(2, 13, 103, "host-c");
-		if (!b || !c || put(b, 5) != 0)
+		if (!b || !c || put_block(b, 5, kPayload) != 0)
 			return ::testing::AssertionFailure() << "setup";
 		crash(b);
 		beluga_kvc *back = nullptr;
@@ -255,7 +232,7 @@ TEST_F(Hosts, DuplicateIndexIsRefusedNamingTheHolder)
 	EXPECT_NE(err().find("did not move"), std::string::npos) << err();
 	EXPECT_NE(err().find("takeover"), std::string::npos) << err();
 	// A keeps its index and works.
-	EXPECT_EQ(put(a, 1), 0);
+	EXPECT_EQ(put_block(a, 1, kPayload), 0);
 	EXPECT_EQ(host(a, 1).state, uint32_t(BELUGA_KVC_HOST_SELF));
 	EXPECT_STREQ(host(a, 1).name, "host-a");
 	// Another index is no problem, and attaching a free one waits twice.
@@ -299,7 +276,7 @@ TEST_F(Hosts, LivenessIsJudgedByHeartbeatsNotClocks)
 	beluga_kvc_info info;
 	beluga_kvc_get_info(a, &info);
 	for (uint64_t i = 0; i < info.slots_per_host; i++)
-		ASSERT_EQ(put(a, i), 0) << i;
+		ASSERT_EQ(put_block(a, i, kPayload), 0) << i;
 	// B's clock is an hour slow, A's an hour fast: B pins A's block 0.
 	uint8_t key[1][32];
 	make_key(0, key[0]);
@@ -312,13 +289,13 @@ TEST_F(Hosts, LivenessIsJudgedByHeartbeatsNotClocks)
 	// whatever the clocks say (with leases on CLOCK_REALTIME, A would
 	// have found B's lease an hour past and reused it).
 	ASSERT_EQ(beluga_kvc_remove(a, key, 1, &res), 1);
-	EXPECT_EQ(put(a, 100000), -ENOSPC);
+	EXPECT_EQ(put_block(a, 100000, kPayload), -ENOSPC);
 	EXPECT_EQ(host(a, 1).state, uint32_t(BELUGA_KVC_HOST_SILENT)); // not seen moving yet
 	// Time passes (A's own monotonic clock), B beats: still alive, still pinned.
 	for (int i = 0; i < 5; i++) {
 		bkv::test::set_mono(bkv::test::mono() + kLease / 2);
 		bkv::test::beat(b);
-		EXPECT_EQ(put(a, 100000), -ENOSPC) << i;
+		EXPECT_EQ(put_block(a, 100000, kPayload), -ENOSPC) << i;
 		EXPECT_EQ(host(a, 1).state, uint32_t(BELUGA_KVC_HOST_ALIVE)) << i;
 	}
 	EXPECT_GT(host(a, 1).heartbeat, 5u);
@@ -326,11 +303,11 @@ TEST_F(Hosts, LivenessIsJudgedByHeartbeatsNotClocks)
 	// heartbeat stand still for longer than B's lease.
 	crash(b);
 	bkv::test::set_mono(bkv::test::mono() + kLease / 2);
-	EXPECT_EQ(put(a, 100000), -ENOSPC);
+	EXPECT_EQ(put_block(a, 100000, kPayload), -ENOSPC);
 	EXPECT_EQ(host(a, 1).observed_ms, kLease / 2);
 	bkv::test::set_mono(bkv::test::mono() + kLease / 2 + 1);
 	EXPECT_EQ(host(a, 1).state, uint32_t(BELUGA_KVC_HOST_DEAD));
-	EXPECT_EQ(put(a, 100000), 0) << err();
+	EXPECT_EQ(put_block(a, 100000, kPayload), 0) << err();
 	EXPECT_EQ(host(a, 1).sessions, 0u); // its session counts no more
 }
 
@@ -350,13 +327,13 @@ TEST_F(Hosts, DeadHostsBlocksStayReadableAndItRebootsToReclaim)
 		if (beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &b))
 			_exit(3);
 		for (int i = 0; i < 3; i++)
-			if (put(b, 10 + i))
+			if (put_block(b, 10 + i, kPayload))
 				_exit(4);
 		bkv::test::set_hook([](int ev, int) {
 			if (ev == bkv::test::write_begin) // reserved, not written
 				raise(SIGKILL);
 		});
-		put(b, 13);
+		put_block(b, 13, kPayload);
 		_exit(5);
 	}
 	int st;
@@ -364,8 +341,8 @@ TEST_F(Hosts, DeadHostsBlocksStayReadableAndItRebootsToReclaim)
 	ASSERT_TRUE(WIFSIGNALED(st)) << st;
 	// A reads B's published blocks byte for byte; never the torn one.
 	for (int i = 0; i < 3; i++)
-		EXPECT_TRUE(reads(a, 10 + i)) << i;
-	EXPECT_FALSE(reads(a, 13));
+		EXPECT_TRUE(reads_back(a, 10 + i, kPayload)) << i;
+	EXPECT_FALSE(reads_back(a, 13, kPayload));
 	uint8_t key[1][32];
 	make_key(13, key[0]);
 	EXPECT_EQ(beluga_kvc_lookup_prefix(a, key, 1), 0);
@@ -373,7 +350,7 @@ TEST_F(Hosts, DeadHostsBlocksStayReadableAndItRebootsToReclaim)
 	EXPECT_EQ(host(a, 1).state, uint32_t(BELUGA_KVC_HOST_SILENT));
 	bkv::test::set_mono(bkv::test::mono() + kLease + 1);
 	EXPECT_EQ(host(a, 1).state, uint32_t(BELUGA_KVC_HOST_DEAD));
-	EXPECT_EQ(put(a, 1), 0);
+	EXPECT_EQ(put_block(a, 1, kPayload), 0);
 	// B reboots (same machine, new boot): it re-attaches at once and
 	// reclaims what its previous boot left half-done.
 	s_waits = 0;
@@ -385,9 +362,9 @@ TEST_F(Hosts, DeadHostsBlocksStayReadableAndItRebootsToReclaim)
 	beluga_kvc_eviction ev;
 	ASSERT_EQ(beluga_kvc_get_eviction(b, 1, &ev), 0);
 	EXPECT_EQ(ev.used_blocks, 3u);
-	EXPECT_EQ(put(b, 13), 0);
+	EXPECT_EQ(put_block(b, 13, kPayload), 0);
 	for (int i = 0; i < 4; i++)
-		EXPECT_TRUE(reads(a, 10 + i)) << i;
+		EXPECT_TRUE(reads_back(a, 10 + i, kPayload)) << i;
 	bkv::test::beat(b);
 	EXPECT_EQ(host(a, 1).state, uint32_t(BELUGA_KVC_HOST_ALIVE));
 	beluga_kvc_check_report rep;
@@ -407,10 +384,10 @@ TEST_F(Hosts, DeadHostIsTakenOverByCommand)
 		(i.host_id == 1 ? b : i.host_id == 2 ? c : a) = kv;
 	}
 	ASSERT_TRUE(b && c);
-	ASSERT_EQ(put(b, 20), 0);
-	ASSERT_EQ(put(b, 21), 0);
+	ASSERT_EQ(put_block(b, 20, kPayload), 0);
+	ASSERT_EQ(put_block(b, 21, kPayload), 0);
 	// B pins a block of A and dies.
-	ASSERT_EQ(put(a, 1), 0);
+	ASSERT_EQ(put_block(a, 1, kPayload), 0);
 	uint8_t key[1][32];
 	make_key(1, key[0]);
 	beluga_kvc_ref ref;
@@ -422,8 +399,8 @@ TEST_F(Hosts, DeadHostIsTakenOverByCommand)
 	int n = beluga_kvc_take_over(c, 1, 0);
 	EXPECT_EQ(n, 1) << err();
 	// B's blocks stay readable by everyone; its pin went.
-	EXPECT_TRUE(reads(a, 20));
-	EXPECT_TRUE(reads(c, 21));
+	EXPECT_TRUE(reads_back(a, 20, kPayload));
+	EXPECT_TRUE(reads_back(c, 21, kPayload));
 	beluga_kvc_check_report rep;
 	ASSERT_EQ(beluga_kvc_check(a, 0, &rep), 0);
 	EXPECT_EQ(rep.held_pins, 0u);
@@ -440,8 +417,8 @@ TEST_F(Hosts, DeadHostIsTakenOverByCommand)
 	make_key(20, key[0]);
 	EXPECT_EQ(beluga_kvc_remove(c1, key, 1, &res), 1);
 	EXPECT_EQ(beluga_kvc_evict(c1, 1), 1);
-	EXPECT_EQ(put(c1, 22), 0);
-	EXPECT_TRUE(reads(a, 22));
+	EXPECT_EQ(put_block(c1, 22, kPayload), 0);
+	EXPECT_TRUE(reads_back(a, 22, kPayload));
 	// B comes back: index 1 is C's now.
 	int rc;
 	EXPECT_FALSE(attach(1, 12, 105, "host-b", &rc));
@@ -453,7 +430,7 @@ TEST_F(Hosts, DeadHostIsTakenOverByCommand)
 	EXPECT_EQ(beluga_kvc_take_over(a, 1, BELUGA_KVC_TAKEOVER_RELEASE), 0) << err();
 	EXPECT_EQ(host(a, 1).state, uint32_t(BELUGA_KVC_HOST_FREE));
 	EXPECT_TRUE(attach(1, 14, 106, "host-d"));
-	EXPECT_TRUE(reads(a, 22));
+	EXPECT_TRUE(reads_back(a, 22, kPayload));
 }
 
 TEST_F(Hosts, ATakenOverHostStopsWriting)
@@ -461,7 +438,7 @@ TEST_F(Hosts, ATakenOverHostStopsWriting)
 	beluga_kvc *a = attach(0, 11, 101, "host-a");
 	beluga_kvc *c = attach(2, 13, 103, "host-c");
 	ASSERT_TRUE(a && c);
-	ASSERT_EQ(put(a, 1), 0);
+	ASSERT_EQ(put_block(a, 1, kPayload), 0);
 	// A stalls (no heartbeat) for longer than its lease: C takes it over.
 	ASSERT_EQ(beluga_kvc_take_over(c, 0, 0), 1) << err(); // A's session
 	// A wakes up: its next heartbeat finds the claim gone; it writes no more.
@@ -475,7 +452,7 @@ TEST_F(Hosts, ATakenOverHostStopsWriting)
 	int res;
 	EXPECT_EQ(beluga_kvc_put_batch(a, &p, 1, &res), -ESTALE);
 	EXPECT_NE(err().find("claimed by another host"), std::string::npos) << err();
-	EXPECT_TRUE(reads(c, 1));
+	EXPECT_TRUE(reads_back(c, 1, kPayload));
 	check_violations_ = false; // A's stale lines are the point here
 }
 
@@ -483,7 +460,7 @@ TEST_F(Hosts, ObserverSeesEveryHost)
 {
 	beluga_kvc *a = attach(0, 11, 101, "host-a");
 	ASSERT_TRUE(a);
-	ASSERT_EQ(put(a, 1), 0);
+	ASSERT_EQ(put_block(a, 1, kPayload), 0);
 	auto o = opts(0, BELUGA_KVC_NONCOHERENT);
 	o.flags = BELUGA_KVC_ATTACH_OBSERVE;
 	beluga_kvc *obs;

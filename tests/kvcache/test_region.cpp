@@ -66,23 +66,16 @@ TEST_F(Region, CreateOpenShare)
 	beluga_kvc *a = nullptr, *b = nullptr;
 	EXPECT_EQ(open(&a, cfg_.fingerprint, false), -ENOENT);
 	ASSERT_EQ(open(&a, cfg_.fingerprint, true), 0) << beluga_kvc_last_error();
-	std::vector<uint8_t> buf(5000), out(5000);
-	fill_block(42, buf.data(), buf.size());
-	beluga_kvc_put p{};
-	make_key(42, p.key);
-	p.data = buf.data();
-	p.len = buf.size();
-	int res;
-	ASSERT_EQ(beluga_kvc_put_batch(a, &p, 1, &res), 1);
+	long n = 0;
+	put_block(a, 42, 5000, &n);
+	ASSERT_EQ(n, 1);
 	// Another opener (create allowed: it finds the region and does not
 	// format it again), then one in a child process.
 	ASSERT_EQ(open(&b, cfg_.fingerprint, true), 0) << beluga_kvc_last_error();
-	beluga_kvc_get g{};
-	make_key(42, g.key);
-	g.dst = out.data();
-	g.cap = out.size();
-	ASSERT_EQ(beluga_kvc_get_batch(b, &g, 1, &res), 1);
-	EXPECT_TRUE(check_block(42, out.data(), out.size()));
+	GetResult g = get_block(b, 42, 5000);
+	ASSERT_EQ(g.batch, 1);
+	EXPECT_EQ(g.res, 5000);
+	EXPECT_TRUE(g.intact);
 	beluga_kvc_detach(b);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -171,14 +164,9 @@ TEST_F(Region, TheConfiguredFormatterFormatsARegionItDidNotCreate)
 	int st;
 	ASSERT_EQ(waitpid(pid, &st, 0), pid);
 	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
-	std::vector<uint8_t> buf(5000);
-	fill_block(7, buf.data(), buf.size());
-	beluga_kvc_put p{};
-	make_key(7, p.key);
-	p.data = buf.data();
-	p.len = buf.size();
-	int res;
-	ASSERT_EQ(beluga_kvc_put_batch(a, &p, 1, &res), 1);
+	long n = 0;
+	put_block(a, 7, 5000, &n);
+	ASSERT_EQ(n, 1);
 	// The formatter starting again finds the cache and does not format it.
 	ASSERT_EQ(beluga_kvc_open(pool_, name_.c_str(), &cfg_.fingerprint, &cfg_, kRegion, 0600, &o, &b),
 		  0) << beluga_kvc_last_error();

@@ -52,24 +52,14 @@ protected:
 	}
 	beluga_kvc *attach(uint32_t threads = 1)
 	{
-		beluga_kvc *kv = nullptr;
-		auto o = opts(0, GetParam(), threads);
-		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
+		return attach_checked(r_, cfg_, opts(0, GetParam(), threads));
 	}
 	int get(uint64_t i, size_t len = kPayload)
 	{
-		std::vector<uint8_t> out(len);
-		beluga_kvc_get g{};
-		make_key(i, g.key);
-		g.dst = out.data();
-		g.cap = len;
-		int res = 99;
-		beluga_kvc_get_batch(kv_, &g, 1, &res);
-		if (res > 0 && !check_block(i, out.data(), size_t(res)))
+		GetResult g = get_block(kv_, i, len);
+		if (g.res > 0 && !g.intact)
 			return -EBADMSG; // a hit with the wrong content
-		return res;
+		return g.res;
 	}
 	beluga_kvc_check_report check()
 	{
@@ -492,28 +482,18 @@ protected:
 	}
 	beluga_kvc *attach(uint32_t host)
 	{
-		beluga_kvc *kv = nullptr;
-		auto o = opts(host, BELUGA_KVC_SIMULATE);
-		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
+		return attach_checked(r_, cfg_, opts(host, BELUGA_KVC_SIMULATE));
 	}
 	// B reads block @i: found and intact.
 	static ::testing::AssertionResult b_reads(beluga_kvc *b, uint64_t i)
 	{
 		uint8_t key[1][32];
 		make_key(i, key[0]);
-		std::vector<uint8_t> out(kPayload);
-		beluga_kvc_get g{};
-		std::memcpy(g.key, key[0], 32);
-		g.dst = out.data();
-		g.cap = kPayload;
-		int r = 99;
-		beluga_kvc_get_batch(b, &g, 1, &r);
+		GetResult g = get_block(b, i, kPayload);
 		long prefix = beluga_kvc_lookup_prefix(b, key, 1);
-		if (prefix != 1 || r != int(kPayload) || !check_block(i, out.data(), kPayload))
+		if (prefix != 1 || g.res != int(kPayload) || !g.intact)
 			return ::testing::AssertionFailure()
-			       << "B: block " << i << ": lookup " << prefix << ", get " << r;
+			       << "B: block " << i << ": lookup " << prefix << ", get " << g.res;
 		return ::testing::AssertionSuccess();
 	}
 	// B reads block 1 the moment A's index entry for it is in place (A's

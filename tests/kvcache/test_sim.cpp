@@ -3,7 +3,7 @@
 // stale copy of the region until it flushes or invalidates.  Every flush and
 // invalidate the protocol needs is dropped once (kvcache_test.h omission
 // points) to show that a build without it fails these checks.
-#include "kvc_util.hpp"
+#include "kvc_fixture.hpp"
 
 #include "kvcache_test.h"
 
@@ -50,37 +50,9 @@ protected:
 	}
 	beluga_kvc *attach(uint32_t host)
 	{
-		beluga_kvc *kv = nullptr;
 		auto o = opts(host, BELUGA_KVC_SIMULATE);
 		o.nt_min_bytes = nt_min_; // default: ordinary stores + write-back: payload_wb matters
-		EXPECT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv), 0)
-			<< beluga_kvc_last_error();
-		return kv;
-	}
-	static int put(beluga_kvc *kv, uint64_t i, size_t len = kPayload)
-	{
-		std::vector<uint8_t> buf(len);
-		fill_block(i, buf.data(), len);
-		beluga_kvc_put p{};
-		make_key(i, p.key);
-		p.data = buf.data();
-		p.len = len;
-		int res = 99;
-		beluga_kvc_put_batch(kv, &p, 1, &res);
-		return res;
-	}
-	static int get(beluga_kvc *kv, uint64_t i, bool *content_ok = nullptr)
-	{
-		std::vector<uint8_t> out(kPayload);
-		beluga_kvc_get g{};
-		make_key(i, g.key);
-		g.dst = out.data();
-		g.cap = out.size();
-		int res = 99;
-		beluga_kvc_get_batch(kv, &g, 1, &res);
-		if (content_ok)
-			*content_ok = res > 0 && check_block(i, out.data(), size_t(res));
-		return res;
+		return attach_checked(r_, cfg_, o);
 	}
 	// Host B must find and correctly read what host A stored, both the
 	// moment A's index entry is in place (from A's publish hook, before A
@@ -90,11 +62,10 @@ protected:
 		uint8_t key[1][32];
 		make_key(id, key[0]);
 		long prefix = beluga_kvc_lookup_prefix(b, key, 1);
-		bool ok = false;
-		int n = get(b, id, &ok);
-		if (prefix != 1 || n != int(kPayload) || !ok)
+		GetResult g = get_block(b, id, kPayload);
+		if (prefix != 1 || g.res != int(kPayload) || !g.intact)
 			return ::testing::AssertionFailure()
-			       << "B: lookup " << prefix << ", get " << n << ", content " << ok;
+			       << "B: lookup " << prefix << ", get " << g.res << ", content " << g.intact;
 		return ::testing::AssertionSuccess();
 	}
 	static inline beluga_kvc *s_reader;
@@ -109,7 +80,7 @@ protected:
 		s_reader = b_;
 		s_early = ::testing::AssertionFailure() << "A never published";
 		bkv::test::set_hook(on_publish);
-		int r = put(a_, 7);
+		int r = put_block(a_, 7, kPayload);
 		bkv::test::set_hook(nullptr);
 		s_reader = nullptr;
 		if (r != 0)
@@ -124,7 +95,7 @@ protected:
 		beluga_kvc_info info;
 		beluga_kvc_get_info(a_, &info);
 		for (uint64_t i = 0; i < info.slots_per_host; i++)
-			if (put(a_, i) != 0)
+			if (put_block(a_, i, kPayload) != 0)
 				return ::testing::AssertionFailure() << "fill failed at " << i;
 		uint8_t key[1][32];
 		make_key(0, key[0]);
@@ -133,11 +104,11 @@ protected:
 		if (beluga_kvc_pin(b_, key, 1, BELUGA_KVC_PIN_VERIFY, &ref, &res) != 1)
 			return ::testing::AssertionFailure() << "B could not pin: " << res;
 		beluga_kvc_remove(a_, key, 1, &res);
-		int again = put(a_, 100000);
+		int again = put_block(a_, 100000, kPayload);
 		beluga_kvc_unpin(b_, &ref, 1);
 		if (again != -ENOSPC)
 			return ::testing::AssertionFailure() << "A reused a pinned slot (put " << again << ")";
-		if (put(a_, 100000) != 0)
+		if (put_block(a_, 100000, kPayload) != 0)
 			return ::testing::AssertionFailure() << "slot not reusable after unpin";
 		return ::testing::AssertionSuccess();
 	}
@@ -165,9 +136,9 @@ TEST_F(Sim, UnflushedDataIsInvisible)
 
 TEST_F(Sim, HostsStatsAndRemoveAcrossHosts)
 {
-	ASSERT_EQ(put(a_, 1), 0);
-	EXPECT_EQ(put(b_, 1), BELUGA_KVC_EXISTS); // cached by another host counts
-	EXPECT_EQ(get(b_, 1), int(kPayload));
+	ASSERT_EQ(put_block(a_, 1, kPayload), 0);
+	EXPECT_EQ(put_block(b_, 1, kPayload), BELUGA_KVC_EXISTS); // cached by another host counts
+	EXPECT_EQ(get_block(b_, 1, kPayload).res, int(kPayload));
 	uint8_t key[1][32];
 	make_key(1, key[0]);
 	int res;
@@ -182,7 +153,7 @@ TEST_F(Sim, HostsStatsAndRemoveAcrossHosts)
 	EXPECT_EQ(sb.get_hits, 1u);
 	EXPECT_EQ(all.puts + all.put_exists, 2u);
 	EXPECT_EQ(beluga_kvc_remove(a_, key, 1, &res), 1);
-	EXPECT_EQ(get(b_, 1), -ENOENT);
+	EXPECT_EQ(get_block(b_, 1, kPayload).res, -ENOENT);
 	beluga_kvc_check_report rep;
 	ASSERT_EQ(beluga_kvc_check(b_, 1, &rep), 0);
 	EXPECT_EQ(rep.errors, 0u);
@@ -208,9 +179,9 @@ protected:
 	// the window's invalidations alone.  With @omit dropped in that lookup.
 	long chain_after_sync(const char *omit)
 	{
-		EXPECT_EQ(put(a_, 1), 0);
+		EXPECT_EQ(put_block(a_, 1, kPayload), 0);
 		for (uint64_t i = 100; i < 140; i++)
-			EXPECT_EQ(put(a_, i), 0);
+			EXPECT_EQ(put_block(a_, i, kPayload), 0);
 		EXPECT_EQ(lookup(b_, 1, 1), 1);
 		EXPECT_TRUE(bkv::test::set_omit(omit));
 		long n = lookup(b_, 100, 40);
@@ -236,10 +207,10 @@ TEST_F(SimWindow, KeysPastAStaleSummaryAreFound)
 	// B's copy of A's summary is stale when the call begins: the keys it
 	// does not know yet would end the window early, and must be looked up
 	// once the generation read in the same call shows that it moved.
-	ASSERT_EQ(put(a_, 200), 0);
+	ASSERT_EQ(put_block(a_, 200, kPayload), 0);
 	EXPECT_EQ(lookup(b_, 200, 1), 1);
 	for (uint64_t i = 201; i < 220; i++)
-		ASSERT_EQ(put(a_, i), 0);
+		ASSERT_EQ(put_block(a_, i, kPayload), 0);
 	EXPECT_EQ(lookup(b_, 200, 30), 20);
 	EXPECT_EQ(lookup(b_, 200, 30), 20);
 }
@@ -255,13 +226,12 @@ protected:
 	static ::testing::AssertionResult b_reads_len(beluga_kvc *a, beluga_kvc *b, uint64_t id,
 						      size_t len)
 	{
-		if (int r = put(a, id, len); r != 0)
+		if (int r = put_block(a, id, len); r != 0)
 			return ::testing::AssertionFailure() << "A's put failed: " << r;
-		bool ok = false;
-		int n = get(b, id, &ok);
-		if (n != int(len) || !ok)
+		GetResult g = get_block(b, id, kPayload);
+		if (g.res != int(len) || !g.intact)
 			return ::testing::AssertionFailure()
-			       << "B: get " << n << " of " << len << ", content " << ok;
+			       << "B: get " << g.res << " of " << len << ", content " << g.intact;
 		return ::testing::AssertionSuccess();
 	}
 };

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Every data call and its errors, in each coherence mode (one host here; the
 // several-host cases are in test_sim.cpp).
-#include "kvc_util.hpp"
+#include "kvc_fixture.hpp"
 
 #include <gtest/gtest.h>
 
@@ -29,35 +29,21 @@ protected:
 		ASSERT_EQ(beluga_kvc_format(r_.base(), r_.size(), &cfg_), 0) << beluga_kvc_last_error();
 		auto o = opts(0, GetParam(), threads);
 		o.nt_min_bytes = nt_min;
-		ASSERT_EQ(beluga_kvc_attach(r_.base(), r_.size(), &cfg_.fingerprint, &o, &kv_), 0)
-			<< beluga_kvc_last_error();
+		kv_ = attach_checked(r_, cfg_, o);
+		ASSERT_NE(kv_, nullptr);
 	}
 	int put(uint64_t i, size_t len = kPayload)
 	{
-		std::vector<uint8_t> buf(len);
-		fill_block(i, buf.data(), len);
-		beluga_kvc_put p{};
-		make_key(i, p.key);
-		p.data = buf.data();
-		p.len = len;
-		int res = 99;
-		long n = beluga_kvc_put_batch(kv_, &p, 1, &res);
+		long n = 0;
+		int res = put_block(kv_, i, len, &n);
 		EXPECT_EQ(n, res == 0 ? 1 : 0);
 		return res;
 	}
 	int get(uint64_t i, std::vector<uint8_t> &out, size_t cap = kPayload)
 	{
-		out.assign(cap, 0);
-		beluga_kvc_get g{};
-		make_key(i, g.key);
-		g.dst = out.data();
-		g.cap = cap;
-		int res = 99;
-		long n = beluga_kvc_get_batch(kv_, &g, 1, &res);
-		EXPECT_EQ(n, res > 0 ? 1 : 0);
-		if (res > 0)
-			out.resize(size_t(res));
-		return res;
+		GetResult g = get_block(kv_, i, out, cap);
+		EXPECT_EQ(g.batch, g.res > 0 ? 1 : 0);
+		return g.res;
 	}
 	beluga_kvc_stats stats()
 	{

@@ -146,34 +146,18 @@ protected:
 	// held, one dead process's session reclaimed.
 	void fill()
 	{
-		std::vector<uint8_t> buf(kPayload);
 		for (uint64_t i = 0; i < 24; i++) {
-			fill_block(i, buf.data(), buf.size());
-			beluga_kvc_put p{};
-			make_key(i, p.key);
-			p.data = buf.data();
-			p.len = buf.size();
-			int r;
-			ASSERT_EQ(beluga_kvc_put_batch(kv_, &p, 1, &r), 1);
+			long n = 0;
+			put_block(kv_, i, kPayload, &n);
+			ASSERT_EQ(n, 1);
 		}
 		int hits = 0;
-		for (uint64_t i = 12; i < 24; i++) {
-			beluga_kvc_get g{};
-			make_key(i, g.key);
-			g.dst = buf.data();
-			g.cap = buf.size();
-			int r;
-			hits += int(beluga_kvc_get_batch(kv_, &g, 1, &r));
-		}
+		for (uint64_t i = 12; i < 24; i++)
+			hits += int(get_block(kv_, i, kPayload).batch);
 		ASSERT_EQ(hits, 12); // the 4 evicted were among the first 12
-		uint8_t key[1][32];
-		make_key(1000, key[0]);
-		beluga_kvc_get g{};
-		std::memcpy(g.key, key[0], 32);
-		g.dst = buf.data();
-		g.cap = buf.size();
+		get_block(kv_, 1000, kPayload); // a miss
 		int r;
-		beluga_kvc_get_batch(kv_, &g, 1, &r); // a miss
+		uint8_t key[1][32];
 		make_key(23, pinned_key_);
 		std::memcpy(key[0], pinned_key_, 32);
 		ASSERT_EQ(beluga_kvc_pin(kv_, key, 1, 0, &held_, &r), 1);
@@ -592,14 +576,9 @@ TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 	const std::string &name = name_;
 	beluga_kvc *kv0 = kv0_;
 	start_host1([](beluga_kvc *k) {
-		std::vector<uint8_t> buf(kPayload);
-		fill_block(7, buf.data(), buf.size());
-		beluga_kvc_put put{};
-		make_key(7, put.key);
-		put.data = buf.data();
-		put.len = buf.size();
-		int r;
-		return beluga_kvc_put_batch(k, &put, 1, &r) == 1;
+		long n = 0;
+		put_block(k, 7, kPayload, &n);
+		return n == 1;
 	});
 	// Host 0 reads host 1's block (a hit) and a key nobody stored (a miss):
 	// its own hit rate is 1 of 2, host 1's 0 of 0.
@@ -670,14 +649,10 @@ TEST_F(ToolKvHosts, StatsShowEveryHostAndTakeoverNeedsADeadHost)
 	EXPECT_EQ(j["sessions_reclaimed"], 1);
 	EXPECT_EQ(j["by"], 0);
 	EXPECT_EQ(j["released"], false);
-	std::vector<uint8_t> buf(kPayload);
-	beluga_kvc_get g{};
-	make_key(7, g.key);
-	g.dst = buf.data();
-	g.cap = buf.size();
-	int res;
-	EXPECT_EQ(beluga_kvc_get_batch(kv0, &g, 1, &res), 1);
-	EXPECT_TRUE(check_block(7, buf.data(), kPayload));
+	GetResult g = get_block(kv0, 7, kPayload);
+	EXPECT_EQ(g.batch, 1);
+	EXPECT_EQ(g.res, int(kPayload));
+	EXPECT_TRUE(g.intact);
 	r = run({ "kv", "stats", name, "--json", "--watch-ms", "0" });
 	ASSERT_EQ(r.status, 0) << r.err;
 	j = json::parse(r.out);

@@ -9,6 +9,7 @@
 #include <beluga/kv_layout.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -58,6 +59,17 @@ inline const char *kind_name(Kind k)
 				      "flashinfer/HND",       "cross-layer/NHD",      "cross-layer/flash_attn-HND",
 				      "cross-layer/flashinfer-HND", "strided"};
 	return names[int(k)];
+}
+
+// kind_name() of layout @k as a test parameter's name (gtest takes letters,
+// digits and '_' only): every other character becomes '_'.
+inline std::string kind_param_name(int k)
+{
+	std::string n = kind_name(Kind(k));
+	for (char &ch : n)
+		if (!std::isalnum(static_cast<unsigned char>(ch)))
+			ch = '_';
+	return n;
 }
 
 struct Case {

@@ -73,13 +73,7 @@ TEST_P(CpuVsRef, RandomLayoutsMatchByteForByte)
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLayouts, CpuVsRef, ::testing::Range(0, int(Kind::Count)),
-			 [](const auto &info) {
-				 std::string n = beluga::xfer::test::kind_name(Kind(info.param));
-				 for (char &ch : n)
-					 if (!isalnum(static_cast<unsigned char>(ch)))
-						 ch = '_';
-				 return n;
-			 });
+			 [](const auto &info) { return beluga::xfer::test::kind_param_name(info.param); });
 
 // Real model shapes (Llama-3-8B: 32 layers, 8 heads of 128, bf16) in every
 // vLLM layout, large enough to be split across threads and to stream.

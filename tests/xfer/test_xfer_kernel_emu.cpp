@@ -118,13 +118,7 @@ TEST_P(KernelEmu, MatchesReferenceAndStaysAligned)
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLayouts, KernelEmu, ::testing::Range(0, int(Kind::Count)),
-			 [](const auto &info) {
-				 std::string n = beluga::xfer::test::kind_name(Kind(info.param));
-				 for (char &ch : n)
-					 if (!isalnum(static_cast<unsigned char>(ch)))
-						 ch = '_';
-				 return n;
-			 });
+			 [](const auto &info) { return beluga::xfer::test::kind_param_name(info.param); });
 
 // 16-byte vectors on the model shapes with 16-byte aligned bases: the fast case.
 TEST(KernelEmu, ModelShapeUses16ByteVectors)

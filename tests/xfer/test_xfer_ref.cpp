@@ -102,13 +102,7 @@ TEST_P(RefTest, ScatterPlacesEveryElementByDefinition)
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLayouts, RefTest, ::testing::Range(0, int(Kind::Count)),
-			 [](const auto &info) {
-				 std::string n = beluga::xfer::test::kind_name(Kind(info.param));
-				 for (char &ch : n)
-					 if (!isalnum(static_cast<unsigned char>(ch)))
-						 ch = '_';
-				 return n;
-			 });
+			 [](const auto &info) { return beluga::xfer::test::kind_param_name(info.param); });
 
 TEST(Ref, RejectsMalformedTransfers)
 {

@@ -124,11 +124,7 @@ TEST_P(HppGpuVsRef, CopyAndLayerwiseMatchTheReference)
 
 INSTANTIATE_TEST_SUITE_P(AllLayouts, HppGpuVsRef, ::testing::Range(0, int(Kind::Count)),
 			 [](const ::testing::TestParamInfo<int> &i) {
-				 std::string n = beluga::xfer::test::kind_name(Kind(i.param));
-				 for (char &ch : n)
-					 if (!std::isalnum(static_cast<unsigned char>(ch)))
-						 ch = '_';
-				 return n;
+				 return beluga::xfer::test::kind_param_name(i.param);
 			 });
 
 // GpuCopier::gather_sum: whole blocks gathered into registered pool memory

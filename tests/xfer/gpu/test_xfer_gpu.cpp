@@ -101,15 +101,6 @@ void check_case(beluga_kv_gpu *gpu, const Case &c, uint32_t dir, size_t threshol
 	rig.expect_equal_to_reference();
 }
 
-std::string param_name(int k)
-{
-	std::string n = beluga::xfer::test::kind_name(Kind(k));
-	for (char &ch : n)
-		if (!isalnum(static_cast<unsigned char>(ch)))
-			ch = '_';
-	return n;
-}
-
 // Beluga regions are MAP_SHARED mappings that the GPU reaches through
 // cudaHostRegister; say plainly if this machine refuses that.
 TEST(GpuHost, RegistersASharedMapping)
@@ -193,7 +184,7 @@ TEST_P(GpuVsRef, CopyEnginesMatchReference)
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLayouts, GpuVsRef, ::testing::Range(0, int(Kind::Count)),
-			 [](const auto &info) { return param_name(info.param); });
+			 [](const auto &info) { return beluga::xfer::test::kind_param_name(info.param); });
 
 // Real model shapes in every vLLM layout, each path and the automatic choice
 // at the built-in default threshold (1 MiB: the kernel, except for
