@@ -210,6 +210,9 @@ def summarize(results, wall):
         "load_s": sum(x["load_s"] for x in r),
         "save_s": sum(x["save_s"] for x in r),
         "lookup_s": sum(x["lookup_s"] for x in r),
+        # What the table's "Load / store" row shows: lookup and load together,
+        # so that its median and spread are those of the sum, per repetition.
+        "fetch_s": sum(x["lookup_s"] + x["load_s"] for x in r),
         "saved_blocks": sum(x["saved_blocks"] for x in r),
         "doc_ttft_mean": statistics.mean(x["ttft"] for x in r if x["kind"] == "doc") if any(
             x["kind"] == "doc" for x in r) else None,
@@ -220,7 +223,7 @@ def summarize(results, wall):
 
 # Timings that vary between repetitions: reported as median (min-max).
 TIMED = ("ttft_mean", "ttft_p99", "tpot_mean", "qps", "wall_s", "doc_ttft_mean",
-         "chat_ttft_mean", "prefill_s", "load_s", "save_s", "lookup_s")
+         "chat_ttft_mean", "prefill_s", "load_s", "save_s", "lookup_s", "fetch_s")
 
 
 def aggregate(reps):
@@ -283,6 +286,8 @@ def fmt_table(summary, prefill_tps, shape, wshape, args, reps=None, *, labels, b
     def timed(key, f):
         # median, and (min-max) over the repetitions when there are several
         def cell(s):
+            if s.get(key) is None:      # e.g. no chat turns in this workload (--chats 0)
+                return "-"
             lo, hi = s["spread"].get(key, (None, None))
             if s.get("repeats", 1) < 2 or lo is None:
                 return f(s[key])
@@ -301,7 +306,7 @@ def fmt_table(summary, prefill_tps, shape, wshape, args, reps=None, *, labels, b
             ("Prompt tokens from the external cache", lambda s: f"{100 * s['ext_hit_rate']:.1f} %"),
             ("Prompt tokens computed", lambda s: f"{s['computed_tokens']:.0f}"),
             ("Load / store time, all requests (ms)",
-             lambda s: f"{ms(s['lookup_s'] + s['load_s'])} / {ms(s['save_s'])}")]
+             lambda s: f"{timed('fetch_s', ms)(s)} / {timed('save_s', ms)(s)}")]
     for run in ("first", "second"):
         for name, f in rows:
             lines.append(f"| {run.capitalize()} | {name} | " +
