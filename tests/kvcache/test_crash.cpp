@@ -26,7 +26,7 @@ protected:
 	Crash() : CrashTest(kRegion, kPayload) {}
 	// In a child on host 1: store blocks 0..4, then do @what with the hook
 	// armed to SIGKILL the child at @event.
-	void child(int event, bool pin)
+	void child(int event, bool pin, bool remove = false)
 	{
 		pid_t pid = fork();
 		ASSERT_GE(pid, 0);
@@ -37,7 +37,12 @@ protected:
 					_exit(2);
 			g_die_at = event;
 			bkv::test::set_hook(die_hook);
-			if (pin) {
+			if (remove) {
+				uint8_t key[1][32];
+				make_key(2, key[0]);
+				int res;
+				beluga_kvc_remove(kv, key, 1, &res);
+			} else if (pin) {
 				uint8_t key[1][32];
 				make_key(2, key[0]);
 				beluga_kvc_ref ref;
@@ -90,6 +95,23 @@ TEST_P(Crash, ReaderKilledHoldingPin)
 	make_key(2, key[0]);
 	int res;
 	EXPECT_EQ(beluga_kvc_remove(kv, key, 1, &res), 1);
+	beluga_kvc_detach(kv);
+}
+
+// Killed between dropping a block's index entry and retiring its slot: the
+// slot is in the remover's log and owned by it (written back before the
+// entry went), so its successor retires it; nothing is left unreachable.
+TEST_P(Crash, RemoverKilledBeforeRetiring)
+{
+	child(bkv::test::removing, false, true);
+	beluga_kvc *kv = attach(1);
+	expect_reclaimed(kv, 1, 0); // the slot went back: one reservation-log entry
+	for (int i : {0, 1, 3, 4})
+		EXPECT_TRUE(reads_back(kv, i, kPayload)) << i;
+	EXPECT_FALSE(reads_back(kv, 2, kPayload));
+	EXPECT_EQ(bkv::test::sim_violations(kv), 0u);
+	EXPECT_EQ(put_block(kv, 2, kPayload), 0); // the key is usable again
+	EXPECT_TRUE(reads_back(kv, 2, kPayload));
 	beluga_kvc_detach(kv);
 }
 

@@ -674,6 +674,7 @@ int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx)
 			v.flush(off / kLine * kLine, kLine, Point::index_publish);
 			summary_count(kv, key, -1);
 			n++;
+			hook(kHookRemoving, 1);
 		}
 		slot_retire(kv, slot);
 		v.st32(kv->g.resv(kv->host, kv->session, resv_idx), 0);

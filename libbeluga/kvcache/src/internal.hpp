@@ -76,6 +76,7 @@ enum HookEvent {
 	kHookEvictChecked, // an eviction victim was found unpinned; it is about to go
 	kHookFormatHalf,   // format: the superblock is written, the ready word not yet
 	kHookFormatted,	   // format: done (count: 1)
+	kHookRemoving,	   // a removal dropped the index entry; the slot is not yet retired
 };
 using HookFn = void (*)(int event, int count);
 extern HookFn g_hook;

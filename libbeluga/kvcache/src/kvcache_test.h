@@ -22,6 +22,7 @@ enum Event {
 	write_begin = 1, write_end, pinned, unpinned, published, evict_checked,
 	format_half, // beluga_kvc_format: superblock written, ready word not yet
 	formatted,   // beluga_kvc_format: done
+	removing,    // beluga_kvc_remove: the index entry is gone, the slot not yet retired
 };
 // Called (from any thread) at those events with a count; NULL to stop.
 void set_hook(void (*fn)(int event, int count));

@@ -164,10 +164,15 @@ bool slot_take(beluga_kvc *kv, uint32_t slot, uint32_t resv_idx)
 	uint64_t resv = kv->g.resv(kv->host, kv->session, resv_idx);
 	v.st32(resv, slot + 1);
 	v.flush(resv / kLine * kLine, kLine);
-	if (v.cas(d + kDescOwn, own, own_word(kPublished, kv->session, kv->inc())))
-		return true;
-	v.st32(resv, 0);
-	return false;
+	if (!v.cas(d + kDescOwn, own, own_word(kPublished, kv->session, kv->inc()))) {
+		v.st32(resv, 0);
+		return false;
+	}
+	// Written back before the caller drops the index entry: a host that
+	// crashes after the entry went must leave the slot owned by its dead
+	// session (which its successor retires), not settled and unreachable.
+	v.flush(d, kLine);
+	return true;
 }
 
 uint32_t resv_take(beluga_kvc *kv)
