@@ -176,22 +176,21 @@ fi
 note "binaries: $origin ($bins)"
 
 # ---- 3. tests -------------------------------------------------------------
+# A test program's exit code as the summary's words (77: skipped).
+gtest_status() { # exit code -> PASS / SKIP / FAIL words
+	case $1 in
+	0) echo PASS ;;
+	77) [ $gpu_present = 0 ] && echo "SKIP (no GPU)" || echo "FAIL (skipped although a GPU is visible)" ;;
+	124 | 137) echo "FAIL (timeout)" ;;
+	*) echo "FAIL (exit $1)" ;;
+	esac
+}
+
 say "GPU tests (timeout ${test_timeout}s)"
 json_arg=()
 [ -n "$out" ] && json_arg=(--gtest_output="json:$out/xfer-gpu-tests.json")
 with_timeout "$test_timeout" "$bins/test_xfer_gpu" ${json_arg[@]+"${json_arg[@]}"} 2>&1 | tee ${out:+"$out/xfer-gpu-tests.log"}
-trc=${PIPESTATUS[0]}
-if [ "$trc" -eq 0 ]; then
-	tests=PASS
-elif [ "$trc" -eq 77 ] && [ $gpu_present = 0 ]; then
-	tests="SKIP (no GPU)"
-elif [ "$trc" -eq 77 ]; then
-	tests="FAIL (skipped although a GPU is visible)"
-elif [ "$trc" -eq 124 ] || [ "$trc" -eq 137 ]; then
-	tests="FAIL (timeout)"
-else
-	tests="FAIL (exit $trc)"
-fi
+tests=$(gtest_status "${PIPESTATUS[0]}")
 note "tests: $tests"
 
 say "libbeluga GPU tests (timeout ${test_timeout}s)"
@@ -201,13 +200,7 @@ if [ -n "$bundle" ] && [ -x "$bundle/test_gpu" ]; then
 	# The user-space backend: GPU machines cannot load the driver.
 	BELUGA_BACKEND=user with_timeout "$test_timeout" "$bundle/test_gpu" ${json_arg[@]+"${json_arg[@]}"} 2>&1 |
 		tee ${out:+"$out/libbeluga-gpu-tests.log"}
-	lrc=${PIPESTATUS[0]}
-	case $lrc in
-	0) ltests=PASS ;;
-	77) [ $gpu_present = 0 ] && ltests="SKIP (no GPU)" || ltests="FAIL (skipped although a GPU is visible)" ;;
-	124 | 137) ltests="FAIL (timeout)" ;;
-	*) ltests="FAIL (exit $lrc)" ;;
-	esac
+	ltests=$(gtest_status "${PIPESTATUS[0]}")
 else
 	echo "no test_gpu in the bundle (${bundle:-none}); it is not rebuilt here"
 	ltests="FAIL (test_gpu missing)"
@@ -224,28 +217,15 @@ if [ -n "$bundle" ] && [ -x "$bundle/test_xfer_gpu_store" ]; then
 	[ -n "$out" ] && json_arg=(--gtest_output="json:$out/xfer-gpu-store-tests.json")
 	with_timeout "$store_timeout" "$bundle/test_xfer_gpu_store" ${json_arg[@]+"${json_arg[@]}"} 2>&1 |
 		tee ${out:+"$out/xfer-gpu-store-tests.log"}
-	src=${PIPESTATUS[0]}
-	case $src in
-	0) stests=PASS ;;
-	77) [ $gpu_present = 0 ] && stests="SKIP (no GPU)" || stests="FAIL (skipped although a GPU is visible)" ;;
-	124 | 137) stests="FAIL (timeout)" ;;
-	*) stests="FAIL (exit $src)" ;;
-	esac
+	stests=$(gtest_status "${PIPESTATUS[0]}")
 else
 	echo "no test_xfer_gpu_store in the bundle (${bundle:-none}); it is not rebuilt here"
 	stests="FAIL (test_xfer_gpu_store missing)"
 	[ $gpu_present = 0 ] && stests="SKIP (no GPU, test_xfer_gpu_store missing)"
 fi
 note "store tests: $stests"
+
 # The C++ API of the GPU path (beluga/xfer_cuda.hpp), what the binding calls.
-gtest_status() { # exit code -> PASS / SKIP / FAIL words
-	case $1 in
-	0) echo PASS ;;
-	77) [ $gpu_present = 0 ] && echo "SKIP (no GPU)" || echo "FAIL (skipped although a GPU is visible)" ;;
-	124 | 137) echo "FAIL (timeout)" ;;
-	*) echo "FAIL (exit $1)" ;;
-	esac
-}
 say "xfer C++ API GPU tests (timeout ${test_timeout}s)"
 if [ -x "$bins/test_xfer_cuda_hpp" ]; then
 	json_arg=()
