@@ -13,6 +13,7 @@
 // Exits 77 when no usable GPU is found.
 #include <beluga/xfer_cuda.h>
 
+#include "bench_util.hpp"
 #include "gpu_util.hpp"
 
 #include <algorithm>
@@ -29,7 +30,7 @@ namespace {
 
 using namespace beluga::xfer::gpu_test;
 
-int g_reps = 5;
+BenchReport g_bench{5, {}};
 
 struct Model {
 	const char *name;
@@ -51,42 +52,6 @@ const Layout kLayouts[] = {
 	{"cross-layer/NHD", true, BELUGA_KV_VLLM_FLASH_ATTN, BELUGA_KV_NHD},
 };
 
-std::string g_json; // accumulated rows
-
-void json_row(const std::string &row)
-{
-	if (!g_json.empty())
-		g_json += ",\n";
-	g_json += "    " + row;
-}
-
-// Best-of-g_reps time in ms of `enqueue` on `s` (one warm-up first).
-double time_ms(cudaStream_t s, const std::function<void()> &enqueue)
-{
-	cudaEvent_t a, b;
-	check(cudaEventCreate(&a), "cudaEventCreate");
-	check(cudaEventCreate(&b), "cudaEventCreate");
-	float best = 0;
-	for (int i = 0; i <= g_reps; i++) {
-		check(cudaEventRecord(a, s), "record");
-		enqueue();
-		check(cudaEventRecord(b, s), "record");
-		check(cudaEventSynchronize(b), "sync");
-		float ms = 0;
-		check(cudaEventElapsedTime(&ms, a, b), "elapsed");
-		if (i > 0 && (best == 0 || ms < best))
-			best = ms;
-	}
-	cudaEventDestroy(a);
-	cudaEventDestroy(b);
-	return best;
-}
-
-double gbps(double bytes, double ms)
-{
-	return ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0;
-}
-
 struct Bandwidth {
 	double h2d = 0, d2h = 0;
 };
@@ -98,14 +63,14 @@ Bandwidth measure_bandwidth(HostKind kind, cudaStream_t s)
 	DeviceBuf dev(n);
 	std::memset(host.host(), 1, n);
 	Bandwidth bw;
-	bw.h2d = gbps(n, time_ms(s, [&] { check(cudaMemcpyAsync(dev.get(), host.host(), n, cudaMemcpyHostToDevice, s), "h2d"); }));
-	bw.d2h = gbps(n, time_ms(s, [&] { check(cudaMemcpyAsync(host.host(), dev.get(), n, cudaMemcpyDeviceToHost, s), "d2h"); }));
+	bw.h2d = gbps(n, g_bench.time_ms(s, [&] { check(cudaMemcpyAsync(dev.get(), host.host(), n, cudaMemcpyHostToDevice, s), "h2d"); }));
+	bw.d2h = gbps(n, g_bench.time_ms(s, [&] { check(cudaMemcpyAsync(host.host(), dev.get(), n, cudaMemcpyDeviceToHost, s), "d2h"); }));
 	std::printf("host<->device bandwidth (%s, 256 MiB cudaMemcpyAsync): H2D %.1f GB/s, D2H %.1f GB/s\n",
 		    host_kind_name(kind).c_str(), bw.h2d, bw.d2h);
 	char row[256];
 	std::snprintf(row, sizeof(row), "{\"kind\": \"bandwidth\", \"host\": \"%s\", \"h2d_gbps\": %.2f, \"d2h_gbps\": %.2f}",
 		      host_kind_name(kind).c_str(), bw.h2d, bw.d2h);
-	json_row(row);
+	g_bench.row(row);
 	return bw;
 }
 
@@ -142,10 +107,10 @@ void bench_case(beluga_kv_gpu *gpu, cudaStream_t s, const Model &m, const Layout
 	const double bytes = double(nblocks) * block_bytes;
 	DeviceBuf flat{size_t(bytes)};
 
-	const double big_h2d = gbps(bytes, time_ms(s, [&] {
+	const double big_h2d = gbps(bytes, g_bench.time_ms(s, [&] {
 		check(cudaMemcpyAsync(flat.get(), pool.host(), size_t(bytes), cudaMemcpyHostToDevice, s), "memcpy");
 	}));
-	const double big_d2h = gbps(bytes, time_ms(s, [&] {
+	const double big_d2h = gbps(bytes, g_bench.time_ms(s, [&] {
 		check(cudaMemcpyAsync(pool.host(), flat.get(), size_t(bytes), cudaMemcpyDeviceToHost, s), "memcpy");
 	}));
 	const size_t auto_th = beluga_kv_gpu_batch_min_bytes(gpu);
@@ -170,7 +135,7 @@ void bench_case(beluga_kv_gpu *gpu, cudaStream_t s, const Model &m, const Layout
 			if (p.threshold == 1 && runs > 65536)
 				continue;
 			beluga_kv_gpu_set_batch_min_bytes(gpu, p.threshold);
-			const double ms = time_ms(s, [&] {
+			const double ms = g_bench.time_ms(s, [&] {
 				if (beluga_kv_gpu_copy(gpu, &x, s))
 					throw std::runtime_error(beluga_kv_gpu_last_error());
 			});
@@ -188,7 +153,7 @@ void bench_case(beluga_kv_gpu *gpu, cudaStream_t s, const Model &m, const Layout
 				      "\"ms\": %.4f, \"gbps\": %.2f, \"one_memcpy_gbps\": %.2f, \"link_gbps\": %.2f}",
 				      m.name, lay.name, nblocks, block_bytes, run, (unsigned long long)runs,
 				      h2d ? "scatter" : "gather", p.name, ms, rate, big, link);
-			json_row(row);
+			g_bench.row(row);
 		}
 	}
 	beluga_kv_gpu_set_batch_min_bytes(gpu, auto_th);
@@ -212,13 +177,13 @@ void bench_crossover(beluga_kv_gpu *gpu, cudaStream_t s, HostKind kind)
 			      "\"batch_h2d_gbps\": %.2f, \"kernel_d2h_gbps\": %.2f, \"batch_d2h_gbps\": %.2f}",
 			      host_kind_name(kind).c_str(), p.piece_bytes, p.kernel_h2d_gbps, p.batch_h2d_gbps, p.kernel_d2h_gbps,
 			      p.batch_d2h_gbps);
-		json_row(row);
+		g_bench.row(row);
 	}
 	std::printf("chosen threshold: %s\n", th == SIZE_MAX ? "never (kernel always)" : std::to_string(th).c_str());
 	char row[160];
 	std::snprintf(row, sizeof(row), "{\"kind\": \"threshold\", \"host\": \"%s\", \"batch_min_bytes\": %lld}",
 		      host_kind_name(kind).c_str(), th == SIZE_MAX ? -1LL : (long long)th);
-	json_row(row);
+	g_bench.row(row);
 }
 
 // Layer-wise scatter of 8 Llama-3-8B blocks: total time against the one-shot copy.
@@ -242,15 +207,15 @@ void bench_layerwise(beluga_kv_gpu *gpu, cudaStream_t s)
 	beluga_kv_layer_events *ev = nullptr;
 	if (beluga_kv_layer_events_create(sh.num_layers, &ev))
 		throw std::runtime_error("events");
-	const double one = time_ms(s, [&] { beluga_kv_gpu_copy(gpu, &x, s); });
-	const double lw = time_ms(s, [&] { beluga_kv_gpu_copy_layerwise(gpu, &x, s, ev); });
+	const double one = g_bench.time_ms(s, [&] { beluga_kv_gpu_copy(gpu, &x, s); });
+	const double lw = g_bench.time_ms(s, [&] { beluga_kv_gpu_copy_layerwise(gpu, &x, s, ev); });
 	beluga_kv_layer_events_destroy(ev);
 	std::printf("\nlayer-wise scatter, Llama-3-8B, 8 blocks (16 MiB), auto path: one call %.3f ms, "
 		    "32 per-layer steps with events %.3f ms\n", one, lw);
 	char row[200];
 	std::snprintf(row, sizeof(row), "{\"kind\": \"layerwise\", \"model\": \"Llama-3-8B\", \"blocks\": 8, "
 		      "\"one_call_ms\": %.4f, \"layerwise_ms\": %.4f}", one, lw);
-	json_row(row);
+	g_bench.row(row);
 }
 
 void write_json(const char *path, const std::string &device)
@@ -260,7 +225,7 @@ void write_json(const char *path, const std::string &device)
 		std::perror(path);
 		return;
 	}
-	std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"results\": [\n%s\n  ]\n}\n", device.c_str(), g_json.c_str());
+	std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"results\": [\n%s\n  ]\n}\n", device.c_str(), g_bench.json.c_str());
 	std::fclose(f);
 	std::printf("\nJSON written to %s\n", path);
 }
@@ -277,7 +242,7 @@ int main(int argc, char **argv)
 		if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
 			json = argv[++i];
 		else if (!std::strcmp(argv[i], "--quick"))
-			g_reps = 2;
+			g_bench.reps = 2;
 		else {
 			std::fprintf(stderr, "usage: %s [--json FILE] [--quick]\n", argv[0]);
 			return 2;
@@ -306,7 +271,7 @@ int main(int argc, char **argv)
 			    beluga_kv_gpu_batch_min_bytes(gpu.get()));
 		std::printf("pool memory: %s%s%s\n", host_kind_name(HostKind::Registered).c_str(),
 			    register_support().why.empty() ? "" : "; refused: ", register_support().why.c_str());
-		json_row("{\"kind\": \"pool_memory\", \"registered_as\": \"" + host_kind_name(HostKind::Registered) + "\"}");
+		g_bench.row("{\"kind\": \"pool_memory\", \"registered_as\": \"" + host_kind_name(HostKind::Registered) + "\"}");
 		const Bandwidth bw = measure_bandwidth(HostKind::Registered, s.get());
 		measure_bandwidth(HostKind::Pinned, s.get());
 		// Registered memory last: its threshold is the one the "auto" rows use.

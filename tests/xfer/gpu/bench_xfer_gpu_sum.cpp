@@ -22,6 +22,7 @@
 #include <beluga/xfer_cuda.h>
 
 #include "checksum.hpp" // the store's CPU checksum (kvcache/src, libbeluga/cpu), compiled in
+#include "bench_util.hpp"
 #include "gpu_util.hpp"
 
 #include <algorithm>
@@ -39,41 +40,7 @@ namespace {
 
 using namespace beluga::xfer::gpu_test;
 
-int g_reps = 7;
-std::string g_json;
-
-void json_row(const std::string &row)
-{
-	if (!g_json.empty())
-		g_json += ",\n";
-	g_json += "    " + row;
-}
-
-double time_ms(cudaStream_t s, const std::function<void()> &enqueue)
-{
-	cudaEvent_t a, b;
-	check(cudaEventCreate(&a), "cudaEventCreate");
-	check(cudaEventCreate(&b), "cudaEventCreate");
-	float best = 0;
-	for (int i = 0; i <= g_reps; i++) {
-		check(cudaEventRecord(a, s), "record");
-		enqueue();
-		check(cudaEventRecord(b, s), "record");
-		check(cudaEventSynchronize(b), "sync");
-		float ms = 0;
-		check(cudaEventElapsedTime(&ms, a, b), "elapsed");
-		if (i > 0 && (best == 0 || ms < best))
-			best = ms;
-	}
-	cudaEventDestroy(a);
-	cudaEventDestroy(b);
-	return best;
-}
-
-double gbps(double bytes, double ms)
-{
-	return ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0;
-}
+BenchReport g_bench{7, {}};
 
 struct Layout {
 	const char *name;
@@ -131,7 +98,7 @@ void bench_case(beluga_kv_gpu *gpu, cudaStream_t s, const beluga_kv_shape &sh, c
 		double ms;
 	};
 	std::vector<Row> rows;
-	rows.push_back({"copy", time_ms(s, [&] {
+	rows.push_back({"copy", g_bench.time_ms(s, [&] {
 				if (beluga_kv_gpu_copy(gpu, &x, s))
 					throw std::runtime_error(beluga_kv_gpu_last_error());
 			})});
@@ -143,7 +110,7 @@ void bench_case(beluga_kv_gpu *gpu, cudaStream_t s, const beluga_kv_shape &sh, c
 		       {"readback", BELUGA_KV_SUM_READBACK},
 		       {"auto", BELUGA_KV_SUM_AUTO}};
 	for (const auto &m : methods)
-		rows.push_back({m.name, time_ms(s, [&] {
+		rows.push_back({m.name, g_bench.time_ms(s, [&] {
 					if (beluga_kv_gpu_gather_sum(gpu, &x, m.method, got, s))
 						throw std::runtime_error(beluga_kv_gpu_last_error());
 				})});
@@ -154,7 +121,7 @@ void bench_case(beluga_kv_gpu *gpu, cudaStream_t s, const beluga_kv_shape &sh, c
 			throw std::runtime_error(std::string("GPU checksum differs from the store's: ") + lay.name);
 	// The CPU design: the copy, then one thread reads the blocks back.
 	double cpu_ms = 0;
-	for (int i = 0; i <= g_reps; i++) {
+	for (int i = 0; i <= g_bench.reps; i++) {
 		check(cudaStreamSynchronize(s), "sync");
 		const auto t0 = std::chrono::steady_clock::now();
 		uint64_t acc = 0;
@@ -176,7 +143,7 @@ void bench_case(beluga_kv_gpu *gpu, cudaStream_t s, const beluga_kv_shape &sh, c
 			      "{\"kind\": \"gather_sum\", \"layout\": \"%s\", \"blocks\": %zu, \"block_bytes\": %zu, "
 			      "\"method\": \"%s\", \"ms\": %.4f, \"gbps\": %.2f, \"copy_ms\": %.4f}",
 			      lay.name, nblocks, block, r.name, r.ms, gbps(bytes, r.ms), base);
-		json_row(row);
+		g_bench.row(row);
 	}
 }
 
@@ -187,7 +154,7 @@ void write_json(const char *path, const std::string &device)
 		std::fprintf(stderr, "cannot write %s\n", path);
 		return;
 	}
-	std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"rows\": [\n%s\n  ]\n}\n", device.c_str(), g_json.c_str());
+	std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"rows\": [\n%s\n  ]\n}\n", device.c_str(), g_bench.json.c_str());
 	std::fclose(f);
 }
 
@@ -203,7 +170,7 @@ int main(int argc, char **argv)
 		if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
 			json = argv[++i];
 		else if (!std::strcmp(argv[i], "--quick"))
-			g_reps = 2;
+			g_bench.reps = 2;
 		else {
 			std::fprintf(stderr, "usage: %s [--json FILE] [--quick]\n", argv[0]);
 			return 2;
