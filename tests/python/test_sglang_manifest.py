@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch", reason="python3-torch is needed for SGLang'
 
 import sglang_manifest as M  # noqa: E402
 import sglang_standins as S  # noqa: E402
+from signature_parts import params_of  # noqa: E402
 
 # Public members BelugaHiCacheStorage has beyond SGLang's interface: close()
 # (the controller calls it on detach when present), cache_stats() (the
@@ -39,15 +40,6 @@ def kind_of(cls, name):
     if name in getattr(cls, "__abstractmethods__", ()):
         return "abstractmethod"
     return "method"
-
-
-def params_of(fn):
-    sig = inspect.signature(fn)
-    pos = [p.name for p in sig.parameters.values()
-           if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    kwonly = [p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY]
-    kwarg = next((p.name for p in sig.parameters.values() if p.kind == p.VAR_KEYWORD), None)
-    return pos, kwonly, kwarg
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ pytest.importorskip("cbor2", reason="python3-cbor2 computes vLLM's reference blo
 
 import vllm_manifest as M  # noqa: E402
 import vllm_standins as V  # noqa: E402
+import signature_parts  # noqa: E402
 
 # Public members BelugaConnector has beyond vLLM's interface.
 BELUGA_EXTRAS = {"stats", "cache"}
@@ -45,12 +46,7 @@ def kind_of(cls, name):
 def params_of(cls, name):
     static = inspect.getattr_static(cls, name)
     fn = static.fget if isinstance(static, property) else getattr(static, "__func__", static)
-    sig = inspect.signature(fn)
-    pos = [p.name for p in sig.parameters.values()
-           if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    kwonly = [p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY]
-    kwarg = next((p.name for p in sig.parameters.values() if p.kind == p.VAR_KEYWORD), None)
-    return pos, kwonly, kwarg
+    return signature_parts.params_of(fn)
 
 
 @pytest.fixture
