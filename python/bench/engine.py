@@ -111,12 +111,7 @@ class Engine:
         saved = self.store.save(block_table[len(local) + loaded:full],
                                 keys[len(local) + loaded:full])
         t_first = time.perf_counter()
-        out = [first]
-        pos = n
-        for _ in range(output_tokens - 1):
-            logits = self.model.forward([out[-1]], pos, block_table)
-            out.append(int(torch.argmax(logits)))
-            pos += 1
+        out = self.model.decode(first, n, block_table, output_tokens)
         t_end = time.perf_counter()
         self.blocks.release(block_table, keys[:full])
         return {

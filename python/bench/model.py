@@ -143,3 +143,13 @@ class PagedModel:
             h = self._rms(x)
             x = x + F.linear(F.silu(F.linear(h, b["gate"])) * F.linear(h, b["up"]), b["down"])
         return F.linear(self._rms(x[-1:]), self.lm_head)[0].float()
+
+    def decode(self, first, pos, block_table, count):
+        """Greedy decoding after the prompt: `first` (its token) at position
+        `pos`, then count - 1 more tokens; all `count` tokens."""
+        out = [first]
+        for _ in range(count - 1):
+            logits = self.forward([out[-1]], pos, block_table)
+            out.append(int(torch.argmax(logits)))
+            pos += 1
+        return out

@@ -269,12 +269,7 @@ class Instance:
                 self.host.free(host_idx)
                 self.metrics.series["sglang:backuped_tokens_total"] += saved * ps
         t_saved = time.perf_counter()
-        out = [first]
-        pos = n
-        for _ in range(output_tokens - 1):
-            logits = self.model.forward([out[-1]], pos, block_table)
-            out.append(int(torch.argmax(logits)))
-            pos += 1
+        out = self.model.decode(first, n, block_table, output_tokens)
         t_end = time.perf_counter()
         self.blocks.release(block_table, keys[:full])
         cache_stats = None
