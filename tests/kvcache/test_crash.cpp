@@ -85,6 +85,28 @@ TEST_P(Crash, WriterKilledAfterPublishing)
 	beluga_kvc_detach(kv);
 }
 
+// Killed between placing the index entry and writing its check word: the
+// successor keeps the block and writes the check word (slot_reclaim), so
+// that prefix lookups find it; or, in the simulated mode, where the killed
+// host's unflushed lines are lost with it, finds no entry and frees the slot.
+TEST_P(Crash, WriterKilledBeforeTheCheckWord)
+{
+	child(bkv::test::indexed, false);
+	beluga_kvc *kv = attach(1);
+	bool kept = GetParam() != BELUGA_KVC_SIMULATE;
+	expect_recovered(kv, kept ? 0 : 1, 0);
+	uint8_t key[1][32];
+	make_key(5, key[0]);
+	EXPECT_EQ(beluga_kvc_lookup_prefix(kv, key, 1), kept ? 1 : 0);
+	EXPECT_EQ(reads_back(kv, 5, kPayload), kept);
+	beluga_kvc_check_report rep;
+	ASSERT_EQ(beluga_kvc_check(kv, 1, &rep), 0);
+	EXPECT_EQ(rep.errors, 0u);
+	EXPECT_EQ(put_block(kv, 5, kPayload), kept ? BELUGA_KVC_EXISTS : 0);
+	EXPECT_TRUE(reads_back(kv, 5, kPayload));
+	beluga_kvc_detach(kv);
+}
+
 TEST_P(Crash, ReaderKilledHoldingPin)
 {
 	child(bkv::test::pinned, true);

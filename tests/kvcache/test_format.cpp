@@ -49,7 +49,8 @@ TEST(Format, GeometryFromShape)
 	EXPECT_EQ(info.capacity_slots, info.slots_per_host);
 	EXPECT_EQ(info.high_watermark_pct, 95u);
 	EXPECT_EQ(info.low_watermark_pct, 85u);
-	EXPECT_EQ(info.format_major, 2u);
+	EXPECT_EQ(info.format_major, 3u);
+	EXPECT_EQ(info.format_minor, 0u);
 	EXPECT_EQ(beluga_kvc_get_info(kv, nullptr), -EINVAL);
 	EXPECT_EQ(beluga_kvc_get_info(nullptr, &info), -EINVAL);
 	beluga_kvc_detach(kv);
@@ -207,10 +208,15 @@ TEST_F(Attach, Errors)
 	EXPECT_EQ(attach(fp), -BELUGA_KVC_EFORMAT);
 	EXPECT_NE(err().find("checksum"), std::string::npos);
 	r_.bytes()[300] ^= 1;
+	// Another major, newer or older (a 2.x cache before the index of 3.0):
+	// refused, saying what to do.
 	uint32_t *major = reinterpret_cast<uint32_t *>(r_.bytes() + 8);
-	*major = 3;
-	EXPECT_EQ(attach(fp), -BELUGA_KVC_EVERSION);
-	*major = 2;
+	for (uint32_t m : {BELUGA_KVC_FORMAT_MAJOR + 1, BELUGA_KVC_FORMAT_MAJOR - 1}) {
+		*major = m;
+		EXPECT_EQ(attach(fp), -BELUGA_KVC_EVERSION) << m;
+		EXPECT_NE(err().find("format it again"), std::string::npos) << err();
+	}
+	*major = BELUGA_KVC_FORMAT_MAJOR;
 	uint64_t *ready = reinterpret_cast<uint64_t *>(r_.bytes() + 4096);
 	uint64_t saved = *ready;
 	*ready = 0;
@@ -244,7 +250,7 @@ TEST_F(Attach, SessionsRunOut)
 	beluga_kvc_detach(d);
 }
 
-// Test vector of format 2.0's host claim (kvcache-format.md, "Host area"):
+// Test vector of the host claim (format 2.0 on) (kvcache-format.md, "Host area"):
 // the bytes a host with machine id 0x1111, boot id 0x2222 and name
 // "vec-host" leaves when it claims host index 1 with a 1000 ms lease.
 TEST(Format, HostClaimVector)
@@ -254,8 +260,8 @@ TEST(Format, HostClaimVector)
 	ASSERT_EQ(beluga_kvc_format(r.base(), r.size(), &c), 0);
 	auto u32 = [&](uint64_t off) { uint32_t v; std::memcpy(&v, r.bytes() + off, 4); return v; };
 	auto u64 = [&](uint64_t off) { uint64_t v; std::memcpy(&v, r.bytes() + off, 8); return v; };
-	EXPECT_EQ(u32(8), 2u);	    // version_major
-	EXPECT_EQ(u32(12), 1u);	    // version_minor
+	EXPECT_EQ(u32(8), 3u);	    // version_major
+	EXPECT_EQ(u32(12), 0u);	    // version_minor
 	EXPECT_EQ(u64(136), 512u);  // session_off: sessions follow the claim and name lines
 	uint64_t area = u64(80) + u64(88); // host_area_off + 1 * host_area_bytes
 	for (uint64_t o = 384; o < 512; o += 8)
@@ -290,10 +296,12 @@ TEST(Format, HostClaimVector)
 	EXPECT_EQ(lock, 1ull << 63 | uint32_t(getpid()));
 }
 
-// The summary of format 2.1 (kvcache-format.md, "Summary"), computed here
-// from the document's formulas: a put of host 1 counts its key in, with one
-// flushed change of its word, its segment version and the generation; the
-// removal counts it out again; host 0's lookups then skip host 1.
+// The index entry and the summary of format 3.0 (kvcache-format.md, "Index"
+// and "Summary"), computed here from the document's formulas: a put of host
+// 1 places tag << 32 | slot + 1 in its key's home bucket with the check word
+// beside it, and counts the key into the summary, with one flushed change
+// of its word, its segment version and the generation; the removal empties
+// the entry and counts the key out again; host 0's lookups then skip host 1.
 TEST(Format, SummaryVector)
 {
 	ShmRegion r(kRegion);
@@ -319,11 +327,18 @@ TEST(Format, SummaryVector)
 	uint64_t k[4];
 	std::memcpy(k, key[0], 32);
 	uint64_t h = fmix(k[0] ^ fmix(k[1] ^ fmix(k[2] ^ fmix(k[3]))));
-	uint64_t sh = fmix(h ^ 0x2545f4914f6cdd1dull);
-	uint64_t w = uint64_t((unsigned __int128)sh * words >> 64);
+	uint64_t t = fmix(h ^ 0x5bd1e9955bd1e995ull); // check << 32 | tag
+	uint64_t w = uint64_t((unsigned __int128)t * words >> 64);
 	uint64_t want = 0;
-	for (unsigned i : {unsigned(sh & 15), unsigned(sh >> 4 & 15), unsigned(sh >> 8 & 15)})
+	for (unsigned i : {unsigned(t & 15), unsigned(t >> 4 & 15), unsigned(t >> 8 & 15)})
 		want |= 1ull << 4 * i;
+	// The home bucket of partition 1's index: five entries, five check
+	// words at 40, the control word at 60.
+	auto u32 = [&](uint64_t off) { uint32_t v; std::memcpy(&v, r.bytes() + off, 4); return v; };
+	uint64_t buckets = u64(56), slots = u64(48);
+	EXPECT_EQ(buckets, (2 * slots + 4) / 5);
+	EXPECT_EQ(u64(120), (buckets * 64 + 4095) / 4096 * 4096); // desc_off after the index
+	uint64_t home = u64(96) + u64(104) + u64(112) + 64 * uint64_t((unsigned __int128)h * buckets >> 64);
 	uint64_t seg = sum + 64 + 8 * (w / (words / 512));
 	EXPECT_EQ(u64(sum), 0u);
 	auto o1 = kvt::opts(1, BELUGA_KVC_COHERENT), o0 = kvt::opts(0, BELUGA_KVC_COHERENT);
@@ -339,11 +354,21 @@ TEST(Format, SummaryVector)
 	p.len = buf.size();
 	int res;
 	ASSERT_EQ(beluga_kvc_put_batch(b, &p, 1, &res), 1);
+	int at = -1;
+	for (int e = 0; e < 5; e++)
+		if (u64(home + 8 * e) >> 32 == uint32_t(t))
+			at = e;
+	ASSERT_GE(at, 0) << "no entry with the key's tag in its home bucket";
+	uint64_t ent = u64(home + 8 * at);
+	EXPECT_LT((ent & 0xffffffff) - 1, slots);		// slot + 1
+	EXPECT_EQ(u32(home + 40 + 4 * at), uint32_t(t >> 32)); // check word
+	EXPECT_EQ(u32(home + 60), 0u);				// control: no overflow
 	EXPECT_EQ(u64(sum + 4160 + 8 * w), want); // each of its counters at 1
 	EXPECT_EQ(u64(seg), 1u);
 	EXPECT_EQ(u64(sum), 1u);
 	EXPECT_EQ(beluga_kvc_lookup_prefix(a, key, 1), 1);
 	ASSERT_EQ(beluga_kvc_remove(b, key, 1, &res), 1);
+	EXPECT_EQ(u64(home + 8 * at), 0u);
 	EXPECT_EQ(u64(sum + 4160 + 8 * w), 0u);
 	EXPECT_EQ(u64(seg), 2u);
 	EXPECT_EQ(u64(sum), 2u);

@@ -72,7 +72,8 @@ const char *geometry_from(const Super &s, uint64_t size, Geo &g)
 		{g.pins >= 1 && g.pins <= 0xffffffff, "max_pins"},
 		{g.batch >= 1 && g.batch <= 0xffffffff, "max_batch"},
 		{g.slots >= 1 && g.slots <= 0x7fffffff, "slots_per_host"},
-		{g.buckets >= (g.slots + 7) / 8 && g.buckets <= size / kLine, "buckets_per_host"},
+		{g.buckets >= (g.slots + kBucketEntries - 1) / kBucketEntries && g.buckets <= size / kLine,
+		 "buckets_per_host"},
 		{g.payload >= 1 && g.payload <= 0xffffffff, "payload_bytes"},
 		{g.stride >= g.payload && g.stride % kLine == 0, "slot_stride"},
 		{g.host_off >= kHeaderBytes && g.host_off <= size, "host_area_off"},
@@ -90,7 +91,7 @@ const char *geometry_from(const Super &s, uint64_t size, Geo &g)
 		 "data_off"},
 		{g.summary_off ? g.summary_off % kLine == 0 && g.hosts > 1 &&
 					 g.summary_off >= span(g.slots, kLine, g.desc_off)
-			       : !g.summary_words, "summary_off"},
+			       : !g.summary_words && g.hosts == 1, "summary_off"},
 		{!g.summary_off || (g.summary_words && g.summary_words % kSumWordAlign == 0 &&
 				    g.summary_words <= size / 8),
 		 "summary_words"},
@@ -141,8 +142,11 @@ int read_super(View &v, uint64_t size, Super &s)
 						 "(no BELUGAKV magic)");
 	if (s.version_major != BELUGA_KVC_FORMAT_MAJOR)
 		return fail(-BELUGA_KVC_EVERSION, "the cache's format version is %u.%u; this "
-						  "library reads %u.x", s.version_major,
-			    s.version_minor, BELUGA_KVC_FORMAT_MAJOR);
+						  "library reads %u.x only: run one library version on "
+						  "every host of the cache, then format it again (its "
+						  "blocks are lost; `beluga-tool wipe` empties a shared "
+						  "region)", s.version_major, s.version_minor,
+			    BELUGA_KVC_FORMAT_MAJOR);
 	if (s.header_sum != f64(&s, offsetof(Super, header_sum)))
 		return fail(-BELUGA_KVC_EFORMAT, "the cache header's checksum is wrong (damaged "
 						 "header)");

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The on-media format, version 2 (Documentation/kvcache-format.md is the
+// The on-media format, version 3 (Documentation/kvcache-format.md is the
 // normative description; keep the two in step).  Everything is little-endian,
 // every structure is addressed by its offset from the region's start, and
 // every cache line has exactly one writing host.
@@ -47,7 +47,7 @@ struct Super {
 	uint32_t high_wm_pct;		// 176 eviction hook
 	uint32_t low_wm_pct;		// 180 eviction hook
 	uint64_t pins_off;		// 184 in a session
-	uint64_t summary_off;		// 192 in a partition (format 2.1; 0: no summaries)
+	uint64_t summary_off;		// 192 in a partition (0: one host, no summaries)
 	uint64_t summary_words;		// 200 counter words per summary (multiple of 4096)
 	uint8_t pad0[256 - 208];
 	beluga_kvc_fingerprint fp;	// 256
@@ -121,16 +121,24 @@ constexpr uint64_t kSesResv = 64;	// max_batch u32 entries: slot + 1 being reser
 constexpr uint64_t kPinValid = 1ull << 63;
 
 // ---- Partition (one per host, written only by that host). ----
-// Index: buckets_per_host lines of 7 entries (entry = tag << 32 | slot + 1,
-// 0 = empty) and a control word whose bit 0 (overflow) says that some key
+// Index (format 3.0): buckets_per_host lines, each with 5 entries (u64 at
+// 8e: tag << 32 | slot + 1, 0 = empty), their 5 check words (u32 at 40 +
+// 4e: the high half of the key's 64-bit index hash, the tag its low half)
+// and a u32 control word at 60 whose bit 0 (overflow) says that some key
 // homed here or earlier was placed in a later bucket: a lookup goes on to
 // the next bucket only when it is set.  Overflow bits are never cleared.
+// A prefix lookup answers from the bucket line alone (tag and check), so
+// that another host's key costs one line, not a bucket and a descriptor.
 constexpr uint64_t kEntryEmpty = 0;
-constexpr unsigned kBucketEntries = 7;
-constexpr uint64_t kBucketCtl = 56;
-constexpr uint64_t kBucketOverflow = 1;
+constexpr unsigned kBucketEntries = 5;
+constexpr uint64_t kBucketCheck = 40;
+constexpr uint64_t kBucketCtl = 60;
+constexpr uint32_t kBucketOverflow = 1;
+// Buckets per slot, 2/5: 2 entries per slot, 40 % of them used when every
+// slot holds a block.
+inline uint64_t buckets_for(uint64_t slots) { return (2 * slots + 4) / 5; }
 
-// Summary (format 2.1, caches of several hosts): a counting filter of the
+// Summary (caches of several hosts): a counting filter of the
 // keys in the partition's index, so that other hosts' lookups skip the
 // partitions that cannot hold a key (index.cpp, kvcache-format.md
 // "Summary").  Line 0: u64 generation; lines 1..64: 512 u64 segment

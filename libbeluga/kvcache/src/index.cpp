@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // The per-host index: an open-addressing table of 64-byte buckets, each with
-// seven 8-byte entries (tag << 32 | slot + 1; 0 empty) and a control word
-// whose overflow bit sends lookups on to the next bucket.  Lookups take no
-// lock: they read a bucket, then the descriptor of each entry whose tag
-// matches, and trust a descriptor only if its generation is even and
-// unchanged across the read (a seqlock).  Only processes of the owning host
-// modify a table, with compare-and-swap on its lines; other hosts read it.
+// five 8-byte entries (tag << 32 | slot + 1; 0 empty), their 32-bit check
+// words and a control word whose overflow bit sends lookups on to the next
+// bucket.  A key's 64-bit index hash gives its home bucket and, split in
+// two, its tag and check.  Prefix lookups answer from the buckets alone: an
+// entry whose tag and check match is the key's (a block another key shares
+// all 64 bits with is reported too, once in 2^64 probes; gets compare the
+// whole key).  Everything else (get, pin, put's existence test, removal)
+// reads the descriptor of each entry whose tag matches and trusts it only if
+// its generation is even and unchanged across the read (a seqlock).  No
+// lock is taken: only processes of the owning host modify a table, with
+// compare-and-swap on its words; other hosts read it.
 //
 // Caches of several hosts (format 2.1) keep a summary beside each index: a
 // counting filter of the keys in it (three 4-bit counters in one word per
@@ -57,6 +62,8 @@ inline uint64_t key_h(const uint8_t *key)
 
 inline uint64_t entry(uint32_t tag, uint32_t slot) { return uint64_t(tag) << 32 | (slot + 1ull); }
 
+inline uint64_t check_off(uint64_t bucket, unsigned e) { return bucket + kBucketCheck + 4 * e; }
+
 inline bool tag_match(uint64_t val, uint32_t tag, uint64_t slots)
 {
 	return val != kEntryEmpty && uint32_t(val >> 32) == tag && uint32_t(val) - 1 < slots;
@@ -70,13 +77,13 @@ inline unsigned tag_candidates(const uint8_t *bucket, uint32_t tag)
 #if defined(__SSE2__)
 	const __m128i t = _mm_set1_epi32(int(tag));
 	unsigned m = 0;
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < (kBucketEntries + 1) / 2; i++) {
 		__m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(bucket) + i);
 		// Lanes 1 and 3: the high halves (tags) of entries 2i and 2i + 1.
 		unsigned eq = unsigned(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, t))));
 		m |= ((eq >> 1 & 1) | (eq >> 2 & 2)) << 2 * i;
 	}
-	return m & ((1u << kBucketEntries) - 1); // not the control word
+	return m & ((1u << kBucketEntries) - 1); // not the check words
 #else
 	unsigned m = 0;
 	for (unsigned e = 0; e < kBucketEntries; e++) {
@@ -110,7 +117,7 @@ bool walk_at(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool h
 		for (unsigned e = 0; e < kBucketEntries; e++)
 			if (fn(off + 8 * e, v.ld(off + 8 * e), tag))
 				return true;
-		if (!(v.ld(off + kBucketCtl) & kBucketOverflow))
+		if (!(v.ld32(off + kBucketCtl) & kBucketOverflow))
 			return false;
 	}
 	return false;
@@ -134,7 +141,7 @@ bool walk_tag(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool 
 		     m &= m - 1)
 			if (fn(v.ld(off + 8 * __builtin_ctz(m))))
 				return true;
-		if (!(v.ld(off + kBucketCtl) & kBucketOverflow))
+		if (!(v.ld32(off + kBucketCtl) & kBucketOverflow))
 			return false;
 	}
 	return false;
@@ -142,23 +149,59 @@ bool walk_tag(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, Fn fn, bool 
 
 template <typename Fn> bool walk(beluga_kvc *kv, uint32_t p, const uint8_t *key, Fn fn)
 {
-	uint64_t b;
-	uint32_t tag;
-	key_hash(key, kv->g.buckets, b, tag);
-	return walk_at(kv, p, b, tag, fn);
+	KeyPos k = key_pos(key, kv->g.buckets);
+	return walk_at(kv, p, k.b, k.tag, fn);
 }
 
-// A key's summary word and its counters (a mask of 1..3 of the 16).
-inline void summary_pos_h(uint64_t h, uint64_t words, uint64_t &w, uint16_t &nib)
+// Whether the bucket at @off (this host's view) holds the key of @tag and
+// @check, from its home bucket's tag candidates @m: the lookups' answer.
+inline bool bucket_has(View &v, uint64_t off, unsigned m, uint32_t tag, uint32_t check,
+		       uint64_t slots)
 {
-	uint64_t s = fmix64(h ^ 0x2545f4914f6cdd1dull);
-	w = uint64_t((unsigned __int128)s * words >> 64);
-	nib = uint16_t(1u << (s & 15) | 1u << (s >> 4 & 15) | 1u << (s >> 8 & 15));
+	for (; m; m &= m - 1) {
+		unsigned e = unsigned(__builtin_ctz(m));
+		if (tag_match(v.ld(off + 8 * e), tag, slots) && v.ld32(check_off(off, e)) == check)
+			return true;
+	}
+	return false;
 }
 
-inline void summary_pos(const uint8_t *key, uint64_t words, uint64_t &w, uint16_t &nib)
+// The probe sequence of a key from bucket @b of partition @p, answered from
+// the buckets (bucket_has).  @home_fresh, @home: as for walk_tag.
+bool index_has(beluga_kvc *kv, uint32_t p, uint64_t b, uint32_t tag, uint32_t check,
+	       bool home_fresh = false, unsigned home = kNoMask)
 {
-	summary_pos_h(key_h(key), words, w, nib);
+	View &v = kv->v();
+	for (uint64_t probe = 0; probe < kv->g.buckets; probe++, b = b + 1 < kv->g.buckets ? b + 1 : 0) {
+		uint64_t off = kv->g.bucket(p, b);
+		if (kv->foreign(p) && (probe || !home_fresh))
+			v.invalidate(off, kLine, Point::inval_index);
+		unsigned m = probe || home == kNoMask ? tag_candidates(v.ptr(off), tag) : home;
+		if (bucket_has(v, off, m, tag, check, kv->g.slots))
+			return true;
+		if (!(v.ld32(off + kBucketCtl) & kBucketOverflow))
+			return false;
+	}
+	return false;
+}
+
+// A key's home bucket, tag and check (format.hpp, "Index"): the home
+// bucket from the index hash's high bits; tag and check are the two halves
+// of a bijection of it, so together they match only keys of the same
+// 64-bit hash.
+inline KeyPos pos_of(uint64_t h, uint64_t buckets)
+{
+	uint64_t t = fmix64(h ^ 0x5bd1e9955bd1e995ull);
+	return {uint64_t((unsigned __int128)h * buckets >> 64), uint32_t(t), uint32_t(t >> 32)};
+}
+
+// A key's summary word (from the high bits of check << 32 | tag) and its
+// counters (a mask of 1..3 of the 16, from the tag's low 12 bits).
+inline void summary_pos(const KeyPos &k, uint64_t words, uint64_t &w, uint16_t &nib)
+{
+	uint64_t t = uint64_t(k.check) << 32 | k.tag;
+	w = uint64_t((unsigned __int128)t * words >> 64);
+	nib = uint16_t(1u << (t & 15) | 1u << (t >> 4 & 15) | 1u << (t >> 8 & 15));
 }
 
 // Bit i set when counter i (bits 4i..4i+3) of @c is non-zero.
@@ -185,7 +228,7 @@ void summary_count(beluga_kvc *kv, const uint8_t *key, int d)
 	View &v = kv->v();
 	uint64_t w;
 	uint16_t nib;
-	summary_pos(key, kv->g.summary_words, w, nib);
+	summary_pos(pos_of(key_h(key), kv->g.buckets), kv->g.summary_words, w, nib);
 	uint64_t off = kv->g.summary_word(kv->host, w), c = v.ld(off), n;
 	do {
 		n = c;
@@ -262,17 +305,15 @@ inline uint64_t summary_row_hosts(const uint16_t *row, uint32_t hosts, uint32_t 
 	return mask;
 }
 
-// The hosts whose summary (our copy) holds the key of hash @h, ours too.
-uint64_t summary_hosts_h(beluga_kvc *kv, uint64_t h)
+// The hosts whose summary (our copy) holds @key, ours too.
+uint64_t summary_hosts(beluga_kvc *kv, const uint8_t *key)
 {
 	uint64_t w;
 	uint16_t nib;
-	summary_pos_h(h, kv->g.summary_words, w, nib);
+	summary_pos(pos_of(key_h(key), kv->g.buckets), kv->g.summary_words, w, nib);
 	const beluga_kvc::SumCopy &sc = *kv->sum;
 	return summary_row_hosts(sc.bits + w * sc.stride, uint32_t(kv->g.hosts), sc.stride, nib);
 }
-
-uint64_t summary_hosts(beluga_kvc *kv, const uint8_t *key) { return summary_hosts_h(kv, key_h(key)); }
 
 // The caller's keys [0, n): read in order, but a sequential prefetcher
 // starts only after a few misses.
@@ -285,25 +326,16 @@ inline void prefetch_keys(const uint8_t (*keys)[32], size_t n)
 		__builtin_prefetch(keys[n - 1] + 31);
 }
 
-inline void bucket_tag(uint64_t h, uint64_t buckets, uint64_t &b, uint32_t &tag)
-{
-	b = uint64_t((unsigned __int128)h * buckets >> 64);
-	tag = uint32_t(fmix64(h ^ 0x5bd1e9955bd1e995ull));
-}
-
 void set_overflow(View &v, uint64_t off)
 {
-	uint64_t c = v.ld(off + kBucketCtl);
-	while (!(c & kBucketOverflow) && !v.cas(off + kBucketCtl, c, c | kBucketOverflow)) {
+	uint32_t c = v.ld32(off + kBucketCtl);
+	while (!(c & kBucketOverflow) && !v.cas32(off + kBucketCtl, c, c | kBucketOverflow)) {
 	}
 }
 
 } // namespace
 
-void key_hash(const uint8_t key[32], uint64_t buckets, uint64_t &bucket, uint32_t &tag)
-{
-	bucket_tag(key_h(key), buckets, bucket, tag);
-}
+KeyPos key_pos(const uint8_t key[32], uint64_t buckets) { return pos_of(key_h(key), buckets); }
 
 bool read_desc(beluga_kvc *kv, uint32_t p, uint32_t slot, const uint8_t *key, Found &f, bool fresh)
 {
@@ -340,11 +372,10 @@ bool still_same(beluga_kvc *kv, const Found &f)
 
 bool lookup_host(beluga_kvc *kv, uint32_t p, const uint8_t key[32], Found &f)
 {
-	uint64_t slots = kv->g.slots, b;
-	uint32_t tag;
-	key_hash(key, kv->g.buckets, b, tag);
-	return walk_tag(kv, p, b, tag, [&](uint64_t val) {
-		return tag_match(val, tag, slots) && read_desc(kv, p, uint32_t(val) - 1, key, f);
+	uint64_t slots = kv->g.slots;
+	KeyPos k = key_pos(key, kv->g.buckets);
+	return walk_tag(kv, p, k.b, k.tag, [&](uint64_t val) {
+		return tag_match(val, k.tag, slots) && read_desc(kv, p, uint32_t(val) - 1, key, f);
 	});
 }
 
@@ -419,10 +450,8 @@ bool summary_sync(beluga_kvc *kv, bool invalidated)
 
 uint64_t lookup_begin(beluga_kvc *kv, bool deferred)
 {
-	if (kv->g.hosts == 1)
-		return 1;
-	if (!kv->g.summary_off)
-		return active_hosts(kv);
+	if (!kv->sum)
+		return 1; // one host
 	if (!deferred)
 		summary_sync(kv, false);
 	return ~0ull;
@@ -430,18 +459,13 @@ uint64_t lookup_begin(beluga_kvc *kv, bool deferred)
 
 bool lookup_any(beluga_kvc *kv, const uint8_t key[32], Found &f, uint64_t hosts)
 {
-	uint64_t own = 1ull << kv->host, mask;
-	if (kv->g.summary_off) { // ours too only if our summary holds the key
-		mask = (hosts ? hosts : lookup_begin(kv, false)) & summary_hosts(kv, key);
-		if ((mask & own) && lookup_host(kv, kv->host, key, f))
-			return true;
-	} else {
-		if (lookup_host(kv, kv->host, key, f))
-			return true;
-		if (kv->g.hosts == 1)
-			return false;
-		mask = hosts ? hosts : lookup_begin(kv, false);
-	}
+	if (!kv->sum) // one host
+		return lookup_host(kv, kv->host, key, f);
+	// Ours too only if our summary holds the key.
+	uint64_t own = 1ull << kv->host;
+	uint64_t mask = (hosts ? hosts : lookup_begin(kv, false)) & summary_hosts(kv, key);
+	if ((mask & own) && lookup_host(kv, kv->host, key, f))
+		return true;
 	mask &= ~own;
 	for (uint32_t h = 0; mask; h++, mask >>= 1)
 		if ((mask & 1) && lookup_host(kv, h, key, f))
@@ -449,8 +473,15 @@ bool lookup_any(beluga_kvc *kv, const uint8_t key[32], Found &f, uint64_t hosts)
 	return false;
 }
 
-void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t hosts, Pre *pre,
-		   bool first)
+namespace {
+
+// A window of a prefix lookup in a cache of several hosts: prepares up to
+// @n keys in @pre and returns how many; the last one prepared may be a key
+// no summary holds (the prefix ends there, unless our summary copy was
+// stale).  @first: the call's first window, which also invalidates the
+// other hosts' summary generations for lookup_prefix_hosts to read.
+size_t lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t hosts, Pre *pre,
+		     bool first)
 {
 	View &v = kv->v();
 	uint64_t lines[kWindowLines + BELUGA_KVC_MAX_HOSTS];
@@ -458,173 +489,131 @@ void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t
 	size_t nl = 0;
 	// The first window of a call also invalidates the other hosts'
 	// summary generations, with the same fence: the candidates below come
-	// from our copy as it was, and are recomputed if a generation moved.
-	bool sync = first && kv->sum;
-	if (sync)
+	// from our copy as it was; lookup_prefix_hosts reads the generations
+	// once a key misses, and looks again if one moved.
+	if (first)
 		for (uint32_t h = 0; h < kv->g.hosts; h++)
 			if (kv->foreign(h))
 				lines[nl++] = kv->g.summary(h, kSumGen);
-	size_t gens = nl;
 	// Invalidations are issued as early as their lines are known, without
 	// a fence each, so that most have completed when the one fence below
-	// waits for them.
-	v.invalidate_lines(lines, gens, Point::inval_sum_gen, false);
+	// waits for them; nothing of the other hosts' is prefetched before it
+	// (a prefetch in flight makes the fence wait too, and the line it
+	// brings is dropped).
+	v.invalidate_lines(lines, nl, Point::inval_sum_gen, false);
+	size_t gens = nl;
 	prefetch_keys(keys, n);
-	// Round 1: home buckets.  The other hosts' that may hold a key are
-	// invalidated (one fence for all), then prefetched; ours are prefetched
-	// after the fence.  Each key is hashed, and its row of the summary copy
-	// prefetched, kRowAhead keys before its candidates are read, so that
-	// the work stops soon after the first key no summary holds.
+	// Each key is hashed, and its row of the summary copy prefetched,
+	// kRowAhead keys before its candidate hosts are read, so that the work
+	// stops soon after the first key no summary holds.
 	constexpr size_t kRowAhead = 8;
 	auto hash_key = [&](size_t k) {
 		Pre &p = pre[k];
-		p.h = key_h(keys[k]);
-		bucket_tag(p.h, kv->g.buckets, p.b, p.tag);
-		if (kv->sum) {
-			uint64_t w;
-			uint16_t nib;
-			summary_pos_h(p.h, kv->g.summary_words, w, nib);
-			__builtin_prefetch(kv->sum->bits + w * kv->sum->stride);
-		} else {
-			__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, p.b)));
-		}
+		p.pos = pos_of(key_h(keys[k]), kv->g.buckets);
+		uint64_t w;
+		summary_pos(p.pos, kv->g.summary_words, w, p.nib);
+		p.row = kv->sum->bits + w * kv->sum->stride;
+		__builtin_prefetch(p.row);
 	};
 	size_t hashed = 0;
 	for (; hashed < n && hashed < kRowAhead; hashed++)
 		hash_key(hashed);
-	const size_t all = n;
 	for (size_t k = 0; k < n; k++) {
 		if (hashed < n)
 			hash_key(hashed++);
 		Pre &p = pre[k];
-		p.cand = hosts;
-		if (kv->sum)
-			p.cand &= summary_hosts_h(kv, p.h);
+		p.cand = hosts & summary_row_hosts(p.row, uint32_t(kv->g.hosts), kv->sum->stride, p.nib);
 		p.fresh = 0;
-		p.nd = 0;
+		size_t first_line = nl;
 		for (uint64_t m = p.cand & ~(1ull << kv->host); m && nl < kWindowLines + gens;
 		     m &= m - 1) {
-			lines[nl] = kv->g.bucket(__builtin_ctzll(m), p.b);
-			__builtin_prefetch(v.ptr(lines[nl++]));
+			lines[nl++] = kv->g.bucket(__builtin_ctzll(m), p.pos.b);
 			p.fresh |= m & -m;
 		}
+		v.invalidate_lines(lines + first_line, nl - first_line, Point::inval_index, false);
 		// No summary holds this key: the prefix ends here (unless a
-		// generation moved, below), so the keys after it need nothing.
+		// generation moved), so the keys after it need nothing.
 		if (!p.cand) {
 			n = k + 1;
 			break;
 		}
 	}
-	// Guess the descriptors from the buckets as we have them (perhaps
-	// stale: a guess only decides what to invalidate early), so that the
-	// descriptors usually share the buckets' fence.
-	auto add_descs = [&](Pre &p, uint32_t h) {
-		uint64_t off = kv->g.bucket(h, p.b);
-		for (unsigned m = tag_candidates(v.ptr(off), p.tag); m; m &= m - 1) {
-			uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
-			if (!tag_match(val, p.tag, kv->g.slots))
-				continue;
-			uint32_t slot = uint32_t(val) - 1;
-			bool known = false;
-			for (uint32_t i = 0; i < p.nd; i++)
-				known |= p.dh[i] == h && p.ds[i] == slot;
-			if (known || p.nd >= kPreDescs || nl >= kWindowLines + BELUGA_KVC_MAX_HOSTS)
-				continue;
-			p.dh[p.nd] = h;
-			p.ds[p.nd++] = slot;
-			lines[nl++] = kv->g.desc(h, slot);
-		}
-	};
-	// Each bucket is invalidated once its guesses are read, with them.
-	for (size_t k = 0, j = gens; k < n; k++)
-		for (uint64_t m = pre[k].fresh; m; m &= m - 1, j++) {
-			size_t first = nl;
-			add_descs(pre[k], uint32_t(__builtin_ctzll(m)));
-			v.invalidate_lines(lines + j, 1, Point::inval_index, false);
-			v.invalidate_lines(lines + first, nl - first, Point::inval_desc, false);
-		}
-	// Generations, buckets and guessed descriptors: one fence.
+	// Generations and home buckets: one fence.
 	if (nl)
 		v.fence();
-	// Prefetches in flight make the fence wait for them too: our own
-	// buckets only now.  The generations first: they are read first.
-	for (size_t i = 0; i < nl; i++)
+	// The generations (few, and read once a key misses), then the buckets
+	// in the order they are compared, ours among them.
+	for (size_t i = 0; i < gens; i++)
 		__builtin_prefetch(v.ptr(lines[i]));
-	if (kv->sum)
-		for (size_t k = 0; k < n; k++)
-			if (pre[k].cand >> kv->host & 1)
-				__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, pre[k].b)));
-	if (sync && summary_sync(kv, true))
-		for (size_t k = 0; k < all; k++) { // lookup_pre invalidates what is not fresh
-			if (k >= hashed)
-				hash_key(k);
-			pre[k].cand = hosts & summary_hosts_h(kv, pre[k].h);
-			if (k >= n)
-				pre[k].fresh = pre[k].nd = 0;
-		}
-	// Round 2: the descriptors the (now fresh) buckets name for the keys'
-	// tags: ours prefetched, other hosts' that were not guessed invalidated
-	// (a second fence only when a guess missed).
-	nl = 0;
-	for (size_t k = 0; k < n; k++) {
-		Pre &p = pre[k];
-		if (p.cand >> kv->host & 1) {
-			uint64_t off = kv->g.bucket(kv->host, p.b);
-			for (unsigned m = tag_candidates(v.ptr(off), p.tag); m; m &= m - 1) {
-				uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
-				if (tag_match(val, p.tag, kv->g.slots))
-					__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
-			}
-		}
-		for (uint64_t m = p.fresh; m; m &= m - 1)
-			add_descs(p, uint32_t(__builtin_ctzll(m)));
-	}
-	if (nl) {
-		v.invalidate_lines(lines, nl, Point::inval_desc);
-		for (size_t i = 0; i < nl; i++)
-			__builtin_prefetch(v.ptr(lines[i]));
-	}
+	for (size_t k = 0; k < n; k++)
+		for (uint64_t c = pre[k].cand; c; c &= c - 1)
+			__builtin_prefetch(v.ptr(kv->g.bucket(__builtin_ctzll(c), pre[k].pos.b)));
+	return n;
 }
 
-bool lookup_pre(beluga_kvc *kv, const uint8_t key[32], const Pre &p, Found &f)
+// Whether the key @p prepared is cached (its fresh home buckets are not
+// invalidated again).
+bool lookup_pre(beluga_kvc *kv, const Pre &p)
 {
-	uint64_t slots = kv->g.slots;
-	auto probe = [&](uint32_t h) {
-		return walk_tag(kv, h, p.b, p.tag, [&](uint64_t val) {
-			if (!tag_match(val, p.tag, slots))
-				return false;
-			uint32_t slot = uint32_t(val) - 1;
-			bool fresh = false;
-			for (uint32_t i = 0; i < p.nd; i++)
-				fresh |= p.dh[i] == h && p.ds[i] == slot;
-			return read_desc(kv, h, slot, key, f, fresh);
-		}, p.fresh >> h & 1);
-	};
-	if ((p.cand >> kv->host & 1) && probe(kv->host))
+	if ((p.cand >> kv->host & 1) && index_has(kv, kv->host, p.pos.b, p.pos.tag, p.pos.check))
 		return true;
-	for (uint64_t m = p.cand & ~(1ull << kv->host); m; m &= m - 1)
-		if (probe(uint32_t(__builtin_ctzll(m))))
+	for (uint64_t m = p.cand & ~(1ull << kv->host); m; m &= m - 1) {
+		uint32_t h = uint32_t(__builtin_ctzll(m));
+		if (index_has(kv, h, p.pos.b, p.pos.tag, p.pos.check, p.fresh >> h & 1))
 			return true;
+	}
 	return false;
+}
+
+} // namespace
+
+size_t lookup_prefix_hosts(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
+{
+	Pre pre[kWindow];
+	size_t i = 0;
+	bool synced = false;
+	while (i < n) {
+		size_t w = std::min(kWindow, n - i);
+		size_t m = lookup_window(kv, keys + i, w, ~0ull, pre, i == 0 && !synced);
+		size_t k = 0;
+		while (k < m && lookup_pre(kv, pre[k]))
+			k++;
+		i += k;
+		if (k == w)
+			continue;
+		// A miss: final only if our summary copy was current.  The first
+		// window invalidated the generations (and fetched them while the
+		// buckets were compared); if one moved, our copy is brought up
+		// to date and the lookup goes on from the missing key.
+		if (synced || !summary_sync(kv, true))
+			break;
+		synced = true;
+	}
+	return i;
 }
 
 int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
 {
 	View &v = kv->v();
-	uint64_t b;
-	uint32_t tag;
-	key_hash(key, kv->g.buckets, b, tag);
+	KeyPos k = key_pos(key, kv->g.buckets);
+	const uint32_t tag = k.tag;
 	uint64_t mine = entry(tag, slot), at = 0;
 	summary_count(kv, key, 1); // before the entry: other hosts must not skip us
 	for (uint64_t probe = 0; probe < kv->g.buckets && !at; probe++) {
-		uint64_t off = kv->g.bucket(kv->host, (b + probe) % kv->g.buckets);
+		uint64_t off = kv->g.bucket(kv->host, (k.b + probe) % kv->g.buckets);
 		for (unsigned e = 0; e < kBucketEntries && !at; e++) {
 			uint64_t val = v.ld(off + 8 * e);
-			if (free_entry(val, kv->g.slots) && v.cas(off + 8 * e, val, mine))
+			if (free_entry(val, kv->g.slots) && v.cas(off + 8 * e, val, mine)) {
+				// The entry is ours: its check word too.  Until it is
+				// written (or if we die first: slot_reclaim writes it),
+				// lookups miss the key; nothing else reads it.
 				at = off + 8 * e;
+				hook(kHookIndexed, 1);
+				v.st32(check_off(off, e), k.check);
+			}
 		}
 		if (!at) { // full: keys homed here may now live further on
-			if (v.ld(off + kBucketCtl) & kBucketOverflow)
+			if (v.ld32(off + kBucketCtl) & kBucketOverflow)
 				continue;
 			set_overflow(v, off);
 		}
@@ -659,7 +648,14 @@ int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx)
 {
 	View &v = kv->v();
 	int n = 0;
+	uint64_t gone = kEntryEmpty; // the entry removed, to drop copies of it (damage)
 	walk(kv, kv->host, key, [&](uint64_t off, uint64_t val, uint32_t tag) {
+		if (gone != kEntryEmpty && val == gone) {
+			uint64_t expect = val;
+			if (v.cas(off, expect, kEntryEmpty))
+				v.flush(off / kLine * kLine, kLine, Point::index_publish);
+			return false;
+		}
 		Found f;
 		uint32_t slot = uint32_t(val) - 1;
 		if (!tag_match(val, tag, kv->g.slots) || !read_desc(kv, kv->host, slot, key, f))
@@ -674,6 +670,7 @@ int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx)
 			v.flush(off / kLine * kLine, kLine, Point::index_publish);
 			summary_count(kv, key, -1);
 			n++;
+			gone = val;
 			hook(kHookRemoving, 1);
 		}
 		slot_retire(kv, slot);
@@ -685,56 +682,29 @@ int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx)
 
 size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 {
-	// Three stages, each a fixed number of keys ahead of the comparison:
-	// hash the key and prefetch its home bucket (kBucketAhead), read the
-	// bucket and prefetch the descriptors it names for the key's tag
-	// (kDescAhead), compare.  The keys' misses overlap, and a miss stops
-	// the work at most kBucketAhead keys later.
-	constexpr size_t kBucketAhead = 16, kDescAhead = 8, kRing = 32;
-	static_assert(kRing >= kBucketAhead && (kRing & (kRing - 1)) == 0);
-	struct Ahead {
-		uint64_t b;
-		uint32_t tag;
-		unsigned home; // the home bucket's tag_candidates()
-	} ring[kRing];
-	View &v = kv->v();
-	const uint64_t slots = kv->g.slots;
+	// Two stages, each a fixed number of keys ahead of the comparison:
+	// hash the key and prefetch its home bucket (kAhead keys ahead), then
+	// compare its tag and check with the bucket's.  The keys' misses
+	// overlap, and a miss stops the work at most kAhead keys later.
+	constexpr size_t kAhead = 16, kRing = 32;
+	static_assert(kRing >= kAhead && (kRing & (kRing - 1)) == 0);
+	KeyPos ring[kRing];
+	const uint64_t buckets = kv->g.buckets;
 	auto hash_ahead = [&](size_t j) {
-		Ahead &a = ring[j % kRing];
 		if (j + kRing < n && (j + kRing) % 2 == 0) // the caller's keys: two a line
 			__builtin_prefetch(keys[j + kRing]);
-		bucket_tag(key_h(keys[j]), kv->g.buckets, a.b, a.tag);
-		__builtin_prefetch(v.ptr(kv->g.bucket(kv->host, a.b)));
+		ring[j % kRing] = pos_of(key_h(keys[j]), buckets);
+		__builtin_prefetch(kv->v().ptr(kv->g.bucket(kv->host, ring[j % kRing].b)));
 	};
-	auto descs_ahead = [&](size_t j) {
-		Ahead &a = ring[j % kRing];
-		uint64_t off = kv->g.bucket(kv->host, a.b);
-		a.home = tag_candidates(v.ptr(off), a.tag);
-		for (unsigned m = a.home; m; m &= m - 1) {
-			uint64_t val = v.ld(off + 8 * __builtin_ctz(m));
-			if (tag_match(val, a.tag, slots))
-				__builtin_prefetch(v.ptr(kv->g.desc(kv->host, uint32_t(val) - 1)));
-		}
-	};
-	auto find = [&](const Ahead &a, const uint8_t *key) {
-		Found f;
-		return walk_tag(kv, kv->host, a.b, a.tag, [&](uint64_t val) {
-			return tag_match(val, a.tag, slots) &&
-			       read_desc(kv, kv->host, uint32_t(val) - 1, key, f);
-		}, false, a.home);
-	};
-	size_t hashed = 0, described = 0, i = 0;
+	size_t hashed = 0, i = 0;
 	prefetch_keys(keys, std::min(n, kRing));
-	for (; hashed < n && hashed < kBucketAhead; hashed++)
+	for (; hashed < n && hashed < kAhead; hashed++)
 		hash_ahead(hashed);
-	for (; described < n && described < kDescAhead; described++)
-		descs_ahead(described);
 	for (; i < n; i++) {
 		if (hashed < n)
 			hash_ahead(hashed++);
-		if (described < n)
-			descs_ahead(described++);
-		if (!find(ring[i % kRing], keys[i]))
+		const KeyPos &k = ring[i % kRing];
+		if (!index_has(kv, kv->host, k.b, k.tag, k.check))
 			break;
 	}
 	return i;
@@ -760,6 +730,23 @@ bool index_points_to(beluga_kvc *kv, uint32_t p, const uint8_t key[32], uint32_t
 	uint64_t want = slot + 1ull;
 	return walk(kv, p, key, [&](uint64_t, uint64_t val, uint32_t tag) {
 		return val != kEntryEmpty && uint32_t(val >> 32) == tag && (val & 0xffffffff) == want;
+	});
+}
+
+bool index_adopt(beluga_kvc *kv, const uint8_t key[32], uint32_t slot)
+{
+	View &v = kv->v();
+	KeyPos k = key_pos(key, kv->g.buckets);
+	uint64_t want = slot + 1ull;
+	return walk(kv, kv->host, key, [&](uint64_t off, uint64_t val, uint32_t tag) {
+		if (val == kEntryEmpty || uint32_t(val >> 32) != tag || (val & 0xffffffff) != want)
+			return false;
+		uint64_t line = off / kLine * kLine, c = check_off(line, unsigned(off - line) / 8);
+		if (v.ld32(c) != k.check) {
+			v.st32(c, k.check);
+			v.flush(line, kLine, Point::index_publish);
+		}
+		return true;
 	});
 }
 

@@ -26,7 +26,7 @@ struct Geo {
 	uint64_t index_off = 0, desc_off = 0, data_off = 0;
 	uint64_t session_off = 0, session_bytes = 0, pins_off = 0;
 	uint64_t access_off = 0, access_bytes = 0;
-	uint64_t summary_off = 0, summary_words = 0; // 0: no summaries (format 2.0, one host)
+	uint64_t summary_off = 0, summary_words = 0; // 0: no summaries (one host)
 
 	uint64_t host(uint64_t h) const { return host_off + h * host_bytes; }
 	uint64_t stat(uint64_t h, unsigned i) const { return host(h) + kHostStats + 8 * i; }
@@ -77,6 +77,7 @@ enum HookEvent {
 	kHookFormatHalf,   // format: the superblock is written, the ready word not yet
 	kHookFormatted,	   // format: done (count: 1)
 	kHookRemoving,	   // a removal dropped the index entry; the slot is not yet retired
+	kHookIndexed,	   // an insertion's entry is in place; its check word is not yet written
 };
 using HookFn = void (*)(int event, int count);
 extern HookFn g_hook;
@@ -241,7 +242,12 @@ void pin_drop(beluga_kvc *kv, uint32_t idx);
 bool local_alive(beluga_kvc *kv, uint64_t lock, uint64_t boot, uint64_t start);
 
 // index.cpp
-void key_hash(const uint8_t key[32], uint64_t buckets, uint64_t &bucket, uint32_t &tag);
+// A key's home bucket, tag and check word (format.hpp, "Index").
+struct KeyPos {
+	uint64_t b;
+	uint32_t tag, check;
+};
+KeyPos key_pos(const uint8_t key[32], uint64_t buckets);
 // @fresh: another host's descriptor already invalidated in this call.
 bool read_desc(beluga_kvc *kv, uint32_t p, uint32_t slot, const uint8_t *key, Found &f,
 	       bool fresh = false);
@@ -255,6 +261,9 @@ int index_insert(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 // Remove every entry for @key in our partition; returns how many.
 int index_remove(beluga_kvc *kv, const uint8_t key[32], uint32_t resv_idx);
 bool index_points_to(beluga_kvc *kv, uint32_t p, const uint8_t key[32], uint32_t slot);
+// Whether our partition's index names @slot for @key; if it does, its check
+// word is made right (a writer killed between the entry and its check).
+bool index_adopt(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 // A prefix lookup in a cache of one host (no other partition, nothing to
 // invalidate): how many leading keys are cached, software-pipelined.
 size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n);
@@ -266,30 +275,24 @@ uint64_t active_hosts(beluga_kvc *kv); // bit mask
 // @deferred: the first lookup_window of the call brings the summaries up
 // to date (with its first fence).
 uint64_t lookup_begin(beluga_kvc *kv, bool deferred);
-// A window of a prefix lookup: up to kWindow keys whose lines are fetched
-// together.  lookup_window computes each key's hash and the hosts to probe
-// (summaries), invalidates the other hosts' home buckets and the
-// descriptors they seem to name (read before invalidating: a guess) with
-// one fence (each issued as soon as it is known, so that the fence finds
-// most of them done), prefetches them, and invalidates with a second fence
-// only the descriptors the fresh buckets name that were not guessed.  It
-// stops at the first key that no summary holds (the prefix ends there
-// unless a summary generation moved, which it reads in the same call and
-// then prepares the keys after it to be looked up in full); lookup_pre
-// then looks one key up without invalidating those lines again (they were
-// invalidated after the call began).
+// A prefix lookup in a cache of several hosts: how many leading keys are
+// cached.  A window of up to kWindow keys at a time: each key's hash and
+// the hosts to probe (our copy of their summaries); those hosts' home
+// buckets invalidated with one fence (each issued as soon as it is known,
+// so that the fence finds most of them done), then fetched together and
+// compared.  A window stops at the first key that no summary holds.  The
+// other hosts' summary generations are invalidated under the first
+// window's fence and read once a key misses: if one moved, our copy is
+// brought up to date and the lookup goes on from that key.
 constexpr size_t kWindow = 32;
-constexpr size_t kWindowLines = 256; // other hosts' lines invalidated per round
-constexpr unsigned kPreDescs = 6;
+constexpr size_t kWindowLines = 256; // other hosts' lines invalidated per window
 struct Pre {
-	uint64_t h, b;
-	uint32_t tag, nd;
+	KeyPos pos;
 	uint64_t cand, fresh; // hosts to probe; hosts whose home bucket is fresh
-	uint32_t dh[kPreDescs], ds[kPreDescs];
+	const uint16_t *row;  // the key's row of our summary copy
+	uint16_t nib;	      // and its counters
 };
-void lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64_t hosts, Pre *pre,
-		   bool first);
-bool lookup_pre(beluga_kvc *kv, const uint8_t key[32], const Pre &p, Found &f);
+size_t lookup_prefix_hosts(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n);
 // Allocate the handle's copy of the other hosts' summaries (attach); -ENOMEM.
 int summary_init(beluga_kvc *kv);
 

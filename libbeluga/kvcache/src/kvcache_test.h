@@ -23,6 +23,7 @@ enum Event {
 	format_half, // beluga_kvc_format: superblock written, ready word not yet
 	formatted,   // beluga_kvc_format: done
 	removing,    // beluga_kvc_remove: the index entry is gone, the slot not yet retired
+	indexed,     // put: the index entry is in place, its check word not yet written
 };
 // Called (from any thread) at those events with a count; NULL to stop.
 void set_hook(void (*fn)(int event, int count));

@@ -20,15 +20,17 @@ uint64_t summary_bytes(uint64_t slots) { return align_up(kSumWords + 8 * summary
 
 uint64_t part_need(uint64_t slots, uint64_t stride, bool summary)
 {
-	uint64_t buckets = (slots + 3) / 4;
-	return align_up(buckets * kLine, kPage) + align_up(slots * kLine, kPage) +
+	return align_up(buckets_for(slots) * kLine, kPage) + align_up(slots * kLine, kPage) +
 	       (summary ? summary_bytes(slots) : 0) + slots * stride;
 }
 
-// Most slots a partition of @bytes holds.
+// Most slots a partition of @bytes holds: from the bytes a slot costs
+// (payload stride, descriptor line, 2/5 of a bucket line, a summary word),
+// then down past the page roundings.
 uint64_t slots_for(uint64_t bytes, uint64_t stride, bool summary)
 {
-	uint64_t n = bytes / (stride + (summary ? 88 : 80));
+	uint64_t fifths = 5 * (stride + kLine + (summary ? 8 : 0)) + 2 * kLine;
+	uint64_t n = uint64_t((unsigned __int128)bytes * 5 / fifths);
 	while (n && part_need(n, stride, summary) > bytes)
 		n--;
 	return n;
@@ -77,7 +79,7 @@ int compute_geometry(uint64_t size, const beluga_kvc_config &c, uint64_t payload
 	if (g.slots > 0x7fffffffull)
 		g.slots = 0x7fffffffull;
 	g.part_off = kHeaderBytes + g.hosts * g.host_bytes;
-	g.buckets = (g.slots + 3) / 4;
+	g.buckets = buckets_for(g.slots);
 	g.index_off = 0;
 	g.desc_off = align_up(g.buckets * kLine, kPage);
 	g.data_off = g.desc_off + align_up(g.slots * kLine, kPage);

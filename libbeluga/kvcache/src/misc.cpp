@@ -43,22 +43,7 @@ long lookup_prefix(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 		// through a pipeline that keeps a few misses in flight.
 		i = lookup_prefix_own(kv, keys, n);
 	} else {
-		// Other hosts' lines need an invalidation and a fence first: fetch
-		// them a window of keys at a time (lookup_window), so that the
-		// misses overlap and one fence serves a window of 32 keys.
-		uint64_t hosts = lookup_begin(kv, true);
-		Pre pre[kWindow];
-		for (bool miss = false; i < n && !miss;) {
-			size_t w = std::min(kWindow, n - i);
-			lookup_window(kv, keys + i, w, hosts, pre, i == 0);
-			for (size_t k = 0; k < w && !miss; k++) {
-				Found f;
-				if (lookup_pre(kv, keys[i], pre[k], f))
-					i++;
-				else
-					miss = true;
-			}
-		}
+		i = lookup_prefix_hosts(kv, keys, n);
 	}
 	kv->stat(kStLookups, 1);
 	kv->stat(kStLookupKeys, i < n ? i + 1 : n);

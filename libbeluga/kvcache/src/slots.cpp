@@ -234,7 +234,7 @@ void slot_reclaim(beluga_kvc *kv, uint32_t slot, uint32_t session, uint32_t inc)
 		// index has it, else nobody can reach it.
 		uint8_t key[32];
 		std::memcpy(key, v.ptr(d + kDescKey), 32);
-		bool indexed = index_points_to(kv, kv->host, key, slot);
+		bool indexed = index_adopt(kv, key, slot);
 		if (v.cas(d + kDescOwn, own, own_word(indexed ? kPublished : kRetired, 0, 0)) &&
 		    !indexed) {
 			kv->stat(kStReservationsReclaimed, 1);

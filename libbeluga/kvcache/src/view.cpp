@@ -23,6 +23,20 @@ namespace {
 
 #if defined(__x86_64__)
 __attribute__((target("clflushopt"))) void clflushopt_line(const void *p) { _mm_clflushopt(const_cast<void *>(p)); }
+
+// The lines at @mem + @offs[0..n) (offsets within a line are ignored), in
+// one loop: lookups invalidate a line or a few per key.
+__attribute__((target("clflushopt"))) void clflushopt_lines(uint8_t *mem, const uint64_t *offs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		_mm_clflushopt(mem + offs[i] / 64 * 64);
+}
+
+bool have_clflushopt()
+{
+	static const bool opt = bcpu_features()->clflushopt;
+	return opt;
+}
 #endif
 
 // Invalidate one line without a fence of its own: clflushopt is weakly
@@ -32,8 +46,7 @@ __attribute__((target("clflushopt"))) void clflushopt_line(const void *p) { _mm_
 void flush_line_nofence(const uint8_t *p)
 {
 #if defined(__x86_64__)
-	static const bool opt = bcpu_features()->clflushopt;
-	if (opt) {
+	if (have_clflushopt()) {
 		clflushopt_line(p);
 		return;
 	}
@@ -259,6 +272,14 @@ void View::invalidate_lines(const uint64_t *offs, size_t n, Point p, bool fence)
 {
 	if (!n || omitted(p))
 		return;
+#if defined(__x86_64__)
+	if (mode_ == noncoherent && have_clflushopt()) {
+		clflushopt_lines(mem_, offs, n);
+		if (fence)
+			bcpu_fence_full();
+		return;
+	}
+#endif
 	for (size_t i = 0; i < n; i++) {
 		uint64_t l = offs[i] / 64;
 		if (mode_ == noncoherent)

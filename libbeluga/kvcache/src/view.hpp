@@ -97,6 +97,15 @@ public:
 			dirty(off, 8);
 		return ok;
 	}
+	bool cas32(uint64_t off, uint32_t &expected, uint32_t desired)
+	{
+		bool ok = __atomic_compare_exchange_n(reinterpret_cast<uint32_t *>(base_ + off),
+						      &expected, desired, false, __ATOMIC_SEQ_CST,
+						      __ATOMIC_SEQ_CST);
+		if (ok)
+			dirty(off, 4);
+		return ok;
+	}
 	uint64_t add(uint64_t off, uint64_t v)
 	{
 		uint64_t old = __atomic_fetch_add(reinterpret_cast<uint64_t *>(base_ + off), v,

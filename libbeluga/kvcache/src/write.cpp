@@ -60,6 +60,10 @@ bool write_exists(beluga_kvc *kv, const uint8_t key[32])
 	Found f;
 	if (!lookup_any(kv, key, f))
 		return false;
+	// Ours: a damaged check word would hide it from prefix lookups for
+	// good (the engine would compute and store it again and again).
+	if (f.host == kv->host)
+		index_adopt(kv, key, f.slot);
 	kv->stat(kStPutExists, 1);
 	return true;
 }

@@ -55,8 +55,8 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define BELUGA_KVC_KEY_BYTES		32
-#define BELUGA_KVC_FORMAT_MAJOR		2	/* on-media format version */
-#define BELUGA_KVC_FORMAT_MINOR		1
+#define BELUGA_KVC_FORMAT_MAJOR		3	/* on-media format version */
+#define BELUGA_KVC_FORMAT_MINOR		0
 #define BELUGA_KVC_MAX_HOSTS		64
 
 /* Error codes (returned negated), above libbeluga's (1001..1099). */
