@@ -599,7 +599,7 @@ TEST_P(Header, DamageRefusesToAttachAndNamesTheField)
 	expect(BELUGA_KVC_EFORMAT, "damaged header");
 	forge<uint64_t>(offsetof(bkv::Super, payload_bytes), 0);
 	expect(BELUGA_KVC_EFORMAT, "payload_bytes");
-	// Summaries (format 2.1) only in caches of several hosts, and words
+	// Summaries only in caches of several hosts, and words
 	// only with a summary.
 	forge<uint64_t>(offsetof(bkv::Super, summary_off), 4096);
 	expect(BELUGA_KVC_EFORMAT, "summary_off");

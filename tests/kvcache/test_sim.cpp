@@ -290,7 +290,7 @@ INSTANTIATE_TEST_SUITE_P(Points, Omit,
 					   Omission{"inval_index", false}, Omission{"inval_desc", false},
 					   Omission{"inval_payload", false}, Omission{"pin_flush", true},
 					   Omission{"inval_pins", true},
-					   // The summaries (format 2.1): B would skip A's partition.
+					   // The summaries: B would skip A's partition.
 					   Omission{"summary_flush", false}, Omission{"summary_seg", false},
 					   Omission{"summary_gen", false}, Omission{"inval_sum_gen", false},
 					   Omission{"inval_sum_seg", false},

@@ -12,7 +12,7 @@
 // lock is taken: only processes of the owning host modify a table, with
 // compare-and-swap on its words; other hosts read it.
 //
-// Caches of several hosts (format 2.1) keep a summary beside each index: a
+// Caches of several hosts keep a summary beside each index: a
 // counting filter of the keys in it (three 4-bit counters in one word per
 // key), maintained by the owning host under the single-writer rule.  A
 // lookup probes its own index, then only the other hosts whose summary

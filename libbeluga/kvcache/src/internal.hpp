@@ -151,7 +151,7 @@ struct beluga_kvc {
 	bkv::Copier copier;
 
 	// This handle's copy of the other hosts' summaries (index.cpp; caches
-	// of several hosts, format 2.1): for counter word w of host h, bit i of
+	// of several hosts): for counter word w of host h, bit i of
 	// bits[w * stride + h] is set when counter i is non-zero, so one line
 	// holds a key's bits for every host (stride: hosts, rounded up to a
 	// multiple of 8 from 8 hosts on, so that a key's row is whole 16-byte

@@ -62,11 +62,5 @@ uint8_t *shared_ptr(beluga_kvc *kv, uint64_t off);
 uint8_t *view_ptr(beluga_kvc *kv, uint64_t off);
 // Offset of a slot's payload in partition @host.
 uint64_t payload_offset(beluga_kvc *kv, uint32_t host, uint32_t slot);
-// Whether host @host's @slot still holds the block of generation @gen, as
-// the region holds its descriptor (what other hosts read next): published,
-// or being considered by an evictor (@evicting), which must then see any
-// pin on it and put it back.  What a pin guarantees; lookups, gets and pins
-// miss a block while an evictor considers it.
-bool slot_holds(beluga_kvc *kv, uint32_t host, uint32_t slot, uint64_t gen, bool *evicting);
 
 } // namespace bkv::test

@@ -72,17 +72,4 @@ uint64_t payload_offset(beluga_kvc *kv, uint32_t host, uint32_t slot)
 	return kv->g.data(host, slot);
 }
 
-bool slot_holds(beluga_kvc *kv, uint32_t host, uint32_t slot, uint64_t gen, bool *evicting)
-{
-	auto word = [&](uint64_t off) {
-		return __atomic_load_n(reinterpret_cast<const uint64_t *>(kv->v().shared(off)),
-				       __ATOMIC_ACQUIRE);
-	};
-	uint64_t d = kv->g.desc(host, slot);
-	uint64_t own = word(d + kDescOwn);
-	uint64_t state = own_state(own);
-	*evicting = state == kEvicting;
-	return (state == kPublished || state == kEvicting) && word(d + kDescGen) == gen;
-}
-
 } // namespace bkv::test

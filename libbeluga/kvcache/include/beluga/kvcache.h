@@ -418,7 +418,11 @@ BELUGA_KVC_API long beluga_kvc_get_batch(struct beluga_kvc *kv,
 
 /*
  * beluga_kvc_lookup_prefix - how many leading keys of @keys are cached (by
- * any host), without taking a lock or writing anything shared.
+ * any host), without taking a lock or writing anything shared.  Answers
+ * from the index alone: a key matches an entry with its 64-bit index hash
+ * (tag and check word), and the block is not read, so a get may still miss
+ * a key reported here (evicted or removed meanwhile, a damaged block, or a
+ * 2^-64 hash match); gets and pins compare the whole key.
  * Returns 0..@n, or -EINVAL.
  */
 BELUGA_KVC_API long beluga_kvc_lookup_prefix(struct beluga_kvc *kv,
