@@ -270,11 +270,6 @@ size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n);
 // Remove the entry of @key that names @slot from our partition (eviction).
 void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 uint64_t active_hosts(beluga_kvc *kv); // bit mask
-// Before the lookups of one call: the hosts to pass to lookup_any (with
-// summaries, after bringing this handle's copy of them up to date).
-// @deferred: the first lookup_window of the call brings the summaries up
-// to date (with its first fence).
-uint64_t lookup_begin(beluga_kvc *kv, bool deferred);
 // A prefix lookup in a cache of several hosts: how many leading keys are
 // cached.  A window of up to kWindow keys at a time: each key's hash and
 // the hosts to probe (our copy of their summaries); those hosts' home
