@@ -420,13 +420,14 @@ int summary_init(beluga_kvc *kv)
 // whether any copy changed.
 bool summary_sync(beluga_kvc *kv, bool invalidated)
 {
-	uint64_t lines[BELUGA_KVC_MAX_HOSTS];
-	uint32_t n = 0;
-	for (uint32_t h = 0; h < kv->g.hosts; h++)
-		if (kv->foreign(h))
-			lines[n++] = kv->g.summary(h, kSumGen);
-	if (!invalidated)
+	if (!invalidated) {
+		uint64_t lines[BELUGA_KVC_MAX_HOSTS];
+		uint32_t n = 0;
+		for (uint32_t h = 0; h < kv->g.hosts; h++)
+			if (kv->foreign(h))
+				lines[n++] = kv->g.summary(h, kSumGen);
 		kv->v().invalidate_lines(lines, n, Point::inval_sum_gen);
+	}
 	bool changed = false;
 	for (uint32_t h = 0; h < kv->g.hosts; h++) {
 		// A host that never stored anything has generation 0, as our copy
@@ -472,6 +473,17 @@ bool lookup_any(beluga_kvc *kv, const uint8_t key[32], Found &f, uint64_t hosts)
 }
 
 namespace {
+
+// Bring the home buckets of the hosts @p names into our cache (ours among
+// them), kFetchAhead keys before they are compared: issued all at once
+// after the fence, the prefetches of a window wait for one another (about
+// 7 % slower, measured on the 8-host benchmark).
+constexpr size_t kFetchAhead = 12;
+inline void fetch_buckets(beluga_kvc *kv, const Pre &p)
+{
+	for (uint64_t c = p.cand; c; c &= c - 1)
+		__builtin_prefetch(kv->v().ptr(kv->g.bucket(__builtin_ctzll(c), p.pos.b)));
+}
 
 // A window of a prefix lookup in a cache of several hosts: prepares up to
 // @n keys in @pre and returns how many; the last one prepared may be a key
@@ -540,12 +552,12 @@ size_t lookup_window(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n, uint64
 	if (nl && v.mode() != View::coherent)
 		v.fence();
 	// The generations (few, and read once a key misses), then the buckets
-	// in the order they are compared, ours among them.
+	// of the first keys (lookup_prefix_hosts fetches the others ahead of
+	// their comparison).
 	for (size_t i = 0; i < gens; i++)
 		__builtin_prefetch(v.ptr(lines[i]));
-	for (size_t k = 0; k < n; k++)
-		for (uint64_t c = pre[k].cand; c; c &= c - 1)
-			__builtin_prefetch(v.ptr(kv->g.bucket(__builtin_ctzll(c), pre[k].pos.b)));
+	for (size_t k = 0; k < n && k < kFetchAhead; k++)
+		fetch_buckets(kv, pre[k]);
 	return n;
 }
 
@@ -574,8 +586,12 @@ size_t lookup_prefix_hosts(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n)
 		size_t w = std::min(kWindow, n - i);
 		size_t m = lookup_window(kv, keys + i, w, ~0ull, pre, i == 0 && !synced);
 		size_t k = 0;
-		while (k < m && lookup_pre(kv, pre[k]))
-			k++;
+		for (; k < m; k++) {
+			if (k + kFetchAhead < m)
+				fetch_buckets(kv, pre[k + kFetchAhead]);
+			if (!lookup_pre(kv, pre[k]))
+				break;
+		}
 		i += k;
 		if (k == w)
 			continue;
