@@ -474,6 +474,17 @@ bool lookup_any(beluga_kvc *kv, const uint8_t key[32], Found &f, uint64_t hosts)
 
 namespace {
 
+// A window of a prefix lookup of several hosts: kWindow keys at most, and
+// what it keeps for each key.
+constexpr size_t kWindow = 32;
+constexpr size_t kWindowLines = 256; // other hosts' lines invalidated per window
+struct Pre {
+	KeyPos pos;
+	uint64_t cand, fresh; // hosts to probe; hosts whose home bucket is fresh
+	const uint16_t *row;  // the key's row of our summary copy
+	uint16_t nib;	      // and its counters
+};
+
 // Bring the home buckets of the hosts @p names into our cache (ours among
 // them), kFetchAhead keys before they are compared: issued all at once
 // after the fence, the prefetches of a window wait for one another (about

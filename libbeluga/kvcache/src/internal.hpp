@@ -271,22 +271,14 @@ size_t lookup_prefix_own(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n);
 void index_drop(beluga_kvc *kv, const uint8_t key[32], uint32_t slot);
 uint64_t active_hosts(beluga_kvc *kv); // bit mask
 // A prefix lookup in a cache of several hosts: how many leading keys are
-// cached.  A window of up to kWindow keys at a time: each key's hash and
-// the hosts to probe (our copy of their summaries); those hosts' home
-// buckets invalidated with one fence (each issued as soon as it is known,
-// so that the fence finds most of them done), then fetched together and
-// compared.  A window stops at the first key that no summary holds.  The
-// other hosts' summary generations are invalidated under the first
-// window's fence and read once a key misses: if one moved, our copy is
-// brought up to date and the lookup goes on from that key.
-constexpr size_t kWindow = 32;
-constexpr size_t kWindowLines = 256; // other hosts' lines invalidated per window
-struct Pre {
-	KeyPos pos;
-	uint64_t cand, fresh; // hosts to probe; hosts whose home bucket is fresh
-	const uint16_t *row;  // the key's row of our summary copy
-	uint16_t nib;	      // and its counters
-};
+// cached.  A window of up to 32 keys at a time: each key's hash and the
+// hosts to probe (our copy of their summaries); those hosts' home buckets
+// invalidated with one fence (each issued as soon as it is known, so that
+// the fence finds most of them done), then fetched a few keys ahead of
+// their comparison.  A window stops at the first key that no summary
+// holds.  The other hosts' summary generations are invalidated under the
+// first window's fence and read once a key misses: if one moved, our copy
+// is brought up to date and the lookup goes on from that key.
 size_t lookup_prefix_hosts(beluga_kvc *kv, const uint8_t (*keys)[32], size_t n);
 // Allocate the handle's copy of the other hosts' summaries (attach); -ENOMEM.
 int summary_init(beluga_kvc *kv);
