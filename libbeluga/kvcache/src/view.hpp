@@ -90,21 +90,11 @@ public:
 	}
 	bool cas(uint64_t off, uint64_t &expected, uint64_t desired)
 	{
-		bool ok = __atomic_compare_exchange_n(reinterpret_cast<uint64_t *>(base_ + off),
-						      &expected, desired, false, __ATOMIC_SEQ_CST,
-						      __ATOMIC_SEQ_CST);
-		if (ok)
-			dirty(off, 8);
-		return ok;
+		return cas_word(off, expected, desired);
 	}
 	bool cas32(uint64_t off, uint32_t &expected, uint32_t desired)
 	{
-		bool ok = __atomic_compare_exchange_n(reinterpret_cast<uint32_t *>(base_ + off),
-						      &expected, desired, false, __ATOMIC_SEQ_CST,
-						      __ATOMIC_SEQ_CST);
-		if (ok)
-			dirty(off, 4);
-		return ok;
+		return cas_word(off, expected, desired);
 	}
 	uint64_t add(uint64_t off, uint64_t v)
 	{
@@ -144,6 +134,14 @@ public:
 	uint64_t violations() const;
 
 private:
+	template <typename T> bool cas_word(uint64_t off, T &expected, T desired)
+	{
+		bool ok = __atomic_compare_exchange_n(reinterpret_cast<T *>(base_ + off), &expected,
+						      desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		if (ok)
+			dirty(off, sizeof(T));
+		return ok;
+	}
 	struct Sim;
 	void sim_mark(uint64_t off, uint64_t len);
 	void sim_writeback(uint64_t line);
